@@ -1,0 +1,207 @@
+"""Configure and build a kernel with Kbuild, reproducibly, in warm trees.
+
+This is the program that runs inside the Pants processes (`python3 -m
+kernel_rules.domain.kbuild configure|build ...`). It uses only the standard library, plus
+kconfiglib when a configuration check fails and must be explained.
+
+Reproducibility: `KBUILD_BUILD_TIMESTAMP/USER/HOST/VERSION` are pinned and the absolute paths of
+the source and of the output tree are mapped to `/kernel/src` and `/kernel/obj` in everything the
+compiler and assembler emit (`-ffile-prefix-map`, which covers DWARF, `__FILE__` and the build-id
+that hashes both), so a cold build, a warm incremental build and a build in another warm tree give
+byte-identical bzImage and vmlinux.
+
+Exit codes: 0 success; 3 a configuration check failed (report on stdout); 2 usage or input
+error; anything else is Kbuild's own failure (its output tail is on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Sequence, Tuple
+
+from kernel_rules.domain import config_check
+from kernel_rules.domain.fragments import FragmentError, merge_requests, parse_config
+from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
+
+BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 1970"
+PINNED_ENV = {
+    "KBUILD_BUILD_TIMESTAMP": BUILD_TIMESTAMP,
+    "KBUILD_BUILD_USER": "kernel_rules",
+    "KBUILD_BUILD_HOST": "kernel_rules",
+    "KBUILD_BUILD_VERSION": "1",
+    "SOURCE_DATE_EPOCH": "0",
+    "LC_ALL": "C",
+    "TZ": "UTC",
+}
+CONFIG_TARGETS = ("tinyconfig", "allnoconfig", "defconfig", "allyesconfig", "allmodconfig",
+                  "alldefconfig", "x86_64_defconfig", "i386_defconfig")
+_COMPILED = re.compile(r"^\s+(?:CC|AS)(?: \[M\])?\s+(\S+\.o)\s*$")
+
+
+def make_argv(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) -> List[str]:
+    """The `make` command line for `targets` in `tree`, with paths mapped out of the outputs."""
+    maps = f"-ffile-prefix-map={src}=/kernel/src -ffile-prefix-map={tree}=/kernel/obj"
+    return ["make", "--no-print-directory", "-C", src,
+            f"O={tree}", f"ARCH={arch}", f"-j{jobs}", f"KCFLAGS={maps}", f"KAFLAGS={maps}",
+            *targets]
+
+
+def run_make(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) -> List[str]:
+    """Run make; return the objects Kbuild reported compiling. Raises CalledProcessError."""
+    env = {**os.environ, **PINNED_ENV}
+    proc = subprocess.Popen(make_argv(src, tree, arch, jobs, targets), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    compiled, tail = [], []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = _COMPILED.match(line)
+        if m:
+            compiled.append(m.group(1))
+        tail = (tail + [line.rstrip("\n")])[-60:]
+    if proc.wait() != 0:
+        print("\n".join(tail), file=sys.stderr)
+        raise subprocess.CalledProcessError(proc.returncode, "make " + " ".join(targets))
+    return compiled
+
+
+def _write_config(tree: str, text: str) -> None:
+    path = os.path.join(tree, ".config")
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return  # keep the mtime: nothing for syncconfig to do
+    except FileNotFoundError:
+        pass
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def configure(args: argparse.Namespace) -> int:
+    fragments: List[Tuple[str, str]] = []
+    for spec in args.fragment:
+        name, _, path = spec.partition("=")
+        fragments.append((name, _read(path)))
+    try:
+        requests = merge_requests(fragments)
+    except FragmentError as e:
+        print(json.dumps({"error": str(e)}))
+        return 3
+    src = unpack_source(args.cache, args.tarball, args.sha256)
+    pool = TreePool(args.cache, "conf", args.sha256, max_trees=args.max_trees)
+    with pool.acquire({}) as tree:
+        tree.begin_build()
+        if args.base_config:
+            _write_config(tree.path, _read(args.base_config))
+            run_make(src, tree.path, args.arch, args.jobs, ["olddefconfig"])
+        else:
+            run_make(src, tree.path, args.arch, args.jobs, [args.base])
+        base_text = _read(os.path.join(tree.path, ".config"))
+        merged = base_text + "".join(f"\n# fragment {n}\n{t}\n" for n, t in fragments)
+        _write_config(tree.path, merged)
+        run_make(src, tree.path, args.arch, args.jobs, ["olddefconfig"])
+        final_text = _read(os.path.join(tree.path, ".config"))
+        tree.finish_build(final_text)
+    violations = config_check.find_violations(requests, parse_config(final_text))
+    if violations:
+        from kernel_rules.domain.kconfig import load_kconfig
+
+        kconf = load_kconfig(src, args.arch, os.environ)
+        config_path = os.path.join(os.getcwd(), "final.config")
+        with open(config_path, "w") as f:
+            f.write(final_text)
+        kconf.load_config(config_path)
+        report = [v.message() for v in config_check.explain(violations, kconf)]
+        print(json.dumps({"violations": report}))
+        return 3
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, ".config"), "w") as f:
+        f.write(final_text)
+    return 0
+
+
+def build(args: argparse.Namespace) -> int:
+    config_text = _read(args.config)
+    values = parse_config(config_text)
+    src = unpack_source(args.cache, args.tarball, args.sha256)
+    pool = TreePool(args.cache, "trees", args.sha256, max_trees=args.max_trees)
+    start = time.monotonic()
+    with pool.acquire(values) as tree:
+        how = ("cold (new tree)" if tree.distance is None
+               else f"warm ({tree.distance} symbols differ from its last build)")
+        log(f"building in tree {os.path.basename(tree.path)}, {how}")
+        tree.begin_build()
+        _write_config(tree.path, config_text)
+        targets = ["bzImage"] + (["modules"] if values.get("MODULES") == "y" else [])
+        compiled = run_make(src, tree.path, args.arch, args.jobs, targets)
+        built_config = _read(os.path.join(tree.path, ".config"))
+        if parse_config(built_config) != values:
+            diff = sorted(set(built_config.splitlines()) ^ set(config_text.splitlines()))
+            print("the configuration is not an olddefconfig fixpoint; Kbuild changed:\n  "
+                  + "\n  ".join(diff[:40]), file=sys.stderr)
+            return 2
+        run_make(src, tree.path, args.arch, args.jobs, ["savedefconfig"])
+        os.makedirs(args.out, exist_ok=True)
+        for rel, name in (("arch/x86/boot/bzImage", "bzImage"), ("vmlinux", "vmlinux"),
+                          ("System.map", "System.map"), (".config", "config"),
+                          ("defconfig", "defconfig")):
+            shutil.copyfile(os.path.join(tree.path, rel), os.path.join(args.out, name))
+        total = sum(1 for _ in object_files(tree.path))
+        tree.finish_build(config_text)
+    stats = {"compiled": len(compiled), "objects": total,
+             "seconds": round(time.monotonic() - start, 1)}
+    log(f"compiled {len(compiled)} of {total} objects in {stats['seconds']} s")
+    if args.stats:
+        with open(args.stats, "w") as f:
+            json.dump({**stats, "compiled_objects": sorted(compiled)}, f, indent=1)
+    return 0
+
+
+def object_files(tree: str):
+    """Relative paths of the `.o` files Kbuild tracks in `tree` (those with a `.o.cmd`)."""
+    for dirpath, _dirs, files in os.walk(tree):
+        for name in files:
+            if name.startswith(".") and name.endswith(".o.cmd"):
+                yield os.path.relpath(os.path.join(dirpath, name[1:-4]), tree)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="kbuild", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("configure", "build"):
+        s = sub.add_parser(name)
+        s.add_argument("--tarball", required=True)
+        s.add_argument("--sha256", required=True)
+        s.add_argument("--cache", required=True, help="cache root (a Pants named cache)")
+        s.add_argument("--arch", default="x86_64")
+        s.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+        s.add_argument("--max-trees", type=int, default=3)
+        s.add_argument("--out", required=True)
+    c = sub.choices["configure"]
+    c.add_argument("--base", choices=CONFIG_TARGETS, default="tinyconfig")
+    c.add_argument("--base-config")
+    c.add_argument("--fragment", action="append", default=[], help="NAME=PATH, in order")
+    b = sub.choices["build"]
+    b.add_argument("--config", required=True)
+    b.add_argument("--stats")
+    args = p.parse_args(argv)
+    try:
+        return configure(args) if args.cmd == "configure" else build(args)
+    except subprocess.CalledProcessError as e:
+        print(f"kernel_rules: {e.cmd} failed with exit code {e.returncode}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

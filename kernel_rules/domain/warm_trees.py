@@ -1,0 +1,201 @@
+"""A cache of unpacked kernel sources and warm Kbuild output trees, safe to share.
+
+Layout under the cache root (a Pants named cache, outside every sandbox):
+
+    sources/<sha256>/<top-dir>/     the pinned tarball, unpacked once (`.complete` marks success)
+    sources/<sha256>.lock
+    <pool>/<sha256[:16]>/<n>/       a Kbuild `O=` tree built from that source
+    <pool>/<sha256[:16]>/<n>.lock
+
+Guarantees:
+- **Exclusive use.** A tree is used only while its `flock` is held; the kernel drops the lock when
+  the holder dies, so a killed build never leaves a tree locked.
+- **Interrupted builds are repaired.** `.kr-building` is written before a build and removed after
+  it succeeds. A tree that still has it was interrupted: every file modified since the marker
+  (possibly half written) is deleted, and Kbuild rebuilds exactly those.
+- **Closest tree first.** `acquire()` takes the free tree whose last successful `.config` differs
+  from the new one in the fewest symbols, so Kbuild's per-symbol dependency tracking recompiles
+  only what the delta touches. With no free tree it makes a new one (up to `max_trees`), and past
+  that waits for the closest busy one. The least recently used trees beyond `max_trees` are
+  deleted.
+
+Correctness never depends on this cache: an empty cache gives a cold build of the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+
+from kernel_rules.domain.fragments import config_distance, parse_config
+
+LAST_CONFIG = ".kr-last-config"
+BUILDING = ".kr-building"
+
+
+def log(msg: str) -> None:
+    print(f"kernel_rules: {msg}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def locked(path: str, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive flock on `path` (created if needed); yields False if non-blocking and busy."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def unpack_source(cache_root: str, tarball: str, sha256: str, tar: str = "tar") -> str:
+    """Return the unpacked source tree of `tarball`, unpacking it once per sha256."""
+    base = os.path.join(cache_root, "sources")
+    os.makedirs(base, exist_ok=True)
+    final = os.path.join(base, sha256)
+    with locked(final + ".lock"):
+        if not os.path.exists(os.path.join(final, ".complete")):
+            shutil.rmtree(final, ignore_errors=True)
+            tmp = tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=base)
+            log(f"unpacking kernel source {os.path.basename(tarball)} (once per sha256)")
+            subprocess.run([tar, "-xf", os.path.abspath(tarball), "-C", tmp], check=True)
+            with open(os.path.join(tmp, ".complete"), "w"):
+                pass
+            os.rename(tmp, final)
+    tops = [d for d in os.listdir(final) if os.path.isdir(os.path.join(final, d))]
+    if len(tops) != 1 or not os.path.exists(os.path.join(final, tops[0], "Makefile")):
+        raise RuntimeError(f"{tarball}: expected one top-level kernel source directory, got {tops}")
+    return os.path.realpath(os.path.join(final, tops[0]))
+
+
+@dataclass(frozen=True)
+class WarmTree:
+    path: str
+    distance: Optional[int]  # symbols differing from its last config; None for a new tree
+    recovered: bool  # an interrupted build was repaired
+
+    def last_config(self) -> Dict[str, str]:
+        return _read_config(os.path.join(self.path, LAST_CONFIG))
+
+    def begin_build(self) -> None:
+        with open(os.path.join(self.path, BUILDING), "w") as f:
+            f.write("interrupted builds leave this file behind\n")
+
+    def finish_build(self, config_text: str) -> None:
+        tmp = os.path.join(self.path, LAST_CONFIG + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(config_text)
+        os.replace(tmp, os.path.join(self.path, LAST_CONFIG))
+        os.unlink(os.path.join(self.path, BUILDING))
+
+
+def _read_config(path: str) -> Dict[str, str]:
+    try:
+        with open(path) as f:
+            return parse_config(f.read(), path)
+    except (OSError, ValueError):
+        return {}
+
+
+def repair_interrupted(tree: str) -> bool:
+    """Delete every file written since an interrupted build began; True if there was one."""
+    marker = os.path.join(tree, BUILDING)
+    try:
+        since = os.stat(marker).st_mtime_ns
+    except FileNotFoundError:
+        return False
+    removed = 0
+    for dirpath, _dirs, files in os.walk(tree):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            try:
+                if os.lstat(p).st_mtime_ns >= since:
+                    os.unlink(p)
+                    removed += 1
+            except FileNotFoundError:
+                pass
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(tree, LAST_CONFIG))
+    log(f"repaired interrupted build in {os.path.basename(tree)}: removed {removed} files")
+    return True
+
+
+class TreePool:
+    """The warm trees of one pool (`trees` for builds, `conf` for configuration) and source."""
+
+    def __init__(self, cache_root: str, pool: str, sha256: str, max_trees: int = 3) -> None:
+        self.dir = os.path.join(cache_root, pool, sha256[:16])
+        self.max_trees = max(1, max_trees)
+        os.makedirs(self.dir, exist_ok=True)
+
+    def _trees(self) -> List[str]:
+        return sorted(
+            (d for d in os.listdir(self.dir) if d.isdigit()), key=int
+        )
+
+    def _ranked(self, config: Mapping[str, str]) -> List[Tuple[float, str]]:
+        ranked = []
+        for name in self._trees():
+            last = _read_config(os.path.join(self.dir, name, LAST_CONFIG))
+            dist = config_distance(last, config) if last else float("inf")
+            ranked.append((dist, name))
+        return sorted(ranked, key=lambda t: (t[0], int(t[1])))
+
+    @contextlib.contextmanager
+    def acquire(self, config: Mapping[str, str]) -> Iterator[WarmTree]:
+        """Lock and yield the free tree closest to `config` (see the module docstring)."""
+        with contextlib.ExitStack() as stack:
+            chosen: Optional[Tuple[float, str]] = None
+            ranked = self._ranked(config)
+            for dist, name in ranked:
+                if stack.enter_context(locked(self._lock(name), blocking=False)):
+                    chosen = (dist, name)
+                    break
+            if chosen is None and len(ranked) < self.max_trees:
+                name = self._new_tree()
+                stack.enter_context(locked(self._lock(name)))
+                chosen = (float("inf"), name)
+            if chosen is None:
+                dist, name = ranked[0]
+                log(f"all {len(ranked)} warm trees are busy; waiting for tree {name}")
+                stack.enter_context(locked(self._lock(name)))
+                chosen = (dist, name)
+            path = os.path.realpath(os.path.join(self.dir, chosen[1]))
+            recovered = repair_interrupted(path)
+            os.utime(self._lock(chosen[1]))  # recency for eviction
+            dist = None if chosen[0] == float("inf") or recovered else int(chosen[0])
+            yield WarmTree(path, dist, recovered)
+        self._evict()
+
+    def _lock(self, name: str) -> str:
+        return os.path.join(self.dir, name + ".lock")
+
+    def _new_tree(self) -> str:
+        n = 0
+        while True:
+            try:
+                os.mkdir(os.path.join(self.dir, str(n)))
+                return str(n)
+            except FileExistsError:
+                n += 1
+
+    def _evict(self) -> None:
+        names = self._trees()
+        if len(names) <= self.max_trees:
+            return
+        by_age = sorted(names, key=lambda n: os.stat(self._lock(n)).st_mtime_ns)
+        for name in by_age[: len(names) - self.max_trees]:
+            with locked(self._lock(name), blocking=False) as free:
+                if free:
+                    shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)

@@ -1,0 +1,218 @@
+"""Boot a `kernel_image` under QEMU: `pants run` (interactive) and `pants test` (init marker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
+from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
+from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
+from pants.engine.addresses import Address
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.option.option_types import SkipOption
+from pants.option.subsystem import Subsystem
+from pants.util.logging import LogLevel
+
+from kernel_rules.domain.guest_init import BOOT_INIT
+from kernel_rules.domain.qemu import CHECK_PARAM, BootSpec, Machine, command_line
+from kernel_rules.rules.kernel import KernelBuild, KernelBuildRequest, KernelConfig, KernelConfigRequest, KernelImageFieldSet
+from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
+from kernel_rules.subsystems import QemuSubsystem
+from kernel_rules.target_types import (
+    KernelBootTimeoutField,
+    KernelCmdlineField,
+    KernelMemoryField,
+    KernelSourceField,
+)
+
+QEMU = "qemu-system-x86_64"
+
+
+class BootError(Exception):
+    """A guest could not be prepared or booted."""
+
+
+# ---------------------------------------------------------------------------------------------
+# initramfs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BootInitramfsRequest:
+    """The minimal busybox image with the standard `/init` (see domain.guest_init)."""
+
+
+@dataclass(frozen=True)
+class BootInitramfs:
+    digest: Digest  # holds initramfs.cpio.gz
+
+
+@rule(desc="Build the busybox initramfs", level=LogLevel.DEBUG)
+async def boot_initramfs(_: BootInitramfsRequest) -> BootInitramfs:
+    toolchain, scripts, init = await MultiGet(
+        Get(Toolchain, ToolchainRequest(("busybox",), "initramfs images")),
+        Get(DomainScripts, DomainScriptsRequest(("initramfs",))),
+        Get(Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)])),
+    )
+    result = await Get(
+        ProcessResult,
+        Process(
+            [toolchain.python, "-m", "kernel_rules.domain.initramfs",
+             "--busybox", toolchain.path("busybox"), "--init", "init",
+             "--out", "initramfs.cpio.gz"],
+            description="Build the busybox initramfs",
+            input_digest=await Get(Digest, MergeDigests([scripts.digest, init])),
+            env=toolchain.env,
+            output_files=("initramfs.cpio.gz",),
+        ),
+    )
+    return BootInitramfs(result.output_digest)
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelRunFieldSet(RunFieldSet):
+    required_fields = (KernelSourceField,)
+    run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
+
+    cmdline: KernelCmdlineField
+    memory: KernelMemoryField
+
+
+async def _kernel_and_initramfs(address: Address) -> tuple:
+    wrapped = await Get(
+        WrappedTarget, WrappedTargetRequest(address, description_of_origin="kernel_rules boot"))
+    fs = KernelImageFieldSet.create(wrapped.target)
+    config = await Get(KernelConfig, KernelConfigRequest(fs))
+    built, initramfs, toolchain = await MultiGet(
+        Get(KernelBuild, KernelBuildRequest(config)),
+        Get(BootInitramfs, BootInitramfsRequest()),
+        Get(Toolchain, ToolchainRequest((QEMU,), "QEMU boots")),
+    )
+    return built, initramfs, toolchain
+
+
+@dataclass(frozen=True)
+class AccelProbeRequest:
+    kernel: Digest
+    initramfs: Digest
+
+
+@dataclass(frozen=True)
+class AccelChoice:
+    accel: str
+
+
+@rule(desc="Probe QEMU acceleration", level=LogLevel.DEBUG)
+async def probe_accel(request: AccelProbeRequest) -> AccelChoice:
+    result = await Get(FallibleProcessResult, Process, await _boot_process(
+        request.kernel, request.initramfs, "console=ttyS0 nokaslr", "256M", "auto", 60,
+        "Probe KVM with a boot", ProcessCacheScope.PER_RESTART_SUCCESSFUL))
+    return AccelChoice("kvm" if b"accelerator kvm" in result.stderr else "tcg")
+
+
+async def _boot_process(kernel: Digest, initramfs: Digest, cmdline: str, memory: str,
+                        accel: str, timeout: int, description: str,
+                        cache_scope: ProcessCacheScope) -> Process:
+    toolchain, scripts = await MultiGet(
+        Get(Toolchain, ToolchainRequest((QEMU,), "QEMU boots")),
+        Get(DomainScripts, DomainScriptsRequest(("qemu",))),
+    )
+    return Process(
+        [toolchain.python, "-m", "kernel_rules.domain.qemu", "boot",
+         "--qemu", toolchain.path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
+         "--cmdline", f"{cmdline} {CHECK_PARAM}", "--memory", memory, "--accel", accel,
+         "--timeout", str(timeout), "--console", "console.log"],
+        description=description,
+        input_digest=await Get(Digest, MergeDigests([kernel, initramfs, scripts.digest])),
+        env=toolchain.env,
+        output_files=("console.log",),
+        timeout_seconds=timeout + 90,
+        cache_scope=cache_scope,
+    )
+
+
+@rule(desc="Boot kernel under QEMU")
+async def run_kernel_image(field_set: KernelRunFieldSet, qemu: QemuSubsystem) -> RunRequest:
+    built, initramfs, toolchain = await _kernel_and_initramfs(field_set.address)
+    accel = qemu.accel if qemu.accel in ("tcg", "kvm") else "tcg"
+    if qemu.accel == "auto":
+        accel = await Get(AccelChoice, AccelProbeRequest(built.digest, initramfs.digest))
+        accel = accel.accel
+    spec = BootSpec(
+        qemu=toolchain.path(QEMU),
+        kernel="{chroot}/bzImage",
+        initrd="{chroot}/initramfs.cpio.gz",
+        cmdline=field_set.cmdline.value,
+        machine=Machine(memory=field_set.memory.value),
+        accel=accel,
+    )
+    argv = command_line(spec)
+    # Interactive: serial and QEMU's monitor share the terminal (Ctrl-A X quits).
+    argv[argv.index("-serial") + 1] = "mon:stdio"
+    return RunRequest(
+        digest=await Get(Digest, MergeDigests([built.digest, initramfs.digest])),
+        args=argv,
+        extra_env={},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# test
+# ---------------------------------------------------------------------------------------------
+
+
+class KernelBootTestSubsystem(Subsystem):
+    options_scope = "kernel-boot-test"
+    name = "kernel boot test"
+    help = "Boot checks of `kernel_image` targets with `pants test`."
+
+    skip = SkipOption("test")
+
+
+@dataclass(frozen=True)
+class KernelTestFieldSet(TestFieldSet):
+    required_fields = (KernelSourceField,)
+
+    cmdline: KernelCmdlineField
+    memory: KernelMemoryField
+    boot_timeout: KernelBootTimeoutField
+
+
+class KernelBootTestRequest(TestRequest):
+    tool_subsystem = KernelBootTestSubsystem
+    field_set_type = KernelTestFieldSet
+
+
+@rule(desc="Boot kernel to its init marker")
+async def test_kernel_boot(
+    batch: KernelBootTestRequest.Batch[KernelTestFieldSet, Any],
+    test_subsystem: TestSubsystem,
+    qemu: QemuSubsystem,
+) -> TestResult:
+    fs = batch.single_element
+    built, initramfs, _ = await _kernel_and_initramfs(fs.address)
+    process = await _boot_process(
+        built.digest, initramfs.digest, fs.cmdline.value, fs.memory.value, qemu.accel,
+        fs.boot_timeout.value, f"Boot {fs.address} to its init marker (QEMU)",
+        ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL,
+    )
+    result = await Get(FallibleProcessResult, Process, process)
+    return TestResult.from_fallible_process_result(
+        process_result=result, address=fs.address, output_setting=test_subsystem.output)
+
+
+def rules():
+    return [
+        *collect_rules(),
+        *KernelRunFieldSet.rules(),
+        *KernelBootTestRequest.rules(),
+    ]

@@ -1,0 +1,267 @@
+"""`kernel_image`: configure (base + fragments, checked) -> build (Kbuild, warm tree) -> package.
+
+Each step is one Pants `Process` running `kernel_rules.domain.kbuild`, whose cache key holds the
+tarball digest, the fragments or final `.config`, the toolchain fingerprint and the driver's own
+code. The warm trees live in the named cache `kernel_rules`: they make builds fast, never
+different.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import List, Tuple
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+    GlobMatchErrorBehavior,
+)
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import HydratedSources, HydrateSourcesRequest
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from kernel_rules.domain.fragments import FragmentError, parse_fragment
+from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.rules.source import LinuxSource, LinuxSourceRequest, tarball_in_sandbox
+from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest, kbuild_toolchain_request
+from kernel_rules.subsystems import KernelBuildSubsystem
+from kernel_rules.target_types import (
+    KernelArchField,
+    KernelBaseConfigField,
+    KernelBaseField,
+    KernelDebugInfoField,
+    KernelFragmentsField,
+    KernelSourceField,
+)
+
+CACHE_NAME = "kernel_rules"
+CACHE_DIR = ".kernel_rules_cache"
+DEBUG_INFO_FRAGMENT = "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO_DWARF5=y\n"
+KBUILD_MODULES = ("fragments", "config_check", "kconfig", "warm_trees", "kbuild")
+ARTIFACTS = ("bzImage", "vmlinux", "System.map", "config", "defconfig")
+
+
+class KernelConfigError(Exception):
+    """A fragment is malformed or a requested value did not survive olddefconfig."""
+
+
+class KernelBuildError(Exception):
+    """Kbuild failed."""
+
+
+@dataclass(frozen=True)
+class KernelImageFieldSet(PackageFieldSet):
+    required_fields = (KernelSourceField,)
+
+    source: KernelSourceField
+    base: KernelBaseField
+    base_config: KernelBaseConfigField
+    fragments: KernelFragmentsField
+    debug_info: KernelDebugInfoField
+    arch: KernelArchField
+    output_path: OutputPathField
+
+
+# ---------------------------------------------------------------------------------------------
+# configure
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelConfigRequest:
+    field_set: KernelImageFieldSet
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """The final, checked `.config` (a digest holding the file `.config`) and its source."""
+
+    address: Address
+    source: LinuxSource
+    arch: str
+    digest: Digest
+
+
+async def _fragment_digest(fs: KernelImageFieldSet) -> Tuple[Digest, List[str]]:
+    """The fragment files (in field order, at their repo paths) plus the debug_info fragment,
+    each validated line by line; returns the digest and the ordered repo paths."""
+    paths = [os.path.normpath(os.path.join(fs.address.spec_path, f))
+             for f in fs.fragments.value or ()]
+    digest = await Get(
+        Digest,
+        PathGlobs(
+            paths,
+            glob_match_error_behavior=GlobMatchErrorBehavior.error,
+            description_of_origin=f"the `fragments` field of {fs.address}",
+        ),
+    )
+    contents = await Get(DigestContents, Digest, digest)
+    by_path = {c.path: c.content for c in contents}
+    for path in paths:
+        try:
+            parse_fragment(by_path[path].decode("utf-8", "replace"), path)
+        except FragmentError as e:
+            raise KernelConfigError(f"{fs.address}: field `fragments`: {e}") from None
+    if fs.debug_info.value:
+        extra = await Get(Digest, CreateDigest([FileContent(
+            "kernel_rules_debug_info.config", DEBUG_INFO_FRAGMENT.encode())]))
+        digest = await Get(Digest, MergeDigests([digest, extra]))
+        paths.append("kernel_rules_debug_info.config")
+    return digest, paths
+
+
+def _fragment_name(fs: KernelImageFieldSet, path: str) -> str:
+    if path == "kernel_rules_debug_info.config":
+        return f"{fs.address} field `debug_info`"
+    return path
+
+
+@rule(desc="Configure kernel", level=LogLevel.DEBUG)
+async def configure_kernel(request: KernelConfigRequest, build: KernelBuildSubsystem) -> KernelConfig:
+    fs = request.field_set
+    source, toolchain, scripts, (fragments, fragment_paths) = await MultiGet(
+        Get(LinuxSource, LinuxSourceRequest(fs.source.value or "", fs.address)),
+        Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
+        Get(DomainScripts, DomainScriptsRequest(KBUILD_MODULES, with_kconfiglib=True)),
+        _fragment_digest(fs),
+    )
+    argv = [toolchain.python, "-m", "kernel_rules.domain.kbuild", "configure",
+            *_common_args(fs.arch.value, source, build), "--out", "out"]
+    inputs = [scripts.digest, fragments]
+    if fs.base_config.value:
+        base = await Get(HydratedSources, HydrateSourcesRequest(fs.base_config))
+        if not base.snapshot.files:
+            raise KernelConfigError(
+                f"{fs.address}: field `base_config`: file {fs.base_config.value!r} not found")
+        argv += ["--base-config", base.snapshot.files[0]]
+        inputs.append(base.snapshot.digest)
+    else:
+        argv += ["--base", fs.base.value]
+    for path in fragment_paths:
+        argv += ["--fragment", f"{_fragment_name(fs, path)}={path}"]
+    result = await Get(
+        FallibleProcessResult,
+        Process(
+            argv,
+            description=f"Configure kernel {fs.address} ({fs.base_config.value or fs.base.value}"
+                        f" + {len(fragment_paths)} fragments)",
+            input_digest=await Get(Digest, MergeDigests(inputs)),
+            immutable_input_digests={"linux_source": source.digest},
+            append_only_caches={CACHE_NAME: CACHE_DIR},
+            env=toolchain.env,
+            output_directories=("out",),
+            concurrency_available=build.make_jobs(),
+            level=LogLevel.INFO,
+        ),
+    )
+    if result.exit_code == 3:
+        report = json.loads(result.stdout.decode())
+        if "error" in report:
+            raise KernelConfigError(f"{fs.address}: field `fragments`: {report['error']}")
+        raise KernelConfigError(
+            f"{fs.address}: {len(report['violations'])} requested config value(s) did not "
+            "survive `make olddefconfig`:\n  " + "\n  ".join(report["violations"])
+        )
+    if result.exit_code != 0:
+        raise KernelBuildError(
+            f"{fs.address}: configuring the kernel failed (exit code {result.exit_code}):\n"
+            + result.stderr.decode(errors="replace")[-4000:]
+        )
+    config = await Get(Digest, RemovePrefix(result.output_digest, "out"))
+    return KernelConfig(fs.address, source, fs.arch.value, config)
+
+
+def _common_args(arch: str, source: LinuxSource, build: KernelBuildSubsystem) -> List[str]:
+    return ["--tarball", tarball_in_sandbox(source), "--sha256", source.sha256,
+            "--cache", CACHE_DIR, "--arch", arch, "--jobs", "{pants_concurrency}",
+            "--max-trees", str(build.max_warm_trees)]
+
+
+# ---------------------------------------------------------------------------------------------
+# build
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelBuildRequest:
+    config: KernelConfig
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    """The build's artifacts, each at the top of `digest`: see ARTIFACTS."""
+
+    address: Address
+    digest: Digest
+    stats: Digest  # build-stats.json: objects compiled, total, seconds (not reproducible)
+
+
+@rule(desc="Build kernel", level=LogLevel.DEBUG)
+async def build_kernel(request: KernelBuildRequest, build: KernelBuildSubsystem) -> KernelBuild:
+    config = request.config
+    toolchain, scripts = await MultiGet(
+        Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
+        Get(DomainScripts, DomainScriptsRequest(KBUILD_MODULES)),
+    )
+    config_file = await Get(Digest, AddPrefix(config.digest, "input"))
+    result = await Get(
+        FallibleProcessResult,
+        Process(
+            [toolchain.python, "-m", "kernel_rules.domain.kbuild", "build",
+             *_common_args(config.arch, config.source, build),
+             "--config", "input/.config", "--out", "out", "--stats", "build-stats.json"],
+            description=f"Build kernel {config.address} (Kbuild in a warm tree)",
+            input_digest=await Get(Digest, MergeDigests([scripts.digest, config_file])),
+            immutable_input_digests={"linux_source": config.source.digest},
+            append_only_caches={CACHE_NAME: CACHE_DIR},
+            env=toolchain.env,
+            output_directories=("out",),
+            output_files=("build-stats.json",),
+            concurrency_available=build.make_jobs(),
+            level=LogLevel.INFO,
+        ),
+    )
+    if result.exit_code != 0:
+        raise KernelBuildError(
+            f"{config.address}: the kernel build failed (exit code {result.exit_code}); "
+            "Kbuild's output tail:\n" + result.stderr.decode(errors="replace")[-6000:]
+        )
+    artifacts, stats = await MultiGet(
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs(["out/**"]))),
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs(["build-stats.json"]))),
+    )
+    return KernelBuild(config.address, await Get(Digest, RemovePrefix(artifacts, "out")), stats)
+
+
+# ---------------------------------------------------------------------------------------------
+# package
+# ---------------------------------------------------------------------------------------------
+
+
+@rule(desc="Package kernel image")
+async def package_kernel_image(field_set: KernelImageFieldSet) -> BuiltPackage:
+    config = await Get(KernelConfig, KernelConfigRequest(field_set))
+    built = await Get(KernelBuild, KernelBuildRequest(config))
+    out_dir = field_set.output_path.value_or_default(file_ending=None)
+    digest = await Get(Digest, AddPrefix(built.digest, out_dir))
+    return BuiltPackage(
+        digest,
+        tuple(BuiltPackageArtifact(os.path.join(out_dir, name)) for name in ARTIFACTS),
+    )
+
+
+def rules():
+    return [*collect_rules(), UnionRule(PackageFieldSet, KernelImageFieldSet)]

@@ -1,0 +1,101 @@
+"""`linux_source` -> a verified tarball digest."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from pants.engine.addresses import Address, UnparsedAddressInputs
+from pants.engine.fs import Digest, DigestEntries, FileEntry
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import (
+    HydratedSources,
+    HydrateSourcesRequest,
+    Targets,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+
+from kernel_rules.target_types import (
+    LinuxSourceSha256Field,
+    LinuxSourceTarballField,
+    LinuxSourceVersionField,
+)
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class LinuxSourceError(Exception):
+    """A `linux_source` that is missing, of the wrong kind, or whose tarball fails its pin."""
+
+
+@dataclass(frozen=True)
+class LinuxSourceRequest:
+    """The `source` field of `owner`: an address (relative addresses resolve from `owner`)."""
+
+    spec: str
+    owner: Address
+
+
+@dataclass(frozen=True)
+class LinuxSource:
+    address: Address
+    digest: Digest  # holds exactly `filename`
+    filename: str
+    sha256: str
+    version: str
+
+
+@rule(desc="Verify the pinned Linux source tarball")
+async def resolve_linux_source(request: LinuxSourceRequest) -> LinuxSource:
+    targets = await Get(
+        Targets,
+        UnparsedAddressInputs(
+            [request.spec],
+            owning_address=request.owner,
+            description_of_origin=f"the `source` field of {request.owner}",
+        ),
+    )
+    tgt = targets[0]
+    if not tgt.has_field(LinuxSourceTarballField):
+        raise LinuxSourceError(
+            f"{request.owner}: field `source` must name a `linux_source` target, but "
+            f"{tgt.address} is a `{tgt.alias}`."
+        )
+    pinned = (tgt[LinuxSourceSha256Field].value or "").lower()
+    if not _SHA256.match(pinned):
+        raise LinuxSourceError(
+            f"{tgt.address}: field `sha256` must be 64 hex digits, got {pinned!r}."
+        )
+    sources = await Get(HydratedSources, HydrateSourcesRequest(tgt[LinuxSourceTarballField]))
+    if not sources.snapshot.files:
+        raise LinuxSourceError(
+            f"{tgt.address}: the tarball {tgt[LinuxSourceTarballField].value!r} does not exist. "
+            "Run `./pants` once (its setup fetches it) or see docs/sources.md."
+        )
+    entries = await Get(DigestEntries, Digest, sources.snapshot.digest)
+    entry = entries[0]
+    assert isinstance(entry, FileEntry)
+    actual = entry.file_digest.fingerprint
+    if actual != pinned:
+        raise LinuxSourceError(
+            f"{tgt.address}: sha256 mismatch for {entry.path}:\n"
+            f"  pinned in field `sha256`: {pinned}\n"
+            f"  actual file:              {actual}\n"
+            "Refusing to build from an unpinned source. If the new tarball is intended, update "
+            "the pin (docs/sources.md); otherwise re-run the setup: ./pants --version"
+        )
+    return LinuxSource(
+        tgt.address, sources.snapshot.digest, entry.path, pinned,
+        tgt[LinuxSourceVersionField].value or "",
+    )
+
+
+def tarball_in_sandbox(source: LinuxSource) -> str:
+    """Where `source`'s tarball appears in a sandbox that mounts it as `linux_source/`."""
+    return os.path.join("linux_source", source.filename)
+
+
+def rules():
+    return collect_rules()

@@ -1,0 +1,98 @@
+"""Find and fingerprint the host tools (rule side of `kernel_rules.domain.toolchain`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Tuple
+
+from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
+from pants.engine.rules import Get, collect_rules, rule
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+from kernel_rules.domain.toolchain import KBUILD_TOOLS
+from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.subsystems import KernelBuildSubsystem
+
+
+class MissingToolError(Exception):
+    """A host tool a step needs is not on `[kernel-build].search_path`."""
+
+
+@dataclass(frozen=True)
+class ToolchainRequest:
+    tools: Tuple[str, ...]
+    purpose: str  # e.g. "kernel builds", for error messages
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Where each tool is, and a fingerprint of their versions and binaries for cache keys."""
+
+    python: str
+    paths: FrozenDict[str, str]
+    fingerprint: str
+    env: FrozenDict[str, str]  # the explicit environment of processes using these tools
+
+    def path(self, tool: str) -> str:
+        return self.paths[tool]
+
+
+@rule(desc="Fingerprint host tools", level=LogLevel.DEBUG)
+async def find_toolchain(request: ToolchainRequest, build: KernelBuildSubsystem) -> Toolchain:
+    python_paths = await Get(
+        BinaryPaths,
+        BinaryPathRequest(binary_name="python3", search_path=build.search_path),
+    )
+    python = python_paths.first_path
+    if python is None:
+        raise MissingToolError(
+            f"kernel_rules needs `python3` for {request.purpose}, and it is not in "
+            f"[kernel-build].search_path {build.search_path}. Install it: apt-get install python3"
+        )
+    scripts = await Get(DomainScripts, DomainScriptsRequest(("toolchain",)))
+    result = await Get(
+        ProcessResult,
+        Process(
+            (python.path, "-m", "kernel_rules.domain.toolchain", ":".join(build.search_path),
+             *request.tools),
+            description=f"Probe host tools for {request.purpose}",
+            input_digest=scripts.digest,
+            env={"PYTHONPATH": ".", "PATH": ":".join(build.search_path)},
+            cache_scope=ProcessCacheScope.PER_SESSION,
+            level=LogLevel.DEBUG,
+        ),
+    )
+    probe = json.loads(result.stdout)
+    if probe["missing"]:
+        tools = ", ".join(m["tool"] for m in probe["missing"])
+        packages = " ".join(sorted({m["package"] for m in probe["missing"]}))
+        raise MissingToolError(
+            f"kernel_rules cannot run {request.purpose}: missing {tools} on "
+            f"[kernel-build].search_path {build.search_path}.\n"
+            f"Install with: apt-get install {packages}   (or run ./pants once as root, which "
+            "installs every system package kernel_rules needs)"
+        )
+    fingerprint = json.dumps({"python": python.fingerprint, **probe["fingerprint"]},
+                             sort_keys=True)
+    env = {
+        "PATH": ":".join(build.search_path),
+        "PYTHONPATH": ".",
+        "LC_ALL": "C",
+        "TZ": "UTC",
+        "HOME": "/nonexistent",
+        "KERNEL_RULES_TOOLCHAIN": hashlib.sha256(fingerprint.encode()).hexdigest(),
+    }
+    return Toolchain(python.path, FrozenDict(probe["paths"]),
+                     env["KERNEL_RULES_TOOLCHAIN"], FrozenDict(env))
+
+
+def kbuild_toolchain_request() -> ToolchainRequest:
+    return ToolchainRequest(tuple(sorted(KBUILD_TOOLS)), "kernel builds")
+
+
+def rules():
+    return collect_rules()

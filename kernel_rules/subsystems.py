@@ -1,0 +1,63 @@
+"""Options: `[kernel-build]` (Kbuild and its caches) and `[qemu]` (guest boots)."""
+
+from __future__ import annotations
+
+import os
+
+from pants.option.option_types import IntOption, StrListOption, StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import help_text
+
+
+class KernelBuildSubsystem(Subsystem):
+    options_scope = "kernel-build"
+    help = "How kernel_rules runs Kbuild: host tools, parallelism and warm build trees."
+
+    search_path = StrListOption(
+        default=["/usr/bin", "/bin", "/usr/sbin", "/sbin"],
+        help=help_text(
+            """
+            Directories searched, in order, for the host tools of kernel builds, QEMU and busybox.
+            Processes get exactly this `PATH`; the caller's `PATH` is never used. The tools' versions
+            and sha256s are part of every build's cache key.
+            """
+        ),
+    )
+    jobs = IntOption(
+        default=0,
+        help=help_text(
+            """
+            Parallel Kbuild jobs (`make -jN`). 0 means one per core, shared with the other processes
+            Pants runs at the same time. Not part of any cache key.
+            """
+        ),
+    )
+    max_warm_trees = IntOption(
+        default=3,
+        help=help_text(
+            """
+            How many warm Kbuild output trees to keep per kernel source. More trees keep more
+            configurations warm at the cost of disk (a tiny kernel with debug info: ~0.5 GB a tree;
+            a distribution kernel: 10+ GB). They live in the Pants named cache `kernel_rules`
+            (`[GLOBAL].named_caches_dir`).
+            """
+        ),
+    )
+
+    def make_jobs(self) -> int:
+        return self.jobs if self.jobs > 0 else (os.cpu_count() or 1)
+
+
+class QemuSubsystem(Subsystem):
+    options_scope = "qemu"
+    help = "How kernel_rules boots guests under QEMU."
+
+    accel = StrOption(
+        default="auto",
+        help=help_text(
+            """
+            `auto`: use KVM only if /dev/kvm opens and a probe boot reaches the init marker,
+            otherwise TCG. `tcg`: always software emulation. `kvm`: always KVM.
+            """
+        ),
+    )
