@@ -24,7 +24,7 @@ from kernel_rules.domain.kbuild import CONFIG_TARGETS
 
 class LinuxSourceTarballField(SingleSourceField):
     alias = "tarball"
-    expected_file_extensions = (".tar.xz", ".tar.gz", ".tar.bz2", ".tar")
+    expected_file_extensions = (".xz", ".gz", ".bz2", ".tar")  # `.tar.xz` has the suffix `.xz`
     help = help_text(
         """
         The kernel source tarball, relative to the BUILD file. It is not committed: the setup

@@ -18,6 +18,6 @@ case " $(cat /proc/cmdline 2>/dev/null) " in
   *" {CHECK_PARAM} "*) reboot -f ;;
 esac
 echo "kernel_rules: busybox shell; 'exit' powers the guest off"
-setsid cttyhack sh || sh
+setsid cttyhack sh
 reboot -f
 """

@@ -30,6 +30,8 @@ from kernel_rules.domain import config_check
 from kernel_rules.domain.fragments import FragmentError, merge_requests, parse_config
 from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
 
+LAST_BUILD = ".kr-last-build.json"
+
 BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 1970"
 PINNED_ENV = {
     "KBUILD_BUILD_TIMESTAMP": BUILD_TIMESTAMP,
@@ -158,13 +160,16 @@ def build(args: argparse.Namespace) -> int:
                           ("defconfig", "defconfig")):
             shutil.copyfile(os.path.join(tree.path, rel), os.path.join(args.out, name))
         total = sum(1 for _ in object_files(tree.path))
+        stats = {"compiled": len(compiled), "objects": total,
+                 "seconds": round(time.monotonic() - start, 1),
+                 "tree": os.path.basename(tree.path), "distance": tree.distance,
+                 "compiled_objects": sorted(compiled)}
+        # Also kept beside the tree, for benchmarks and for curious users.
+        for path in filter(None, (args.stats, os.path.join(tree.path, LAST_BUILD))):
+            with open(path, "w") as f:
+                json.dump(stats, f, indent=1)
         tree.finish_build(config_text)
-    stats = {"compiled": len(compiled), "objects": total,
-             "seconds": round(time.monotonic() - start, 1)}
     log(f"compiled {len(compiled)} of {total} objects in {stats['seconds']} s")
-    if args.stats:
-        with open(args.stats, "w") as f:
-            json.dump({**stats, "compiled_objects": sorted(compiled)}, f, indent=1)
     return 0
 
 

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -173,7 +174,8 @@ class TreePool:
                 chosen = (dist, name)
             path = os.path.realpath(os.path.join(self.dir, chosen[1]))
             recovered = repair_interrupted(path)
-            os.utime(self._lock(chosen[1]))  # recency for eviction
+            now = time.time_ns()  # explicit: file timestamps are only jiffy-precise
+            os.utime(self._lock(chosen[1]), ns=(now, now))  # recency for eviction
             dist = None if chosen[0] == float("inf") or recovered else int(chosen[0])
             yield WarmTree(path, dist, recovered)
         self._evict()

@@ -111,14 +111,6 @@ class AccelChoice:
     accel: str
 
 
-@rule(desc="Probe QEMU acceleration", level=LogLevel.DEBUG)
-async def probe_accel(request: AccelProbeRequest) -> AccelChoice:
-    result = await Get(FallibleProcessResult, Process, await _boot_process(
-        request.kernel, request.initramfs, "console=ttyS0 nokaslr", "256M", "auto", 60,
-        "Probe KVM with a boot", ProcessCacheScope.PER_RESTART_SUCCESSFUL))
-    return AccelChoice("kvm" if b"accelerator kvm" in result.stderr else "tcg")
-
-
 async def _boot_process(kernel: Digest, initramfs: Digest, cmdline: str, memory: str,
                         accel: str, timeout: int, description: str,
                         cache_scope: ProcessCacheScope) -> Process:
@@ -138,6 +130,14 @@ async def _boot_process(kernel: Digest, initramfs: Digest, cmdline: str, memory:
         timeout_seconds=timeout + 90,
         cache_scope=cache_scope,
     )
+
+
+@rule(desc="Probe QEMU acceleration", level=LogLevel.DEBUG)
+async def probe_accel(request: AccelProbeRequest) -> AccelChoice:
+    result = await Get(FallibleProcessResult, Process, await _boot_process(
+        request.kernel, request.initramfs, "console=ttyS0 nokaslr", "256M", "auto", 60,
+        "Probe KVM with a boot", ProcessCacheScope.PER_RESTART_SUCCESSFUL))
+    return AccelChoice("kvm" if b"accelerator kvm" in result.stderr else "tcg")
 
 
 @rule(desc="Boot kernel under QEMU")

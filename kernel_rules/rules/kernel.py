@@ -132,11 +132,11 @@ def _fragment_name(fs: KernelImageFieldSet, path: str) -> str:
 @rule(desc="Configure kernel", level=LogLevel.DEBUG)
 async def configure_kernel(request: KernelConfigRequest, build: KernelBuildSubsystem) -> KernelConfig:
     fs = request.field_set
-    source, toolchain, scripts, (fragments, fragment_paths) = await MultiGet(
+    fragments, fragment_paths = await _fragment_digest(fs)
+    source, toolchain, scripts = await MultiGet(
         Get(LinuxSource, LinuxSourceRequest(fs.source.value or "", fs.address)),
         Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
         Get(DomainScripts, DomainScriptsRequest(KBUILD_MODULES, with_kconfiglib=True)),
-        _fragment_digest(fs),
     )
     argv = [toolchain.python, "-m", "kernel_rules.domain.kbuild", "configure",
             *_common_args(fs.arch.value, source, build), "--out", "out"]
