@@ -52,3 +52,12 @@ def require_tools(*tools: str) -> None:
     missing = [t for t in tools if not shutil.which(t, path="/usr/bin:/bin:/usr/sbin:/sbin")]
     if missing:
         pytest.fail(f"missing host tools {missing}: run ./pants --version as root to install them")
+
+
+@pytest.fixture(scope="session")
+def kernel_srctree(tarball, tarball_sha256, tmp_path_factory) -> Path:
+    """The pinned kernel source, unpacked once per test session (read-only: do not modify)."""
+    from kernel_rules.domain.warm_trees import unpack_source
+
+    cache = tmp_path_factory.mktemp("srctree-cache")
+    return Path(unpack_source(str(cache), str(tarball), tarball_sha256))
