@@ -48,7 +48,7 @@ TARGET = "bench:kernel"
 
 
 def _tree(ws: Workspace) -> Path | None:
-    trees = sorted(ws.kernel_cache.glob("trees/*/*/"))
+    trees = sorted(p for p in ws.kernel_cache.glob("trees/*/*") if p.is_dir())
     return trees[0] if trees else None
 
 

@@ -90,7 +90,25 @@ def _read(path: str) -> str:
         return f.read()
 
 
+def base(args: argparse.Namespace) -> int:
+    """The starting `.config`: `make <base>`, or `base_config` completed by `olddefconfig`."""
+    src = unpack_source(args.cache, args.tarball, args.sha256)
+    pool = TreePool(args.cache, "conf", args.sha256, max_trees=args.max_trees)
+    with pool.acquire({}) as tree:
+        tree.begin_build()
+        if args.base_config:
+            _write_config(tree.path, _read(args.base_config))
+            run_make(src, tree.path, args.arch, args.jobs, ["olddefconfig"])
+        else:
+            run_make(src, tree.path, args.arch, args.jobs, [args.base])
+        text = _read(os.path.join(tree.path, ".config"))
+        tree.finish_build(text)
+    _write_output(args.out, text)
+    return 0
+
+
 def configure(args: argparse.Namespace) -> int:
+    """Base `.config` + ordered fragments -> `olddefconfig` -> check every requested value."""
     fragments: List[Tuple[str, str]] = []
     for spec in args.fragment:
         name, _, path = spec.partition("=")
@@ -104,13 +122,8 @@ def configure(args: argparse.Namespace) -> int:
     pool = TreePool(args.cache, "conf", args.sha256, max_trees=args.max_trees)
     with pool.acquire({}) as tree:
         tree.begin_build()
-        if args.base_config:
-            _write_config(tree.path, _read(args.base_config))
-            run_make(src, tree.path, args.arch, args.jobs, ["olddefconfig"])
-        else:
-            run_make(src, tree.path, args.arch, args.jobs, [args.base])
-        base_text = _read(os.path.join(tree.path, ".config"))
-        merged = base_text + "".join(f"\n# fragment {n}\n{t}\n" for n, t in fragments)
+        merged = _read(args.base_config) + "".join(
+            f"\n# fragment {n}\n{t}\n" for n, t in fragments)
         _write_config(tree.path, merged)
         run_make(src, tree.path, args.arch, args.jobs, ["olddefconfig"])
         final_text = _read(os.path.join(tree.path, ".config"))
@@ -127,10 +140,14 @@ def configure(args: argparse.Namespace) -> int:
         report = [v.message() for v in config_check.explain(violations, kconf)]
         print(json.dumps({"violations": report}))
         return 3
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, ".config"), "w") as f:
-        f.write(final_text)
+    _write_output(args.out, final_text)
     return 0
+
+
+def _write_output(out: str, config_text: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, ".config"), "w") as f:
+        f.write(config_text)
 
 
 def build(args: argparse.Namespace) -> int:
@@ -184,7 +201,7 @@ def object_files(tree: str):
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="kbuild", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("configure", "build"):
+    for name in ("base", "configure", "build"):
         s = sub.add_parser(name)
         s.add_argument("--tarball", required=True)
         s.add_argument("--sha256", required=True)
@@ -193,16 +210,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         s.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
         s.add_argument("--max-trees", type=int, default=3)
         s.add_argument("--out", required=True)
+    a = sub.choices["base"]
+    a.add_argument("--base", choices=CONFIG_TARGETS, default="tinyconfig")
+    a.add_argument("--base-config", help="a full .config to start from instead of --base")
     c = sub.choices["configure"]
-    c.add_argument("--base", choices=CONFIG_TARGETS, default="tinyconfig")
-    c.add_argument("--base-config")
+    c.add_argument("--base-config", required=True, help="the output of `base`")
     c.add_argument("--fragment", action="append", default=[], help="NAME=PATH, in order")
     b = sub.choices["build"]
     b.add_argument("--config", required=True)
     b.add_argument("--stats")
     args = p.parse_args(argv)
     try:
-        return configure(args) if args.cmd == "configure" else build(args)
+        return {"base": base, "configure": configure, "build": build}[args.cmd](args)
     except subprocess.CalledProcessError as e:
         print(f"kernel_rules: {e.cmd} failed with exit code {e.returncode}", file=sys.stderr)
         return 1

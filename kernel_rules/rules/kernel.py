@@ -26,6 +26,7 @@ from pants.engine.fs import (
     PathGlobs,
     RemovePrefix,
     GlobMatchErrorBehavior,
+    EMPTY_DIGEST,
 )
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -129,44 +130,96 @@ def _fragment_name(fs: KernelImageFieldSet, path: str) -> str:
     return path
 
 
-@rule(desc="Configure kernel", level=LogLevel.DEBUG)
-async def configure_kernel(request: KernelConfigRequest, build: KernelBuildSubsystem) -> KernelConfig:
-    fs = request.field_set
-    fragments, fragment_paths = await _fragment_digest(fs)
-    source, toolchain, scripts = await MultiGet(
-        Get(LinuxSource, LinuxSourceRequest(fs.source.value or "", fs.address)),
+@dataclass(frozen=True)
+class KbuildProcess:
+    """One run of the Kbuild driver (`kernel_rules.domain.kbuild <command>`) on `source`.
+
+    `args` follow the common ones (tarball, cache, arch, jobs); `input_digest` holds the files
+    they name. The unpacked source and the warm trees come from the named cache `kernel_rules`.
+    """
+
+    command: str  # base | configure | build
+    source: LinuxSource
+    arch: str
+    args: Tuple[str, ...]
+    input_digest: Digest
+    description: str
+    output_files: Tuple[str, ...] = ()
+    with_kconfiglib: bool = False
+
+
+@rule(level=LogLevel.DEBUG)
+async def kbuild_process(request: KbuildProcess, build: KernelBuildSubsystem) -> Process:
+    toolchain, scripts = await MultiGet(
         Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
-        Get(DomainScripts, DomainScriptsRequest(KBUILD_MODULES, with_kconfiglib=True)),
+        Get(DomainScripts, DomainScriptsRequest(KBUILD_MODULES, request.with_kconfiglib)),
     )
-    argv = [toolchain.python, "-m", "kernel_rules.domain.kbuild", "configure",
-            *_common_args(fs.arch.value, source, build), "--out", "out"]
-    inputs = [scripts.digest, fragments]
+    return Process(
+        [toolchain.python, "-m", "kernel_rules.domain.kbuild", request.command,
+         "--tarball", tarball_in_sandbox(request.source), "--sha256", request.source.sha256,
+         "--cache", CACHE_DIR, "--arch", request.arch, "--jobs", "{pants_concurrency}",
+         "--max-trees", str(build.max_warm_trees), "--out", "out", *request.args],
+        description=request.description,
+        input_digest=await Get(Digest, MergeDigests([scripts.digest, request.input_digest])),
+        immutable_input_digests={"linux_source": request.source.digest},
+        append_only_caches={CACHE_NAME: CACHE_DIR},
+        env=toolchain.env,
+        output_directories=("out",),
+        output_files=request.output_files,
+        concurrency_available=build.make_jobs(),
+        level=LogLevel.INFO,
+    )
+
+
+@dataclass(frozen=True)
+class BaseConfigRequest:
+    field_set: KernelImageFieldSet
+    source: LinuxSource
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    digest: Digest  # holds base/.config
+
+
+@rule(desc="Make the base kernel config", level=LogLevel.DEBUG)
+async def base_config(request: BaseConfigRequest) -> BaseConfig:
+    fs = request.field_set
     if fs.base_config.value:
-        base = await Get(HydratedSources, HydrateSourcesRequest(fs.base_config))
-        if not base.snapshot.files:
+        hydrated = await Get(HydratedSources, HydrateSourcesRequest(fs.base_config))
+        if not hydrated.snapshot.files:
             raise KernelConfigError(
                 f"{fs.address}: field `base_config`: file {fs.base_config.value!r} not found")
-        argv += ["--base-config", base.snapshot.files[0]]
-        inputs.append(base.snapshot.digest)
+        args, inputs = ("--base-config", hydrated.snapshot.files[0]), hydrated.snapshot.digest
+        what = hydrated.snapshot.files[0]
     else:
-        argv += ["--base", fs.base.value]
+        args, inputs, what = ("--base", fs.base.value), EMPTY_DIGEST, fs.base.value
+    result = await Get(FallibleProcessResult, KbuildProcess(
+        "base", request.source, fs.arch.value, args, inputs,
+        f"Make base config {what} ({request.source.address})"))
+    if result.exit_code != 0:
+        raise KernelBuildError(
+            f"{fs.address}: making the base config {what!r} failed (exit code "
+            f"{result.exit_code}):\n" + result.stderr.decode(errors="replace")[-4000:])
+    return BaseConfig(await Get(Digest, AddPrefix(
+        await Get(Digest, RemovePrefix(result.output_digest, "out")), "base")))
+
+
+@rule(desc="Configure kernel", level=LogLevel.DEBUG)
+async def configure_kernel(request: KernelConfigRequest) -> KernelConfig:
+    fs = request.field_set
+    fragments, fragment_paths = await _fragment_digest(fs)
+    source = await Get(LinuxSource, LinuxSourceRequest(fs.source.value or "", fs.address))
+    base = await Get(BaseConfig, BaseConfigRequest(fs, source))
+    args = ["--base-config", "base/.config"]
     for path in fragment_paths:
-        argv += ["--fragment", f"{_fragment_name(fs, path)}={path}"]
-    result = await Get(
-        FallibleProcessResult,
-        Process(
-            argv,
-            description=f"Configure kernel {fs.address} ({fs.base_config.value or fs.base.value}"
-                        f" + {len(fragment_paths)} fragments)",
-            input_digest=await Get(Digest, MergeDigests(inputs)),
-            immutable_input_digests={"linux_source": source.digest},
-            append_only_caches={CACHE_NAME: CACHE_DIR},
-            env=toolchain.env,
-            output_directories=("out",),
-            concurrency_available=build.make_jobs(),
-            level=LogLevel.INFO,
-        ),
-    )
+        args += ["--fragment", f"{_fragment_name(fs, path)}={path}"]
+    result = await Get(FallibleProcessResult, KbuildProcess(
+        "configure", source, fs.arch.value, tuple(args),
+        await Get(Digest, MergeDigests([base.digest, fragments])),
+        f"Configure kernel {fs.address} ({fs.base_config.value or fs.base.value}"
+        f" + {len(fragment_paths)} fragments)",
+        with_kconfiglib=True))
     if result.exit_code == 3:
         report = json.loads(result.stdout.decode())
         if "error" in report:
@@ -182,12 +235,6 @@ async def configure_kernel(request: KernelConfigRequest, build: KernelBuildSubsy
         )
     config = await Get(Digest, RemovePrefix(result.output_digest, "out"))
     return KernelConfig(fs.address, source, fs.arch.value, config)
-
-
-def _common_args(arch: str, source: LinuxSource, build: KernelBuildSubsystem) -> List[str]:
-    return ["--tarball", tarball_in_sandbox(source), "--sha256", source.sha256,
-            "--cache", CACHE_DIR, "--arch", arch, "--jobs", "{pants_concurrency}",
-            "--max-trees", str(build.max_warm_trees)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,30 +257,14 @@ class KernelBuild:
 
 
 @rule(desc="Build kernel", level=LogLevel.DEBUG)
-async def build_kernel(request: KernelBuildRequest, build: KernelBuildSubsystem) -> KernelBuild:
+async def build_kernel(request: KernelBuildRequest) -> KernelBuild:
     config = request.config
-    toolchain, scripts = await MultiGet(
-        Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
-        Get(DomainScripts, DomainScriptsRequest(KBUILD_MODULES)),
-    )
     config_file = await Get(Digest, AddPrefix(config.digest, "input"))
-    result = await Get(
-        FallibleProcessResult,
-        Process(
-            [toolchain.python, "-m", "kernel_rules.domain.kbuild", "build",
-             *_common_args(config.arch, config.source, build),
-             "--config", "input/.config", "--out", "out", "--stats", "build-stats.json"],
-            description=f"Build kernel {config.address} (Kbuild in a warm tree)",
-            input_digest=await Get(Digest, MergeDigests([scripts.digest, config_file])),
-            immutable_input_digests={"linux_source": config.source.digest},
-            append_only_caches={CACHE_NAME: CACHE_DIR},
-            env=toolchain.env,
-            output_directories=("out",),
-            output_files=("build-stats.json",),
-            concurrency_available=build.make_jobs(),
-            level=LogLevel.INFO,
-        ),
-    )
+    result = await Get(FallibleProcessResult, KbuildProcess(
+        "build", config.source, config.arch,
+        ("--config", "input/.config", "--stats", "build-stats.json"), config_file,
+        f"Build kernel {config.address} (Kbuild in a warm tree)",
+        output_files=("build-stats.json",)))
     if result.exit_code != 0:
         raise KernelBuildError(
             f"{config.address}: the kernel build failed (exit code {result.exit_code}); "

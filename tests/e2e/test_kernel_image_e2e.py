@@ -48,7 +48,7 @@ def packaged(ws):
 
 
 def _tree(ws) -> Path:
-    trees = sorted(ws.kernel_cache.glob("trees/*/*/"))
+    trees = sorted(p for p in ws.kernel_cache.glob("trees/*/*") if p.is_dir())
     assert len(trees) == 1, trees
     return trees[0]
 
@@ -60,11 +60,21 @@ def _configure(ws, tarball, sha, extra: str, tmp: Path) -> Path:
     out = tmp / "configured"
     argv = ["python3", "-m", "kernel_rules.domain.kbuild", "configure", "--tarball", str(tarball),
             "--sha256", sha, "--cache", str(ws.kernel_cache), "--out", str(out),
+            "--base-config", str(_base(ws, tarball, sha, tmp)),
             "--fragment", f"boot={REPO / 'examples/minimal/boot.config'}",
             "--fragment", f"debug={_debug_fragment(tmp)}", "--fragment", f"extra={frag}"]
     done = run_driver(argv)
     assert done.returncode == 0, done.stdout + done.stderr
     return out / ".config"
+
+
+def _base(ws, tarball, sha, tmp: Path) -> Path:
+    argv = ["python3", "-m", "kernel_rules.domain.kbuild", "base", "--tarball", str(tarball),
+            "--sha256", sha, "--cache", str(ws.kernel_cache), "--out", str(tmp / "base"),
+            "--base", "tinyconfig"]
+    done = run_driver(argv)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return tmp / "base" / ".config"
 
 
 def _debug_fragment(tmp: Path) -> Path:
