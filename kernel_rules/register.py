@@ -1,11 +1,12 @@
 """The kernel_rules Pants backend: `backend_packages = ["kernel_rules"]`."""
 
-from kernel_rules.rules import boot, kernel, scripts, source, toolchain
+from kernel_rules.rules import boot, kernel, scripts, source, toolchain, trace
 from kernel_rules.target_types import KernelImageTarget, LinuxSourceTarget
+from kernel_rules.trace_target_types import AppProfileTarget, KernelBaselineTarget
 
 
 def target_types():
-    return [LinuxSourceTarget, KernelImageTarget]
+    return [LinuxSourceTarget, KernelImageTarget, KernelBaselineTarget, AppProfileTarget]
 
 
 def rules():
@@ -15,4 +16,5 @@ def rules():
         *source.rules(),
         *kernel.rules(),
         *boot.rules(),
+        *trace.rules(),
     ]

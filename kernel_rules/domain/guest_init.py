@@ -21,3 +21,43 @@ echo "kernel_rules: busybox shell; 'exit' powers the guest off"
 setsid cttyhack sh
 reboot -f
 """
+
+
+APP_INIT_TEMPLATE = """#!/bin/sh
+# /init of the traced guest for {{ app | q }}; rendered by kernel_rules, every value quoted.
+export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mkdir -p /dev/pts /dev/shm /run /var/tmp /var/log
+mount -t devpts devpts /dev/pts 2>/dev/null
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
+echo "{{ marker }} kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
+cd /app 2>/dev/null || cd /
+echo {{ request }}
+read -r ack
+/bin/kr-window-begin
+/bin/sh /app/{{ workload | q }} > /tmp/kr-workload.log 2>&1
+status=$?
+/bin/kr-window-end
+cat /tmp/kr-workload.log
+echo "KR_WORKLOAD_STATUS $status"
+sed 's/^/KR_MODULE /' /proc/modules 2>/dev/null
+echo KR_DONE
+reboot -f
+"""
+
+
+def render_app_init(app: str, workload: str) -> str:
+    """The app guest's /init; `app` and `workload` come from BUILD files and are shell-quoted."""
+    import shlex
+
+    import jinja2
+
+    from kernel_rules.domain.tracer import WINDOW_REQUEST
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters["q"] = shlex.quote
+    return env.from_string(APP_INIT_TEMPLATE).render(
+        app=app, workload=workload, marker=INIT_MARKER, request=WINDOW_REQUEST)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import os
 import stat
 import subprocess
 import sys
@@ -123,20 +124,89 @@ def busybox_initramfs(busybox_data: bytes, applets: Sequence[str], init: bytes,
     return entries + list(extra or ())
 
 
+def _parents(path: str) -> List[str]:
+    parts = path.strip("/").split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def host_file_entries(paths: Iterable[str]) -> List[Entry]:
+    """Host files at the same paths in the guest; a symlink stays a symlink (its target is
+    expected among `paths` too, as `elfdeps.closure` returns both)."""
+    entries: List[Entry] = []
+    for path in paths:
+        rel = path.strip("/")
+        if os.path.islink(path):
+            target = os.readlink(path)
+            entries.append(symlink(rel, target))
+            resolved = os.path.normpath(os.path.join(os.path.dirname(path), target))
+            entries += host_file_entries([resolved])
+            continue
+        with open(path, "rb") as f:
+            entries.append(regular(rel, f.read(), executable=os.access(path, os.X_OK)))
+    return entries
+
+
+def with_parent_dirs(entries: Iterable[Entry]) -> List[Entry]:
+    """`entries` plus a directory entry for every parent directory, without duplicates."""
+    by_path: Dict[str, Entry] = {}
+    for e in entries:
+        by_path.setdefault(e.path.strip("/"), e)
+    for p in list(by_path):
+        for parent in _parents(p):
+            by_path.setdefault(parent, directory(parent))
+    return list(by_path.values())
+
+
+def compile_static(gcc: str, source: str, out: str, defines: Sequence[str] = (),
+                   nostdlib: bool = False) -> bytes:
+    argv = [gcc, "-static", "-O2", "-Wall", *(f"-D{d}" for d in defines),
+            *(["-nostdlib"] if nostdlib else []), "-o", out, source]
+    subprocess.run(argv, check=True)
+    with open(out, "rb") as f:
+        return f.read()
+
+
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="initramfs", description=__doc__.splitlines()[0])
     p.add_argument("--busybox", required=True)
     p.add_argument("--init", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--binary", action="append", default=[], help="host program (+ its libraries)")
+    p.add_argument("--program", action="append", default=[], help="C source -> /usr/bin/<stem>")
+    p.add_argument("--file", action="append", default=[], help="SRC=DEST (DEST in the guest)")
+    p.add_argument("--marker-source", help="window_marker.c: adds /bin/kr-window-{begin,end}")
+    p.add_argument("--gcc", default="gcc")
     args = p.parse_args(argv)
     with open(args.busybox, "rb") as f:
         busybox = f.read()
     with open(args.init, "rb") as f:
         init = f.read()
+    extra: List[Entry] = []
     try:
-        entries = busybox_initramfs(busybox, busybox_applets(args.busybox), init)
-    except ValueError as e:
-        print(f"{args.busybox}: {e}", file=sys.stderr)
+        if args.binary:
+            from kernel_rules.domain.elfdeps import closure
+
+            extra += host_file_entries(closure(args.binary))
+        for src in args.program:
+            stem = os.path.splitext(os.path.basename(src))[0]
+            extra.append(regular(f"usr/bin/{stem}",
+                                 compile_static(args.gcc, src, f"{stem}.bin"), executable=True))
+        if args.marker_source:
+            for name, addr in (("begin", "0x333333333000L"), ("end", "0x222222222000L")):
+                data = compile_static(args.gcc, args.marker_source, f"kr-window-{name}",
+                                      [f"MARKER_ADDRESS={addr}"], nostdlib=True)
+                extra.append(regular(f"bin/kr-window-{name}", data, executable=True))
+        for spec in args.file:
+            src, _, dest = spec.partition("=")
+            with open(src, "rb") as f:
+                extra.append(regular(dest.strip("/"), f.read(), executable=os.access(src, os.X_OK)))
+        entries = busybox_initramfs(busybox, busybox_applets(args.busybox), init, extra)
+        entries = with_parent_dirs(entries)
+    except (ValueError, OSError, subprocess.CalledProcessError) as e:
+        print(f"kernel_rules: initramfs: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # MissingLibrary, NotAnElf from elfdeps
+        print(f"kernel_rules: initramfs: {e}", file=sys.stderr)
         return 2
     with open(args.out, "wb") as f:
         f.write(gzip_deterministic(cpio_newc(entries)))

@@ -7,9 +7,11 @@ that use it) under `kernel_rules/domain/`, plus `kconfiglib.py` where needed, an
 
 from __future__ import annotations
 
+import importlib
+import os
 import pkgutil
 from dataclasses import dataclass
-from typing import Tuple
+from typing import List, Tuple
 
 from pants.engine.fs import CreateDigest, Digest, FileContent
 from pants.engine.rules import Get, collect_rules, rule
@@ -21,6 +23,7 @@ PACKAGE_INITS = ("kernel_rules/__init__.py", "kernel_rules/domain/__init__.py")
 class DomainScriptsRequest:
     modules: Tuple[str, ...]  # names under kernel_rules.domain, e.g. ("kbuild", "fragments")
     with_kconfiglib: bool = False
+    third_party: Tuple[str, ...] = ()  # pure-Python distributions to ship too, e.g. ("elftools",)
 
 
 @dataclass(frozen=True)
@@ -32,15 +35,38 @@ class DomainScripts:
 async def domain_scripts(request: DomainScriptsRequest) -> DomainScripts:
     files = [FileContent(path, b"") for path in PACKAGE_INITS]
     for module in sorted(set(request.modules)):
-        data = pkgutil.get_data("kernel_rules.domain", f"{module}.py")
-        assert data is not None, module
-        files.append(FileContent(f"kernel_rules/domain/{module}.py", data))
-    if request.with_kconfiglib:
-        import kconfiglib
-
-        with open(kconfiglib.__file__, "rb") as f:
-            files.append(FileContent("kconfiglib.py", f.read()))
+        for ext in (".py", ".c"):
+            data = _domain_file(module + ext)
+            if data is not None:
+                files.append(FileContent(f"kernel_rules/domain/{module}{ext}", data))
+    for name in (("kconfiglib",) if request.with_kconfiglib else ()) + request.third_party:
+        files += _module_files(name)
     return DomainScripts(await Get(Digest, CreateDigest(files)))
+
+
+def _module_files(name: str) -> List[FileContent]:
+    """The .py files of an installed pure-Python module or package, at their import paths."""
+    module = importlib.import_module(name)
+    if not hasattr(module, "__path__"):
+        with open(module.__file__, "rb") as f:
+            return [FileContent(f"{name}.py", f.read())]
+    root = os.path.dirname(module.__file__)
+    out = []
+    for dirpath, _dirs, names in sorted(os.walk(root)):
+        for n in sorted(names):
+            if n.endswith(".py"):
+                path = os.path.join(dirpath, n)
+                with open(path, "rb") as f:
+                    rel = os.path.join(name, os.path.relpath(path, root))
+                    out.append(FileContent(rel, f.read()))
+    return out
+
+
+def _domain_file(name: str):
+    try:
+        return pkgutil.get_data("kernel_rules.domain", name)
+    except OSError:
+        return None
 
 
 def rules():

@@ -1,0 +1,1 @@
+ipc_demo

@@ -1,0 +1,213 @@
+"""Config sets: what one trace says about the kernel configuration, as a small, deterministic,
+content-addressed JSON document.
+
+Format `kernel_rules/config-set@1` (keys sorted, two-space indent, newline at the end):
+
+    {
+      "format": "kernel_rules/config-set@1",
+      "kind": "baseline" | "app",
+      "target": "<address of the kernel_baseline or app_profile>",
+      "traced_on": {"source_sha256", "trace_config_sha256", "machine_sha256", "workload_sha256"},
+      "requirements": {                   # definite facts: must hold in every kernel built for this
+        "<SYMBOL>": {"value": "y" | "m" | "ym" | "n" | "not-y",
+                     "lines": <executed lines implying it>,
+                     "evidence": ["<file>:<line>", ...up to 3, sorted]}
+      },
+      "conditions": [                     # executed code under a condition that is not a plain
+        {"formula": "<A || B>", ...}      # conjunction (kept for the composer; not requirements)
+      ],
+      "unresolved": {"lines": <n>, "notes": ["...", ...up to 20]},
+      "stats": {"addresses", "mapped_addresses", "unmapped_addresses", "lines", "files",
+                "pre_kernel_instructions", "contradictions": [...]}
+    }
+
+Values: `y` built in, `m` module, `ym` enabled either way, `n` off, `not-y` anything but built in
+(`#ifndef CONFIG_X` around executed code, X tristate). A requirement comes from the Kbuild
+condition of the object holding the executed code AND the C preprocessor conditions around the
+line, in every frame of its inline chain. `contradictions` lists facts that do not hold in the
+trace kernel's own configuration: a mapping error (the check should always find none).
+
+The set is named by the sha256 of its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+
+from kernel_rules.domain.addr2src import Location
+from kernel_rules.domain.conditions import Formula, conj, evaluate, TRUE, Unknown, And, Sym, Not
+
+FORMAT = "kernel_rules/config-set@1"
+EVIDENCE_SAMPLES = 3
+
+
+@dataclass(frozen=True)
+class TracedOn:
+    source_sha256: str
+    trace_config_sha256: str
+    machine_sha256: str
+    workload_sha256: str = ""
+
+
+@dataclass
+class _Acc:
+    lines: Set[str] = field(default_factory=set)
+
+
+def _holds(symbol: str, value: str, config: Mapping[str, str]) -> bool:
+    v = config.get(symbol, "n")
+    return {"y": v == "y", "m": v == "m", "ym": v in ("y", "m"), "n": v not in ("y", "m"),
+            "not-y": v != "y"}[value]
+
+
+def build_config_set(
+    kind: str,
+    target: str,
+    traced_on: TracedOn,
+    locations: Mapping[int, Location],
+    addresses: int,
+    line_condition: Callable[[str, int], Formula],
+    object_condition: Callable[[str], Tuple[Formula, Optional[str]]],
+    facts_of: Callable[[Formula], Iterable[Tuple[str, str]]],
+    trace_config: Mapping[str, str],
+    pre_kernel_instructions: int = 0,
+) -> dict:
+    """The config-set document for one trace.
+
+    `line_condition(file, line)`: C preprocessor condition of a source line.
+    `object_condition(file)`: Kbuild condition of the object a .c/.S file is compiled into, and
+    a note when it could not be resolved. `facts_of(formula)`: its definite facts.
+    """
+    facts: Dict[Tuple[str, str], _Acc] = defaultdict(_Acc)
+    formulas: Dict[str, _Acc] = defaultdict(_Acc)
+    notes: Set[str] = set()
+    unresolved_lines: Set[str] = set()
+    all_lines: Set[str] = set()
+    files: Set[str] = set()
+    mapped = 0
+    kbuild_cache: Dict[str, Tuple[Formula, Optional[str]]] = {}
+    triples: Set[Tuple[str, str, int]] = set()  # (owning .c file, frame file, frame line)
+    for loc in locations.values():
+        if not loc.frames:
+            continue
+        mapped += 1
+        for frame in loc.frames:
+            triples.add((loc.outermost.file, frame.file, frame.line))
+    for owner, path, line in sorted(triples):
+        if owner not in kbuild_cache:
+            kbuild_cache[owner] = object_condition(owner)
+        kbuild, note = kbuild_cache[owner]
+        where = f"{path}:{line}"
+        all_lines.add(where)
+        files.add(path)
+        if note:
+            notes.add(note)
+            unresolved_lines.add(where)
+        cond = conj(kbuild, line_condition(path, line))
+        for fact in facts_of(cond):
+            facts[fact].lines.add(where)
+        residue = _residue(cond)
+        if residue is not None:
+            formulas[str(residue)].lines.add(where)
+    requirements = {}
+    contradictions = []
+    for (symbol, value), acc in sorted(facts.items()):
+        if not _holds(symbol, value, trace_config):
+            contradictions.append(f"{symbol}={value} ({min(acc.lines)})")
+            continue
+        if symbol in requirements:  # two facts on one symbol: keep the stronger one
+            value = _stronger(requirements[symbol]["value"], value)
+        requirements[symbol] = {
+            "value": value,
+            "lines": len(acc.lines),
+            "evidence": sorted(acc.lines)[:EVIDENCE_SAMPLES],
+        }
+    return {
+        "format": FORMAT,
+        "kind": kind,
+        "target": target,
+        "traced_on": traced_on.__dict__,
+        "requirements": requirements,
+        "conditions": [
+            {"formula": f, "lines": len(acc.lines), "evidence": sorted(acc.lines)[:EVIDENCE_SAMPLES]}
+            for f, acc in sorted(formulas.items())
+        ],
+        "unresolved": {"lines": len(unresolved_lines), "notes": sorted(notes)[:20]},
+        "stats": {
+            "addresses": addresses,
+            "mapped_addresses": mapped,
+            "unmapped_addresses": addresses - mapped,
+            "lines": len(all_lines),
+            "files": len(files),
+            "pre_kernel_instructions": pre_kernel_instructions,
+            "contradictions": contradictions,
+        },
+    }
+
+
+def _stronger(a: str, b: str) -> str:
+    pair = {a, b}
+    if pair <= {"y", "ym"}:
+        return "y"
+    if pair <= {"m", "ym"}:
+        return "m"
+    if pair <= {"n", "not-y"}:
+        return "n"
+    if pair == {"ym", "not-y"}:
+        return "m"
+    return a  # a genuine conflict: the first wins; the composer sees the evidence of both
+
+
+def _residue(cond: Formula) -> Optional[Formula]:
+    """The part of a condition that is not a plain symbol fact or Unknown (e.g. a disjunction)."""
+    parts = cond.args if isinstance(cond, And) else (cond,)
+    rest = [p for p in parts if not isinstance(p, (Sym, Unknown))
+            and not (isinstance(p, Not) and isinstance(p.arg, Sym)) and p != TRUE]
+    if not rest:
+        return None
+    return conj(*rest)
+
+
+def dumps(doc: dict) -> str:
+    """Canonical text of a config set: the same document always gives the same bytes."""
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def name_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def summary(doc: dict, digest: str) -> str:
+    """A readable Markdown summary of a config set."""
+    s = doc["stats"]
+    reqs = doc["requirements"]
+    lines = [
+        f"# Config set {digest[:16]} ({doc['kind']} {doc['target']})",
+        "",
+        f"- addresses traced: {s['addresses']} ({s['mapped_addresses']} mapped to source, "
+        f"{s['unmapped_addresses']} unmapped); firmware/setup/decompressor instructions not "
+        f"mapped: {s['pre_kernel_instructions']}",
+        f"- source lines: {s['lines']} in {s['files']} files",
+        f"- requirements: {len(reqs)} "
+        f"({sum(1 for r in reqs.values() if r['value'] in ('y', 'm', 'ym'))} on, "
+        f"{sum(1 for r in reqs.values() if r['value'] in ('n', 'not-y'))} off)",
+        f"- other conditions: {len(doc['conditions'])}; lines with an unresolved Kbuild "
+        f"condition: {doc['unresolved']['lines']}",
+        f"- contradictions with the trace kernel's config: {len(s['contradictions'])}",
+        "",
+        "| symbol | value | lines | evidence |",
+        "|---|---|---|---|",
+    ]
+    for sym, r in sorted(reqs.items()):
+        lines.append(f"| {sym} | {r['value']} | {r['lines']} | {r['evidence'][0]} |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_against(doc: dict, config: Mapping[str, str]) -> List[str]:
+    """Requirements of `doc` that `config` does not satisfy (empty: all hold)."""
+    return [f"{s}={r['value']}" for s, r in sorted(doc["requirements"].items())
+            if not _holds(s, r["value"], config)]

@@ -1,0 +1,125 @@
+"""Turn a trace (kernel addresses) into a config set: the process entry point of the mapping step.
+
+addresses --addr2line--> file:line frames --Kbuild + C preprocessor--> presence conditions
+--definite facts, checked against the trace kernel's .config--> config set (domain.configset).
+
+Run as `python3 -m kernel_rules.domain.mapper --tarball F --sha256 H --cache DIR --vmlinux F --config F
+--addresses F --trace F --kind baseline|app --target ADDR --traced-on JSON --out DIR`.
+Writes `config-set.json` and `summary.md` to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, Optional, Sequence, Tuple
+
+from kernel_rules.domain import configset
+from kernel_rules.domain.addr2src import resolve
+from kernel_rules.domain.conditions import TRUE, Formula, Unknown
+from kernel_rules.domain.cpp_conditions import LineConditions, definite_facts_for, line_conditions
+from kernel_rules.domain.fragments import parse_config
+from kernel_rules.domain.kbuild_conditions import KbuildIndex
+from kernel_rules.domain.warm_trees import unpack_source
+
+
+class SourceConditions:
+    """C preprocessor conditions of lines of files under `srctree`, each file parsed once."""
+
+    def __init__(self, srctree: str) -> None:
+        self.srctree = srctree
+        self._files: Dict[str, Optional[LineConditions]] = {}
+
+    def __call__(self, path: str, line: int) -> Formula:
+        if path not in self._files:
+            full = os.path.join(self.srctree, path)
+            try:
+                with open(full, errors="replace") as f:
+                    self._files[path] = line_conditions(f.read())
+            except OSError:
+                self._files[path] = None
+        lc = self._files[path]
+        return lc.condition(line) if lc else Unknown(f"{path}: not in the source tree")
+
+
+def object_condition_of(index: KbuildIndex):
+    def condition(path: str) -> Tuple[Formula, Optional[str]]:
+        if not path.endswith((".c", ".S")):
+            return TRUE, None  # a function defined in a header: its CU's condition is unknown
+        result = index.condition(path)
+        note = "; ".join(result.unresolved) if result.unresolved else None
+        return result.formula, note
+    return condition
+
+
+def tristate_oracle(srctree: str, arch: str):
+    """symbol -> True if tristate, from the real Kconfig (kconfiglib, ~2 s)."""
+    from kernel_rules.domain.kconfig import load_kconfig
+
+    kconf = load_kconfig(srctree, arch, os.environ)
+    import kconfiglib
+
+    def is_tristate(symbol: str) -> bool:
+        sym = kconf.syms.get(symbol)
+        return sym is not None and sym.orig_type == kconfiglib.TRISTATE
+
+    return is_tristate, {name for name, s in kconf.syms.items() if s.nodes}
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="mapper", description=__doc__.splitlines()[0])
+    p.add_argument("--tarball", required=True)
+    p.add_argument("--sha256", required=True)
+    p.add_argument("--cache", required=True, help="cache root holding the unpacked sources")
+    p.add_argument("--arch", default="x86_64")
+    p.add_argument("--vmlinux", required=True)
+    p.add_argument("--config", required=True)
+    p.add_argument("--addresses", required=True)
+    p.add_argument("--trace", required=True)
+    p.add_argument("--kind", choices=("baseline", "app"), required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--traced-on", required=True, help="JSON of configset.TracedOn fields")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+
+    with open(args.addresses) as f:
+        addresses = [int(line, 16) for line in f if line.strip()]
+    with open(args.trace) as f:
+        trace = json.load(f)
+    with open(args.config) as f:
+        config = parse_config(f.read())
+    srctree = unpack_source(args.cache, args.tarball, args.sha256)
+    locations = resolve(args.vmlinux, addresses)
+    is_tristate, defined = tristate_oracle(srctree, args.arch)
+
+    def facts_of(formula: Formula):
+        return [(s, v) for s, v in definite_facts_for(formula, is_tristate) if s in defined]
+
+    doc = configset.build_config_set(
+        kind=args.kind,
+        target=args.target,
+        traced_on=configset.TracedOn(**json.loads(args.traced_on)),
+        locations=locations,
+        addresses=len(addresses),
+        line_condition=SourceConditions(srctree),
+        object_condition=object_condition_of(KbuildIndex(srctree, "x86")),
+        facts_of=facts_of,
+        trace_config=config,
+        pre_kernel_instructions=trace.get("pre_kernel_instructions", 0),
+    )
+    text = configset.dumps(doc)
+    digest = configset.name_of(text)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "config-set.json"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(configset.summary(doc, digest))
+    print(f"kernel_rules: config set {digest[:16]}: {len(doc['requirements'])} requirements "
+          f"from {doc['stats']['lines']} lines", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

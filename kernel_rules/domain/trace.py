@@ -1,0 +1,100 @@
+"""Kernel instruction addresses from QEMU's `-d in_asm` log.
+
+QEMU (TCG) logs every translated block as `IN: [symbol]` followed by one line per instruction,
+`0x<address>:  <bytes>  <disassembly>`. Blocks appear in translation order, so the log is also a
+coarse timeline of the boot:
+
+1. firmware, the real-mode setup code and the decompressor (not part of vmlinux: counted, not
+   mapped);
+2. vmlinux's first instructions run at their *physical* addresses (`startup_64` at
+   `CONFIG_PHYSICAL_START`, 0x1000000 with `nokaslr`) until the kernel switches to its virtual
+   mapping: those are rebased to virtual addresses (`+ __START_KERNEL_map`);
+3. everything else at kernel virtual addresses (vmlinux, then modules).
+
+User-space addresses are dropped, except the window markers: a guest program that jumps to
+`WINDOW_BEGIN` and later to `WINDOW_END` shows up as blocks at those addresses, so
+`window_addresses()` can return exactly the kernel code executed between them. For a complete
+window the tracer switches logging to `in_asm,nochain` just before `WINDOW_BEGIN`: that changes
+QEMU's translation flags, so every block executed afterwards is translated (and logged) again,
+even code that already ran during boot.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import IO, Iterable, Iterator, Optional, Set
+
+KERNEL_VIRTUAL_MIN = 0xFFFF800000000000
+START_KERNEL_MAP = 0xFFFFFFFF80000000
+DEFAULT_PHYSICAL_START = 0x1000000
+WINDOW_BEGIN = 0x333333333000
+WINDOW_END = 0x222222222000
+
+_INSN = re.compile(r"^0x([0-9a-f]+):")
+
+
+@dataclass
+class Trace:
+    """Addresses (virtual) of kernel instructions, with counts of what was left out."""
+
+    kernel: Set[int] = field(default_factory=set)
+    pre_kernel_instructions: int = 0  # firmware, setup, decompressor (distinct addresses)
+    user_instructions: int = 0
+    window_found: bool = False
+
+
+def instruction_addresses(log: Iterable[str]) -> Iterator[int]:
+    """Every instruction address in an `in_asm` log, in log order."""
+    for line in log:
+        m = _INSN.match(line)
+        if m:
+            yield int(m.group(1), 16)
+
+
+def kernel_addresses(log: Iterable[str], physical_start: int = DEFAULT_PHYSICAL_START,
+                     image_size: int = 1 << 30) -> Trace:
+    """All kernel addresses of a whole boot log (see the module docstring for the phases)."""
+    trace = Trace()
+    pre: Set[int] = set()
+    phase = "pre"  # -> "physical" at startup_64 -> "virtual" at the first kernel virtual address
+    for addr in instruction_addresses(log):
+        if addr >= KERNEL_VIRTUAL_MIN:
+            phase = "virtual"
+            trace.kernel.add(addr)
+        elif phase == "pre" and addr != physical_start:
+            pre.add(addr)
+        elif phase != "virtual" and physical_start <= addr < physical_start + image_size:
+            phase = "physical"
+            trace.kernel.add(addr + START_KERNEL_MAP)
+        else:
+            trace.user_instructions += 1
+    trace.pre_kernel_instructions = len(pre)
+    return trace
+
+
+def window_addresses(log: Iterable[str], begin: int = WINDOW_BEGIN,
+                     end: int = WINDOW_END) -> Trace:
+    """Kernel addresses logged after the first `begin` marker block and before the next `end`
+    marker block. `window_found` is False when either marker is missing."""
+    trace = Trace()
+    state = "before"
+    for addr in instruction_addresses(log):
+        if state == "before":
+            if addr == begin:
+                state = "inside"
+        elif state == "inside":
+            if addr == end:
+                state = "after"
+                break
+            if addr >= KERNEL_VIRTUAL_MIN:
+                trace.kernel.add(addr)
+            else:
+                trace.user_instructions += 1
+    trace.window_found = state == "after"
+    return trace
+
+
+def read_log(f: IO[str]) -> Iterator[str]:
+    for line in f:
+        yield line

@@ -1,0 +1,358 @@
+"""`kernel_baseline` and `app_profile`: trace under QEMU -> map -> config set -> package."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.engine.addresses import Address, UnparsedAddressInputs
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs, RemovePrefix
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import HydratedSources, HydrateSourcesRequest, Target, Targets
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from kernel_rules.domain.guest_init import render_app_init
+from kernel_rules.domain.qemu import CHECK_PARAM
+from kernel_rules.rules.boot import QEMU, BootInitramfs, BootInitramfsRequest
+from kernel_rules.rules.kernel import (
+    CACHE_DIR,
+    CACHE_NAME,
+    KernelBuild,
+    KernelBuildRequest,
+    KernelConfig,
+    KernelConfigRequest,
+    KernelImageFieldSet,
+)
+from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.rules.source import tarball_in_sandbox
+from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
+from kernel_rules.target_types import KernelDebugInfoField, KernelSourceField
+from kernel_rules.trace_target_types import (
+    AppBaselineField,
+    AppBinariesField,
+    AppFilesField,
+    AppProgramsField,
+    AppSuccessField,
+    AppWorkloadField,
+    BaselineCmdlineField,
+    BaselineKernelField,
+    MachineCpusField,
+    MachineDevicesField,
+    MachineMemoryField,
+    MachineTypeField,
+    TraceTimeoutField,
+)
+
+MAPPER_MODULES = ("mapper", "addr2src", "conditions", "cpp_conditions", "kbuild_conditions",
+                  "configset", "fragments", "kconfig", "warm_trees")
+TRACER_MODULES = ("tracer", "trace", "qemu")
+
+
+class TraceError(Exception):
+    """A traced guest failed, or a trace target is declared wrongly."""
+
+
+@dataclass(frozen=True)
+class Machine:
+    machine: str
+    cpus: int
+    memory: str
+    devices: Tuple[str, ...]
+    cmdline: str
+
+    def digest_text(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class BaselineFieldSet(PackageFieldSet):
+    required_fields = (BaselineKernelField,)
+
+    kernel: BaselineKernelField
+    machine: MachineTypeField
+    cpus: MachineCpusField
+    memory: MachineMemoryField
+    devices: MachineDevicesField
+    cmdline: BaselineCmdlineField
+    timeout: TraceTimeoutField
+    output_path: OutputPathField
+
+    def machine_description(self) -> Machine:
+        return Machine(self.machine.value, self.cpus.value, self.memory.value,
+                       tuple(self.devices.value or ()), self.cmdline.value)
+
+
+@dataclass(frozen=True)
+class AppProfileFieldSet(PackageFieldSet):
+    required_fields = (AppBaselineField, AppWorkloadField)
+
+    baseline: AppBaselineField
+    binaries: AppBinariesField
+    programs: AppProgramsField
+    files: AppFilesField
+    workload: AppWorkloadField
+    success: AppSuccessField
+    timeout: TraceTimeoutField
+    output_path: OutputPathField
+
+
+async def _one_target(spec: str, owner: Address, field: str, want: type, kind: str) -> Target:
+    targets = await Get(Targets, UnparsedAddressInputs(
+        [spec], owning_address=owner, description_of_origin=f"the `{field}` field of {owner}"))
+    tgt = targets[0]
+    if not tgt.has_field(want):
+        raise TraceError(f"{owner}: field `{field}` must name a `{kind}` target, but "
+                         f"{tgt.address} is a `{tgt.alias}`.")
+    return tgt
+
+
+@dataclass(frozen=True)
+class TraceKernel:
+    """The trace kernel of a baseline: its build, final config and the machine to boot it on."""
+
+    baseline: Address
+    config: KernelConfig
+    build: KernelBuild
+    machine: Machine
+    timeout: int
+
+
+@rule(desc="Resolve a baseline's trace kernel")
+async def trace_kernel(fs: BaselineFieldSet) -> TraceKernel:
+    tgt = await _one_target(fs.kernel.value, fs.address, "kernel", KernelSourceField, "kernel_image")
+    if not tgt[KernelDebugInfoField].value:
+        raise TraceError(f"{fs.address}: field `kernel`: {tgt.address} must set `debug_info=True`"
+                         " (tracing maps addresses to source lines through DWARF).")
+    config = await Get(KernelConfig, KernelConfigRequest(KernelImageFieldSet.create(tgt)))
+    build = await Get(KernelBuild, KernelBuildRequest(config))
+    return TraceKernel(fs.address, config, build, fs.machine_description(), fs.timeout.value)
+
+
+@dataclass(frozen=True)
+class TraceRequest:
+    kernel: TraceKernel
+    initramfs: Digest  # holds initramfs.cpio.gz
+    mode: str  # boot | app
+    target: Address
+    timeout: int
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    digest: Digest  # trace/addresses.txt, trace/trace.json, trace/console.log
+    console: str
+    trace_json: dict
+
+
+@rule(desc="Trace a guest under QEMU", level=LogLevel.DEBUG)
+async def run_trace(request: TraceRequest) -> TraceResult:
+    toolchain, scripts = await MultiGet(
+        Get(Toolchain, ToolchainRequest((QEMU,), "tracing")),
+        Get(DomainScripts, DomainScriptsRequest(TRACER_MODULES)),
+    )
+    m = request.kernel.machine
+    kernel = await Get(Digest, DigestSubset(request.kernel.build.digest, PathGlobs(["bzImage"])))
+    argv = [toolchain.python, "-m", "kernel_rules.domain.tracer", request.mode,
+            "--qemu", toolchain.path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
+            "--cmdline", f"{m.cmdline} nokaslr" + (f" {CHECK_PARAM}" if request.mode == "boot" else ""),
+            "--machine", m.machine, "--cpus", str(m.cpus), "--memory", m.memory,
+            "--timeout", str(request.timeout), "--out", "trace"]
+    for dev in m.devices:
+        argv += ["--device", dev]
+    result = await Get(FallibleProcessResult, Process(
+        argv,
+        description=f"Trace {request.target} under QEMU ({request.mode})",
+        input_digest=await Get(Digest, MergeDigests([kernel, request.initramfs, scripts.digest])),
+        env=toolchain.env,
+        output_directories=("trace",),
+        timeout_seconds=request.timeout + 120,
+        level=LogLevel.INFO,
+    ))
+    if result.exit_code != 0:
+        raise TraceError(f"{request.target}: {result.stderr.decode(errors='replace')[-5000:]}")
+    contents = {c.path: c.content for c in await Get(DigestContents, Digest, result.output_digest)}
+    return TraceResult(result.output_digest, contents["trace/console.log"].decode(errors="replace"),
+                       json.loads(contents["trace/trace.json"]))
+
+
+@dataclass(frozen=True)
+class MapRequest:
+    kernel: TraceKernel
+    trace: TraceResult
+    kind: str
+    target: Address
+    workload_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigSet:
+    digest: Digest  # config-set.json, summary.md
+    sha256: str
+
+
+@rule(desc="Map a trace to a config set", level=LogLevel.DEBUG)
+async def map_trace(request: MapRequest) -> ConfigSet:
+    k = request.kernel
+    toolchain, scripts, config_contents = await MultiGet(
+        Get(Toolchain, ToolchainRequest(("addr2line", "gcc", "tar", "xz"), "mapping traces")),
+        Get(DomainScripts, DomainScriptsRequest(MAPPER_MODULES, with_kconfiglib=True)),
+        Get(DigestContents, Digest, k.config.digest),
+    )
+    vmlinux_and_config = await Get(Digest, DigestSubset(k.build.digest, PathGlobs(["vmlinux", "config"])))
+    traced_on = {
+        "source_sha256": k.config.source.sha256,
+        "trace_config_sha256": hashlib.sha256(config_contents[0].content).hexdigest(),
+        "machine_sha256": hashlib.sha256(k.machine.digest_text().encode()).hexdigest(),
+        "workload_sha256": request.workload_sha256,
+    }
+    result = await Get(FallibleProcessResult, Process(
+        [toolchain.python, "-m", "kernel_rules.domain.mapper",
+         "--tarball", tarball_in_sandbox(k.config.source), "--sha256", k.config.source.sha256,
+         "--cache", CACHE_DIR, "--vmlinux", "vmlinux", "--config", "config",
+         "--addresses", "trace/addresses.txt", "--trace", "trace/trace.json",
+         "--kind", request.kind, "--target", str(request.target),
+         "--traced-on", json.dumps(traced_on, sort_keys=True), "--out", "out"],
+        description=f"Map the trace of {request.target} to a config set",
+        input_digest=await Get(Digest, MergeDigests(
+            [vmlinux_and_config, request.trace.digest, scripts.digest])),
+        immutable_input_digests={"linux_source": k.config.source.digest},
+        append_only_caches={CACHE_NAME: CACHE_DIR},
+        env=toolchain.env,
+        output_directories=("out",),
+        level=LogLevel.INFO,
+    ))
+    if result.exit_code != 0:
+        raise TraceError(f"{request.target}: mapping the trace failed:\n"
+                         + result.stderr.decode(errors="replace")[-5000:])
+    out = await Get(Digest, RemovePrefix(result.output_digest, "out"))
+    contents = {c.path: c.content for c in await Get(DigestContents, Digest, out)}
+    return ConfigSet(out, hashlib.sha256(contents["config-set.json"]).hexdigest())
+
+
+async def _package(digest: Digest, output_path: OutputPathField, config_set: ConfigSet) -> BuiltPackage:
+    out_dir = output_path.value_or_default(file_ending=None)
+    prefixed = await Get(Digest, AddPrefix(digest, out_dir))
+    return BuiltPackage(prefixed, (
+        BuiltPackageArtifact(f"{out_dir}/config-set.json",
+                             extra_log_lines=(f"config set sha256 {config_set.sha256}",)),
+        BuiltPackageArtifact(f"{out_dir}/summary.md"),
+    ))
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel_baseline
+# ---------------------------------------------------------------------------------------------
+
+
+@rule(desc="Package a baseline config set")
+async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
+    kernel = await Get(TraceKernel, BaselineFieldSet, fs)
+    initramfs = await Get(BootInitramfs, BootInitramfsRequest())
+    trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "boot", fs.address,
+                                                kernel.timeout))
+    config_set = await Get(ConfigSet, MapRequest(kernel, trace, "baseline", fs.address))
+    return await _package(config_set.digest, fs.output_path, config_set)
+
+
+# ---------------------------------------------------------------------------------------------
+# app_profile
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppInitramfsRequest:
+    fs: AppProfileFieldSet
+
+
+@dataclass(frozen=True)
+class AppInitramfs:
+    digest: Digest  # initramfs.cpio.gz
+    sha256: str
+
+
+@rule(desc="Build an application initramfs", level=LogLevel.DEBUG)
+async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
+    fs = request.fs
+    toolchain, scripts, workload, files, programs = await MultiGet(
+        Get(Toolchain, ToolchainRequest(("busybox", "gcc"), "application initramfs images")),
+        Get(DomainScripts, DomainScriptsRequest(("initramfs", "elfdeps", "window_marker"),
+                                                third_party=("elftools",))),
+        Get(HydratedSources, HydrateSourcesRequest(fs.workload)),
+        Get(HydratedSources, HydrateSourcesRequest(fs.files)),
+        Get(HydratedSources, HydrateSourcesRequest(fs.programs)),
+    )
+    workload_path = workload.snapshot.files[0]
+    workload_name = workload_path.rsplit("/", 1)[-1]
+    init = await Get(Digest, CreateDigest([FileContent(
+        "init", render_app_init(str(fs.address), workload_name).encode(), is_executable=True)]))
+    argv = [toolchain.python, "-m", "kernel_rules.domain.initramfs",
+            "--busybox", toolchain.path("busybox"), "--gcc", toolchain.path("gcc"),
+            "--init", "init", "--out", "initramfs.cpio.gz",
+            "--marker-source", "kernel_rules/domain/window_marker.c",
+            "--file", f"{workload_path}=app/{workload_name}"]
+    base = fs.address.spec_path
+    for f in files.snapshot.files:
+        rel = f[len(base) + 1:] if base and f.startswith(base + "/") else f
+        argv += ["--file", f"{f}=app/{rel}"]
+    for p in programs.snapshot.files:
+        argv += ["--program", p]
+    for b in fs.binaries.value or ():
+        if not b.startswith("/"):
+            raise TraceError(f"{fs.address}: field `binaries`: {b!r} must be an absolute path")
+        argv += ["--binary", b]
+    result = await Get(FallibleProcessResult, Process(
+        argv,
+        description=f"Build the initramfs of {fs.address}",
+        input_digest=await Get(Digest, MergeDigests([
+            scripts.digest, init, workload.snapshot.digest, files.snapshot.digest,
+            programs.snapshot.digest])),
+        env=toolchain.env,
+        output_files=("initramfs.cpio.gz",),
+        # Host binaries are not Pants inputs: rebuild every run; the bytes key everything after.
+        cache_scope=ProcessCacheScope.PER_SESSION,
+    ))
+    if result.exit_code != 0:
+        raise TraceError(f"{fs.address}: building the initramfs failed: "
+                         + result.stderr.decode(errors="replace")[-3000:])
+    content = (await Get(DigestContents, Digest, result.output_digest))[0].content
+    return AppInitramfs(result.output_digest, hashlib.sha256(content).hexdigest())
+
+
+@rule(desc="Package an app config set")
+async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
+    baseline_tgt = await _one_target(fs.baseline.value, fs.address, "baseline",
+                                     BaselineKernelField, "kernel_baseline")
+    kernel = await Get(TraceKernel, BaselineFieldSet, BaselineFieldSet.create(baseline_tgt))
+    initramfs = await Get(AppInitramfs, AppInitramfsRequest(fs))
+    trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "app", fs.address,
+                                                fs.timeout.value))
+    verdict = workload_verdict(trace, fs.success.value)
+    if verdict:
+        raise TraceError(f"{fs.address}: the workload failed: {verdict}\nconsole tail:\n"
+                         + "\n".join(trace.console.splitlines()[-40:]))
+    config_set = await Get(ConfigSet, MapRequest(kernel, trace, "app", fs.address, initramfs.sha256))
+    return await _package(config_set.digest, fs.output_path, config_set)
+
+
+def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:
+    """Empty if the workload passed, else why not."""
+    status = (trace.trace_json.get("window") or {}).get("workload_status")
+    if status != 0:
+        return f"exit status {status}"
+    if success and not re.search(success, trace.console, re.M):
+        return f"its output does not match `success` {success!r}"
+    return ""
+
+
+def rules():
+    return [
+        *collect_rules(),
+        UnionRule(PackageFieldSet, BaselineFieldSet),
+        UnionRule(PackageFieldSet, AppProfileFieldSet),
+    ]

@@ -1,0 +1,184 @@
+"""BUILD file targets for tracing: `kernel_baseline` and `app_profile`."""
+
+from __future__ import annotations
+
+from pants.core.goals.package import OutputPathField
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    IntField,
+    MultipleSourcesField,
+    SingleSourceField,
+    StringField,
+    StringSequenceField,
+    Target,
+)
+from pants.util.strutil import help_text
+
+
+class BaselineKernelField(StringField):
+    alias = "kernel"
+    required = True
+    help = help_text(
+        """
+        Address of the trace kernel: a `kernel_image` with `debug_info=True`. Its configuration is
+        the universe tailored kernels choose from, so enable everything the applications might use.
+        """
+    )
+
+
+class MachineTypeField(StringField):
+    alias = "machine"
+    default = "q35"
+    help = "QEMU machine type (`-machine`), e.g. `q35`, `pc`, `microvm`."
+
+
+class MachineCpusField(IntField):
+    alias = "cpus"
+    default = 1
+    help = "Virtual CPUs (`-smp`)."
+
+
+class MachineMemoryField(StringField):
+    alias = "memory"
+    default = "256M"
+    help = "Guest memory in QEMU's syntax (`256M`, `1G`)."
+
+
+class MachineDevicesField(StringSequenceField):
+    alias = "devices"
+    default = ()
+    help = help_text(
+        """
+        Extra QEMU devices, one `-device` value each (e.g. `virtio-rng-pci`). Guests never get a
+        host network or a host filesystem: network devices have no backend.
+        """
+    )
+
+
+class BaselineCmdlineField(StringField):
+    alias = "cmdline"
+    default = "console=ttyS0"
+    help = help_text(
+        """
+        Kernel command line. kernel_rules adds `nokaslr` (traced addresses must match the
+        vmlinux) and its own init parameters. One QEMU argument; never seen by a shell.
+        """
+    )
+
+
+class TraceTimeoutField(IntField):
+    alias = "timeout"
+    default = 300
+    help = "Seconds a traced guest may run before the trace fails (QEMU runs in TCG: be generous)."
+
+
+class KernelBaselineTarget(Target):
+    alias = "kernel_baseline"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        BaselineKernelField,
+        MachineTypeField,
+        MachineCpusField,
+        MachineMemoryField,
+        MachineDevicesField,
+        BaselineCmdlineField,
+        TraceTimeoutField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        A deployment environment: a QEMU machine and a trace kernel, traced at boot.
+
+        `pants package` boots the trace kernel under QEMU (TCG, `-icount`: deterministic) with
+        instruction logging from the very first instruction, maps every executed kernel address
+        to its source line and the Kbuild and `#if` conditions around it, and writes the
+        resulting *baseline config set* (`config-set.json`, named by its sha256) and a readable
+        `summary.md` to dist/.
+        """
+    )
+
+
+class AppBaselineField(StringField):
+    alias = "baseline"
+    required = True
+    help = "Address of the `kernel_baseline` whose machine and trace kernel the app runs on."
+
+
+class AppBinariesField(StringSequenceField):
+    alias = "binaries"
+    default = ()
+    help = help_text(
+        """
+        Absolute paths of host programs to put in the guest at the same paths (e.g.
+        `/usr/bin/sqlite3`), with every shared library they need, found from their ELF dynamic
+        sections (`DT_NEEDED`, `DT_RUNPATH`, the `PT_INTERP` loader). Their contents are part of
+        the cache key.
+        """
+    )
+
+
+class AppProgramsField(MultipleSourcesField):
+    alias = "programs"
+    default = ()
+    expected_file_extensions = (".c",)
+    help = help_text(
+        """
+        C source files, relative to the BUILD file, each compiled with the host gcc as a static
+        program `/usr/bin/<file name without .c>` in the guest.
+        """
+    )
+
+
+class AppFilesField(MultipleSourcesField):
+    alias = "files"
+    default = ()
+    help = "Data files, relative to the BUILD file, copied under `/app/` in the guest."
+
+
+class AppWorkloadField(SingleSourceField):
+    alias = "workload"
+    required = True
+    expected_file_extensions = (".sh",)
+    help = help_text(
+        """
+        A shell script (busybox sh) run in `/app` inside the traced window. It should start what it
+        needs (daemons included) and exercise the application; its exit status is the verdict.
+        """
+    )
+
+
+class AppSuccessField(StringField):
+    alias = "success"
+    help = help_text(
+        """
+        Optional regular expression (Python syntax) that must match the workload's output for
+        the run to count as passed, in addition to exit status 0.
+        """
+    )
+
+
+class AppProfileTarget(Target):
+    alias = "app_profile"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        AppBaselineField,
+        AppBinariesField,
+        AppProgramsField,
+        AppFilesField,
+        AppWorkloadField,
+        AppSuccessField,
+        TraceTimeoutField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        An application and a workload that exercises it, traced inside a marked window.
+
+        `pants package` builds an initramfs (busybox, the app's binaries and libraries, programs,
+        files, the workload), boots the baseline's trace kernel on the baseline's machine, and
+        records every kernel instruction executed between the start and the end of the workload,
+        including code that already ran at boot. The result is an *app config set*
+        (`config-set.json`) and `summary.md` in dist/. The workload must pass (exit 0, and match
+        `success` if set), otherwise packaging fails with the console tail.
+        """
+    )
