@@ -124,7 +124,7 @@ def build_config_set(
         requirements[symbol] = {
             "value": value,
             "lines": len(acc.lines),
-            "evidence": sorted(acc.lines)[:EVIDENCE_SAMPLES],
+            "evidence": _samples(acc.lines),
         }
     return {
         "format": FORMAT,
@@ -133,7 +133,7 @@ def build_config_set(
         "traced_on": traced_on.__dict__,
         "requirements": requirements,
         "conditions": [
-            {"formula": f, "lines": len(acc.lines), "evidence": sorted(acc.lines)[:EVIDENCE_SAMPLES]}
+            {"formula": f, "lines": len(acc.lines), "evidence": _samples(acc.lines)}
             for f, acc in sorted(formulas.items())
         ],
         "unresolved": {"lines": len(unresolved_lines), "notes": sorted(notes)[:20]},
@@ -147,6 +147,12 @@ def build_config_set(
             "contradictions": contradictions,
         },
     }
+
+
+def _samples(lines: Set[str]) -> List[str]:
+    """Deterministic evidence: lines in .c/.S files first (they say more than a header's)."""
+    return sorted(lines, key=lambda w: (not w.split(":")[0].endswith((".c", ".S")), w))[
+        :EVIDENCE_SAMPLES]
 
 
 def _stronger(a: str, b: str) -> str:

@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from kernel_rules.domain import configset
 from kernel_rules.domain.addr2src import resolve
@@ -26,22 +26,41 @@ from kernel_rules.domain.warm_trees import unpack_source
 
 
 class SourceConditions:
-    """C preprocessor conditions of lines of files under `srctree`, each file parsed once."""
+    """C preprocessor conditions of lines of files under `srctree`, each file parsed once.
+
+    Code the compiler attributes to a preprocessor directive line (a `#define` body, after macro
+    expansion elsewhere) did not necessarily come from that region: such lines get Unknown.
+    """
 
     def __init__(self, srctree: str) -> None:
         self.srctree = srctree
-        self._files: Dict[str, Optional[LineConditions]] = {}
+        self._files: Dict[str, Optional[Tuple[LineConditions, List[str]]]] = {}
 
     def __call__(self, path: str, line: int) -> Formula:
         if path not in self._files:
             full = os.path.join(self.srctree, path)
             try:
                 with open(full, errors="replace") as f:
-                    self._files[path] = line_conditions(f.read())
+                    text = f.read()
+                self._files[path] = (line_conditions(text), text.splitlines())
             except OSError:
                 self._files[path] = None
-        lc = self._files[path]
-        return lc.condition(line) if lc else Unknown(f"{path}: not in the source tree")
+        entry = self._files[path]
+        if entry is None:
+            return Unknown(f"{path}: not in the source tree")
+        conditions, lines = entry
+        if _in_directive(lines, line):
+            return Unknown(f"{path}:{line}: a preprocessor directive line")
+        return conditions.condition(line)
+
+
+def _in_directive(lines: List[str], line: int) -> bool:
+    i = line - 1
+    if not 0 <= i < len(lines):
+        return False
+    while i > 0 and lines[i - 1].rstrip().endswith("\\"):
+        i -= 1
+    return lines[i].lstrip().startswith("#")
 
 
 def object_condition_of(index: KbuildIndex):

@@ -147,7 +147,11 @@ class TraceRequest:
 class TraceResult:
     digest: Digest  # trace/addresses.txt, trace/trace.json, trace/console.log
     console: str
-    trace_json: dict
+    trace_json_text: str
+
+    @property
+    def trace_json(self) -> dict:
+        return json.loads(self.trace_json_text)
 
 
 @rule(desc="Trace a guest under QEMU", level=LogLevel.DEBUG)
@@ -178,7 +182,7 @@ async def run_trace(request: TraceRequest) -> TraceResult:
         raise TraceError(f"{request.target}: {result.stderr.decode(errors='replace')[-5000:]}")
     contents = {c.path: c.content for c in await Get(DigestContents, Digest, result.output_digest)}
     return TraceResult(result.output_digest, contents["trace/console.log"].decode(errors="replace"),
-                       json.loads(contents["trace/trace.json"]))
+                       contents["trace/trace.json"].decode())
 
 
 @dataclass(frozen=True)
@@ -345,7 +349,7 @@ def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:
     status = (trace.trace_json.get("window") or {}).get("workload_status")
     if status != 0:
         return f"exit status {status}"
-    if success and not re.search(success, trace.console, re.M):
+    if success and not re.search(success, trace.console.replace("\r", ""), re.M):
         return f"its output does not match `success` {success!r}"
     return ""
 

@@ -39,8 +39,8 @@ def resolved(c: KbuildCondition) -> bool:
 # -- synthetic trees ---------------------------------------------------------------------------
 
 def test_obj_y_config_and_obj_m(tmp_path):
-    idx = tree(tmp_path, {"Kbuild": "obj-y += a.o\nobj-$(CONFIG_FOO) += b.o c.o\nobj-m += mod.o\n"
-                                     "obj-y\t:= early.o\nobj-$(CONFIG_BAR) = asm.o\n"})
+    idx = tree(tmp_path, {"Kbuild": "obj-y\t:= early.o\nobj-y += a.o\nobj-$(CONFIG_FOO) += b.o c.o\n"
+                                     "obj-m += mod.o\nobj-$(CONFIG_BAR) += asm.o\n"})
     assert idx.condition("a.c") == KbuildCondition(TRUE, ())
     assert idx.condition("early.c") == KbuildCondition(TRUE, ())
     assert idx.condition("c.c") == KbuildCondition(Sym("FOO"), ())
@@ -186,10 +186,15 @@ def test_assignment_replaces_the_same_list(tmp_path):
     idx = tree(tmp_path, {"Kbuild": ("obj-y += proc.o\n"
                                      "proc-y := nommu.o\n"
                                      "proc-$(CONFIG_MMU) := task_mmu.o\n"
-                                     "proc-y += base.o\n")})
-    assert idx.condition("nommu.c").formula == Not(Sym("MMU", "y"))
-    assert idx.condition("task_mmu.c").formula == Sym("MMU")
-    assert idx.condition("base.c").formula == TRUE
+                                     "proc-y += base.o\n"
+                                     "obj-y += dropped.o\n"
+                                     "ifdef CONFIG_Z\nobj-y := z.o proc.o\nendif\n")})
+    assert idx.condition("dropped.c").formula == Not(Sym("Z"))
+    assert idx.condition("z.c").formula == Sym("Z")
+    # proc.o is listed twice (before and inside the ifdef): the union is unconditional again.
+    assert equivalent(idx.condition("nommu.c").formula, Not(Sym("MMU", "y")), ["MMU", "Z"])
+    assert equivalent(idx.condition("task_mmu.c").formula, Sym("MMU"), ["MMU", "Z"])
+    assert equivalent(idx.condition("base.c").formula, TRUE, ["MMU", "Z"])
 
 
 def test_top_level_arch_lists_lib_y_and_other_architectures(tmp_path):
@@ -237,7 +242,7 @@ def index(kernel_srctree) -> KbuildIndex:
     ("fs/proc/base.c", Sym("PROC_FS")),            # fs/Makefile proc/; proc-y += base.o of obj-y proc.o
     ("kernel/fork.c", TRUE),                       # kernel/Makefile: obj-y = fork.o ...
     ("arch/x86/kernel/setup.c", TRUE),             # Kbuild arch/$(SRCARCH)/ -> kernel/ -> obj-y
-    ("fs/proc/nommu.c", conj(Sym("PROC_FS"), Not(Sym("MMU", "y")))), # proc-$(CONFIG_MMU) := task_mmu.o replaces proc-y
+    ("fs/proc/nommu.c", conj(Sym("PROC_FS"), Not(Sym("MMU", "y")))),  # proc-$(CONFIG_MMU) :=
     ("kernel/up.c", Not(Sym("SMP", "y"))),         # ifneq ($(CONFIG_SMP),y)
     ("virt/kvm/kvm_main.c", Sym("KVM")),           # arch/x86/kvm includes virt/kvm/Makefile.kvm
     ("arch/x86/pci/common.c", Sym("PCI")),         # arch/x86/Makefile: drivers-$(CONFIG_PCI)
