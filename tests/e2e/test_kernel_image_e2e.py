@@ -17,9 +17,7 @@ import pytest
 from kernel_rules.domain.kbuild_deps import changed_symbols, lower_bound, object_symbols
 from kernel_rules.domain.fragments import parse_config
 from kernel_rules.domain.kbuild import LAST_BUILD, object_files
-from tests.conftest import require_tools
 from tests.e2e.workspace import (
-    Workspace,
     build_stats,
     driver_build_argv,
     driver_env,
@@ -29,15 +27,6 @@ from tests.e2e.workspace import (
 
 TARGET = "examples/minimal:kernel"
 DIST = Path("dist/examples.minimal/kernel")
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory, tarball):
-    require_tools("make", "gcc", "qemu-system-x86_64", "busybox", "cpio")
-    base = tmp_path_factory.mktemp("e2e")
-    w = Workspace(base / "repo", base / "state", tarball)
-    yield w
-    w.stop_pantsd()
 
 
 @pytest.fixture(scope="module")
