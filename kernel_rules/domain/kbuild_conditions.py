@@ -1,43 +1,50 @@
-"""Kbuild presence conditions: under which CONFIG formula a source file's object is built.
+"""Kbuild presence conditions: the CONFIG formula under which Kbuild builds a source file's object.
 
-`KbuildIndex(srctree, arch).condition("fs/signalfd.c")` answers a `KbuildCondition` whose
-`formula` (a `conditions.Formula`) holds exactly when Kbuild builds `fs/signalfd.o` (built in or
-as a module), and whose `unresolved` notes say what could not be resolved. Makefiles are parsed
-lazily, once per directory; standard library only, no Pants imports.
+`KbuildIndex(srctree, arch).condition("fs/signalfd.c")` returns a `KbuildCondition`: `formula`
+(a `conditions.Formula`) holds when Kbuild builds `fs/signalfd.o`, built in or as a module (TRUE:
+always), and `unresolved` lists what could not be resolved (empty: fully resolved). A directory's
+Makefile is parsed once, on first use; one walk of the tree (on the first query) finds Makefiles
+that name objects outside their own directory. Standard library only; no Pants imports.
 
-Modelled (Linux 6.1 Kbuild, Documentation/kbuild/makefiles.rst):
-  * A directory's Makefile is `Kbuild` if present, else `Makefile`; backslash continuations,
-    `#` comments, `define`/`endef` bodies and recipe lines are skipped.
-  * `obj-y`/`obj-m`/`lib-y`/`<sel>` lists with `+=`, `:=`, `=`, `?=` (list assignments append).
-    Selectors: `y`, `m` -> TRUE; `$(CONFIG_X)`, `$(CONFIG_X:m=y)`, `$(subst m,y,$(CONFIG_X))`
-    -> Sym(X, "ym"); `$(subst y,$(CONFIG_A),$(CONFIG_B))` -> B=m || (B=y && A).
-  * Composite objects `foo-objs`/`foo-y`/`foo-$(CONFIG_X)` of a `foo.o` in an obj list: a member's
-    condition is condition(foo.o) && its own selector (one level, as Kbuild).
-  * Directories: `dir/` entries, also multi-level (`a/b/`) and `../` ones (found by a one-time scan
-    of Makefiles that mention `../` or `include`); a file's condition is the conjunction along the
-    path up to the top. The top level is the top `Kbuild` with `$(SRCARCH)` = arch and
-    `$(ARCH_CORE)`, `$(ARCH_LIB)`, `$(ARCH_DRIVERS)` taken from the `core-*`, `libs-*` (dirs),
-    `drivers-*` lists of the top `Makefile` and the `arch/<arch>/Makefile` it includes.
-  * `ifdef`/`ifndef`/`ifeq`/`ifneq`/`else [if..]`/`endif` around assignments: `ifdef CONFIG_X`
-    -> X; `ifeq ($(CONFIG_X),y|m)` -> X=y|X=m; `ifeq ($(CONFIG_X)$(CONFIG_Y),)` -> !X && !Y; the
-    negations for `ifndef`/`ifneq`; literal comparisons after substituting variables that have an
-    unconditional value. `:=`/`=` of a plain variable inside a branch replaces it only there.
-  * Local variables (`KVM ?= ../../../virt/kvm`, `$(KVM)/kvm_main.o`) and `$(addprefix p,list)`
-    are expanded; `include` of an existing file is read in place (relative to the tree top).
-  * Several rules naming the same object are joined with `||`.
+Modelled (Linux 6.1, Documentation/kbuild/makefiles.rst):
+  * A directory's Makefile is `Kbuild` if present, else `Makefile`. Backslash continuations and `#`
+    comments are handled, `define` bodies and rule recipes skipped, and `include` of an existing
+    file (path relative to the tree top, after expansion) is read in place.
+  * Lists `obj-y`, `obj-m`, `lib-y`, `obj-<sel>`, `lib-<sel>`: `+=`/`?=` append, `:=`/`=` replace
+    the same list where the line applies (`proc-$(CONFIG_MMU) := x.o` empties `proc-y` if MMU=y).
+    Selectors: y, m -> TRUE; `$(CONFIG_X)`, `$(CONFIG_X:m=y)`, `$(subst m,y,$(CONFIG_X))` -> Sym(X);
+    `$(subst y,$(CONFIG_A),$(CONFIG_B))` -> B=m || (B=y && A).
+  * Composite objects: for `foo.o` in an obj list, the members of `foo-objs`, `foo-y`, `foo-m` and
+    `foo-<sel>` get condition(foo.o) && their own condition (one level, as Kbuild).
+  * Directories: `d/` in the parent, further up (`a/b/`) or elsewhere (`../d/`); a file's condition
+    conjoins its directory chain up to the top. The top is the top `Kbuild` with $(SRCARCH) = arch
+    and $(ARCH_CORE), $(ARCH_LIB), $(ARCH_DRIVERS) from the `core-`, `libs-` (directories only) and
+    `drivers-` lists of the top `Makefile` and the `arch/<arch>/Makefile` it includes, read as for a
+    plain in-tree `make` (KBUILD_EXTMOD, config-build, mixed-build, need-sub-make, MAKECMDGOALS
+    empty). Directories of other architectures are FALSE, and Makefiles that no chain from the top
+    reaches contribute nothing to other directories.
+  * `ifdef`/`ifndef`/`ifeq`/`ifneq`/`else [if..]`/`endif`: `ifdef CONFIG_X` -> X; `ifeq
+    ($(CONFIG_X),y)` -> X=y (m alike; n -> FALSE); `ifeq ($(CONFIG_X)$(CONFIG_Y),)` -> !X && !Y; the
+    quoted form `ifeq "a" "b"`; negations for ifndef/ifneq/else; literal comparisons after
+    substituting variables with an unconditional value; `ifdef VAR` of a local variable: non-empty.
+  * Local variables are expanded as assigned, each word with its condition (`KVM ?= ../../virt`,
+    `$(KVM)/kvm_main.o`), including `$(foo-y)`/`$(foo-m)` fed by `foo-$(CONFIG_X)`; `$(addprefix)`.
+  * Several rules that build the same object are joined with `||`.
 
-Reported unresolved (never guessed) -- each `Unknown` in the formula has a note with its text:
-  * any other make expression in a selector or condition, e.g. `obj-$(BITS)`, `ifeq ($(ARCH),x)`;
-  * list items whose name still holds a variable (`head_$(BITS).o` matches as a pattern, conjoined
-    with an Unknown); other function calls are dropped and named when the lookup fails;
-  * a file no rule builds ("fs/foo.c: no Makefile rule builds foo.o") -- e.g. a .c file that is
-    `#include`d by another one; a directory no parent descends into; headers and non-sources.
-  `obj-m` (always a module) and `lib-y` (archived in lib.a, linked only if referenced) entries are
-  resolved but noted.
-Approximations: `foo-m` members count for built-in composites too, obj-y objects in a directory
-reached only via obj-m count as built, and a recursive `=` variable is expanded when assigned.
+Unresolved, never guessed: each becomes `Unknown(note)` in the formula and the note in `unresolved`:
+  * another make expression as a selector or condition (`obj-$(BITS)`, `ifeq ($(ARCH),arm)`);
+  * a list word still holding a variable: `head_$(BITS).o` matches as a pattern, conjoined with an
+    Unknown; a word of only variables or other functions is dropped (named in `unresolved` when the
+    lookup in its directory finds no rule);
+  * "<file>: no Makefile rule builds <obj>" (e.g. a .c file `#include`d by another one), "<dir>/: no
+    parent Makefile descends into this directory", headers ("headers have no Kbuild condition of
+    their own") and other files.
+  Noted although resolved: objects in `obj-m` (always a module) and in `lib-y` (archived in lib.a,
+  linked only if referenced).
+Approximations: `foo-m` members count for built-in composites too; obj-y objects of a directory
+reached only through obj-m count as built; a recursive `=` variable is expanded when assigned; an
+`include` whose path keeps a variable is skipped.
 """
-
 from __future__ import annotations
 
 import os
@@ -60,8 +67,8 @@ _ADDPREFIX = re.compile(r"\$\(addprefix\s+([^,]*),(.*)\)$", re.S)
 
 @dataclass(frozen=True)
 class KbuildCondition:
-    formula: Formula              # condition for the object to be built (y or m), TRUE if unconditional
-    unresolved: Tuple[str, ...]   # human-readable notes on what could not be resolved (empty when fully resolved)
+    formula: Formula             # condition for the object to be built (y or m); TRUE: always
+    unresolved: Tuple[str, ...]  # notes on what could not be resolved (empty when fully resolved)
 
 
 def _words(text: str) -> List[str]:
@@ -111,7 +118,7 @@ class _Makefile:
         self.srctree, self.dir = srctree, dirpath
         self.path = os.path.join(dirpath, name) if dirpath else name
         self.sticky = dict(sticky, src=dirpath or ".", obj=dirpath or ".", srctree=".")
-        self.vars: Dict[str, Tokens] = {k: ([(v, TRUE)] if v else []) for k, v in self.sticky.items()}
+        self.vars: Dict[str, Tokens] = {k: [(v, TRUE)] if v else [] for k, v in self.sticky.items()}
         self.vars.update(preset or {})
         self.lists: Dict[str, List[Entry]] = {}
         self._opaque: List[Tuple[str, str]] = []  # (list base, note) for items not modelled
@@ -162,7 +169,7 @@ class _Makefile:
             if word == "define":
                 in_define = True
             elif word in ("include", "-include", "sinclude") and ctx != FALSE and depth < 6:
-                for tok, _c in self._expand_all(line.split(None, 1)[1] if " " in line.strip() else ""):
+                for tok, _c in self._expand_all(line.strip()[len(word):]):
                     if "$" not in tok:
                         self._read(os.path.normpath(tok), depth + 1)
             elif ctx != FALSE:
@@ -196,7 +203,8 @@ class _Makefile:
             else:
                 f = unknown
             return f if kw == "ifdef" else neg(f)
-        m = re.fullmatch(r"\((.*)\)", args) or re.fullmatch(r"""(["'])(.*)\1\s+(["'])(.*)\3""", args)
+        m = re.fullmatch(r"\((.*)\)", args) or re.fullmatch(r"""(["'])(.*)\1\s+(["'])(.*)\3""",
+                                                            args)
         parts = _split_comma(m.group(1)) if m and m.lastindex == 1 else (
             (m.group(2), m.group(4)) if m else None)
         f = self._equal(*parts) if parts else None
@@ -241,7 +249,8 @@ class _Makefile:
             self._add_entries(base, sel, presence, values, f"{lhs} {op}")
             if "$" in sel:  # `foo-$(CONFIG_X) += a.o` also feeds $(foo-y) and $(foo-m)
                 for state, c in states.items():
-                    self.vars.setdefault(f"{base}-{state}", []).extend((t, conj(v, c)) for t, v in values)
+                    var = self.vars.setdefault(f"{base}-{state}", [])
+                    var.extend((t, conj(v, c)) for t, v in values)
         if "$" in lhs:
             return
         old = self.vars.get(lhs)
@@ -257,7 +266,8 @@ class _Makefile:
             if hit is not None:
                 entries[i] = (path, conj(c, neg(conj(ctx, hit))), old)
 
-    def _add_entries(self, base: str, sel: str, presence: Formula, values: Tokens, lhs_op: str) -> None:
+    def _add_entries(self, base: str, sel: str, presence: Formula, values: Tokens,
+                     lhs_op: str) -> None:
         entries = self.lists.setdefault(base, [])
         for tok, c in values:
             if "$" in tok:
@@ -266,11 +276,11 @@ class _Makefile:
                     self._opaque.append((base, f"{self.path}: `{lhs_op} {tok}` is not modelled"))
                     continue
                 c = conj(c, Unknown(f"{self.path}: `{tok}` names a non-CONFIG variable"))
-            path = os.path.normpath(os.path.join(self.dir, tok)) + ("/" if tok.endswith("/") else "")
+            path = os.path.normpath(os.path.join(self.dir, tok)) + "/" * tok.endswith("/")
             entries.append((path, conj(c, presence), sel))
 
     def _selector(self, sel: str) -> Tuple[Formula, Dict[str, Formula]]:
-        """(condition for `<base>-<sel>` to be a list at all, {"y"/"m": condition to be that one})."""
+        """(condition for `<base>-<sel>` to be a list at all, {"y"/"m"/..: for it to be that})."""
         if sel in ("y", "m", "objs"):
             return TRUE, {sel: TRUE}
         m = re.fullmatch(_CONFIG, sel)
@@ -284,7 +294,8 @@ class _Makefile:
         if m:  # the value of B with its "y" replaced by the value of A
             a, b = m.groups()
             return (disj(Sym(b, "m"), conj(Sym(b, "y"), Sym(a))),
-                    {"y": conj(Sym(b, "y"), Sym(a, "y")), "m": disj(Sym(b, "m"), conj(Sym(b, "y"), Sym(a, "m")))})
+                    {"y": conj(Sym(b, "y"), Sym(a, "y")),
+                     "m": disj(Sym(b, "m"), conj(Sym(b, "y"), Sym(a, "m")))})
         return Unknown(f"{self.path}: `{sel}` is not a CONFIG symbol"), {}
 
     def _expand_all(self, text: str) -> Tokens:
@@ -306,7 +317,8 @@ class _Makefile:
         if len(values) > 16 and ref.group(0) != tok:
             return [(tok, TRUE)]  # a long list inside a word: left unexpanded
         head, tail, inner = tok[:ref.start()], tok[ref.end():], seen | {ref.group(1)}
-        return [(t, conj(c, c2)) for v, c in values for t, c2 in self._expand(head + v + tail, inner)]
+        return [(t, conj(c, c2))
+                for v, c in values for t, c2 in self._expand(head + v + tail, inner)]
 
 
 def _split_comma(inner: str) -> Optional[Tuple[str, str]]:
@@ -327,7 +339,7 @@ class KbuildIndex:
         self._dirs: Dict[str, Formula] = {}
         self._foreign: Optional[Dict[str, Set[str]]] = None
         self._unreached: Set[str] = set()
-        # A plain in-tree `make` of vmlinux and modules, as the top Makefile sees it on its final pass.
+        # A plain in-tree `make` of vmlinux and modules, as the top Makefile's final pass sees it.
         self._sticky = {"SRCARCH": arch, "KBUILD_EXTMOD": "", "config-build": "", "mixed-build": "",
                         "need-sub-make": "", "sub_make_done": "1", "MAKECMDGOALS": ""}
 
@@ -403,9 +415,10 @@ class KbuildIndex:
     def _makefile(self, d: str) -> Optional[_Makefile]:
         if d not in self._makefiles:
             full = os.path.join(self.srctree, d)
-            name = next((n for n in ("Kbuild", "Makefile") if os.path.isfile(os.path.join(full, n))), None)
-            preset = self._top_lists() if d == "" else None
-            self._makefiles[d] = _Makefile(self.srctree, d, name, self._sticky, preset) if name else None
+            name = next((n for n in ("Kbuild", "Makefile")
+                         if os.path.isfile(os.path.join(full, n))), None)
+            self._makefiles[d] = None if name is None else _Makefile(
+                self.srctree, d, name, self._sticky, self._top_lists() if d == "" else None)
         return self._makefiles[d]
 
     def _top_lists(self) -> Dict[str, Tokens]:
@@ -421,7 +434,7 @@ class KbuildIndex:
             self._foreign = {}
             for dirpath, dirs, files in os.walk(self.srctree):
                 dirs[:] = sorted(x for x in dirs if not x.startswith("."))
-                name = "Kbuild" if "Kbuild" in files else "Makefile" if "Makefile" in files else None
+                name = next((n for n in ("Kbuild", "Makefile") if n in files), None)
                 if name is None:
                     continue
                 with open(os.path.join(dirpath, name), errors="replace") as f:

@@ -39,7 +39,7 @@ def lower_bound(before: Mapping[str, Set[str]], changed: Iterable[str],
                 after_objects: Iterable[str]) -> Set[str]:
     """Objects any correct incremental build must compile: those whose dependencies (as of
     `before`) name a changed symbol, those new in `after_objects`, and image-assembly objects."""
-    changed = set(changed)
+    changed, after_objects = set(changed), list(after_objects)
     need = {obj for obj, syms in before.items() if syms & changed}
     need |= {obj for obj in after_objects if obj not in before}
     need |= {obj for obj in after_objects if obj.startswith(IMAGE_ASSEMBLY_PREFIX)}
