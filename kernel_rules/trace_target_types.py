@@ -7,6 +7,7 @@ from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     IntField,
     MultipleSourcesField,
+    OptionalSingleSourceField,
     SingleSourceField,
     StringField,
     StringSequenceField,
@@ -66,6 +67,19 @@ class BaselineCmdlineField(StringField):
     )
 
 
+class BaselineBootScriptField(OptionalSingleSourceField):
+    alias = "boot_script"
+    expected_file_extensions = (".sh",)
+    help = help_text(
+        """
+        Optional shell script (busybox sh) run by the guest's init during the traced boot, after
+        /proc, /sys and /dev are mounted and before the init marker: the deployment's own start-up
+        (bringing up devices, mounting filesystems). Everything it makes the kernel do is part of
+        the baseline.
+        """
+    )
+
+
 class TraceTimeoutField(IntField):
     alias = "timeout"
     default = 300
@@ -82,6 +96,7 @@ class KernelBaselineTarget(Target):
         MachineMemoryField,
         MachineDevicesField,
         BaselineCmdlineField,
+        BaselineBootScriptField,
         TraceTimeoutField,
         OutputPathField,
     )

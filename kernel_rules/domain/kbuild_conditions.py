@@ -342,6 +342,8 @@ class KbuildIndex:
         # A plain in-tree `make` of vmlinux and modules, as the top Makefile's final pass sees it.
         self._sticky = {"SRCARCH": arch, "KBUILD_EXTMOD": "", "config-build": "", "mixed-build": "",
                         "need-sub-make": "", "sub_make_done": "1", "MAKECMDGOALS": ""}
+        if arch == "x86":  # arch/x86/Makefile: BITS := 64 unless CONFIG_X86_32 (x86_64 only here)
+            self._sticky["BITS"] = "64"
 
     def condition(self, source_path: str) -> KbuildCondition:
         """The condition for the object compiled from `source_path` (relative to the tree)."""

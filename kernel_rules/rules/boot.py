@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
-from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
 from pants.engine.addresses import Address
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -16,7 +16,7 @@ from pants.option.option_types import SkipOption
 from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.guest_init import BOOT_INIT
+from kernel_rules.domain.guest_init import BOOT_INIT, BOOT_SCRIPT
 from kernel_rules.domain.qemu import CHECK_PARAM, BootSpec, Machine, command_line
 from kernel_rules.rules.kernel import KernelBuild, KernelBuildRequest, KernelConfig, KernelConfigRequest, KernelImageFieldSet
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
@@ -43,7 +43,11 @@ class BootError(Exception):
 
 @dataclass(frozen=True)
 class BootInitramfsRequest:
-    """The minimal busybox image with the standard `/init` (see domain.guest_init)."""
+    """The minimal busybox image with the standard `/init` (see domain.guest_init), plus an
+    optional boot step: `boot_script` (a path in `digest`) runs before the init marker."""
+
+    boot_script: Optional[str] = None
+    digest: Digest = EMPTY_DIGEST
 
 
 @dataclass(frozen=True)
@@ -52,20 +56,21 @@ class BootInitramfs:
 
 
 @rule(desc="Build the busybox initramfs", level=LogLevel.DEBUG)
-async def boot_initramfs(_: BootInitramfsRequest) -> BootInitramfs:
+async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
     toolchain, scripts, init = await MultiGet(
         Get(Toolchain, ToolchainRequest(("busybox",), "initramfs images")),
         Get(DomainScripts, DomainScriptsRequest(("initramfs",))),
         Get(Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)])),
     )
+    extra = ["--file", f"{request.boot_script}={BOOT_SCRIPT}"] if request.boot_script else []
     result = await Get(
         ProcessResult,
         Process(
             [toolchain.python, "-m", "kernel_rules.domain.initramfs",
              "--busybox", toolchain.path("busybox"), "--init", "init",
-             "--out", "initramfs.cpio.gz"],
+             "--out", "initramfs.cpio.gz", *extra],
             description="Build the busybox initramfs",
-            input_digest=await Get(Digest, MergeDigests([scripts.digest, init])),
+            input_digest=await Get(Digest, MergeDigests([scripts.digest, init, request.digest])),
             env=toolchain.env,
             output_files=("initramfs.cpio.gz",),
         ),

@@ -40,6 +40,7 @@ from kernel_rules.trace_target_types import (
     AppProgramsField,
     AppSuccessField,
     AppWorkloadField,
+    BaselineBootScriptField,
     BaselineCmdlineField,
     BaselineKernelField,
     MachineCpusField,
@@ -80,6 +81,7 @@ class BaselineFieldSet(PackageFieldSet):
     memory: MachineMemoryField
     devices: MachineDevicesField
     cmdline: BaselineCmdlineField
+    boot_script: BaselineBootScriptField
     timeout: TraceTimeoutField
     output_path: OutputPathField
 
@@ -257,7 +259,13 @@ async def _package(digest: Digest, output_path: OutputPathField, config_set: Con
 @rule(desc="Package a baseline config set")
 async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
     kernel = await Get(TraceKernel, BaselineFieldSet, fs)
-    initramfs = await Get(BootInitramfs, BootInitramfsRequest())
+    request = BootInitramfsRequest()
+    if fs.boot_script.value:
+        script = await Get(HydratedSources, HydrateSourcesRequest(fs.boot_script))
+        if not script.snapshot.files:
+            raise TraceError(f"{fs.address}: field `boot_script`: {fs.boot_script.value!r} not found")
+        request = BootInitramfsRequest(script.snapshot.files[0], script.snapshot.digest)
+    initramfs = await Get(BootInitramfs, BootInitramfsRequest, request)
     trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "boot", fs.address,
                                                 kernel.timeout))
     config_set = await Get(ConfigSet, MapRequest(kernel, trace, "baseline", fs.address))
