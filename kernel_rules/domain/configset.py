@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from kernel_rules.domain.addr2src import Location
-from kernel_rules.domain.conditions import Formula, conj, evaluate, TRUE, Unknown, And, Sym, Not
+from kernel_rules.domain.conditions import Formula, conj, TRUE, Unknown, And, Sym, Not
 
 FORMAT = "kernel_rules/config-set@1"
 EVIDENCE_SAMPLES = 3

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 from kernel_rules.domain import config_check
 from kernel_rules.domain.fragments import FragmentError, merge_requests, parse_config

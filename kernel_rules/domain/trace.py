@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import IO, Iterable, Iterator, Optional, Set
+from typing import IO, Iterable, Iterator, Set
 
 KERNEL_VIRTUAL_MIN = 0xFFFF800000000000
 START_KERNEL_MAP = 0xFFFFFFFF80000000

@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 from kernel_rules.domain import trace as tr
 from kernel_rules.domain.qemu import INIT_MARKER, BootSpec, Machine, command_line, console_tail

@@ -13,8 +13,6 @@ from pants.engine.target import (
     HydratedSources,
     HydrateSourcesRequest,
     Targets,
-    WrappedTarget,
-    WrappedTargetRequest,
 )
 
 from kernel_rules.target_types import (

@@ -10,7 +10,6 @@ import tarfile
 
 import pytest
 from pants.engine.addresses import Address
-from pants.engine.fs import DigestContents
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.rules import QueryRule
 from pants.testutil.rule_runner import RuleRunner

@@ -1,7 +1,7 @@
 import json
 
 from kernel_rules.domain.addr2src import Frame, Location
-from kernel_rules.domain.conditions import TRUE, Not, Or, Sym, Unknown, conj, definite_facts
+from kernel_rules.domain.conditions import TRUE, Not, Or, Sym, Unknown, definite_facts
 from kernel_rules.domain.configset import TracedOn, build_config_set, dumps, evaluate_against, name_of
 from kernel_rules.domain.mapper import SourceConditions
 

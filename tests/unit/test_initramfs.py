@@ -1,6 +1,5 @@
 import gzip
 import shutil
-import stat
 import subprocess
 
 import pytest

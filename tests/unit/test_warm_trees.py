@@ -97,7 +97,7 @@ def test_killed_holder_releases_the_tree(tmp_path):
 
 def test_least_recently_used_trees_beyond_the_limit_are_evicted(tmp_path):
     pool = TreePool(str(tmp_path), "trees", SHA, max_trees=3)
-    with pool.acquire({}) as a, pool.acquire({}) as b, pool.acquire({}) as c:
+    with pool.acquire({}), pool.acquire({}), pool.acquire({}):
         pass
     pool.max_trees = 1
     with pool.acquire({}) as kept:
