@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 INIT_MARKER = "KERNEL_RULES_INIT_OK"
 CHECK_PARAM = "kernel_rules.mode=check"
@@ -77,37 +77,56 @@ class BootResult:
     reason: str
 
 
-def boot_until(spec: BootSpec, marker: str, timeout: float) -> BootResult:
-    """Boot `spec`; succeed when `marker` appears on the console, then let the guest finish
-    (it is expected to `reboot -f`) for a few seconds before QEMU is stopped."""
-    start = time.monotonic()
-    proc = subprocess.Popen(command_line(spec), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def watch_console(argv: List[str], timeout: float,
+                  on_output: Callable[[bytes, subprocess.Popen], Optional[float]],
+                  stdin: int = subprocess.DEVNULL) -> Tuple[bytes, bool, subprocess.Popen]:
+    """Run QEMU (`argv`, console on stdout) until it exits or `timeout` seconds pass, calling
+    `on_output(everything so far, process)` after each chunk; when it returns a number, QEMU gets
+    at most that many more seconds. Returns (console bytes, timed out, the finished process)."""
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
-    buf, seen_at = b"", None
-    deadline = start + timeout
+    buf, deadline, timed_out = b"", time.monotonic() + timeout, True
     try:
         while time.monotonic() < deadline:
             if not sel.select(timeout=0.2):
                 if proc.poll() is not None:
+                    timed_out = False
                     break
                 continue
             chunk = os.read(proc.stdout.fileno(), 65536)
             if not chunk:
+                timed_out = False
                 break
             buf += chunk
-            if seen_at is None and marker.encode() in buf:
-                seen_at = time.monotonic() - start
-                deadline = min(deadline, time.monotonic() + 5)
+            grace = on_output(buf, proc)
+            if grace is not None:
+                deadline = min(deadline, time.monotonic() + grace)
+                timed_out = False
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+    return buf, timed_out, proc
+
+
+def boot_until(spec: BootSpec, marker: str, timeout: float) -> BootResult:
+    """Boot `spec`; succeed when `marker` appears on the console, then let the guest finish
+    (it is expected to `reboot -f`) for a few seconds before QEMU is stopped."""
+    start = time.monotonic()
+    seen: List[float] = []
+
+    def on_output(buf: bytes, _proc) -> Optional[float]:
+        if not seen and marker.encode() in buf:
+            seen.append(time.monotonic() - start)
+            return 5.0
+        return None
+
+    buf, _timed_out, proc = watch_console(command_line(spec), timeout, on_output)
     console = buf.decode(errors="replace")
-    if seen_at is not None:
-        return BootResult(True, console, round(seen_at, 2), "marker seen")
+    if seen:
+        return BootResult(True, console, round(seen[0], 2), "marker seen")
     why = f"QEMU exited with code {proc.returncode}" if proc.returncode not in (None, -9) \
         else f"no marker within {timeout:.0f} s"
     return BootResult(False, console, None, why)

@@ -22,15 +22,14 @@ import argparse
 import json
 import os
 import re
-import selectors
 import socket
 import subprocess
 import sys
-import time
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from kernel_rules.domain import trace as tr
-from kernel_rules.domain.qemu import INIT_MARKER, BootSpec, Machine, command_line, console_tail
+from kernel_rules.domain.qemu import (
+    INIT_MARKER, BootSpec, Machine, command_line, console_tail, watch_console)
 
 WINDOW_REQUEST = "KR_WINDOW_REQUEST"
 WORKLOAD_STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
@@ -85,36 +84,18 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
     log = os.path.join(workdir, "qemu.log")
     mon = os.path.join(workdir, "mon.sock")
     argv = _argv(spec, log, "stdio", ["-monitor", f"unix:{mon},server=on,wait=off"])
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    assert proc.stdout is not None and proc.stdin is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    buf, toggled, reason = b"", False, ""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=0.2):
-                if proc.poll() is not None:
-                    break
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            buf += chunk
-            if not toggled and WINDOW_REQUEST.encode() in buf:
-                _hmp(mon, "log in_asm,nochain")
-                proc.stdin.write(b"go\n")
-                proc.stdin.flush()
-                toggled = True
-            if DONE.encode() in buf:
-                deadline = min(deadline, time.monotonic() + 10)
-        else:
-            reason = f"the workload did not finish within {timeout:.0f} s"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    toggled: List[bool] = []
+
+    def on_output(buf: bytes, proc: subprocess.Popen) -> Optional[float]:
+        if not toggled and WINDOW_REQUEST.encode() in buf:
+            _hmp(mon, "log in_asm,nochain")  # before the guest may enter the window
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+            toggled.append(True)
+        return 10.0 if DONE.encode() in buf else None
+
+    buf, timed_out, _proc = watch_console(argv, timeout, on_output, stdin=subprocess.PIPE)
+    reason = f"the workload did not finish within {timeout:.0f} s" if timed_out else ""
     text = buf.decode(errors="replace")
     with open(log, errors="replace") as f:
         t = tr.window_addresses(f)
