@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
-IGNORED = {".venv", "dist", ".pants.d", ".pids", ".pytest_cache", "__pycache__", ".git"}
+IGNORED = {".venv", ".venv-buildgrid", "dist", ".pants.d", ".pids", ".pytest_cache", "__pycache__", ".git"}
 
 
 @dataclass
