@@ -171,13 +171,19 @@ def close_over_dependencies(reqs: Mapping[str, str], kconf) -> Dict[str, str]:
         ok = e.__class__ is K.Symbol and not e.is_constant and e.orig_type in (K.BOOL, K.TRISTATE)
         return [e] if ok else []
 
-    todo = [(s, "m" if v == "m" else "y") for s, v in sorted(reqs.items()) if v in ("y", "m", "ym")]
-    while todo:
-        name, value = todo.pop()
+    def add(name: str, value: str) -> bool:
         sym = kconf.syms.get(name)
         if sym is None or sym.orig_type not in (K.BOOL, K.TRISTATE) or out.get(name) in (value, "y"):
-            continue
+            return False
         out[name] = "y" if sym.orig_type is K.BOOL else value
-        for dep in needed(sym.direct_dep):
-            todo.append((dep.name, "m" if value == "m" and dep.orig_type is K.TRISTATE else "y"))
+        return True
+
+    todo = [s for s, v in sorted(reqs.items()) if v in ("y", "m", "ym")
+            and add(s, "m" if v == "m" else "y")]  # all requirements first, then their closure
+    while todo:
+        name = todo.pop(0)
+        for dep in needed(kconf.syms[name].direct_dep):
+            tri = dep.orig_type is K.TRISTATE
+            if add(dep.name, "m" if out[name] == "m" and tri else "y"):
+                todo.append(dep.name)
     return out

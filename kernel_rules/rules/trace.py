@@ -241,13 +241,19 @@ async def map_trace(request: MapRequest) -> ConfigSet:
     return ConfigSet(out, hashlib.sha256(contents["config-set.json"]).hexdigest())
 
 
-async def _package(digest: Digest, output_path: OutputPathField, config_set: ConfigSet) -> BuiltPackage:
+async def _package(trace: TraceResult, output_path: OutputPathField,
+                   config_set: ConfigSet) -> BuiltPackage:
+    """dist/<dir>/: config-set.json, summary.md and the traced guest's console.log."""
     out_dir = output_path.value_or_default(file_ending=None)
-    prefixed = await Get(Digest, AddPrefix(digest, out_dir))
+    console = await Get(Digest, RemovePrefix(
+        await Get(Digest, DigestSubset(trace.digest, PathGlobs(["trace/console.log"]))), "trace"))
+    merged = await Get(Digest, MergeDigests([config_set.digest, console]))
+    prefixed = await Get(Digest, AddPrefix(merged, out_dir))
     return BuiltPackage(prefixed, (
         BuiltPackageArtifact(f"{out_dir}/config-set.json",
                              extra_log_lines=(f"config set sha256 {config_set.sha256}",)),
         BuiltPackageArtifact(f"{out_dir}/summary.md"),
+        BuiltPackageArtifact(f"{out_dir}/console.log"),
     ))
 
 
@@ -269,7 +275,7 @@ async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
     trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "boot", fs.address,
                                                 kernel.timeout))
     config_set = await Get(ConfigSet, MapRequest(kernel, trace, "baseline", fs.address))
-    return await _package(config_set.digest, fs.output_path, config_set)
+    return await _package(trace, fs.output_path, config_set)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +355,7 @@ async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
         raise TraceError(f"{fs.address}: the workload failed: {verdict}\nconsole tail:\n"
                          + "\n".join(trace.console.splitlines()[-40:]))
     config_set = await Get(ConfigSet, MapRequest(kernel, trace, "app", fs.address, initramfs.sha256))
-    return await _package(config_set.digest, fs.output_path, config_set)
+    return await _package(trace, fs.output_path, config_set)
 
 
 def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:

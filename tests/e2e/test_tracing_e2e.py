@@ -139,3 +139,11 @@ def test_bad_trace_input_gets_a_clear_error(ws, bad_trace, target, expected):
 def test_failing_workload_shows_the_console_tail(ws, bad_trace):
     result = ws.pants("package", "badtrace:failing")
     assert "about to fail" in result.output and "No such file" in result.output
+
+
+def test_baseline_boot_script_runs_inside_the_traced_boot(traced):
+    console = (traced / "qemu-q35-lo/console.log").read_text(errors="replace")
+    assert "boot step: loopback up" in console
+    assert "127.0.0.1" in console
+    plain = _set(traced, "qemu-q35")["stats"]["lines"]
+    assert _set(traced, "qemu-q35-lo")["stats"]["lines"] > plain

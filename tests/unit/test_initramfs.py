@@ -51,3 +51,28 @@ def test_static_elf_detection():
     with open("/bin/ls", "rb") as f:
         assert not is_static_elf(f.read())
     assert not is_static_elf(b"#!/bin/sh\n")
+
+
+def test_app_image_with_host_binaries_and_programs_is_byte_identical(tmp_path, monkeypatch):
+    from kernel_rules.domain.initramfs import main
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    (tmp_path / "init").write_text("#!/bin/sh\n")
+    (tmp_path / "w.sh").write_text("sqlite3 -version\n")
+    monkeypatch.chdir(tmp_path)
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"app{i}.cpio.gz"
+        assert main(["--busybox", "/bin/busybox", "--init", "init", "--out", str(out),
+                     "--binary", "/usr/bin/sqlite3",
+                     "--program", str(repo / "examples/tracing/ipc_demo.c"),
+                     "--marker-source", str(repo / "kernel_rules/domain/window_marker.c"),
+                     "--file", "w.sh=app/w.sh"]) == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    listing = subprocess.run(["cpio", "-it"], input=gzip.decompress(outs[0]),
+                             capture_output=True, check=True).stdout.decode().split()
+    for path in ("usr/bin/sqlite3", "usr/bin/ipc_demo", "bin/kr-window-begin", "app/w.sh", "init",
+                 "lib64/ld-linux-x86-64.so.2", "dev/console"):
+        assert path in listing, path
+    assert any(p.endswith("libsqlite3.so.0") for p in listing)
