@@ -109,4 +109,3 @@ def test_a_cache_server_that_is_down_does_not_break_the_build(ws, tmp_path, tarb
     # ... and the local caches it wrote are sound: the same package again is a local hit.
     again = c.pants("--no-pantsd", "package", TARGET)
     assert again.returncode == 0 and "Starting: Build kernel" not in again.output
-    assert (c.root / ARTIFACTS / "bzImage").read_bytes() == (ws.root / ARTIFACTS / "bzImage").read_bytes()
