@@ -7,61 +7,24 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.workspace import REPO, Workspace
+from tests.e2e.remote_cache import buildgrid_server, free_port, remote_flags
+from tests.e2e.workspace import Workspace
 
 TARGET = "examples/minimal:kernel"
 ARTIFACTS = Path("dist/examples.minimal/kernel")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def buildgrid(tmp_path_factory):
-    setup = subprocess.run([str(REPO / "third_party/buildgrid/setup.sh")], capture_output=True,
-                           text=True, timeout=600)
-    if setup.returncode != 0:
-        pytest.fail(f"installing BuildGrid failed:\n{setup.stderr[-2000:]}")
-    bgd = setup.stdout.strip().splitlines()[-1]
-    state = tmp_path_factory.mktemp("buildgrid")
-    port = _free_port()
-    config = (REPO / "third_party/buildgrid/cache-only.yml").read_text()
-    config = config.replace("@PORT@", str(port)).replace("@STORAGE@", str(state / "cas"))
-    (state / "cas").mkdir()
-    (state / "config.yml").write_text(config)
-    log = open(state / "bgd.log", "w")
-    server = subprocess.Popen([bgd, "server", "start", str(state / "config.yml")], stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert server.poll() is None, (state / "bgd.log").read_text()
-            time.sleep(0.5)
-    else:
-        pytest.fail("BuildGrid did not start listening within 60 s")
-    yield f"grpc://127.0.0.1:{port}"
-    os.killpg(server.pid, 15)
-    server.wait(timeout=30)
-    log.close()
-
-
-def _remote_flags(address: str, read: bool, write: bool) -> list:
-    return [f"--remote-store-address={address}", "--remote-instance-name=main",
-            f"--{'' if read else 'no-'}remote-cache-read",
-            f"--{'' if write else 'no-'}remote-cache-write", "--stats-log", "--no-pantsd"]
+    try:
+        with buildgrid_server(tmp_path_factory.mktemp("buildgrid")) as address:
+            yield address
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 def _counter(output: str, name: str) -> int:
@@ -74,7 +37,7 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
     a = Workspace(tmp_path / "checkout-a", tmp_path / "state-a", tarball)
     shutil.rmtree(a.named_caches, ignore_errors=True)
     a.named_caches = ws.named_caches
-    first = a.pants(*_remote_flags(buildgrid, read=False, write=True), "package", TARGET)
+    first = a.pants(*remote_flags(buildgrid, read=False, write=True), "package", TARGET)
     assert first.returncode == 0, first.output[-4000:]
     assert "Starting: Build kernel" in first.output  # it really ran, and was uploaded
 
@@ -85,7 +48,7 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
     old_home = os.environ.get("HOME")
     os.environ["HOME"] = str(home)
     try:
-        second = b.pants(*_remote_flags(buildgrid, read=True, write=False), "package", TARGET)
+        second = b.pants(*remote_flags(buildgrid, read=True, write=False), "package", TARGET)
     finally:
         if old_home is not None:
             os.environ["HOME"] = old_home
@@ -102,8 +65,8 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
 def test_a_cache_server_that_is_down_does_not_break_the_build(ws, tmp_path, tarball):
     c = Workspace(tmp_path / "checkout-c", tmp_path / "state-c", tarball)
     c.named_caches = ws.named_caches
-    dead = f"grpc://127.0.0.1:{_free_port()}"
-    result = c.pants(*_remote_flags(dead, read=True, write=True), "package", TARGET)
+    dead = f"grpc://127.0.0.1:{free_port()}"
+    result = c.pants(*remote_flags(dead, read=True, write=True), "package", TARGET)
     assert result.returncode == 0, result.output[-4000:]
     assert (c.root / ARTIFACTS / "bzImage").exists()
     # ... and the local caches it wrote are sound: the same package again is a local hit.

@@ -1,6 +1,5 @@
 """The setup script's own checks, run for real in a scratch copy of the repository."""
 
-import os
 import shutil
 import subprocess
 from pathlib import Path

@@ -1,0 +1,60 @@
+"""A BuildGrid REAPI cache on loopback for tests and benchmarks (started and stopped here)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator, List
+
+from tests.e2e.workspace import REPO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def buildgrid_server(state: Path) -> Iterator[str]:
+    """Install (once) and run BuildGrid with third_party/buildgrid/cache-only.yml; yields the
+    `grpc://` address. The server and its children are stopped on exit."""
+    setup = subprocess.run([str(REPO / "third_party/buildgrid/setup.sh")], capture_output=True,
+                           text=True, timeout=600)
+    if setup.returncode != 0:
+        raise RuntimeError(f"installing BuildGrid failed:\n{setup.stderr[-2000:]}")
+    bgd = setup.stdout.strip().splitlines()[-1]
+    port = free_port()
+    (state / "cas").mkdir(parents=True, exist_ok=True)
+    config = (REPO / "third_party/buildgrid/cache-only.yml").read_text()
+    (state / "config.yml").write_text(
+        config.replace("@PORT@", str(port)).replace("@STORAGE@", str(state / "cas")))
+    with open(state / "bgd.log", "w") as log:
+        server = subprocess.Popen([bgd, "server", "start", str(state / "config.yml")],
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("BuildGrid did not start:\n"
+                                           + (state / "bgd.log").read_text()[-2000:])
+                    time.sleep(0.5)
+            yield f"grpc://127.0.0.1:{port}"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, 15)
+            server.wait(timeout=30)
+
+
+def remote_flags(address: str, read: bool, write: bool) -> List[str]:
+    return [f"--remote-store-address={address}", "--remote-instance-name=main",
+            f"--{'' if read else 'no-'}remote-cache-read",
+            f"--{'' if write else 'no-'}remote-cache-write", "--stats-log", "--no-pantsd"]
