@@ -316,7 +316,7 @@ def mutate(config: Mapping[str, str], model: KconfigModel, symbol: str, rng) -> 
 def test_mutated_configs_are_rejected_exactly_when_olddefconfig_changes_them(
         kernel_srctree, kconf, universe, randconfigs, tmp_path):
     """One-symbol flips of randconfig results inside the universe. Most flips cascade, so each
-    is picked (from 25 random candidates, by the quick universe model) to alternate the verdict;
+    is picked (from 40 random candidates, by the quick universe model) to alternate the verdict;
     `make olddefconfig` judges, and the full model must agree too."""
     full, small = KconfigModel.build(kconf, None, universe), KconfigModel.build(kconf, universe)
     names = sorted(on(universe) & set(full.symbols))
@@ -325,7 +325,7 @@ def test_mutated_configs_are_rejected_exactly_when_olddefconfig_changes_them(
     outcomes, failures = [], []
     for i, config in enumerate(inside[:MUTATIONS]):
         rng = random.Random(i)
-        for symbol in rng.sample(names, 25):
+        for symbol in rng.sample(names, 40):
             mutated = mutate(config, full, symbol, rng)
             violated = small.check(mutated)
             if (violated == []) == (i % 2 == 0):

@@ -1,12 +1,16 @@
-"""End to end: a real BuildGrid REAPI server on loopback serves kernel builds to a second
-checkout at another path, with its own local store, named caches and HOME; and a cache server
-that is down never breaks a build."""
+"""End to end: a real BuildGrid REAPI server on loopback serves a kernel build and an app
+profile's trace to a second checkout at another path, with its own local store, named caches and
+HOME; and a cache server that is down, or stops mid-run, never breaks a build.
+
+(Named to run after test_tracing_e2e.py, whose warm Kbuild trees checkout A reuses.)"""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,8 @@ from tests.e2e.workspace import Workspace
 
 TARGET = "examples/minimal:kernel"
 ARTIFACTS = Path("dist/examples.minimal/kernel")
+APP = "examples/tracing:ipc"
+APP_ARTIFACTS = Path("dist/examples.tracing/ipc")
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +43,10 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
     a = Workspace(tmp_path / "checkout-a", tmp_path / "state-a", tarball)
     shutil.rmtree(a.named_caches, ignore_errors=True)
     a.named_caches = ws.named_caches
-    first = a.pants(*remote_flags(buildgrid, read=False, write=True), "package", TARGET)
+    first = a.pants(*remote_flags(buildgrid, read=False, write=True), "package", TARGET, APP)
     assert first.returncode == 0, first.output[-4000:]
-    assert "Starting: Build kernel" in first.output  # it really ran, and was uploaded
+    # it really ran, and was uploaded
+    assert "Starting: Build kernel" in first.output and "Starting: Trace" in first.output
 
     # Checkout B: another path, its own store, named caches and HOME, nothing local.
     b = Workspace(tmp_path / "elsewhere/checkout-b", tmp_path / "state-b", tarball)
@@ -48,18 +55,23 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
     old_home = os.environ.get("HOME")
     os.environ["HOME"] = str(home)
     try:
-        second = b.pants(*remote_flags(buildgrid, read=True, write=False), "package", TARGET)
+        second = b.pants(*remote_flags(buildgrid, read=True, write=False), "package", TARGET,
+                         APP)
     finally:
         if old_home is not None:
             os.environ["HOME"] = old_home
     assert second.returncode == 0, second.output[-4000:]
-    assert _counter(second.output, "remote_cache_requests_cached") >= 3, second.output[-3000:]
+    assert _counter(second.output, "remote_cache_requests_cached") >= 8, second.output[-3000:]
+    assert "Starting: Build kernel" not in second.output
+    assert "Starting: Trace" not in second.output and "Starting: Map" not in second.output
     # No kernel was configured or built here: Kbuild never unpacked the source or made a tree.
     assert not (b.kernel_cache / "sources").exists()
     assert not (b.kernel_cache / "trees").exists()
     for name in ("bzImage", "vmlinux", "config", "defconfig", "System.map"):
         assert (a.root / ARTIFACTS / name).read_bytes() == (b.root / ARTIFACTS / name).read_bytes()
-    assert second.seconds < 0.25 * first.seconds + 20
+    for name in ("config-set.json", "summary.md"):
+        assert (a.root / APP_ARTIFACTS / name).read_bytes() == \
+            (b.root / APP_ARTIFACTS / name).read_bytes()
 
 
 def test_a_cache_server_that_is_down_does_not_break_the_build(ws, tmp_path, tarball):
@@ -71,4 +83,22 @@ def test_a_cache_server_that_is_down_does_not_break_the_build(ws, tmp_path, tarb
     assert (c.root / ARTIFACTS / "bzImage").exists()
     # ... and the local caches it wrote are sound: the same package again is a local hit.
     again = c.pants("--no-pantsd", "package", TARGET)
+    assert again.returncode == 0 and "Starting: Build kernel" not in again.output
+
+
+def test_a_cache_server_that_stops_mid_run_does_not_break_the_build(ws, tmp_path, tarball):
+    d = Workspace(tmp_path / "checkout-d", tmp_path / "state-d", tarball)
+    d.named_caches = ws.named_caches
+    fragment = d.root / "examples/minimal/boot.config"
+    fragment.write_text(fragment.read_text() + "CONFIG_FUTEX=y\n")  # a long build, not cached
+    with buildgrid_server(tmp_path / "buildgrid-d") as address:
+        with ThreadPoolExecutor(1) as pool:
+            run = pool.submit(d.pants, *remote_flags(address, read=True, write=True),
+                              "package", TARGET)
+            time.sleep(15)
+            assert not run.done(), "the build finished before the server could be stopped"
+    result = run.result()  # the server is gone now, while the build still runs
+    assert result.returncode == 0, result.output[-4000:]
+    assert "Traceback (most recent call last)" not in result.output
+    again = d.pants("--no-pantsd", "package", TARGET)
     assert again.returncode == 0 and "Starting: Build kernel" not in again.output
