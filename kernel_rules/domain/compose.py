@@ -127,7 +127,8 @@ def compose(model: KconfigModel, reqs: Iterable[Requirement],
         raise RuntimeError("MaxSAT solver found no model for a satisfiable formula")
     out = {name: model.value_of(solution, name) for name in model.symbols}
     for name, value in model.values.items():
-        if name not in model.symbols and name in model.kconf.syms:
+        sym = model.kconf.syms.get(name)
+        if name not in model.symbols and sym is not None and sym.nodes:  # defined int/hex/string
             out[name] = value
     return out
 
