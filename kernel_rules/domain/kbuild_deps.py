@@ -1,33 +1,60 @@
 """What Kbuild must recompile for a configuration change: the lower bound of an incremental build.
 
 Kbuild's `fixdep` rewrites each object's dependency file (`.<obj>.cmd`) so that it names
-`include/config/<SYMBOL>` for every CONFIG symbol the object's sources mention; `syncconfig`
-touches exactly the files of symbols whose value changed. So an object *must* be recompiled when
-its dependency file names a changed symbol, when it is new in the image, or when it embeds the
-layout of vmlinux itself (the `arch/x86/boot` objects of bzImage, rebuilt whenever vmlinux changes).
+`include/config/<SYMBOL>` for every CONFIG symbol the object's sources mention (instead of the
+whole autoconf.h), and the files it includes; `syncconfig` touches exactly the files of symbols
+whose value changed. So an object *must* be recompiled when
+- its dependency file names a changed symbol;
+- its dependency file names a generated header whose content the change altered (e.g.
+  `include/generated/asm-offsets.h`, whose offsets move when a structure gains a field);
+- it is new in the image;
+- it embeds the layout of vmlinux itself (the `arch/x86/boot` objects of bzImage, rebuilt
+  whenever vmlinux changes).
 Anything else Kbuild recompiles is outside the lower bound.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from typing import Dict, Iterable, Mapping, Set
+from typing import Dict, Iterable, Mapping, Set, Tuple
 
 _CONFIG_DEP = re.compile(r"include/config/([A-Za-z0-9_]+)\)")
+_GENERATED_DEP = re.compile(r"((?:arch/[a-z0-9_]+/)?include/generated/[A-Za-z0-9_./-]+)")
 IMAGE_ASSEMBLY_PREFIX = "arch/x86/boot/"
+GENERATED_DIRS = ("include/generated", "arch/x86/include/generated")
+
+ObjectDeps = Dict[str, Tuple[Set[str], Set[str]]]  # obj -> (CONFIG symbols, generated headers)
 
 
-def object_symbols(tree: str) -> Dict[str, Set[str]]:
-    """{object path relative to `tree`: CONFIG symbols its dependency file names}."""
-    out: Dict[str, Set[str]] = {}
+def object_deps(tree: str) -> ObjectDeps:
+    """{object path relative to `tree`: (CONFIG symbols, generated headers) its .cmd names}."""
+    out: ObjectDeps = {}
     for dirpath, _dirs, files in os.walk(tree):
         for name in files:
             if name.startswith(".") and name.endswith(".o.cmd"):
+                with open(os.path.join(dirpath, name), errors="replace") as f:
+                    text = f.read()
+                obj = os.path.relpath(os.path.join(dirpath, name[1:-4]), tree)
+                out[obj] = (set(_CONFIG_DEP.findall(text)), set(_GENERATED_DEP.findall(text)))
+    return out
+
+
+def object_symbols(tree: str) -> Dict[str, Set[str]]:
+    """{object: CONFIG symbols its dependency file names}."""
+    return {obj: syms for obj, (syms, _gen) in object_deps(tree).items()}
+
+
+def generated_digests(tree: str) -> Dict[str, str]:
+    """sha256 of every generated header in `tree`, by path relative to it."""
+    out = {}
+    for d in GENERATED_DIRS:
+        for dirpath, _dirs, files in os.walk(os.path.join(tree, d)):
+            for name in files:
                 path = os.path.join(dirpath, name)
-                with open(path, errors="replace") as f:
-                    syms = set(_CONFIG_DEP.findall(f.read()))
-                out[os.path.relpath(os.path.join(dirpath, name[1:-4]), tree)] = syms
+                with open(path, "rb") as f:
+                    out[os.path.relpath(path, tree)] = hashlib.sha256(f.read()).hexdigest()
     return out
 
 
@@ -35,12 +62,23 @@ def changed_symbols(old: Mapping[str, str], new: Mapping[str, str]) -> Set[str]:
     return {s for s in set(old) | set(new) if old.get(s, "n") != new.get(s, "n")}
 
 
-def lower_bound(before: Mapping[str, Set[str]], changed: Iterable[str],
-                after_objects: Iterable[str]) -> Set[str]:
-    """Objects any correct incremental build must compile: those whose dependencies (as of
-    `before`) name a changed symbol, those new in `after_objects`, and image-assembly objects."""
+def changed_files(old: Mapping[str, str], new: Mapping[str, str]) -> Set[str]:
+    return {p for p in set(old) | set(new) if old.get(p) != new.get(p)}
+
+
+def lower_bound(before: Mapping[str, object], changed: Iterable[str],
+                after_objects: Iterable[str], changed_generated: Iterable[str] = ()) -> Set[str]:
+    """Objects any correct incremental build must compile (see the module docstring).
+
+    `before` maps objects to their dependency sets as of before the build: either a set of
+    symbols (`object_symbols`) or a (symbols, generated headers) pair (`object_deps`)."""
     changed, after_objects = set(changed), list(after_objects)
-    need = {obj for obj, syms in before.items() if syms & changed}
+    gen = set(changed_generated)
+    need = set()
+    for obj, deps in before.items():
+        syms, headers = deps if isinstance(deps, tuple) else (deps, set())
+        if syms & changed or headers & gen:
+            need.add(obj)
     need |= {obj for obj in after_objects if obj not in before}
     need |= {obj for obj in after_objects if obj.startswith(IMAGE_ASSEMBLY_PREFIX)}
     return need

@@ -19,3 +19,22 @@ def test_lower_bound_has_dependents_new_objects_and_image_assembly():
 
 def test_changed_symbols_treats_absent_as_n():
     assert changed_symbols({"A": "y", "B": "n"}, {"A": "m", "C": "n"}) == {"A"}
+
+
+def test_objects_depending_on_a_regenerated_header_are_in_the_bound(tmp_path):
+    from kernel_rules.domain.kbuild_deps import changed_files, generated_digests, object_deps
+
+    (tmp_path / "arch/x86/entry").mkdir(parents=True)
+    (tmp_path / "include/generated").mkdir(parents=True)
+    (tmp_path / "include/generated/asm-offsets.h").write_text("#define TASK_x 8\n")
+    (tmp_path / "arch/x86/entry/.entry_64.o.cmd").write_text(
+        "deps := \\\n  include/generated/asm-offsets.h \\\n")
+    before_digests = generated_digests(str(tmp_path))
+    deps = object_deps(str(tmp_path))
+    assert deps == {"arch/x86/entry/entry_64.o": (set(), {"include/generated/asm-offsets.h"})}
+    (tmp_path / "include/generated/asm-offsets.h").write_text("#define TASK_x 16\n")
+    moved = changed_files(before_digests, generated_digests(str(tmp_path)))
+    assert moved == {"include/generated/asm-offsets.h"}
+    assert lower_bound(deps, {"FUTEX"}, ["arch/x86/entry/entry_64.o"], moved) == {
+        "arch/x86/entry/entry_64.o"}
+    assert lower_bound(deps, {"FUTEX"}, ["arch/x86/entry/entry_64.o"]) == set()
