@@ -53,6 +53,9 @@ CACHE_DIR = ".kernel_rules_cache"
 DEBUG_INFO_FRAGMENT = "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO_DWARF5=y\n"
 KBUILD_MODULES = ("fragments", "config_check", "kconfig", "warm_trees", "kbuild")
 ARTIFACTS = ("bzImage", "vmlinux", "System.map", "config", "defconfig")
+# Expensive processes wait this long for a remote cache answer before also starting locally
+# (Pants' default, 0, starts a Kbuild run that a remote hit then cancels half way).
+REMOTE_CACHE_FIRST_MS = 10_000
 
 
 class KernelConfigError(Exception):
@@ -168,6 +171,7 @@ async def kbuild_process(request: KbuildProcess, build: KernelBuildSubsystem) ->
         output_files=request.output_files,
         concurrency_available=build.make_jobs(),
         level=LogLevel.INFO,
+        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS,
     )
 
 

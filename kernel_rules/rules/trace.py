@@ -23,6 +23,7 @@ from kernel_rules.rules.boot import QEMU, BootInitramfs, BootInitramfsRequest
 from kernel_rules.rules.kernel import (
     CACHE_DIR,
     CACHE_NAME,
+    REMOTE_CACHE_FIRST_MS,
     KernelBuild,
     KernelBuildRequest,
     KernelConfig,
@@ -179,6 +180,7 @@ async def run_trace(request: TraceRequest) -> TraceResult:
         output_directories=("trace",),
         timeout_seconds=request.timeout + 120,
         level=LogLevel.INFO,
+        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS,
     ))
     if result.exit_code != 0:
         raise TraceError(f"{request.target}: {result.stderr.decode(errors='replace')[-5000:]}")
@@ -232,6 +234,7 @@ async def map_trace(request: MapRequest) -> ConfigSet:
         env=toolchain.env,
         output_directories=("out",),
         level=LogLevel.INFO,
+        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS,
     ))
     if result.exit_code != 0:
         raise TraceError(f"{request.target}: mapping the trace failed:\n"
