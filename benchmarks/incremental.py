@@ -82,7 +82,7 @@ def _step(ws: Workspace, name: str, delta: str, *flags: str) -> dict:
         if regenerated:
             note += "; regenerated: " + ", ".join(sorted(os.path.basename(f) for f in regenerated))
     else:
-        bound, note = set(after_objects), "cold build"
+        bound, note = set(compiled) | set(after_objects), "cold build: everything is needed"
     row.update(compiled=len(compiled), lower_bound=len(bound), outside=len(compiled - bound),
                kbuild_s=stats["seconds"], note=note)
     return row
