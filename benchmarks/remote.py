@@ -12,7 +12,6 @@ Usage: .venv/bin/python benchmarks/remote.py   (~4 minutes on 2 cores)
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 import time
@@ -21,15 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.remote_cache import buildgrid_server, remote_flags  # noqa: E402
+from tests.e2e.remote_cache import buildgrid_server, remote_flags, stats_counter  # noqa: E402
 from tests.e2e.workspace import Workspace  # noqa: E402
 
 TARGET = "examples/minimal:kernel"
-
-
-def _counter(output: str, name: str) -> int:
-    m = re.search(rf"^\s*{name}: (\d+)$", output, re.M)
-    return int(m.group(1)) if m else 0
 
 
 def main() -> int:
@@ -48,7 +42,7 @@ def main() -> int:
                 rows.append({
                     "run": name,
                     "wall_s": round(result.seconds, 1),
-                    "remote_hits": _counter(result.output, "remote_cache_requests_cached"),
+                    "remote_hits": stats_counter(result.output, "remote_cache_requests_cached"),
                     "local_builds": int("Starting: Build kernel" in result.output),
                     "trees": int((ws.kernel_cache / "trees").exists()),
                 })

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import time
@@ -58,3 +59,9 @@ def remote_flags(address: str, read: bool, write: bool) -> List[str]:
     return [f"--remote-store-address={address}", "--remote-instance-name=main",
             f"--{'' if read else 'no-'}remote-cache-read",
             f"--{'' if write else 'no-'}remote-cache-write", "--stats-log", "--no-pantsd"]
+
+
+def stats_counter(output: str, name: str) -> int:
+    """A counter from Pants' `--stats-log` output (0 when absent)."""
+    m = re.search(rf"^\s*{name}: (\d+)$", output, re.M)
+    return int(m.group(1)) if m else 0

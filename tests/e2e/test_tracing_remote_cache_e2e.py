@@ -7,7 +7,6 @@ HOME; and a cache server that is down, or stops mid-run, never breaks a build.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.remote_cache import buildgrid_server, free_port, remote_flags
+from tests.e2e.remote_cache import buildgrid_server, free_port, remote_flags, stats_counter
 from tests.e2e.workspace import Workspace
 
 TARGET = "examples/minimal:kernel"
@@ -31,11 +30,6 @@ def buildgrid(tmp_path_factory):
             yield address
     except RuntimeError as e:
         pytest.fail(str(e))
-
-
-def _counter(output: str, name: str) -> int:
-    m = re.search(rf"^\s*{name}: (\d+)$", output, re.M)
-    return int(m.group(1)) if m else 0
 
 
 def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path, tarball):
@@ -62,7 +56,7 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
             os.environ["HOME"] = old_home
     assert second.returncode == 0, second.output[-4000:]
     # From the cache: base config, 2 configures, 2 kernel builds, the trace, the mapping.
-    assert _counter(second.output, "remote_cache_requests_cached") >= 7, second.output[-3000:]
+    assert stats_counter(second.output, "remote_cache_requests_cached") >= 7, second.output[-3000:]
     for step in ("Make base config", "Configure kernel", "Build kernel", "Trace", "Map"):
         assert f"Starting: {step}" not in second.output, step
     # No kernel was configured or built here: Kbuild never unpacked the source or made a tree.
