@@ -1,12 +1,14 @@
 """The kernel_rules Pants backend: `backend_packages = ["kernel_rules"]`."""
 
-from kernel_rules.rules import boot, kernel, scripts, source, toolchain, trace
+from kernel_rules.rules import boot, kernel, scripts, source, tailor, toolchain, trace
 from kernel_rules.target_types import KernelImageTarget, LinuxSourceTarget
+from kernel_rules.tailor_target_types import TailoredKernelTarget
 from kernel_rules.trace_target_types import AppProfileTarget, KernelBaselineTarget
 
 
 def target_types():
-    return [LinuxSourceTarget, KernelImageTarget, KernelBaselineTarget, AppProfileTarget]
+    return [LinuxSourceTarget, KernelImageTarget, KernelBaselineTarget, AppProfileTarget,
+            TailoredKernelTarget]
 
 
 def rules():
@@ -17,4 +19,5 @@ def rules():
         *kernel.rules(),
         *boot.rules(),
         *trace.rules(),
+        *tailor.rules(),
     ]

@@ -3,7 +3,8 @@
 #   1. a Python 3.9 virtualenv (.venv) with the pinned tools of third_party/python/requirements.txt
 #   2. the Debian packages of third_party/system-packages.txt (apt-get when root; otherwise the
 #      exact command to run is printed)
-#   3. the Linux source tarball of third_party/linux/linux-source.lock, copied into
+#   3. CPython 3.11 wheels for sandboxed processes (third_party/python/sandbox-requirements.txt)
+#   4. the Linux source tarball of third_party/linux/linux-source.lock, copied into
 #      third_party/linux/ and verified against its sha256
 # `setup.sh --check` exits 0 at once when a previous setup of the same pins is complete.
 set -euo pipefail
@@ -12,6 +13,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.kernel_rules-setup"
 REQUIREMENTS="$ROOT/third_party/python/requirements.txt"
+SANDBOX_REQUIREMENTS="$ROOT/third_party/python/sandbox-requirements.txt"
+SANDBOX_SITE="$ROOT/third_party/python/sandbox/site"
 PACKAGES="$ROOT/third_party/system-packages.txt"
 LOCK="$ROOT/third_party/linux/linux-source.lock"
 
@@ -22,7 +25,7 @@ lock_value() { sed -n "s/^$1=//p" "$LOCK"; }
 TARBALL="$ROOT/third_party/linux/$(basename "$(lock_value path_in_package)")"
 
 pins_digest() {
-  cat "$REQUIREMENTS" "$PACKAGES" "$LOCK" | sha256sum | cut -d' ' -f1
+  cat "$REQUIREMENTS" "$SANDBOX_REQUIREMENTS" "$PACKAGES" "$LOCK" | sha256sum | cut -d' ' -f1
 }
 
 tarball_id() {  # cheap identity of the verified tarball: size and mtime, not a re-hash
@@ -30,7 +33,7 @@ tarball_id() {  # cheap identity of the verified tarball: size and mtime, not a 
 }
 
 if [[ "${1:-}" == "--check" ]]; then
-  [[ -f "$STAMP" && -x "$VENV/bin/pants" ]] || exit 1
+  [[ -f "$STAMP" && -x "$VENV/bin/pants" && -d "$SANDBOX_SITE/pysat" ]] || exit 1
   [[ "$(cat "$STAMP")" == "$(pins_digest) $(tarball_id)" ]] || exit 1
   exit 0
 fi
@@ -95,7 +98,21 @@ if [[ ! -f "$STAMP" || "$(cut -d' ' -f1 "$STAMP")" != "$(pins_digest)" ]]; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
 fi
 
-# --- 4. The pinned Linux source tarball ---------------------------------------------------------
+# --- 4. Compiled packages for sandboxed processes (host python3) -------------------------------
+if [[ ! -f "$STAMP" || "$(cut -d' ' -f1 "$STAMP")" != "$(pins_digest)" || ! -d "$SANDBOX_SITE/pysat" ]]; then
+  host_py="$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
+    || die "/usr/bin/python3 is missing (apt-get install python3)"
+  [[ "$host_py" == "3.11" ]] || die "the host's /usr/bin/python3 is $host_py; the pins of
+  third_party/python/sandbox-requirements.txt are CPython 3.11 wheels (Debian 12). Re-pin them
+  for $host_py (pip download --only-binary=:all: --python-version $host_py ...) and update the hashes."
+  say "installing CPython $host_py wheels for sandboxed processes into third_party/python/sandbox/"
+  rm -rf "$SANDBOX_SITE"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes \
+    --only-binary=:all: --python-version "$host_py" --implementation cp \
+    --platform manylinux_2_28_x86_64 --target "$SANDBOX_SITE" -r "$SANDBOX_REQUIREMENTS"
+fi
+
+# --- 5. The pinned Linux source tarball ---------------------------------------------------------
 want_sha="$(lock_value sha256)"
 if [[ ! -f "$STAMP" || "$(cut -d' ' -f2- "$STAMP")" != "$(tarball_id)" ]]; then
   if [[ ! -f "$TARBALL" ]]; then

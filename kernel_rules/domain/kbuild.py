@@ -176,6 +176,10 @@ def build(args: argparse.Namespace) -> int:
                           ("System.map", "System.map"), (".config", "config"),
                           ("defconfig", "defconfig")):
             shutil.copyfile(os.path.join(tree.path, rel), os.path.join(args.out, name))
+        sizes = measure_sizes(src, tree.path)
+        with open(os.path.join(args.out, "sizes.json"), "w") as f:
+            json.dump(sizes, f, indent=1, sort_keys=True)
+            f.write("\n")
         total = sum(1 for _ in object_files(tree.path))
         stats = {"compiled": len(compiled), "objects": total,
                  "seconds": round(time.monotonic() - start, 1),
@@ -188,6 +192,38 @@ def build(args: argparse.Namespace) -> int:
         tree.finish_build(config_text)
     log(f"compiled {len(compiled)} of {total} objects in {stats['seconds']} s")
     return 0
+
+
+def _size_table(paths: Sequence[str], cwd: str) -> dict:
+    """{path: [text, data, bss]} from binutils `size` (Berkeley format)."""
+    out: dict = {}
+    for i in range(0, len(paths), 500):
+        chunk = list(paths[i:i + 500])
+        text = subprocess.run(["size", *chunk], cwd=cwd, capture_output=True, text=True,
+                              check=True).stdout
+        for line in text.splitlines()[1:]:
+            f = line.split()
+            if len(f) >= 6:
+                out[f[5]] = [int(f[0]), int(f[1]), int(f[2])]
+    return out
+
+
+def measure_sizes(src: str, tree: str) -> dict:
+    """Deterministic sizes of a finished build: `vmlinux` [text, data, bss], `bzImage` bytes, and
+    `objects`: {source path: text + data + bss} for every compiled C/assembly object in the tree
+    (the weights of the `size` composition objective)."""
+    leaves = sorted(o for o in object_files(tree)
+                    if any(os.path.exists(os.path.join(src, o[:-2] + ext)) for ext in (".c", ".S"))
+                    and not o.startswith(("scripts/", "tools/", "arch/x86/boot/")))
+    table = _size_table(leaves, tree)
+    objects = {}
+    for o in leaves:
+        if o in table:
+            ext = ".c" if os.path.exists(os.path.join(src, o[:-2] + ".c")) else ".S"
+            objects[o[:-2] + ext] = sum(table[o])
+    return {"vmlinux": _size_table(["vmlinux"], tree)["vmlinux"],
+            "bzImage": os.path.getsize(os.path.join(tree, "arch/x86/boot/bzImage")),
+            "objects": objects}
 
 
 def object_files(tree: str):

@@ -22,7 +22,7 @@ from typing import Dict, Iterable, List
 KBUILD_TOOLS: Dict[str, str] = {
     "make": "make", "gcc": "gcc", "ld": "binutils", "as": "binutils", "ar": "binutils",
     "nm": "binutils", "objcopy": "binutils", "objdump": "binutils", "readelf": "binutils",
-    "strip": "binutils", "flex": "flex", "bison": "bison", "bc": "bc", "perl": "perl",
+    "strip": "binutils", "size": "binutils", "flex": "flex", "bison": "bison", "bc": "bc", "perl": "perl",
     "sh": "dash", "bash": "bash", "awk": "mawk", "sed": "sed", "grep": "grep",
     "find": "findutils", "xargs": "findutils", "tar": "tar", "xz": "xz-utils",
     "gzip": "gzip", "cpio": "cpio", "python3": "python3", "cmp": "diffutils",

@@ -52,7 +52,7 @@ CACHE_NAME = "kernel_rules"
 CACHE_DIR = ".kernel_rules_cache"
 DEBUG_INFO_FRAGMENT = "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO_DWARF5=y\n"
 KBUILD_MODULES = ("fragments", "config_check", "kconfig", "warm_trees", "kbuild")
-ARTIFACTS = ("bzImage", "vmlinux", "System.map", "config", "defconfig")
+ARTIFACTS = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json")
 # Expensive processes wait this long for a remote cache answer before also starting locally
 # (Pants' default, 0, starts a Kbuild run that a remote hit then cancels half way).
 REMOTE_CACHE_FIRST_MS = 10_000

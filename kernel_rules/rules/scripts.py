@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
 from dataclasses import dataclass
 from typing import List, Tuple
 
-from pants.engine.fs import CreateDigest, Digest, FileContent
+from pants.engine.fs import CreateDigest, Digest, FileContent, GlobMatchErrorBehavior, MergeDigests, PathGlobs
 from pants.engine.rules import Get, collect_rules, rule
 
+DOMAIN_DIR = "kernel_rules/domain"
 PACKAGE_INITS = ("kernel_rules/__init__.py", "kernel_rules/domain/__init__.py")
 
 
@@ -34,14 +34,14 @@ class DomainScripts:
 @rule
 async def domain_scripts(request: DomainScriptsRequest) -> DomainScripts:
     files = [FileContent(path, b"") for path in PACKAGE_INITS]
-    for module in sorted(set(request.modules)):
-        for ext in (".py", ".c"):
-            data = _domain_file(module + ext)
-            if data is not None:
-                files.append(FileContent(f"kernel_rules/domain/{module}{ext}", data))
     for name in (("kconfiglib",) if request.with_kconfiglib else ()) + request.third_party:
         files += _module_files(name)
-    return DomainScripts(await Get(Digest, CreateDigest(files)))
+    # The domain modules are read as workspace files, so that Pants sees every edit.
+    modules = await Get(Digest, PathGlobs(
+        [f"{DOMAIN_DIR}/{m}{ext}" for m in sorted(set(request.modules)) for ext in (".py", ".c")],
+        glob_match_error_behavior=GlobMatchErrorBehavior.ignore))
+    return DomainScripts(await Get(Digest, MergeDigests(
+        [modules, await Get(Digest, CreateDigest(files))])))
 
 
 def _module_files(name: str) -> List[FileContent]:
@@ -60,13 +60,6 @@ def _module_files(name: str) -> List[FileContent]:
                     rel = os.path.join(name, os.path.relpath(path, root))
                     out.append(FileContent(rel, f.read()))
     return out
-
-
-def _domain_file(name: str):
-    try:
-        return pkgutil.get_data("kernel_rules.domain", name)
-    except OSError:
-        return None
 
 
 def rules():

@@ -265,8 +265,17 @@ async def _package(trace: TraceResult, output_path: OutputPathField,
 # ---------------------------------------------------------------------------------------------
 
 
-@rule(desc="Package a baseline config set")
-async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
+@dataclass(frozen=True)
+class TracedBaseline:
+    """A baseline's trace kernel, boot trace and config set."""
+
+    kernel: TraceKernel
+    trace: TraceResult
+    config_set: ConfigSet
+
+
+@rule(desc="Trace a baseline")
+async def traced_baseline(fs: BaselineFieldSet) -> TracedBaseline:
     kernel = await Get(TraceKernel, BaselineFieldSet, fs)
     request = BootInitramfsRequest()
     if fs.boot_script.value:
@@ -278,7 +287,13 @@ async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
     trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "boot", fs.address,
                                                 kernel.timeout))
     config_set = await Get(ConfigSet, MapRequest(kernel, trace, "baseline", fs.address))
-    return await _package(trace, fs.output_path, config_set)
+    return TracedBaseline(kernel, trace, config_set)
+
+
+@rule(desc="Package a baseline config set")
+async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
+    traced = await Get(TracedBaseline, BaselineFieldSet, fs)
+    return await _package(traced.trace, fs.output_path, traced.config_set)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,11 +360,27 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
     return AppInitramfs(result.output_digest, hashlib.sha256(content).hexdigest())
 
 
-@rule(desc="Package an app config set")
-async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
+@dataclass(frozen=True)
+class TracedApp:
+    """An app profile's baseline, guest image, window trace and config set."""
+
+    baseline: Address
+    kernel: TraceKernel
+    initramfs: AppInitramfs
+    trace: TraceResult
+    config_set: ConfigSet
+
+
+async def app_baseline(fs: AppProfileFieldSet) -> BaselineFieldSet:
     baseline_tgt = await _one_target(fs.baseline.value, fs.address, "baseline",
                                      BaselineKernelField, "kernel_baseline")
-    kernel = await Get(TraceKernel, BaselineFieldSet, BaselineFieldSet.create(baseline_tgt))
+    return BaselineFieldSet.create(baseline_tgt)
+
+
+@rule(desc="Trace an app profile")
+async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
+    baseline = await app_baseline(fs)
+    kernel = await Get(TraceKernel, BaselineFieldSet, baseline)
     initramfs = await Get(AppInitramfs, AppInitramfsRequest(fs))
     trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "app", fs.address,
                                                 fs.timeout.value))
@@ -358,7 +389,13 @@ async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
         raise TraceError(f"{fs.address}: the workload failed: {verdict}\nconsole tail:\n"
                          + "\n".join(trace.console.splitlines()[-40:]))
     config_set = await Get(ConfigSet, MapRequest(kernel, trace, "app", fs.address, initramfs.sha256))
-    return await _package(trace, fs.output_path, config_set)
+    return TracedApp(baseline.address, kernel, initramfs, trace, config_set)
+
+
+@rule(desc="Package an app config set")
+async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
+    traced = await Get(TracedApp, AppProfileFieldSet, fs)
+    return await _package(traced.trace, fs.output_path, traced.config_set)
 
 
 def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:

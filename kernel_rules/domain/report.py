@@ -1,0 +1,97 @@
+"""The report of a tailored kernel: what it enables and weighs against its trace kernel, how long
+it takes to boot, and which applications passed on it.
+
+`build_report` gathers plain data (parsed configs, `sizes.json` of both builds, the composition
+stats of `domain.tailor`, the results of `domain.app_check`) into one JSON-able dict;
+`render_markdown` turns that dict into `report.md`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Dict, List, Mapping, Optional, Sequence
+
+FORMAT = "kernel_rules/tailored-report@1"
+
+
+def _count(values: Mapping[str, str]) -> Dict[str, int]:
+    y = sum(1 for v in values.values() if v == "y")
+    m = sum(1 for v in values.values() if v == "m")
+    return {"y": y, "m": m, "enabled": y + m}
+
+
+def _sizes(sizes: Mapping) -> Dict[str, int]:
+    text, data, bss = sizes["vmlinux"]
+    return {"text": text, "data": data, "bss": bss, "bzImage": sizes["bzImage"]}
+
+
+def build_report(target: str, baseline: str, apps: Sequence[str], tailored: Mapping[str, str],
+                 trace: Mapping[str, str], tailored_sizes: Mapping, trace_sizes: Mapping,
+                 compose_stats: Mapping, build_stats: Optional[Mapping],
+                 app_results: Sequence[Mapping]) -> dict:
+    """The report as a dict (see `FORMAT`); every input is already parsed."""
+    boots = [r["boot_seconds"] for r in app_results if r.get("boot_seconds") is not None]
+    only_trace = sorted(s for s, v in trace.items() if v in ("y", "m")
+                        and tailored.get(s, "n") not in ("y", "m"))
+    return {
+        "format": FORMAT,
+        "target": target,
+        "baseline": baseline,
+        "apps": list(apps),
+        "options": {"tailored": _count(tailored), "trace_kernel": _count(trace),
+                    "closure_of_requirements": compose_stats.get("closure_enabled"),
+                    "dropped_from_trace_kernel": len(only_trace)},
+        "sizes": {"tailored": _sizes(tailored_sizes), "trace_kernel": _sizes(trace_sizes)},
+        "composition": {k: compose_stats.get(k) for k in
+                        ("objective", "requirements", "rounds", "weight", "seconds")},
+        "build": {k: (build_stats or {}).get(k) for k in ("compiled", "objects", "seconds",
+                                                          "distance")},
+        "boot_seconds_to_init": {"median": statistics.median(boots) if boots else None,
+                                 "runs": len(boots)},
+        "app_results": [{k: r.get(k) for k in ("name", "passed", "reason", "boot_seconds",
+                                               "seconds")} for r in app_results],
+        "all_apps_passed": all(r.get("passed") for r in app_results),
+    }
+
+
+def _pct(a: float, b: float) -> str:
+    return f"{100.0 * a / b:.1f}%" if b else "-"
+
+
+def render_markdown(report: Mapping) -> str:
+    """`report.md`: tables of options, sizes, boot time and app results."""
+    o, s = report["options"], report["sizes"]
+    t, k = s["tailored"], s["trace_kernel"]
+    lines: List[str] = [
+        f"# Tailored kernel `{report['target']}`", "",
+        f"Baseline `{report['baseline']}`; apps: "
+        + (", ".join(f"`{a}`" for a in report["apps"]) or "none") + ".", "",
+        "| | tailored | trace kernel | tailored / trace |", "|---|---:|---:|---:|",
+        f"| enabled options (y + m) | {o['tailored']['enabled']} | {o['trace_kernel']['enabled']}"
+        f" | {_pct(o['tailored']['enabled'], o['trace_kernel']['enabled'])} |",
+    ]
+    for key, label in (("text", "vmlinux text"), ("data", "vmlinux data"), ("bss", "vmlinux bss"),
+                       ("bzImage", "bzImage bytes")):
+        lines.append(f"| {label} | {t[key]} | {k[key]} | {_pct(t[key], k[key])} |")
+    c = report["composition"]
+    lines += [
+        "",
+        f"The closure of the same requirements over their direct dependencies (Cozart-style) "
+        f"enables {o['closure_of_requirements']} options; {o['dropped_from_trace_kernel']} options "
+        "of the trace kernel are off here.", "",
+        f"Composition: objective `{c['objective']}`, {c['requirements']} requirements, "
+        f"{c['rounds']} solver round(s); "
+        + ", ".join(f"{name} {sec} s" for name, sec in (c.get("seconds") or {}).items()) + ".",
+    ]
+    b = report["build"]
+    if b.get("compiled") is not None:
+        lines.append(f"Build: {b['compiled']} of {b['objects']} objects compiled in "
+                     f"{b['seconds']} s.")
+    boot = report["boot_seconds_to_init"]
+    lines += ["", f"Boot to init (guest uptime, median of {boot['runs']} boots): "
+              f"{boot['median']} s.", "", "| app | result | boot to init (s) | whole run (s) |",
+              "|---|---|---:|---:|"]
+    for r in report["app_results"]:
+        verdict = "passed" if r["passed"] else f"FAILED: {r['reason']}"
+        lines.append(f"| `{r['name']}` | {verdict} | {r['boot_seconds']} | {r['seconds']} |")
+    return "\n".join(lines) + "\n"

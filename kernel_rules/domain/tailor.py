@@ -1,0 +1,327 @@
+"""Compose a tailored kernel's `.config`: config sets + force/forbid -> MaxSAT -> olddefconfig.
+
+This is the program of the composition process (`python3 -m kernel_rules.domain.tailor ...`):
+
+1. Requirements: every requirement of every config set (the baseline's and each app's), labelled
+   with its target and a sample of its file:line evidence; then the `force` values and `forbid`
+   symbols of the tailored_kernel target, labelled with the BUILD field. Each config set must have
+   been traced on this source tarball and this trace kernel configuration.
+2. The model: the kernel's real Kconfig (kconfiglib) as CNF (`kconfig_model`), restricted to the
+   trace kernel's configuration (its universe): the solver may only turn off what the trace
+   kernel has on, except that any member of a choice may be picked (so that e.g. "no debug
+   info" is reachable from a trace kernel with DWARF). int/hex/string values are the trace
+   kernel's, unless `force` sets them. Picking another choice member than the trace kernel's
+   costs OTHER_CHOICE_COST, so it happens only when a requirement needs it.
+3. MaxSAT (`compose`): every requirement holds; the objective `size` gives each symbol the
+   compiled size of the objects Kbuild builds only with it (from the trace kernel's `sizes.json`,
+   split evenly when an object needs several symbols; at least 1), `options` counts each enabled
+   option as 1. Unsatisfiable requirements: exit 3 with a minimal conflict, each member named by
+   its source.
+4. The kernel's own `make olddefconfig` has the last word. Its output is checked: every required
+   value must have survived. If one did not, the assignment `conf` disagreed with becomes a
+   blocking clause and the solver runs again (at most MAX_ROUNDS rounds).
+
+Outputs in --out: `.config` (the olddefconfig output), `requirements.json` (the composed
+requirement set: every symbol, its value and all its sources) and `compose.json` (counts and
+timings, including the Cozart-style closure of the same requirements for comparison).
+
+Exit codes: 0 success; 3 bad input or unsatisfiable (JSON `{"error": ...}` on stdout);
+anything else: a failure of Kbuild or of this program (details on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+from kernel_rules.domain.compose import (
+    Requirement, Unsatisfiable, close_over_dependencies, compose, enabled, render_config)
+from kernel_rules.domain.fragments import FragmentError, parse_config, parse_line
+from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
+
+FORMAT = "kernel_rules/requirements@1"
+MAX_ROUNDS = 5
+OTHER_CHOICE_COST = 10_000_000  # picking a choice member the trace kernel did not pick
+OBJECTIVES = ("size", "options")
+
+
+class InputError(Exception):
+    """A config set, force or forbid value that cannot be used; the message names it."""
+
+
+def holds(value: str, got: str) -> bool:
+    """Whether a configured value `got` (y/m/n/absent as n) meets a requirement `value`."""
+    return {"y": got == "y", "m": got == "m", "ym": got in ("y", "m"), "n": got in ("n", ""),
+            "not-y": got != "y"}[value]
+
+
+def set_requirements(label: str, doc: dict, sha256: str, trace_config_sha256: str
+                     ) -> List[Requirement]:
+    """The requirements of one config set document, each with its target and first evidence."""
+    if doc.get("format") != "kernel_rules/config-set@1":
+        raise InputError(f"{label}: not a kernel_rules/config-set@1 document")
+    on = doc.get("traced_on", {})
+    if on.get("source_sha256") != sha256:
+        raise InputError(f"{label}: traced on source {on.get('source_sha256')}, but the kernel "
+                         f"is built from {sha256}")
+    if on.get("trace_config_sha256") != trace_config_sha256:
+        raise InputError(f"{label}: traced on another trace kernel configuration "
+                         f"({on.get('trace_config_sha256')}, expected {trace_config_sha256})")
+    out = []
+    for symbol, req in sorted(doc["requirements"].items()):
+        evidence = req.get("evidence") or []
+        where = f" ({evidence[0]})" if evidence else ""
+        out.append(Requirement(symbol, req["value"], f"{doc['kind']} {doc['target']}{where}"))
+    return out
+
+
+def field_requirements(target: str, force: Sequence[str], forbid: Sequence[str], kconf,
+                       values: Dict[str, str]) -> List[Requirement]:
+    """`force` lines (`CONFIG_X=y`, `X=m`, `# CONFIG_X is not set`, `CONFIG_N=4`) and `forbid`
+    symbols as requirements; int/hex/string values of `force` go into `values` instead."""
+    import kconfiglib as K
+
+    out = []
+    for i, line in enumerate(force):
+        origin = f"{target} field `force`[{i}]"
+        text = line if line.lstrip().startswith(("CONFIG_", "#")) else "CONFIG_" + line.strip()
+        try:
+            parsed = parse_line(text, origin)
+        except FragmentError as e:
+            raise InputError(str(e)) from None
+        if parsed is None:
+            raise InputError(f"{origin}: {line!r} is not a `CONFIG_NAME=value` line")
+        symbol, value = parsed
+        sym = kconf.syms.get(symbol)
+        if sym is None or not sym.nodes:
+            raise InputError(f"{origin}: CONFIG_{symbol} is not a Kconfig symbol of this kernel")
+        if sym.orig_type in (K.BOOL, K.TRISTATE):
+            if value not in ("y", "m", "n") or (value == "m" and sym.orig_type is K.BOOL):
+                raise InputError(f"{origin}: CONFIG_{symbol} is a "
+                                 f"{K.TYPE_TO_STR[sym.orig_type]}; {value!r} is not a value of it")
+            out.append(Requirement(symbol, value, origin))
+        else:
+            values[symbol] = value
+    for i, name in enumerate(forbid):
+        origin = f"{target} field `forbid`[{i}]"
+        symbol = name.strip()
+        symbol = symbol[len("CONFIG_"):] if symbol.startswith("CONFIG_") else symbol
+        sym = kconf.syms.get(symbol)
+        if sym is None or not sym.nodes:
+            raise InputError(f"{origin}: CONFIG_{symbol} is not a Kconfig symbol of this kernel")
+        if sym.orig_type not in (K.BOOL, K.TRISTATE):
+            raise InputError(f"{origin}: CONFIG_{symbol} is not a bool or tristate option")
+        out.append(Requirement(symbol, "n", origin))
+    return out
+
+
+def universe_of(kconf, trace_config: Mapping[str, str]) -> Dict[str, str]:
+    """What the tailored configuration may turn on: the trace kernel's y/m symbols, plus every
+    member of every choice (a choice must pick one member, and the trace kernel's pick, e.g.
+    DWARF5 debug info, is often not the one a small kernel wants)."""
+    universe = dict(trace_config)
+    for choice in kconf.unique_choices:
+        for member in choice.syms:
+            universe.setdefault(member.name, "y")
+            if universe[member.name] == "n":
+                universe[member.name] = "y"
+    return universe
+
+
+def size_weights(srctree: str, sizes: Mapping[str, int], is_option) -> Dict[str, int]:
+    """symbol -> 1 + (bytes of the objects built only with it) // 64, from Kbuild conditions."""
+    from kernel_rules.domain.conditions import definite_facts
+    from kernel_rules.domain.kbuild_conditions import KbuildIndex
+
+    index = KbuildIndex(srctree, "x86")
+    share: Dict[str, float] = defaultdict(float)
+    for path, size in sorted(sizes.items()):
+        symbols = sorted(s for s, v in definite_facts(index.condition(path).formula)
+                         if v != "n" and is_option(s))
+        for s in symbols:
+            share[s] += size / len(symbols)
+    return {s: 1 + int(b) // 64 for s, b in share.items()}
+
+
+def olddefconfig(args: argparse.Namespace, src: str, text: str) -> str:
+    """The kernel's own `make olddefconfig` run on `text`, in a configuration tree."""
+    from kernel_rules.domain.kbuild import _write_config, run_make
+
+    pool = TreePool(args.cache, "conf", args.sha256, max_trees=args.max_trees)
+    with pool.acquire({}) as tree:
+        tree.begin_build()
+        _write_config(tree.path, text)
+        run_make(src, tree.path, args.arch, args.jobs, ["olddefconfig"])
+        with open(os.path.join(tree.path, ".config")) as f:
+            final = f.read()
+        tree.finish_build(final)
+    return final
+
+
+def blocking_clause(model, solution: Mapping[str, str], symbols: Sequence[str]) -> List[int]:
+    """A clause that excludes `solution`'s values of `symbols` together (one must differ)."""
+    clause: List[int] = []
+    for s in symbols:
+        if solution[s] in ("y", "m"):
+            clause.append(-model.var(s, solution[s]))
+        else:
+            clause += [model.var(s, k) for k in ("y", "m")[:1 + model.symbols[s]]]
+    return clause
+
+
+def composed_set(reqs: Sequence[Requirement], inputs: Mapping[str, str], objective: str) -> dict:
+    """The composed requirement set document: per symbol its values and every source."""
+    by_symbol: Dict[str, Dict[str, List[str]]] = defaultdict(lambda: defaultdict(list))
+    for r in reqs:
+        by_symbol[r.symbol][r.value].append(r.source)
+    return {
+        "format": FORMAT,
+        "objective": objective,
+        "inputs": dict(sorted(inputs.items())),
+        "requirements": {s: {v: sorted(src) for v, src in sorted(vals.items())}
+                         for s, vals in sorted(by_symbol.items())},
+    }
+
+
+def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
+    """(final .config text, requirements document, stats); raises InputError/Unsatisfiable."""
+    import kconfiglib as K
+
+    from kernel_rules.domain.kconfig import load_kconfig
+    from kernel_rules.domain.kconfig_model import KconfigModel
+
+    times: Dict[str, float] = {}
+    t0 = time.monotonic()
+    with open(args.trace_config, "rb") as f:
+        trace_bytes = f.read()
+    trace_config = parse_config(trace_bytes.decode())
+    trace_sha = hashlib.sha256(trace_bytes).hexdigest()
+    reqs: List[Requirement] = []
+    inputs = {}
+    for spec in args.set:
+        label, _, path = spec.partition("=")
+        with open(path, "rb") as f:
+            data = f.read()
+        inputs[label] = hashlib.sha256(data).hexdigest()
+        reqs += set_requirements(label, json.loads(data), args.sha256, trace_sha)
+    src = unpack_source(args.cache, args.tarball, args.sha256)
+    kconf = load_kconfig(src, args.arch, os.environ)
+    times["parse Kconfig"] = time.monotonic() - t0
+    values = dict(trace_config)
+    reqs += field_requirements(args.target, args.force, args.forbid, kconf, values)
+    if args.debug_info:
+        reqs += [Requirement(s, "y", f"{args.target} field `debug_info=True`")
+                 for s in ("DEBUG_KERNEL", "DEBUG_INFO_DWARF5")]
+    else:  # debug info adds no object size, so the size objective alone would not drop it
+        reqs.append(Requirement("DEBUG_INFO", "n", f"{args.target} field `debug_info=False`"))
+    unknown = [r for r in reqs if r.symbol not in kconf.syms or not kconf.syms[r.symbol].nodes]
+    if unknown:
+        raise InputError("requirements name symbols this kernel's Kconfig does not define:\n  "
+                         + "\n  ".join(map(str, unknown)))
+
+    t = time.monotonic()
+    model = KconfigModel.build(kconf, universe_of(kconf, trace_config), values)
+    weights: Dict[str, int] = {}
+    if args.objective == "size":
+        with open(args.sizes) as f:
+            sizes = json.load(f)["objects"]
+        weights = size_weights(src, sizes, lambda s: s in model.symbols)
+    for choice in kconf.unique_choices:  # keep the trace kernel's picks unless a requirement
+        for member in choice.syms:       # needs another (kernel compression needs its tool)
+            if trace_config.get(member.name, "n") not in ("y", "m"):
+                weights[member.name] = weights.get(member.name, 1) + OTHER_CHOICE_COST
+    times["build model"] = time.monotonic() - t
+
+    rounds, disagreements, final = 0, [], ""
+    solve_s = conf_s = 0.0
+    while True:
+        rounds += 1
+        t = time.monotonic()
+        solution = compose(model, reqs, weights)
+        solve_s += time.monotonic() - t
+        t = time.monotonic()
+        final = olddefconfig(args, src, render_config(solution))
+        conf_s += time.monotonic() - t
+        got = parse_config(final)
+        changed = sorted(s for s in model.symbols
+                         if solution.get(s, "n") != got.get(s, "n"))
+        lost = [r for r in reqs if kconf.syms[r.symbol].orig_type in (K.BOOL, K.TRISTATE)
+                and not holds(r.value, got.get(r.symbol, "n"))]
+        disagreements.append({"round": rounds, "changed_by_olddefconfig": changed,
+                              "lost": [str(r) for r in lost]})
+        if not lost:
+            break
+        if rounds >= MAX_ROUNDS or not changed:
+            raise InputError(
+                f"olddefconfig does not keep these required values after {rounds} rounds:\n  "
+                + "\n  ".join(map(str, lost)))
+        log(f"olddefconfig changed {len(changed)} symbols and lost {len(lost)} requirements; "
+            "blocking that assignment and solving again")
+        model.clauses.append(blocking_clause(model, solution, changed))
+    times["solve (MaxSAT)"] = solve_s
+    times["olddefconfig"] = conf_s
+
+    closure = close_over_dependencies({r.symbol: r.value for r in reqs if r.value != "n"}, kconf)
+    final_values = parse_config(final)
+    stats = {
+        "objective": args.objective,
+        "requirements": len(reqs),
+        "rounds": rounds,
+        "disagreements": disagreements,
+        "enabled": len(enabled(final_values)),
+        "trace_kernel_enabled": len(enabled(trace_config)),
+        "closure_enabled": len(closure),
+        "weight": sum(weights.get(s, 1) for s in enabled(final_values)
+                      if s in model.symbols),
+        "seconds": {k: round(v, 2) for k, v in times.items()},
+    }
+    return final, composed_set(reqs, inputs, args.objective), stats
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="tailor", description=__doc__.splitlines()[0])
+    p.add_argument("--tarball", required=True)
+    p.add_argument("--sha256", required=True)
+    p.add_argument("--cache", required=True)
+    p.add_argument("--arch", default="x86_64")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--max-trees", type=int, default=3)
+    p.add_argument("--target", required=True, help="the tailored_kernel address, for messages")
+    p.add_argument("--trace-config", required=True)
+    p.add_argument("--sizes", help="the trace kernel's sizes.json (objective `size`)")
+    p.add_argument("--set", action="append", default=[], help="LABEL=PATH of a config set")
+    p.add_argument("--force", action="append", default=[])
+    p.add_argument("--forbid", action="append", default=[])
+    p.add_argument("--objective", choices=OBJECTIVES, default="size")
+    p.add_argument("--debug-info", action="store_true", help="require DWARF debug info")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    try:
+        final, doc, stats = run(args)
+    except (InputError, Unsatisfiable) as e:
+        report = {"error": str(e)}
+        if isinstance(e, Unsatisfiable):
+            report["conflict"] = [list(c) for c in e.conflict]
+        print(json.dumps(report))
+        return 3
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, ".config"), "w") as f:
+        f.write(final)
+    with open(os.path.join(args.out, "requirements.json"), "w") as f:
+        f.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    with open(os.path.join(args.out, "compose.json"), "w") as f:
+        f.write(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    log(f"composed {stats['enabled']} enabled options (trace kernel {stats['trace_kernel_enabled']},"
+        f" closure {stats['closure_enabled']}) in {stats['rounds']} round(s); "
+        + ", ".join(f"{k} {v} s" for k, v in stats["seconds"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,357 @@
+"""`tailored_kernel`: traced sets -> compose (MaxSAT + olddefconfig) -> build -> check apps.
+
+`package` writes the kernel, its composed requirements and a report; `test` boots the kernel on
+the baseline's machine with every app's image and runs each workload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, List, Tuple
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
+from pants.engine.addresses import Address, UnparsedAddressInputs
+from pants.engine.fs import (
+    AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests,
+    PathGlobs, RemovePrefix, Snapshot)
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import Targets, WrappedTarget, WrappedTargetRequest
+from pants.engine.unions import UnionRule
+from pants.option.option_types import SkipOption
+from pants.option.subsystem import Subsystem
+from pants.util.logging import LogLevel
+
+from kernel_rules.domain.fragments import parse_config
+from kernel_rules.domain.report import build_report, render_markdown
+from kernel_rules.rules.boot import QEMU, AccelChoice, AccelProbeRequest, BootInitramfs, BootInitramfsRequest
+from kernel_rules.rules.kernel import (
+    CACHE_DIR, CACHE_NAME, REMOTE_CACHE_FIRST_MS, KernelBuild, KernelBuildRequest, KernelConfig)
+from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.rules.source import tarball_in_sandbox
+from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest, kbuild_toolchain_request
+from kernel_rules.rules.trace import (
+    AppProfileFieldSet, BaselineFieldSet, TracedApp, TracedBaseline, _one_target, app_baseline)
+from kernel_rules.subsystems import QemuSubsystem
+from kernel_rules.tailor_target_types import (
+    TailoredAppsField, TailoredBaselineField, TailoredDebugInfoField, TailoredForbidField,
+    TailoredForceField, TailoredObjectiveField)
+from kernel_rules.trace_target_types import AppWorkloadField, BaselineKernelField
+
+TAILOR_MODULES = ("tailor", "compose", "kconfig_model", "kconfig", "fragments", "warm_trees",
+                  "kbuild", "config_check", "conditions", "kbuild_conditions")
+SANDBOX_SITE = "third_party/python/sandbox/site"
+
+
+class TailorError(Exception):
+    """A tailored kernel cannot be composed: bad fields, inputs, or unsatisfiable requirements."""
+
+
+@dataclass(frozen=True)
+class TailoredKernelFieldSet(PackageFieldSet):
+    required_fields = (TailoredBaselineField,)
+
+    baseline: TailoredBaselineField
+    apps: TailoredAppsField
+    force: TailoredForceField
+    forbid: TailoredForbidField
+    objective: TailoredObjectiveField
+    debug_info: TailoredDebugInfoField
+    output_path: OutputPathField
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs: the traced baseline and apps
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TailoredInputs:
+    baseline: TracedBaseline
+    apps: Tuple[Tuple[AppProfileFieldSet, TracedApp], ...]
+
+
+@rule(desc="Trace a tailored kernel's baseline and apps")
+async def tailored_inputs(fs: TailoredKernelFieldSet) -> TailoredInputs:
+    baseline_tgt = await _one_target(fs.baseline.value, fs.address, "baseline",
+                                     BaselineKernelField, "kernel_baseline")
+    baseline_fs = BaselineFieldSet.create(baseline_tgt)
+    app_tgts = await Get(Targets, UnparsedAddressInputs(
+        fs.apps.value or (), owning_address=fs.address,
+        description_of_origin=f"the `apps` field of {fs.address}"))
+    app_fss: List[AppProfileFieldSet] = []
+    for tgt in app_tgts:
+        if not tgt.has_field(AppWorkloadField):
+            raise TailorError(f"{fs.address}: field `apps`: {tgt.address} is a `{tgt.alias}`, "
+                              "not an `app_profile`.")
+        app_fs = AppProfileFieldSet.create(tgt)
+        traced_on = await app_baseline(app_fs)
+        if traced_on.address != baseline_fs.address:
+            raise TailorError(
+                f"{fs.address}: field `apps`: {tgt.address} is traced on baseline "
+                f"{traced_on.address}, but this kernel's baseline is {baseline_fs.address}; "
+                "config sets of different trace kernels cannot be composed.")
+        app_fss.append(app_fs)
+    baseline = await Get(TracedBaseline, BaselineFieldSet, baseline_fs)
+    apps = await MultiGet(Get(TracedApp, AppProfileFieldSet, a) for a in app_fss)
+    return TailoredInputs(baseline, tuple(zip(app_fss, apps)))
+
+
+# ---------------------------------------------------------------------------------------------
+# compose
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComposeRequest:
+    fs: TailoredKernelFieldSet
+    inputs: TailoredInputs
+
+
+@dataclass(frozen=True)
+class ComposedConfig:
+    config: KernelConfig
+    digest: Digest  # requirements.json, compose.json
+
+
+@rule(desc="Compose a tailored kernel configuration", level=LogLevel.DEBUG)
+async def compose_config(request: ComposeRequest) -> ComposedConfig:
+    fs, inputs = request.fs, request.inputs
+    kernel = inputs.baseline.kernel
+    source = kernel.config.source
+    toolchain, scripts, site = await MultiGet(
+        Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
+        Get(DomainScripts, DomainScriptsRequest(TAILOR_MODULES, with_kconfiglib=True)),
+        Get(Snapshot, PathGlobs([f"{SANDBOX_SITE}/**", f"!{SANDBOX_SITE}/bin/**"])),
+    )
+    if not any(f.startswith(f"{SANDBOX_SITE}/pysat/") for f in site.files):
+        raise TailorError(f"{SANDBOX_SITE}/ has no python-sat: run ./pants once more (its setup "
+                          "installs third_party/python/sandbox-requirements.txt there).")
+    sets = [("baseline", str(inputs.baseline.kernel.baseline), inputs.baseline.config_set.digest)]
+    sets += [("app", str(a.address), t.config_set.digest) for a, t in inputs.apps]
+    set_digests = await MultiGet(Get(Digest, AddPrefix(d, f"sets/{i}"))
+                                 for i, (_, _, d) in enumerate(sets))
+    trace_files = await Get(Digest, DigestSubset(kernel.build.digest, PathGlobs(["sizes.json"])))
+    trace_dir = await Get(Digest, AddPrefix(
+        await Get(Digest, MergeDigests([kernel.config.digest, trace_files])), "trace"))
+    argv = [toolchain.python, "-m", "kernel_rules.domain.tailor",
+            "--tarball", tarball_in_sandbox(source), "--sha256", source.sha256,
+            "--cache", CACHE_DIR, "--arch", kernel.config.arch, "--jobs", "1",
+            "--target", str(fs.address), "--trace-config", "trace/.config",
+            "--sizes", "trace/sizes.json", "--objective", fs.objective.value, "--out", "out"]
+    for i, (_kind, label, _) in enumerate(sets):
+        argv += ["--set", f"{label}=sets/{i}/config-set.json"]
+    for line in fs.force.value or ():
+        argv += ["--force", line]
+    for name in fs.forbid.value or ():
+        argv += ["--forbid", name]
+    if fs.debug_info.value:
+        argv += ["--debug-info"]
+    result = await Get(FallibleProcessResult, Process(
+        argv,
+        description=f"Compose {fs.address} ({len(sets)} config sets, objective "
+                    f"{fs.objective.value})",
+        input_digest=await Get(Digest, MergeDigests(
+            [scripts.digest, site.digest, trace_dir, *set_digests])),
+        immutable_input_digests={"linux_source": source.digest},
+        append_only_caches={CACHE_NAME: CACHE_DIR},
+        env={**toolchain.env, "PYTHONPATH": f".:{SANDBOX_SITE}"},
+        output_directories=("out",),
+        level=LogLevel.INFO,
+        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS,
+    ))
+    if result.exit_code == 3:
+        raise TailorError(f"{fs.address}: {json.loads(result.stdout.decode())['error']}")
+    if result.exit_code != 0:
+        raise TailorError(f"{fs.address}: composing the configuration failed (exit code "
+                          f"{result.exit_code}):\n" + result.stderr.decode(errors="replace")[-5000:])
+    out = await Get(Digest, RemovePrefix(result.output_digest, "out"))
+    config, rest = await MultiGet(
+        Get(Digest, DigestSubset(out, PathGlobs([".config"]))),
+        Get(Digest, DigestSubset(out, PathGlobs(["requirements.json", "compose.json"]))),
+    )
+    return ComposedConfig(KernelConfig(fs.address, source, kernel.config.arch, config), rest)
+
+
+@dataclass(frozen=True)
+class TailoredKernel:
+    inputs: TailoredInputs
+    composed: ComposedConfig
+    build: KernelBuild
+
+
+@rule(desc="Compose and build a tailored kernel")
+async def tailored_kernel(fs: TailoredKernelFieldSet) -> TailoredKernel:
+    inputs = await Get(TailoredInputs, TailoredKernelFieldSet, fs)
+    composed = await Get(ComposedConfig, ComposeRequest(fs, inputs))
+    build = await Get(KernelBuild, KernelBuildRequest(composed.config))
+    return TailoredKernel(inputs, composed, build)
+
+
+# ---------------------------------------------------------------------------------------------
+# running every app on the kernel
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppCheckRequest:
+    kernel: TailoredKernel
+    address: Address
+    cache_scope: ProcessCacheScope
+
+
+@dataclass(frozen=True)
+class AppCheck:
+    result: FallibleProcessResult  # check/results.json, check/<i>.console.log; stdout: a summary
+
+
+@rule(desc="Run the apps' workloads on a tailored kernel", level=LogLevel.DEBUG)
+async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
+    k = request.kernel
+    toolchain, scripts = await MultiGet(
+        Get(Toolchain, ToolchainRequest((QEMU,), "QEMU boots")),
+        Get(DomainScripts, DomainScriptsRequest(("app_check", "qemu"))),
+    )
+    bz_image = await Get(Digest, DigestSubset(k.build.digest, PathGlobs(["bzImage"])))
+    accel = qemu.accel
+    if accel == "auto":
+        boot = await Get(BootInitramfs, BootInitramfsRequest())
+        accel = (await Get(AccelChoice, AccelProbeRequest(bz_image, boot.digest))).accel
+    images = await MultiGet(Get(Digest, AddPrefix(t.initramfs.digest, f"apps/{i}"))
+                            for i, (_, t) in enumerate(k.inputs.apps))
+    apps = [{"name": str(a.address), "initrd": f"apps/{i}/initramfs.cpio.gz",
+             "success": a.success.value, "timeout": a.timeout.value}
+            for i, (a, _) in enumerate(k.inputs.apps)]
+    listing = await Get(Digest, CreateDigest([FileContent(
+        "apps.json", json.dumps(apps, indent=1, sort_keys=True).encode())]))
+    m = k.inputs.baseline.kernel.machine
+    argv = [toolchain.python, "-m", "kernel_rules.domain.app_check", "--qemu", toolchain.path(QEMU),
+            "--kernel", "bzImage", "--apps", "apps.json", "--cmdline", f"{m.cmdline} nokaslr",
+            "--machine", m.machine, "--cpus", str(m.cpus), "--memory", m.memory,
+            "--accel", accel, "--out", "check"]
+    for dev in m.devices:
+        argv += ["--device", dev]
+    return AppCheck(await Get(FallibleProcessResult, Process(
+        argv,
+        description=f"Run {len(apps)} app workload(s) on {request.address} (QEMU {accel})",
+        input_digest=await Get(Digest, MergeDigests([bz_image, listing, scripts.digest, *images])),
+        env=toolchain.env,
+        output_directories=("check",),
+        timeout_seconds=sum(a["timeout"] for a in apps) + 60 * len(apps) + 60,
+        cache_scope=request.cache_scope,
+        level=LogLevel.INFO,
+    )))
+
+
+# ---------------------------------------------------------------------------------------------
+# package
+# ---------------------------------------------------------------------------------------------
+
+
+async def _texts(digest: Digest) -> dict:
+    return {c.path: c.content.decode() for c in await Get(DigestContents, Digest, digest)}
+
+
+@rule(desc="Package a tailored kernel")
+async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
+    k = await Get(TailoredKernel, TailoredKernelFieldSet, fs)
+    check = (await Get(AppCheck, AppCheckRequest(
+        k, fs.address, ProcessCacheScope.SUCCESSFUL))).result
+    trace_kernel = k.inputs.baseline.kernel
+    built, trace_built, composed, results, stats = await MultiGet(
+        Get(DigestContents, Digest, await Get(Digest, DigestSubset(
+            k.build.digest, PathGlobs(["config", "sizes.json"])))),
+        Get(DigestContents, Digest, await Get(Digest, DigestSubset(
+            trace_kernel.build.digest, PathGlobs(["config", "sizes.json"])))),
+        Get(DigestContents, Digest, k.composed.digest),
+        Get(DigestContents, Digest, await Get(Digest, DigestSubset(
+            check.output_digest, PathGlobs(["check/results.json"])))),
+        Get(DigestContents, Digest, k.build.stats),
+    )
+    mine = {c.path: c.content.decode() for c in built}
+    theirs = {c.path: c.content.decode() for c in trace_built}
+    comp = {c.path: c.content.decode() for c in composed}
+    app_results = json.loads(results[0].content) if results else [
+        {"name": str(a.address), "passed": False, "reason": "the app check did not run: "
+         + check.stderr.decode(errors="replace")[-300:]} for a, _ in k.inputs.apps]
+    report = build_report(
+        target=str(fs.address), baseline=str(trace_kernel.baseline),
+        apps=[str(a.address) for a, _ in k.inputs.apps],
+        tailored=parse_config(mine["config"]), trace=parse_config(theirs["config"]),
+        tailored_sizes=json.loads(mine["sizes.json"]), trace_sizes=json.loads(theirs["sizes.json"]),
+        compose_stats=json.loads(comp["compose.json"]),
+        build_stats=json.loads(stats[0].content) if stats else None,
+        app_results=app_results)
+    report_files = await Get(Digest, CreateDigest([
+        FileContent("report.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()),
+        FileContent("report.md", render_markdown(report).encode()),
+    ]))
+    out_dir = fs.output_path.value_or_default(file_ending=None)
+    digest = await Get(Digest, AddPrefix(await Get(Digest, MergeDigests(
+        [k.build.digest, k.composed.digest, report_files])), out_dir))
+    passed = sum(1 for r in app_results if r.get("passed"))
+    o = report["options"]
+    summary = (f"{o['tailored']['enabled']} options enabled (trace kernel "
+               f"{o['trace_kernel']['enabled']}); vmlinux text "
+               f"{report['sizes']['tailored']['text']} bytes; {passed} of {len(app_results)} "
+               "apps passed")
+    names = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json",
+             "requirements.json", "compose.json", "report.json", "report.md")
+    return BuiltPackage(digest, tuple(
+        BuiltPackageArtifact(os.path.join(out_dir, n),
+                             extra_log_lines=(summary,) if n == "report.md" else ())
+        for n in names))
+
+
+# ---------------------------------------------------------------------------------------------
+# test
+# ---------------------------------------------------------------------------------------------
+
+
+class TailoredKernelTestSubsystem(Subsystem):
+    options_scope = "tailored-kernel-test"
+    name = "tailored kernel test"
+    help = "Runs every app's workload on `tailored_kernel` targets with `pants test`."
+
+    skip = SkipOption("test")
+
+
+@dataclass(frozen=True)
+class TailoredKernelTestFieldSet(TestFieldSet):
+    required_fields = (TailoredBaselineField,)
+
+    baseline: TailoredBaselineField
+
+
+class TailoredKernelTestRequest(TestRequest):
+    tool_subsystem = TailoredKernelTestSubsystem
+    field_set_type = TailoredKernelTestFieldSet
+
+
+@rule(desc="Test a tailored kernel with its apps' workloads")
+async def test_tailored_kernel(
+    batch: TailoredKernelTestRequest.Batch[TailoredKernelTestFieldSet, Any],
+    test_subsystem: TestSubsystem,
+) -> TestResult:
+    address = batch.single_element.address
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(
+        address, description_of_origin="kernel_rules tailored kernel test"))
+    k = await Get(TailoredKernel, TailoredKernelFieldSet, TailoredKernelFieldSet.create(
+        wrapped.target))
+    result = (await Get(AppCheck, AppCheckRequest(
+        k, address,
+        ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL
+    ))).result
+    return TestResult.from_fallible_process_result(
+        process_result=result, address=address, output_setting=test_subsystem.output)
+
+
+def rules():
+    return [
+        *collect_rules(),
+        UnionRule(PackageFieldSet, TailoredKernelFieldSet),
+        *TailoredKernelTestRequest.rules(),
+    ]

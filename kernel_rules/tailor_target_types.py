@@ -1,0 +1,113 @@
+"""BUILD file target for the product's output: `tailored_kernel`."""
+
+from __future__ import annotations
+
+from pants.core.goals.package import OutputPathField
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    BoolField,
+    StringField,
+    StringSequenceField,
+    Target,
+)
+from pants.util.strutil import help_text
+
+
+class TailoredBaselineField(StringField):
+    alias = "baseline"
+    required = True
+    help = help_text(
+        """
+        Address of the `kernel_baseline` (the deployment environment). Its config set is always
+        part of the composition; its trace kernel's configuration is the universe the tailored
+        configuration is chosen from; its machine is where `pants test` boots the result.
+        """
+    )
+
+
+class TailoredAppsField(StringSequenceField):
+    alias = "apps"
+    default = ()
+    help = help_text(
+        """
+        Addresses of the `app_profile` targets the kernel must run. Each must be traced on the
+        same `baseline`. `pants test` runs every app's workload on the tailored kernel.
+        """
+    )
+
+
+class TailoredForceField(StringSequenceField):
+    alias = "force"
+    default = ()
+    help = help_text(
+        """
+        Values that must hold, as `.config` lines: `CONFIG_X=y`, `X=m`, `# CONFIG_X is not set`,
+        or an int/hex/string value (`CONFIG_NR_CPUS=4`) that replaces the trace kernel's. A
+        bool/tristate value must be reachable inside the trace kernel's configuration.
+        """
+    )
+
+
+class TailoredForbidField(StringSequenceField):
+    alias = "forbid"
+    default = ()
+    help = help_text(
+        """
+        Symbols that must be off (`X` or `CONFIG_X`). Forbidding something a trace requires is an
+        error that names the conflicting requirements and where each comes from.
+        """
+    )
+
+
+class TailoredObjectiveField(StringField):
+    alias = "objective"
+    default = "size"
+    valid_choices = ("size", "options")
+    help = help_text(
+        """
+        What the solver minimises among the valid configurations meeting every requirement:
+        `size`, the compiled size of the objects each option brings in (measured on the trace
+        kernel's build), or `options`, the number of enabled options.
+        """
+    )
+
+
+class TailoredDebugInfoField(BoolField):
+    alias = "debug_info"
+    default = False
+    help = help_text(
+        """
+        Also require DWARF debug info (DEBUG_INFO_DWARF5), so that the tailored kernel can itself
+        serve as a trace kernel. Larger vmlinux, slower builds.
+        """
+    )
+
+
+class TailoredKernelTarget(Target):
+    alias = "tailored_kernel"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        TailoredBaselineField,
+        TailoredAppsField,
+        TailoredForceField,
+        TailoredForbidField,
+        TailoredObjectiveField,
+        TailoredDebugInfoField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        A kernel composed for a deployment environment and a set of applications.
+
+        The baseline's and the apps' config sets, plus `force` and `forbid`, become a MaxSAT
+        problem over the kernel's own Kconfig: every requirement holds, everything else may only
+        be what the trace kernel has, and the objective is minimised. `make olddefconfig` then
+        checks the answer. Kbuild builds it in a warm tree (an existing tailored kernel's tree
+        when one is close, so adding an app recompiles only what changes).
+
+        `pants package` writes bzImage, vmlinux, System.map, config, defconfig, the composed
+        `requirements.json`, and `report.md` / `report.json` (options and sizes against the
+        trace kernel, boot time, which apps passed). `pants test` boots the kernel on the
+        baseline's machine with each app's image and runs each workload.
+        """
+    )
