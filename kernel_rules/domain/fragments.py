@@ -22,7 +22,8 @@ from typing import Dict, Iterable, List, Mapping, Tuple
 
 _ASSIGN = re.compile(r'^CONFIG_([A-Za-z0-9_]+)=(.*)$')
 _NOT_SET = re.compile(r'^# CONFIG_([A-Za-z0-9_]+) is not set$')
-_VALUE = re.compile(r'^(?:[ymn]|-?[0-9]+|0[xX][0-9a-fA-F]+|"(?:[^"\\]|\\.)*")$')
+# hex values may lack 0x: Kconfig defaults like `default 34c` are written back that way
+_VALUE = re.compile(r'^(?:[ymn]|-?[0-9]+|(?:0[xX])?[0-9a-fA-F]+|"(?:[^"\\]|\\.)*")$')
 
 
 class FragmentError(ValueError):

@@ -25,7 +25,9 @@ bool-type, else x), modelled exactly as `sym_calc_value` does:
   (n/m/y count as 0/1/2, as in `expr_calc_value`).
 - bool choices: the choice is y when its prompt is visible and some member's prompt is visible;
   then exactly one member whose visibility is y is y (the user's pick; an invisible member follows
-  its defaults and selects like any symbol). `optional` choices: at most one (none in x86 6.1).
+  its defaults). `select` and `imply` do not act on choice members: 6.1's `sym_calc_visibility`
+  returns before computing them, so `conf` ignores them. `optional` choices: at most one (none in
+  x86 6.1).
 
 Approximations:
 - int/hex/string symbols are not variables: they keep the values of the `values` config (the trace
@@ -245,6 +247,8 @@ class KconfigModel:
             default = (self._ite(c[0], v[0], default[0]), self._ite(c[0], v[1], default[1]))
         rev, dep = self.expr(sym.rev_dep), self.expr(sym.direct_dep)
         implied = self._and_tv([self.expr(sym.weak_rev_dep), dep])
+        if sym.choice is not None:  # sym_calc_visibility() returns before computing them
+            rev = implied = N
         computed = self._promote(self._or_tv([default, implied, rev]), bool_type)
         hidden = neg(vis[0])
         self._add(name, "no visible prompt: equals its default/imply/select value",
