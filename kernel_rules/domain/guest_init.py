@@ -38,6 +38,14 @@ mount -t devpts devpts /dev/pts 2>/dev/null
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 echo "{{ marker }} kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
 cd /app 2>/dev/null || cd /
+# Let asynchronous boot work (device probing) finish first, so that it does not run inside the
+# window: wait until the kernel log has been quiet for 3 checks in a row (at most 6 s).
+quiet=0; last=""; i=0
+while [ $quiet -lt 3 ] && [ $i -lt 30 ]; do
+  now=$(dmesg 2>/dev/null | wc -l)
+  if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+  last=$now; i=$((i + 1)); sleep 0.2
+done
 echo {{ request }}
 read -r ack
 /bin/kr-window-begin

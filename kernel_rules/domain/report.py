@@ -20,13 +20,29 @@ def _count(values: Mapping[str, str]) -> Dict[str, int]:
     return {"y": y, "m": m, "enabled": y + m}
 
 
-def _sizes(sizes: Mapping) -> Dict[str, int]:
+SYMBOL_KINDS = {"t": "code", "r": "rodata", "d": "data", "b": "bss"}
+
+
+def symbol_sizes(nm_output: str) -> Dict[str, int]:
+    """Bytes of code, rodata, data and bss in `nm -S --defined-only vmlinux` output: the sum of
+    the symbols' own sizes, so section alignment padding (x86_64 pads .text to 2 MiB) does not
+    hide differences."""
+    out = {kind: 0 for kind in SYMBOL_KINDS.values()}
+    for line in nm_output.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[2].lower() in SYMBOL_KINDS:
+            out[SYMBOL_KINDS[f[2].lower()]] += int(f[1], 16)
+    return out
+
+
+def _sizes(sizes: Mapping, symbols: Mapping[str, int]) -> Dict[str, int]:
     text, data, bss = sizes["vmlinux"]
-    return {"text": text, "data": data, "bss": bss, "bzImage": sizes["bzImage"]}
+    return {"text": text, "data": data, "bss": bss, "bzImage": sizes["bzImage"], **symbols}
 
 
 def build_report(target: str, baseline: str, apps: Sequence[str], tailored: Mapping[str, str],
                  trace: Mapping[str, str], tailored_sizes: Mapping, trace_sizes: Mapping,
+                 tailored_symbols: Mapping[str, int], trace_symbols: Mapping[str, int],
                  compose_stats: Mapping, build_stats: Optional[Mapping],
                  app_results: Sequence[Mapping]) -> dict:
     """The report as a dict (see `FORMAT`); every input is already parsed."""
@@ -41,7 +57,8 @@ def build_report(target: str, baseline: str, apps: Sequence[str], tailored: Mapp
         "options": {"tailored": _count(tailored), "trace_kernel": _count(trace),
                     "closure_of_requirements": compose_stats.get("closure_enabled"),
                     "dropped_from_trace_kernel": len(only_trace)},
-        "sizes": {"tailored": _sizes(tailored_sizes), "trace_kernel": _sizes(trace_sizes)},
+        "sizes": {"tailored": _sizes(tailored_sizes, tailored_symbols),
+                  "trace_kernel": _sizes(trace_sizes, trace_symbols)},
         "composition": {k: compose_stats.get(k) for k in
                         ("objective", "requirements", "rounds", "weight", "seconds")},
         "build": {k: (build_stats or {}).get(k) for k in ("compiled", "objects", "seconds",
@@ -70,8 +87,9 @@ def render_markdown(report: Mapping) -> str:
         f"| enabled options (y + m) | {o['tailored']['enabled']} | {o['trace_kernel']['enabled']}"
         f" | {_pct(o['tailored']['enabled'], o['trace_kernel']['enabled'])} |",
     ]
-    for key, label in (("text", "vmlinux text"), ("data", "vmlinux data"), ("bss", "vmlinux bss"),
-                       ("bzImage", "bzImage bytes")):
+    for key, label in (("code", "code (sum of function sizes)"), ("rodata", "rodata (symbols)"),
+                       ("data", "vmlinux data"), ("bss", "vmlinux bss"),
+                       ("text", "vmlinux text (`size`, padded)"), ("bzImage", "bzImage bytes")):
         lines.append(f"| {label} | {t[key]} | {k[key]} | {_pct(t[key], k[key])} |")
     c = report["composition"]
     lines += [

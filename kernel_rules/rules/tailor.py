@@ -17,7 +17,7 @@ from pants.engine.addresses import Address, UnparsedAddressInputs
 from pants.engine.fs import (
     AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests,
     PathGlobs, RemovePrefix, Snapshot)
-from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Targets, WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionRule
@@ -26,7 +26,7 @@ from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
 from kernel_rules.domain.fragments import parse_config
-from kernel_rules.domain.report import build_report, render_markdown
+from kernel_rules.domain.report import build_report, render_markdown, symbol_sizes
 from kernel_rules.rules.boot import QEMU, AccelChoice, AccelProbeRequest, BootInitramfs, BootInitramfsRequest
 from kernel_rules.rules.kernel import (
     CACHE_DIR, CACHE_NAME, REMOTE_CACHE_FIRST_MS, KernelBuild, KernelBuildRequest, KernelConfig)
@@ -251,6 +251,30 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SymbolSizesRequest:
+    build: KernelBuild
+
+
+@dataclass(frozen=True)
+class SymbolSizes:
+    nm_output: str
+
+
+@rule(desc="Measure a vmlinux by its symbols", level=LogLevel.DEBUG)
+async def symbol_sizes_of(request: SymbolSizesRequest) -> SymbolSizes:
+    toolchain = await Get(Toolchain, ToolchainRequest(("nm",), "measuring kernels"))
+    vmlinux = await Get(Digest, DigestSubset(request.build.digest, PathGlobs(["vmlinux"])))
+    result = await Get(ProcessResult, Process(
+        [toolchain.path("nm"), "-S", "--defined-only", "vmlinux"],
+        description=f"Measure {request.build.address} (nm)",
+        input_digest=vmlinux,
+        env=toolchain.env,
+        level=LogLevel.DEBUG,
+    ))
+    return SymbolSizes(result.stdout.decode(errors="replace"))
+
+
 async def _texts(digest: Digest) -> dict:
     return {c.path: c.content.decode() for c in await Get(DigestContents, Digest, digest)}
 
@@ -261,6 +285,10 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
     check = (await Get(AppCheck, AppCheckRequest(
         k, fs.address, ProcessCacheScope.SUCCESSFUL))).result
     trace_kernel = k.inputs.baseline.kernel
+    mine_nm, theirs_nm = await MultiGet(
+        Get(SymbolSizes, SymbolSizesRequest(k.build)),
+        Get(SymbolSizes, SymbolSizesRequest(trace_kernel.build)),
+    )
     built, trace_built, composed, results, stats = await MultiGet(
         Get(DigestContents, Digest, await Get(Digest, DigestSubset(
             k.build.digest, PathGlobs(["config", "sizes.json"])))),
@@ -282,6 +310,8 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         apps=[str(a.address) for a, _ in k.inputs.apps],
         tailored=parse_config(mine["config"]), trace=parse_config(theirs["config"]),
         tailored_sizes=json.loads(mine["sizes.json"]), trace_sizes=json.loads(theirs["sizes.json"]),
+        tailored_symbols=symbol_sizes(mine_nm.nm_output),
+        trace_symbols=symbol_sizes(theirs_nm.nm_output),
         compose_stats=json.loads(comp["compose.json"]),
         build_stats=json.loads(stats[0].content) if stats else None,
         app_results=app_results)
@@ -294,9 +324,10 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         [k.build.digest, k.composed.digest, report_files])), out_dir))
     passed = sum(1 for r in app_results if r.get("passed"))
     o = report["options"]
+    sizes = report["sizes"]
     summary = (f"{o['tailored']['enabled']} options enabled (trace kernel "
-               f"{o['trace_kernel']['enabled']}); vmlinux text "
-               f"{report['sizes']['tailored']['text']} bytes; {passed} of {len(app_results)} "
+               f"{o['trace_kernel']['enabled']}); code {sizes['tailored']['code']} bytes (trace "
+               f"kernel {sizes['trace_kernel']['code']}); {passed} of {len(app_results)} "
                "apps passed")
     names = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json",
              "requirements.json", "compose.json", "report.json", "report.md")
