@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 from kernel_rules.domain import tracer  # noqa: E402
 from kernel_rules.domain.guest_init import BOOT_INIT, BOOT_SCRIPT, render_app_init  # noqa: E402
 from kernel_rules.domain.qemu import (  # noqa: E402
-    CHECK_PARAM, INIT_MARKER, BootSpec, Machine, command_line, watch_console)
+    CHECK_PARAM, INIT_MARKER, BootSpec, Machine, watch_console)
 from kernel_rules.domain.warm_trees import unpack_source  # noqa: E402
 
 EXAMPLE = "examples/tracing"

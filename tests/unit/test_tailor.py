@@ -1,0 +1,143 @@
+"""tailor (the composition process) and report: requirement sources, BUILD field checks, the
+olddefconfig feedback clause, and the report's measurements."""
+
+from __future__ import annotations
+
+import pytest
+from pysat.solvers import Solver
+
+from kernel_rules.domain.compose import Requirement, compose
+from kernel_rules.domain.kconfig_model import KconfigModel
+from kernel_rules.domain.report import build_report, render_markdown, symbol_sizes
+from kernel_rules.domain.tailor import (
+    InputError, blocking_clause, composed_set, field_requirements, holds, set_requirements,
+    universe_of)
+from tests.unit.test_kconfig_model import synthetic_kconf
+
+KCONFIG = """
+config A
+\tbool "A"
+
+config B
+\tbool "B"
+\tdepends on A
+
+config N
+\tint "N"
+\tdefault 4
+
+choice
+\tprompt "pick"
+config C1
+\tbool "C1"
+config C2
+\tbool "C2"
+endchoice
+"""
+
+
+@pytest.fixture
+def kconf(tmp_path):
+    return synthetic_kconf(tmp_path, KCONFIG)
+
+
+def test_holds():
+    assert holds("y", "y") and not holds("y", "m")
+    assert holds("ym", "m") and holds("ym", "y") and not holds("ym", "n")
+    assert holds("n", "n") and holds("n", "") and not holds("n", "m")
+    assert holds("not-y", "m") and holds("not-y", "n") and not holds("not-y", "y")
+
+
+def _doc(**traced_on):
+    return {"format": "kernel_rules/config-set@1", "kind": "app", "target": "ex:app",
+            "traced_on": {"source_sha256": "s", "trace_config_sha256": "t", **traced_on},
+            "requirements": {"EPOLL": {"value": "y", "evidence": ["fs/eventpoll.c:10"]},
+                             "X": {"value": "not-y", "evidence": []}}}
+
+
+def test_set_requirements_name_target_and_evidence():
+    reqs = set_requirements("ex:app", _doc(), "s", "t")
+    assert reqs == [Requirement("EPOLL", "y", "app ex:app (fs/eventpoll.c:10)"),
+                    Requirement("X", "not-y", "app ex:app")]
+
+
+def test_set_of_another_source_or_trace_kernel_is_refused():
+    with pytest.raises(InputError, match="traced on source other"):
+        set_requirements("ex:app", _doc(source_sha256="other"), "s", "t")
+    with pytest.raises(InputError, match="another trace kernel configuration"):
+        set_requirements("ex:app", _doc(trace_config_sha256="x"), "s", "t")
+
+
+def test_force_and_forbid_become_labelled_requirements(kconf):
+    values = {}
+    reqs = field_requirements("ex:k", ["CONFIG_A=y", "B=y", "# CONFIG_C1 is not set", "N=8"],
+                              ["CONFIG_C2"], kconf, values)
+    assert [str(r) for r in reqs] == [
+        "CONFIG_A=y (from ex:k field `force`[0])", "CONFIG_B=y (from ex:k field `force`[1])",
+        "CONFIG_C1=n (from ex:k field `force`[2])", "CONFIG_C2=n (from ex:k field `forbid`[0])"]
+    assert values == {"N": "8"}
+
+
+@pytest.mark.parametrize("force, forbid, message", [
+    (["CONFIG_NOPE=y"], [], r"field `force`\[0\]: CONFIG_NOPE is not a Kconfig symbol"),
+    (["A=m"], [], r"field `force`\[0\]: CONFIG_A is a bool; 'm' is not a value of it"),
+    (["A=maybe"], [], r"field `force`\[0\]: malformed value 'maybe'"),
+    ([], ["N"], r"field `forbid`\[0\]: CONFIG_N is not a bool or tristate option"),
+    ([], ["GHOST"], r"field `forbid`\[0\]: CONFIG_GHOST is not a Kconfig symbol"),
+])
+def test_bad_force_or_forbid_names_the_field(kconf, force, forbid, message):
+    with pytest.raises(InputError, match=message):
+        field_requirements("ex:k", force, forbid, kconf, {})
+
+
+def test_universe_lets_every_choice_member_be_picked(kconf):
+    assert universe_of(kconf, {"A": "y", "C1": "y", "C2": "n"}) == {
+        "A": "y", "C1": "y", "C2": "y"}
+
+
+def test_blocking_clause_excludes_exactly_that_assignment(kconf):
+    model = KconfigModel.build(kconf, None, {"N": "4"})
+    solution = compose(model, [Requirement("A", "y", "t")])
+    assert solution["B"] == "n" and solution["A"] == "y"
+    model.clauses.append(blocking_clause(model, solution, ["B"]))
+    again = compose(model, [Requirement("A", "y", "t")])
+    assert again["B"] == "y"  # the only other way to have A=y
+    with Solver(bootstrap_with=model.clauses) as s:
+        assert not s.solve(assumptions=model.assumptions_for(solution))
+
+
+def test_composed_set_groups_sources_by_symbol_and_value():
+    doc = composed_set([Requirement("A", "y", "b"), Requirement("A", "y", "a"),
+                        Requirement("A", "ym", "c")], {"x": "1"}, "size")
+    assert doc["requirements"] == {"A": {"y": ["a", "b"], "ym": ["c"]}}
+    assert doc["format"] == "kernel_rules/requirements@1" and doc["objective"] == "size"
+
+
+def test_symbol_sizes_sum_symbols_by_kind():
+    nm = ("ffffffff81000000 0000000000000010 T _stext\n"
+          "ffffffff81000010 0000000000000020 t helper\n"
+          "ffffffff82000000 0000000000000008 R table\n"
+          "ffffffff83000000 0000000000000004 D counter\n"
+          "ffffffff84000000 0000000000000100 b buffer\n"
+          "ffffffff81000000 A absolute_without_size\n")
+    assert symbol_sizes(nm) == {"code": 0x30, "rodata": 8, "data": 4, "bss": 0x100}
+
+
+def test_report_compares_with_the_trace_kernel():
+    sizes = {"vmlinux": [100, 10, 5], "bzImage": 50}
+    report = build_report(
+        target="ex:k", baseline="ex:b", apps=["ex:a"], tailored={"A": "y", "B": "n"},
+        trace={"A": "y", "B": "y", "C": "m"}, tailored_sizes=sizes, trace_sizes=sizes,
+        tailored_symbols={"code": 10, "rodata": 1, "data": 1, "bss": 1},
+        trace_symbols={"code": 20, "rodata": 1, "data": 1, "bss": 1},
+        compose_stats={"objective": "size", "requirements": 3, "rounds": 1,
+                       "closure_enabled": 2, "seconds": {"solve": 0.1}},
+        build_stats=None,
+        app_results=[{"name": "ex:a", "passed": False, "reason": "exit 3",
+                      "boot_seconds": 0.5, "seconds": 2.0}])
+    assert report["options"]["tailored"]["enabled"] == 1
+    assert report["options"]["dropped_from_trace_kernel"] == 2
+    assert not report["all_apps_passed"]
+    md = render_markdown(report)
+    assert "| code (sum of function sizes) | 10 | 20 | 50.0% |" in md
+    assert "| `ex:a` | FAILED: exit 3 | 0.5 | 2.0 |" in md
