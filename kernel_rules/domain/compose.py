@@ -5,7 +5,8 @@ kernel's universe) and `Requirement`s, each a (symbol, value, source) with value
 
     y | m | ym (y or m) | n | not-y (n or m)
 
-(the values of `configset.py`), and `source` a free-text label saying where it comes from
+(the values of `configset.py`), or `holds` with a formula of config-set `conditions` in place of
+the symbol (`LEGACY_PTYS || UNIX98_PTYS`, see `parse_formula`), and `source` a free-text label saying where it comes from
 (e.g. "baseline examples/tracing:qemu-q35 (fs/proc/base.c:123)", "force in BUILD field").
 
 `compose` solves weighted partial MaxSAT with RC2: hard = the model's clauses + every requirement;
@@ -26,6 +27,7 @@ plus, transitively, the symbols their `depends on` needs, with no solver and no 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -36,7 +38,9 @@ from pysat.solvers import Solver
 from kernel_rules.domain.fragments import config_lines
 from kernel_rules.domain.kconfig_model import KconfigModel
 
-VALUES = ("y", "m", "ym", "n", "not-y")
+VALUES = ("y", "m", "ym", "n", "not-y", "holds")
+FORMULA = "holds"  # the value of a Requirement whose `symbol` is a formula (see parse_formula)
+_TOKEN = re.compile(r"\s*(\(|\)|!|&&|\|\||[A-Za-z0-9_]+(?:=[ym])?)")
 SOLVER = "g4"
 
 
@@ -54,7 +58,87 @@ class Requirement:
                              f"not one of {', '.join(VALUES)}")
 
     def __str__(self) -> str:
+        if self.value == FORMULA:
+            return f"{self.symbol} (from {self.source})"
         return f"CONFIG_{self.symbol}={self.value} (from {self.source})"
+
+
+def parse_formula(text: str):
+    """A config-set condition (`A || !B=y`, `!(C && D=m)`: `X` is y or m, `X=y`, `X=m`; `!`,
+    `&&`, `||`, parentheses) as a tree of tuples: ("sym", X, state), ("not", f), ("and"|"or",
+    f, g). Raises ValueError on anything else (e.g. the `?(...)` of unknown conditions)."""
+    tokens, pos = [], 0
+    while pos < len(text.rstrip()):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise ValueError(f"cannot parse condition {text!r} at {text[pos:]!r}")
+        tokens.append(m.group(1))
+        pos = m.end()
+
+    def disj(i):
+        f, i = conj(i)
+        while i < len(tokens) and tokens[i] == "||":
+            g, i = conj(i + 1)
+            f = ("or", f, g)
+        return f, i
+
+    def conj(i):
+        f, i = unary(i)
+        while i < len(tokens) and tokens[i] == "&&":
+            g, i = unary(i + 1)
+            f = ("and", f, g)
+        return f, i
+
+    def unary(i):
+        if i >= len(tokens):
+            raise ValueError(f"condition {text!r} ends too early")
+        if tokens[i] == "!":
+            f, i = unary(i + 1)
+            return ("not", f), i
+        if tokens[i] == "(":
+            f, i = disj(i + 1)
+            if i >= len(tokens) or tokens[i] != ")":
+                raise ValueError(f"unbalanced parentheses in {text!r}")
+            return f, i + 1
+        if tokens[i] in (")", "&&", "||"):
+            raise ValueError(f"unexpected {tokens[i]!r} in {text!r}")
+        name, _, state = tokens[i].partition("=")
+        return ("sym", name, state or "ym"), i + 1
+
+    tree, end = disj(0)
+    if end != len(tokens):
+        raise ValueError(f"trailing {tokens[end]!r} in {text!r}")
+    return tree
+
+
+def formula_holds(tree, config: Mapping[str, str]) -> bool:
+    """Whether a parse_formula tree holds in a configuration ({symbol: y/m/n})."""
+    kind = tree[0]
+    if kind == "sym":
+        v = config.get(tree[1], "n")
+        return v in ("y", "m") if tree[2] == "ym" else v == tree[2]
+    if kind == "not":
+        return not formula_holds(tree[1], config)
+    a, b = formula_holds(tree[1], config), formula_holds(tree[2], config)
+    return (a and b) if kind == "and" else (a or b)
+
+
+def _formula_literal(model: KconfigModel, tree):
+    kind = tree[0]
+    if kind == "sym":
+        return model.literal(tree[1], tree[2])
+    if kind == "not":
+        lit = _formula_literal(model, tree[1])
+        return (not lit) if isinstance(lit, bool) else -lit
+    parts = [_formula_literal(model, tree[1]), _formula_literal(model, tree[2])]
+    return model.and_(parts) if kind == "and" else model.or_(parts)
+
+
+def requirement_literal(model: KconfigModel, r: Requirement):
+    """The model literal of one requirement (a symbol's value, or a whole formula)."""
+    if r.value == FORMULA:
+        return _formula_literal(model, parse_formula(r.symbol))
+    return model.literal(r.symbol, r.value)
 
 
 def requirements(values: Mapping[str, str], source: str) -> List[Requirement]:
@@ -68,7 +152,8 @@ class Unsatisfiable(Exception):
 
     def __init__(self, conflict: Sequence[Tuple[str, str, str]]):
         self.conflict = list(conflict)
-        lines = "".join(f"\n  CONFIG_{s}={v}  <- {src}" for s, v, src in self.conflict)
+        lines = "".join(f"\n  {s}  <- {src}" if v == FORMULA else f"\n  CONFIG_{s}={v}  <- {src}"
+                        for s, v, src in self.conflict)
         super().__init__(
             f"no valid kernel configuration meets these {len(self.conflict)} requirements "
             f"together (a minimal conflict: dropping any one of them resolves it):{lines}")
@@ -76,7 +161,7 @@ class Unsatisfiable(Exception):
 
 def _selectors(model: KconfigModel, reqs: Sequence[Requirement]) -> Tuple[List[int], List[List[int]]]:
     """One assumption variable per requirement, and the clauses `selector -> requirement`."""
-    lits = [model.literal(r.symbol, r.value) for r in reqs]  # may add gates to model.clauses
+    lits = [requirement_literal(model, r) for r in reqs]  # may add gates to model.clauses
     sel = [model.pool.id(("requirement", i)) for i in range(len(reqs))]
     clauses = [[-a] + ([] if lit is False else [lit])
                for a, lit in zip(sel, lits) if lit is not True]
@@ -111,7 +196,7 @@ def compose(model: KconfigModel, reqs: Iterable[Requirement],
     conflict = minimal_conflict(model, reqs)
     if conflict is not None:
         raise Unsatisfiable([(r.symbol, r.value, r.source) for r in conflict])
-    lits = [model.literal(r.symbol, r.value) for r in reqs]
+    lits = [requirement_literal(model, r) for r in reqs]
     wcnf = WCNF()
     wcnf.extend(model.clauses)
     wcnf.extend([lit] for lit in lits if lit is not True)

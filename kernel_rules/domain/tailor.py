@@ -3,7 +3,9 @@
 This is the program of the composition process (`python3 -m kernel_rules.domain.tailor ...`):
 
 1. Requirements: every requirement of every config set (the baseline's and each app's), labelled
-   with its target and a sample of its file:line evidence; then the `force` values and `forbid`
+   with its target and a sample of its file:line evidence, and every condition of a set that is a
+   formula over CONFIG symbols only (`LEGACY_PTYS || UNIX98_PTYS`: executed code that needs one
+   of them); then the `force` values and `forbid`
    symbols of the tailored_kernel target, labelled with the BUILD field. Each config set must have
    been traced on this source tarball and this trace kernel configuration.
 2. The model: the kernel's real Kconfig (kconfiglib) as CNF (`kconfig_model`), restricted to the
@@ -41,7 +43,8 @@ from collections import defaultdict
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from kernel_rules.domain.compose import (
-    Requirement, Unsatisfiable, close_over_dependencies, compose, enabled, render_config)
+    FORMULA, Requirement, Unsatisfiable, close_over_dependencies, compose, enabled, formula_holds,
+    parse_formula, render_config)
 from kernel_rules.domain.fragments import FragmentError, parse_config, parse_line
 from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
 
@@ -78,6 +81,14 @@ def set_requirements(label: str, doc: dict, sha256: str, trace_config_sha256: st
         evidence = req.get("evidence") or []
         where = f" ({evidence[0]})" if evidence else ""
         out.append(Requirement(symbol, req["value"], f"{doc['kind']} {doc['target']}{where}"))
+    for cond in doc.get("conditions", []):
+        try:  # conditions on non-CONFIG macros (`?(...)`) say nothing the solver can use
+            parse_formula(cond["formula"])
+        except ValueError:
+            continue
+        evidence = cond.get("evidence") or []
+        where = f" ({evidence[0]})" if evidence else ""
+        out.append(Requirement(cond["formula"], FORMULA, f"{doc['kind']} {doc['target']}{where}"))
     return out
 
 
@@ -178,14 +189,19 @@ def blocking_clause(model, solution: Mapping[str, str], symbols: Sequence[str]) 
 def composed_set(reqs: Sequence[Requirement], inputs: Mapping[str, str], objective: str) -> dict:
     """The composed requirement set document: per symbol its values and every source."""
     by_symbol: Dict[str, Dict[str, List[str]]] = defaultdict(lambda: defaultdict(list))
+    formulas: Dict[str, List[str]] = defaultdict(list)
     for r in reqs:
-        by_symbol[r.symbol][r.value].append(r.source)
+        if r.value == FORMULA:
+            formulas[r.symbol].append(r.source)
+        else:
+            by_symbol[r.symbol][r.value].append(r.source)
     return {
         "format": FORMAT,
         "objective": objective,
         "inputs": dict(sorted(inputs.items())),
         "requirements": {s: {v: sorted(src) for v, src in sorted(vals.items())}
                          for s, vals in sorted(by_symbol.items())},
+        "conditions": {f: sorted(src) for f, src in sorted(formulas.items())},
     }
 
 
@@ -220,7 +236,8 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
                  for s in ("DEBUG_KERNEL", "DEBUG_INFO_DWARF5")]
     else:  # debug info adds no object size, so the size objective alone would not drop it
         reqs.append(Requirement("DEBUG_INFO", "n", f"{args.target} field `debug_info=False`"))
-    unknown = [r for r in reqs if r.symbol not in kconf.syms or not kconf.syms[r.symbol].nodes]
+    unknown = [r for r in reqs if r.value != FORMULA
+               and (r.symbol not in kconf.syms or not kconf.syms[r.symbol].nodes)]
     if unknown:
         raise InputError("requirements name symbols this kernel's Kconfig does not define:\n  "
                          + "\n  ".join(map(str, unknown)))
@@ -251,7 +268,10 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         got = parse_config(final)
         changed = sorted(s for s in model.symbols
                          if solution.get(s, "n") != got.get(s, "n"))
-        lost = [r for r in reqs if kconf.syms[r.symbol].orig_type in (K.BOOL, K.TRISTATE)
+        lost = [r for r in reqs if not formula_holds(parse_formula(r.symbol), got)
+                if r.value == FORMULA] + [
+                r for r in reqs if r.value != FORMULA
+                and kconf.syms[r.symbol].orig_type in (K.BOOL, K.TRISTATE)
                 and not holds(r.value, got.get(r.symbol, "n"))]
         disagreements.append({"round": rounds, "changed_by_olddefconfig": changed,
                               "lost": [str(r) for r in lost]})
@@ -267,7 +287,8 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     times["solve (MaxSAT)"] = solve_s
     times["olddefconfig"] = conf_s
 
-    closure = close_over_dependencies({r.symbol: r.value for r in reqs if r.value != "n"}, kconf)
+    closure = close_over_dependencies(
+        {r.symbol: r.value for r in reqs if r.value not in ("n", FORMULA)}, kconf)
     final_values = parse_config(final)
     stats = {
         "objective": args.objective,

@@ -141,3 +141,37 @@ def test_report_compares_with_the_trace_kernel():
     md = render_markdown(report)
     assert "| code (sum of function sizes) | 10 | 20 | 50.0% |" in md
     assert "| `ex:a` | FAILED: exit 3 | 0.5 | 2.0 |" in md
+
+
+def test_formulas_parse_and_evaluate():
+    from kernel_rules.domain.compose import formula_holds, parse_formula
+
+    tree = parse_formula("!(INPUT_LEDS && LEDS_TRIGGERS=y) || X=m")
+    assert tree == ("or", ("not", ("and", ("sym", "INPUT_LEDS", "ym"),
+                                   ("sym", "LEDS_TRIGGERS", "y"))), ("sym", "X", "m"))
+    assert formula_holds(tree, {"INPUT_LEDS": "y"})
+    assert not formula_holds(tree, {"INPUT_LEDS": "m", "LEDS_TRIGGERS": "y"})
+    assert formula_holds(tree, {"INPUT_LEDS": "m", "LEDS_TRIGGERS": "y", "X": "m"})
+    for bad in ("!?(defined(FOO_H))", "A &&", "(A || B", "A B"):
+        with pytest.raises(ValueError):
+            parse_formula(bad)
+
+
+def test_condition_formulas_are_solved_and_explained(kconf):
+    """A set's condition `A || C2`: C2 would do, but forbidding it leaves A; forbidding A too
+    is a conflict naming the formula."""
+    from kernel_rules.domain.compose import Unsatisfiable
+
+    doc = _doc()
+    doc["requirements"] = {}
+    doc["conditions"] = [{"formula": "A || C2", "evidence": ["x.c:1"]},
+                         {"formula": "!?(defined(X_H))", "evidence": []}]
+    reqs = set_requirements("ex:app", doc, "s", "t")
+    assert [str(r) for r in reqs] == ["A || C2 (from app ex:app (x.c:1))"]
+    model = KconfigModel.build(kconf, None, {"N": "4"})
+    forbid_c2 = [Requirement("C2", "n", "forbid")]
+    assert compose(model, reqs + forbid_c2)["A"] == "y"
+    with pytest.raises(Unsatisfiable) as e:
+        compose(model, reqs + forbid_c2 + [Requirement("A", "n", "forbid A")])
+    assert "A || C2  <- app ex:app (x.c:1)" in str(e.value)
+    assert composed_set(reqs, {}, "size")["conditions"] == {"A || C2": ["app ex:app (x.c:1)"]}
