@@ -9,7 +9,9 @@ whose value changed. So an object *must* be recompiled when
   `include/generated/asm-offsets.h`, whose offsets move when a structure gains a field);
 - it is new in the image;
 - it embeds the layout of vmlinux itself (the `arch/x86/boot` objects of bzImage, rebuilt
-  whenever vmlinux changes).
+  whenever vmlinux changes);
+- it embeds the vDSO (`arch/x86/entry/vdso/vdso-image-64.o`, compiled from the C file `vdso2c`
+  writes from the linked vDSO) and an object of that vDSO must be recompiled.
 Anything else Kbuild recompiles is outside the lower bound.
 """
 
@@ -23,6 +25,7 @@ from typing import Dict, Iterable, Mapping, Set, Tuple
 _CONFIG_DEP = re.compile(r"include/config/([A-Za-z0-9_]+)\)")
 _GENERATED_DEP = re.compile(r"((?:arch/[a-z0-9_]+/)?include/generated/[A-Za-z0-9_./-]+)")
 IMAGE_ASSEMBLY_PREFIX = "arch/x86/boot/"
+VDSO_IMAGE_PREFIX = "vdso-image-"  # arch/x86/entry/vdso/vdso-image-64.c: vdso2c's output
 GENERATED_DIRS = ("include/generated", "arch/x86/include/generated")
 
 ObjectDeps = Dict[str, Tuple[Set[str], Set[str]]]  # obj -> (CONFIG symbols, generated headers)
@@ -81,4 +84,10 @@ def lower_bound(before: Mapping[str, object], changed: Iterable[str],
             need.add(obj)
     need |= {obj for obj in after_objects if obj not in before}
     need |= {obj for obj in after_objects if obj.startswith(IMAGE_ASSEMBLY_PREFIX)}
+    for obj in after_objects:  # the vDSO embedded as C: regenerated when the vDSO is relinked
+        vdso_dir, name = os.path.split(obj)
+        if name.startswith(VDSO_IMAGE_PREFIX) and any(
+                os.path.dirname(o) == vdso_dir and not os.path.basename(o).startswith(
+                    VDSO_IMAGE_PREFIX) for o in need):
+            need.add(obj)
     return need

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 from dataclasses import dataclass
 from typing import List, Tuple
 
-from pants.engine.fs import CreateDigest, Digest, FileContent, GlobMatchErrorBehavior, MergeDigests, PathGlobs
+from pants.engine.fs import (
+    CreateDigest, Digest, FileContent, GlobMatchErrorBehavior, MergeDigests, PathGlobs, Snapshot)
 from pants.engine.rules import Get, collect_rules, rule
 
 DOMAIN_DIR = "kernel_rules/domain"
@@ -36,12 +38,19 @@ async def domain_scripts(request: DomainScriptsRequest) -> DomainScripts:
     files = [FileContent(path, b"") for path in PACKAGE_INITS]
     for name in (("kconfiglib",) if request.with_kconfiglib else ()) + request.third_party:
         files += _module_files(name)
-    # The domain modules are read as workspace files, so that Pants sees every edit.
-    modules = await Get(Digest, PathGlobs(
-        [f"{DOMAIN_DIR}/{m}{ext}" for m in sorted(set(request.modules)) for ext in (".py", ".c")],
-        glob_match_error_behavior=GlobMatchErrorBehavior.ignore))
+    # The domain modules are read as workspace files, so that Pants sees every edit; a module
+    # not in the workspace (the backend installed elsewhere, or a test's build root) is read
+    # from the installed package instead.
+    wanted = [f"{DOMAIN_DIR}/{m}{ext}" for m in sorted(set(request.modules)) for ext in (".py", ".c")]
+    modules = await Get(Snapshot, PathGlobs(
+        wanted, glob_match_error_behavior=GlobMatchErrorBehavior.ignore))
+    for path in wanted:
+        if path not in modules.files:
+            data = _installed_domain_file(os.path.basename(path))
+            if data is not None:
+                files.append(FileContent(path, data))
     return DomainScripts(await Get(Digest, MergeDigests(
-        [modules, await Get(Digest, CreateDigest(files))])))
+        [modules.digest, await Get(Digest, CreateDigest(files))])))
 
 
 def _module_files(name: str) -> List[FileContent]:
@@ -60,6 +69,13 @@ def _module_files(name: str) -> List[FileContent]:
                     rel = os.path.join(name, os.path.relpath(path, root))
                     out.append(FileContent(rel, f.read()))
     return out
+
+
+def _installed_domain_file(name: str):
+    try:
+        return pkgutil.get_data("kernel_rules.domain", name)
+    except OSError:
+        return None
 
 
 def rules():

@@ -38,3 +38,13 @@ def test_objects_depending_on_a_regenerated_header_are_in_the_bound(tmp_path):
     assert lower_bound(deps, {"FUTEX"}, ["arch/x86/entry/entry_64.o"], moved) == {
         "arch/x86/entry/entry_64.o"}
     assert lower_bound(deps, {"FUTEX"}, ["arch/x86/entry/entry_64.o"]) == set()
+
+
+def test_the_vdso_image_is_in_the_bound_when_a_vdso_object_is():
+    before = {"arch/x86/entry/vdso/vclock_gettime.o": ({"EVENTFD"}, set()),
+              "arch/x86/entry/vdso/vdso-image-64.o": (set(), set()),
+              "fs/open.o": (set(), set())}
+    after = list(before)
+    assert lower_bound(before, {"EVENTFD"}, after) == {
+        "arch/x86/entry/vdso/vclock_gettime.o", "arch/x86/entry/vdso/vdso-image-64.o"}
+    assert lower_bound(before, {"SIGNALFD"}, after) == set()
