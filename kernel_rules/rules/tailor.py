@@ -230,10 +230,7 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
     m = k.inputs.baseline.kernel.machine
     argv = [toolchain.python, "-m", "kernel_rules.domain.app_check", "--qemu", toolchain.path(QEMU),
             "--kernel", "bzImage", "--apps", "apps.json", "--cmdline", f"{m.cmdline} nokaslr",
-            "--machine", m.machine, "--cpus", str(m.cpus), "--memory", m.memory,
-            "--accel", accel, "--out", "check"]
-    for dev in m.devices:
-        argv += ["--device", dev]
+            *m.process_args(), "--accel", accel, "--out", "check"]
     return AppCheck(await Get(FallibleProcessResult, Process(
         argv,
         description=f"Run {len(apps)} app workload(s) on {request.address} (QEMU {accel})",

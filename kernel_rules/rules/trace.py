@@ -68,6 +68,13 @@ class Machine:
     devices: Tuple[str, ...]
     cmdline: str
 
+    def process_args(self) -> list:
+        """The machine as arguments of the tracer and app-check programs."""
+        out = ["--machine", self.machine, "--cpus", str(self.cpus), "--memory", self.memory]
+        for dev in self.devices:
+            out += ["--device", dev]
+        return out
+
     def digest_text(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
 
@@ -168,10 +175,7 @@ async def run_trace(request: TraceRequest) -> TraceResult:
     argv = [toolchain.python, "-m", "kernel_rules.domain.tracer", request.mode,
             "--qemu", toolchain.path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
             "--cmdline", f"{m.cmdline} nokaslr" + (f" {CHECK_PARAM}" if request.mode == "boot" else ""),
-            "--machine", m.machine, "--cpus", str(m.cpus), "--memory", m.memory,
-            "--timeout", str(request.timeout), "--out", "trace"]
-    for dev in m.devices:
-        argv += ["--device", dev]
+            *m.process_args(), "--timeout", str(request.timeout), "--out", "trace"]
     result = await Get(FallibleProcessResult, Process(
         argv,
         description=f"Trace {request.target} under QEMU ({request.mode})",
