@@ -1,6 +1,7 @@
 """The kernel_rules Pants backend: `backend_packages = ["kernel_rules"]`."""
 
-from kernel_rules.rules import boot, kernel, scripts, source, tailor, toolchain, trace
+from kernel_rules.prebuilt_target_types import PrebuiltKernelTarget
+from kernel_rules.rules import boot, kernel, prebuilt, scripts, source, tailor, toolchain, trace
 from kernel_rules.target_types import KernelImageTarget, LinuxSourceTarget
 from kernel_rules.tailor_target_types import TailoredKernelTarget
 from kernel_rules.trace_target_types import AppProfileTarget, KernelBaselineTarget
@@ -8,7 +9,7 @@ from kernel_rules.trace_target_types import AppProfileTarget, KernelBaselineTarg
 
 def target_types():
     return [LinuxSourceTarget, KernelImageTarget, KernelBaselineTarget, AppProfileTarget,
-            TailoredKernelTarget]
+            TailoredKernelTarget, PrebuiltKernelTarget]
 
 
 def rules():
@@ -18,6 +19,7 @@ def rules():
         *source.rules(),
         *kernel.rules(),
         *boot.rules(),
+        *prebuilt.rules(),
         *trace.rules(),
         *tailor.rules(),
     ]

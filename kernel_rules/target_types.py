@@ -52,6 +52,17 @@ class LinuxSourceVersionField(StringField):
     help = "The kernel version the tarball holds (e.g. `6.1.192`), for reports and error messages."
 
 
+class LinuxSourcePackageVersionField(StringField):
+    alias = "package_version"
+    help = help_text(
+        """
+        The distribution package version the tarball comes from (e.g. Debian's `6.1.192-2`),
+        if any. A `prebuilt_kernel` traced for tailored kernels built from this source must be of
+        exactly this version.
+        """
+    )
+
+
 class LinuxSourceTarget(Target):
     alias = "linux_source"
     core_fields = (
@@ -59,6 +70,7 @@ class LinuxSourceTarget(Target):
         LinuxSourceTarballField,
         LinuxSourceSha256Field,
         LinuxSourceVersionField,
+        LinuxSourcePackageVersionField,
     )
     help = help_text(
         """

@@ -21,7 +21,8 @@ class BaselineKernelField(StringField):
     required = True
     help = help_text(
         """
-        Address of the trace kernel: a `kernel_image` with `debug_info=True`. Its configuration is
+        Address of the trace kernel: a `kernel_image` with `debug_info=True`, or a
+        `prebuilt_kernel` (a distribution's kernel with its debug package). Its configuration is
         the universe tailored kernels choose from, so enable everything the applications might use.
         """
     )
@@ -67,6 +68,21 @@ class BaselineCmdlineField(StringField):
     )
 
 
+class BaselineModulesField(StringSequenceField):
+    alias = "modules"
+    default = ()
+    help = help_text(
+        """
+        Loadable modules of the trace kernel to load at boot, by name (`virtio_net`), before the
+        boot step, in this order and each after the modules it depends on (their `.modinfo`
+        `depends`). Only for a `prebuilt_kernel`: its image package provides the module files.
+        Every guest of the baseline (boot and app traces, app checks) loads them; traced module
+        code is mapped through the modules' debug files. A tailored kernel built without module
+        support has their code built in and skips loading.
+        """
+    )
+
+
 class BaselineBootScriptField(OptionalSingleSourceField):
     alias = "boot_script"
     expected_file_extensions = (".sh",)
@@ -96,6 +112,7 @@ class KernelBaselineTarget(Target):
         MachineMemoryField,
         MachineDevicesField,
         BaselineCmdlineField,
+        BaselineModulesField,
         BaselineBootScriptField,
         TraceTimeoutField,
         OutputPathField,

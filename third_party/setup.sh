@@ -7,6 +7,11 @@
 #   4. the Linux source tarball of third_party/linux/linux-source.lock, copied into
 #      third_party/linux/ and verified against its sha256
 # `setup.sh --check` exits 0 at once when a previous setup of the same pins is complete.
+# `setup.sh --debian-cloud` also sets up examples/debian-cloud (docs/debian-cloud.md):
+#   6. Debian's cloud kernel packages of third_party/debian/cloud-kernel.lock, fetched with
+#      apt-get into third_party/debian/debs/ and verified against their sha256
+#   7. the server programs of third_party/debian/example-packages.txt, installed without starting
+#      their services on this machine
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +36,9 @@ pins_digest() {
 tarball_id() {  # cheap identity of the verified tarball: size and mtime, not a re-hash
   stat -c '%s %Y' "$TARBALL" 2>/dev/null || echo missing
 }
+
+DEBIAN_CLOUD=0
+[[ "${1:-}" == "--debian-cloud" ]] && DEBIAN_CLOUD=1
 
 if [[ "${1:-}" == "--check" ]]; then
   [[ -f "$STAMP" && -x "$VENV/bin/pants" && -d "$SANDBOX_SITE/pysat" ]] || exit 1
@@ -133,3 +141,55 @@ if [[ ! -f "$STAMP" || "$(cut -d' ' -f2- "$STAMP")" != "$(tarball_id)" ]]; then
 fi
 
 echo "$(pins_digest) $(tarball_id)" > "$STAMP"
+
+# --- 6./7. examples/debian-cloud (only with --debian-cloud) -------------------------------------
+((DEBIAN_CLOUD)) || exit 0
+[[ "$(id -u)" == 0 ]] || die "--debian-cloud fetches and installs Debian packages: run it as root"
+KLOCK="$ROOT/third_party/debian/cloud-kernel.lock"
+DEBS="$ROOT/third_party/debian/debs"
+klock() { sed -n "s/^$1=//p" "$KLOCK"; }
+kversion="$(klock version)"
+[[ "$kversion" == "$want_version" ]] || die "third_party/debian/cloud-kernel.lock pins Debian's
+  kernel $kversion, but the source is $src_pkg $want_version (third_party/linux/linux-source.lock):
+  traces would not map to the source tailored kernels are built from. Pin matching versions."
+mkdir -p "$DEBS"
+for kind in image debug; do
+  pkg="$(klock ${kind}_package)"
+  file="$DEBS/${pkg}_${kversion}_amd64.deb"
+  sha="$(klock ${kind}_sha256)"
+  if [[ ! -f "$file" ]] || [[ "$(sha256sum "$file" | cut -d' ' -f1)" != "$sha" ]]; then
+    say "fetching $pkg $kversion"
+    rm -f "$file"
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && apt-get download -q "$pkg=$kversion" >/dev/null 2>&1) \
+      || { DEBIAN_FRONTEND=noninteractive apt-get update -qq;
+           (cd "$tmp" && apt-get download -q "$pkg=$kversion" >/dev/null 2>&1); } \
+      || die "apt-get download $pkg=$kversion failed (not in the archive any more? move the pins
+  as docs/debian-cloud.md describes)"
+    mv "$tmp"/*.deb "$file.partial" && rm -rf "$tmp"
+    got="$(sha256sum "$file.partial" | cut -d' ' -f1)"
+    [[ "$got" == "$sha" ]] || die "sha256 mismatch for $pkg $kversion
+  pinned (third_party/debian/cloud-kernel.lock): $sha
+  actual:                                        $got"
+    mv "$file.partial" "$file"
+  fi
+done
+mapfile -t apps < <(grep -v '^\s*#' "$ROOT/third_party/debian/example-packages.txt" | sed '/^\s*$/d')
+missing=()
+for pkg in "${apps[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  say "installing ${missing[*]} (their services are not started)"
+  # A policy-rc.d that answers 101 keeps Debian's maintainer scripts from starting services.
+  policy=/usr/sbin/policy-rc.d
+  saved=""
+  [[ -e "$policy" ]] && { saved="$(mktemp)"; cp -p "$policy" "$saved"; }
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+  status=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    >/dev/null || status=$?
+  if [[ -n "$saved" ]]; then mv "$saved" "$policy"; else rm -f "$policy"; fi
+  ((status == 0)) || die "apt-get install ${missing[*]} failed"
+fi
+say "examples/debian-cloud is set up"

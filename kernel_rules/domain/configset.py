@@ -18,7 +18,9 @@ Format `kernel_rules/config-set@1` (keys sorted, two-space indent, newline at th
       ],
       "unresolved": {"lines": <n>, "notes": ["...", ...up to 20]},
       "stats": {"addresses", "mapped_addresses", "unmapped_addresses", "lines", "files",
-                "pre_kernel_instructions", "contradictions": [...]}
+                "pre_kernel_instructions", "contradictions": [...],
+                "modules": {"loaded": [...], "traced": {"<module>": {"addresses", "mapped"}},
+                            "without_debug_file": [...]}}   # only when modules were loaded
     }
 
 Values: `y` built in, `m` module, `ym` enabled either way, `n` off, `not-y` anything but built in
@@ -75,6 +77,7 @@ def build_config_set(
     facts_of: Callable[[Formula], Iterable[Tuple[str, str]]],
     trace_config: Mapping[str, str],
     pre_kernel_instructions: int = 0,
+    module_stats: Optional[dict] = None,
 ) -> dict:
     """The config-set document for one trace.
 
@@ -145,6 +148,7 @@ def build_config_set(
             "files": len(files),
             "pre_kernel_instructions": pre_kernel_instructions,
             "contradictions": contradictions,
+            **({"modules": module_stats} if module_stats and module_stats.get("loaded") else {}),
         },
     }
 
@@ -204,6 +208,17 @@ def summary(doc: dict, digest: str) -> str:
         f"- other conditions: {len(doc['conditions'])}; lines with an unresolved Kbuild "
         f"condition: {doc['unresolved']['lines']}",
         f"- contradictions with the trace kernel's config: {len(s['contradictions'])}",
+    ]
+    mods = s.get("modules")
+    if mods:
+        traced = mods["traced"]
+        lines.append(
+            f"- modules loaded: {len(mods['loaded'])}; traced in {len(traced)} "
+            f"({sum(t['addresses'] for t in traced.values())} addresses, "
+            f"{sum(t['mapped'] for t in traced.values())} mapped through their debug files)"
+            + (f"; no debug file: {', '.join(mods['without_debug_file'])}"
+               if mods["without_debug_file"] else ""))
+    lines += [
         "",
         "| symbol | value | lines | evidence |",
         "|---|---|---|---|",

@@ -174,6 +174,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--binary", action="append", default=[], help="host program (+ its libraries)")
     p.add_argument("--program", action="append", default=[], help="C source -> /usr/bin/<stem>")
     p.add_argument("--file", action="append", default=[], help="SRC=DEST (DEST in the guest)")
+    p.add_argument("--tree", action="append", default=[],
+                   help="a directory whose files go into the image at the same relative paths")
     p.add_argument("--marker-source", help="window_marker.c: adds /bin/kr-window-{begin,end}")
     p.add_argument("--gcc", default="gcc")
     args = p.parse_args(argv)
@@ -196,6 +198,13 @@ def main(argv: Sequence[str]) -> int:
                 data = compile_static(args.gcc, args.marker_source, f"kr-window-{name}",
                                       [f"MARKER_ADDRESS={addr}"], nostdlib=True)
                 extra.append(regular(f"bin/kr-window-{name}", data, executable=True))
+        for tree in args.tree:
+            for dirpath, dirs, names in os.walk(tree):
+                dirs.sort()
+                for name in sorted(names):
+                    src = os.path.join(dirpath, name)
+                    with open(src, "rb") as f:
+                        extra.append(regular(os.path.relpath(src, tree), f.read()))
         for spec in args.file:
             src, _, dest = spec.partition("=")
             with open(src, "rb") as f:

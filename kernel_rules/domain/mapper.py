@@ -3,8 +3,13 @@
 addresses --addr2line--> file:line frames --Kbuild + C preprocessor--> presence conditions
 --definite facts, checked against the trace kernel's .config--> config set (domain.configset).
 
+Addresses in loadable modules are resolved against the modules' debug files (domain.modules),
+which come from the prebuilt kernel's debug package (`--debug-deb`); module sections the guest
+printed are in `trace.json`.
+
 Run as `python3 -m kernel_rules.domain.mapper --tarball F --sha256 H --cache DIR --vmlinux F --config F
---addresses F --trace F --kind baseline|app --target ADDR --traced-on JSON --out DIR`.
+--addresses F --trace F --kind baseline|app --target ADDR --traced-on JSON --out DIR
+[--prefix P] [--debug-deb F --debug-sha256 H --release R]`.
 Writes `config-set.json` and `summary.md` to --out.
 """
 
@@ -17,7 +22,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from kernel_rules.domain import configset
-from kernel_rules.domain.addr2src import resolve
+from kernel_rules.domain.addr2src import DEFAULT_PREFIXES, resolve
 from kernel_rules.domain.conditions import TRUE, Formula, Unknown
 from kernel_rules.domain.cpp_conditions import LineConditions, definite_facts_for, line_conditions
 from kernel_rules.domain.fragments import parse_config
@@ -87,6 +92,31 @@ def tristate_oracle(srctree: str, arch: str):
     return is_tristate, {name for name, s in kconf.syms.items() if s.nodes}
 
 
+def resolve_all(args, addresses: List[int], loaded: Dict[str, Dict[str, int]],
+                prefixes: Tuple[str, ...]):
+    """Locations of vmlinux and module addresses, and per-module statistics."""
+    from kernel_rules.domain import modules
+
+    debug: Dict[str, str] = {}
+    if loaded and args.debug_deb:
+        from kernel_rules.domain.prebuilt import DEBUG_ROOT, debug_tree
+
+        root = debug_tree(args.cache, args.debug_deb, args.debug_sha256)
+        debug = modules.debug_files(os.path.join(root, DEBUG_ROOT, "lib/modules", args.release))
+    split = modules.split_addresses(addresses, loaded, debug)
+    locations = resolve(args.vmlinux, split.vmlinux, prefixes=prefixes)
+    module_locations = modules.resolve_modules(split, loaded, debug, prefixes)
+    locations.update(module_locations)
+    per_module: Dict[str, Dict[str, int]] = {}
+    for (module, _section), addrs in sorted(split.sections.items()):
+        entry = per_module.setdefault(module, {"addresses": 0, "mapped": 0})
+        entry["addresses"] += len(addrs)
+        entry["mapped"] += sum(1 for a in addrs if module_locations.get(a) and
+                               module_locations[a].frames)
+    return locations, {"loaded": sorted(loaded), "traced": per_module,
+                       "without_debug_file": split.missing_debug}
+
+
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mapper", description=__doc__.splitlines()[0])
     p.add_argument("--tarball", required=True)
@@ -100,8 +130,14 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--kind", choices=("baseline", "app"), required=True)
     p.add_argument("--target", required=True)
     p.add_argument("--traced-on", required=True, help="JSON of configset.TracedOn fields")
+    p.add_argument("--prefix", action="append", default=[],
+                   help="path prefix of source files in the DWARF (default /kernel/src/)")
+    p.add_argument("--debug-deb", help="debug package holding the modules' debug files")
+    p.add_argument("--debug-sha256")
+    p.add_argument("--release", help="the kernel release (the modules' directory name)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    prefixes = tuple(args.prefix) or DEFAULT_PREFIXES
 
     with open(args.addresses) as f:
         addresses = [int(line, 16) for line in f if line.strip()]
@@ -110,7 +146,8 @@ def main(argv: Sequence[str]) -> int:
     with open(args.config) as f:
         config = parse_config(f.read())
     srctree = unpack_source(args.cache, args.tarball, args.sha256)
-    locations = resolve(args.vmlinux, addresses)
+    locations, module_stats = resolve_all(args, addresses, trace.get("module_sections") or {},
+                                          prefixes)
     is_tristate, defined = tristate_oracle(srctree, args.arch)
 
     def facts_of(formula: Formula):
@@ -127,6 +164,7 @@ def main(argv: Sequence[str]) -> int:
         facts_of=facts_of,
         trace_config=config,
         pre_kernel_instructions=trace.get("pre_kernel_instructions", 0),
+        module_stats=module_stats,
     )
     text = configset.dumps(doc)
     digest = configset.name_of(text)

@@ -11,8 +11,9 @@ workload and the `WINDOW_END` marker. On the request the tracer switches QEMU's 
 `in_asm,nochain` through the HMP monitor (so every block executed from then on is translated and
 logged again, even code that ran at boot) and only then answers the guest.
 
-Outputs (in --out): `addresses.txt` (sorted hex kernel addresses), `trace.json` (counts, window,
-module list, workload status) and `console.log`. Exit code 0 when the guest finished as expected,
+Outputs (in --out): `addresses.txt` (sorted hex kernel addresses, modules' included), `trace.json`
+(counts, window, module list, workload status, where each loaded module's code sections were as
+the guest printed them) and `console.log`. Exit code 0 when the guest finished as expected,
 1 otherwise (the reason and the console tail on stderr). The raw QEMU log is deleted.
 """
 
@@ -28,6 +29,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from kernel_rules.domain import trace as tr
+from kernel_rules.domain.modules import parse_sections
 from kernel_rules.domain.qemu import (
     INIT_MARKER, BootSpec, Machine, command_line, console_tail, watch_console)
 
@@ -139,7 +141,8 @@ def main(argv: Sequence[str]) -> int:
     with open(os.path.join(args.out, "trace.json"), "w") as f:
         json.dump({"mode": args.mode, "addresses": len(t.kernel),
                    "pre_kernel_instructions": t.pre_kernel_instructions,
-                   "window": run["window"]}, f, indent=2, sort_keys=True)
+                   "window": run["window"], "module_sections": parse_sections(run["console"])},
+                  f, indent=2, sort_keys=True)
     if not run["ok"]:
         print(f"kernel_rules: tracing failed: {run['reason']}; console tail:\n"
               f"{console_tail(run['console'])}", file=sys.stderr)

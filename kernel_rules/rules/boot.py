@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
-from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
 from pants.engine.addresses import Address
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -48,6 +48,7 @@ class BootInitramfsRequest:
 
     boot_script: Optional[str] = None
     digest: Digest = EMPTY_DIGEST
+    modules: Digest = EMPTY_DIGEST  # a GuestModules digest: its files go into the image as is
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
         Get(Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)])),
     )
     extra = ["--file", f"{request.boot_script}={BOOT_SCRIPT}"] if request.boot_script else []
+    if request.modules != EMPTY_DIGEST:
+        extra += ["--tree", "guest_modules"]
     result = await Get(
         ProcessResult,
         Process(
@@ -70,7 +73,9 @@ async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
              "--busybox", toolchain.path("busybox"), "--init", "init",
              "--out", "initramfs.cpio.gz", *extra],
             description="Build the busybox initramfs",
-            input_digest=await Get(Digest, MergeDigests([scripts.digest, init, request.digest])),
+            input_digest=await Get(Digest, MergeDigests([
+                scripts.digest, init, request.digest,
+                await Get(Digest, AddPrefix(request.modules, "guest_modules"))])),
             env=toolchain.env,
             output_files=("initramfs.cpio.gz",),
         ),

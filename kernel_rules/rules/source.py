@@ -16,6 +16,7 @@ from pants.engine.target import (
 )
 
 from kernel_rules.target_types import (
+    LinuxSourcePackageVersionField,
     LinuxSourceSha256Field,
     LinuxSourceTarballField,
     LinuxSourceVersionField,
@@ -43,6 +44,7 @@ class LinuxSource:
     filename: str
     sha256: str
     version: str
+    package_version: str = ""
 
 
 @rule(desc="Verify the pinned Linux source tarball")
@@ -87,6 +89,7 @@ async def resolve_linux_source(request: LinuxSourceRequest) -> LinuxSource:
     return LinuxSource(
         tgt.address, sources.snapshot.digest, entry.path, pinned,
         tgt[LinuxSourceVersionField].value or "",
+        tgt[LinuxSourcePackageVersionField].value or "",
     )
 
 

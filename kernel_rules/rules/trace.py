@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address, UnparsedAddressInputs
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs, RemovePrefix
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs, RemovePrefix
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, Target, Targets
@@ -33,6 +33,9 @@ from kernel_rules.rules.kernel import (
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.source import tarball_in_sandbox
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
+from kernel_rules.prebuilt_target_types import PrebuiltImageDebField
+from kernel_rules.rules.prebuilt import (
+    PACKAGES_DIR, GuestModules, ModulesRequest, PrebuiltKernel, PrebuiltKernelRequest)
 from kernel_rules.target_types import KernelDebugInfoField, KernelSourceField
 from kernel_rules.trace_target_types import (
     AppBaselineField,
@@ -44,6 +47,7 @@ from kernel_rules.trace_target_types import (
     BaselineBootScriptField,
     BaselineCmdlineField,
     BaselineKernelField,
+    BaselineModulesField,
     MachineCpusField,
     MachineDevicesField,
     MachineMemoryField,
@@ -52,8 +56,8 @@ from kernel_rules.trace_target_types import (
 )
 
 MAPPER_MODULES = ("mapper", "addr2src", "conditions", "cpp_conditions", "kbuild_conditions",
-                  "configset", "fragments", "kconfig", "warm_trees")
-TRACER_MODULES = ("tracer", "trace", "qemu")
+                  "configset", "fragments", "kconfig", "warm_trees", "modules", "prebuilt")
+TRACER_MODULES = ("tracer", "trace", "qemu", "modules", "addr2src")
 
 
 class TraceError(Exception):
@@ -89,6 +93,7 @@ class BaselineFieldSet(PackageFieldSet):
     memory: MachineMemoryField
     devices: MachineDevicesField
     cmdline: BaselineCmdlineField
+    modules: BaselineModulesField
     boot_script: BaselineBootScriptField
     timeout: TraceTimeoutField
     output_path: OutputPathField
@@ -124,21 +129,39 @@ async def _one_target(spec: str, owner: Address, field: str, want: type, kind: s
 
 @dataclass(frozen=True)
 class TraceKernel:
-    """The trace kernel of a baseline: its build, final config and the machine to boot it on."""
+    """The trace kernel of a baseline: its build (or a prebuilt kernel's files in the same
+    shape), final config, the machine to boot it on, and the modules its guests load."""
 
     baseline: Address
     config: KernelConfig
     build: KernelBuild
     machine: Machine
     timeout: int
+    prebuilt: Optional[PrebuiltKernel] = None
+    modules: GuestModules = GuestModules(EMPTY_DIGEST)
 
 
 @rule(desc="Resolve a baseline's trace kernel")
 async def trace_kernel(fs: BaselineFieldSet) -> TraceKernel:
-    tgt = await _one_target(fs.kernel.value, fs.address, "kernel", KernelSourceField, "kernel_image")
+    targets = await Get(Targets, UnparsedAddressInputs(
+        [fs.kernel.value], owning_address=fs.address,
+        description_of_origin=f"the `kernel` field of {fs.address}"))
+    tgt = targets[0]
+    modules = tuple(fs.modules.value or ())
+    if tgt.has_field(PrebuiltImageDebField):
+        prebuilt = await Get(PrebuiltKernel, PrebuiltKernelRequest(tgt))
+        guest_modules = await Get(GuestModules, ModulesRequest(prebuilt, modules, fs.address))
+        return TraceKernel(fs.address, prebuilt.config, prebuilt.build, fs.machine_description(),
+                           fs.timeout.value, prebuilt, guest_modules)
+    if not tgt.has_field(KernelSourceField):
+        raise TraceError(f"{fs.address}: field `kernel` must name a `kernel_image` or a "
+                         f"`prebuilt_kernel` target, but {tgt.address} is a `{tgt.alias}`.")
     if not tgt[KernelDebugInfoField].value:
         raise TraceError(f"{fs.address}: field `kernel`: {tgt.address} must set `debug_info=True`"
                          " (tracing maps addresses to source lines through DWARF).")
+    if modules:
+        raise TraceError(f"{fs.address}: field `modules` needs a `prebuilt_kernel` trace kernel; "
+                         f"{tgt.address} is a `kernel_image`, built without loadable modules.")
     config = await Get(KernelConfig, KernelConfigRequest(KernelImageFieldSet.create(tgt)))
     build = await Get(KernelBuild, KernelBuildRequest(config))
     return TraceKernel(fs.address, config, build, fs.machine_description(), fs.timeout.value)
@@ -213,10 +236,18 @@ async def map_trace(request: MapRequest) -> ConfigSet:
     k = request.kernel
     toolchain, scripts, config_contents = await MultiGet(
         Get(Toolchain, ToolchainRequest(("addr2line", "gcc", "tar", "xz"), "mapping traces")),
-        Get(DomainScripts, DomainScriptsRequest(MAPPER_MODULES, with_kconfiglib=True)),
+        Get(DomainScripts, DomainScriptsRequest(MAPPER_MODULES, with_kconfiglib=True,
+                                                third_party=("elftools",))),
         Get(DigestContents, Digest, k.config.digest),
     )
     vmlinux_and_config = await Get(Digest, DigestSubset(k.build.digest, PathGlobs(["vmlinux", "config"])))
+    immutable = {"linux_source": k.config.source.digest}
+    prebuilt_args: list = []
+    if k.prebuilt is not None:
+        immutable[PACKAGES_DIR] = k.prebuilt.packages
+        prebuilt_args = ["--prefix", k.prebuilt.dwarf_prefix, "--debug-deb",
+                         k.prebuilt.debug_deb(), "--debug-sha256", k.prebuilt.debug_sha256,
+                         "--release", k.prebuilt.release]
     traced_on = {
         "source_sha256": k.config.source.sha256,
         "trace_config_sha256": hashlib.sha256(config_contents[0].content).hexdigest(),
@@ -229,11 +260,11 @@ async def map_trace(request: MapRequest) -> ConfigSet:
          "--cache", CACHE_DIR, "--vmlinux", "vmlinux", "--config", "config",
          "--addresses", "trace/addresses.txt", "--trace", "trace/trace.json",
          "--kind", request.kind, "--target", str(request.target),
-         "--traced-on", json.dumps(traced_on, sort_keys=True), "--out", "out"],
+         "--traced-on", json.dumps(traced_on, sort_keys=True), *prebuilt_args, "--out", "out"],
         description=f"Map the trace of {request.target} to a config set",
         input_digest=await Get(Digest, MergeDigests(
             [vmlinux_and_config, request.trace.digest, scripts.digest])),
-        immutable_input_digests={"linux_source": k.config.source.digest},
+        immutable_input_digests=immutable,
         append_only_caches={CACHE_NAME: CACHE_DIR},
         env=toolchain.env,
         output_directories=("out",),
@@ -249,18 +280,20 @@ async def map_trace(request: MapRequest) -> ConfigSet:
 
 
 async def _package(trace: TraceResult, output_path: OutputPathField,
-                   config_set: ConfigSet) -> BuiltPackage:
-    """dist/<dir>/: config-set.json, summary.md and the traced guest's console.log."""
+                   config_set: ConfigSet, image: Digest = EMPTY_DIGEST) -> BuiltPackage:
+    """dist/<dir>/: config-set.json, summary.md, the traced guest's console.log and, for an app,
+    its guest image initramfs.cpio.gz."""
     out_dir = output_path.value_or_default(file_ending=None)
     console = await Get(Digest, RemovePrefix(
         await Get(Digest, DigestSubset(trace.digest, PathGlobs(["trace/console.log"]))), "trace"))
-    merged = await Get(Digest, MergeDigests([config_set.digest, console]))
+    merged = await Get(Digest, MergeDigests([config_set.digest, console, image]))
     prefixed = await Get(Digest, AddPrefix(merged, out_dir))
+    names = ("summary.md", "console.log") + (("initramfs.cpio.gz",) if image != EMPTY_DIGEST
+                                             else ())
     return BuiltPackage(prefixed, (
         BuiltPackageArtifact(f"{out_dir}/config-set.json",
                              extra_log_lines=(f"config set sha256 {config_set.sha256}",)),
-        BuiltPackageArtifact(f"{out_dir}/summary.md"),
-        BuiltPackageArtifact(f"{out_dir}/console.log"),
+        *(BuiltPackageArtifact(f"{out_dir}/{n}") for n in names),
     ))
 
 
@@ -287,6 +320,7 @@ async def traced_baseline(fs: BaselineFieldSet) -> TracedBaseline:
         if not script.snapshot.files:
             raise TraceError(f"{fs.address}: field `boot_script`: {fs.boot_script.value!r} not found")
         request = BootInitramfsRequest(script.snapshot.files[0], script.snapshot.digest)
+    request = BootInitramfsRequest(request.boot_script, request.digest, kernel.modules.digest)
     initramfs = await Get(BootInitramfs, BootInitramfsRequest, request)
     trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "boot", fs.address,
                                                 kernel.timeout))
@@ -308,6 +342,7 @@ async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
 @dataclass(frozen=True)
 class AppInitramfsRequest:
     fs: AppProfileFieldSet
+    modules: GuestModules = GuestModules(EMPTY_DIGEST)  # the baseline's
 
 
 @dataclass(frozen=True)
@@ -342,6 +377,8 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
         argv += ["--file", f"{f}=app/{rel}"]
     for p in programs.snapshot.files:
         argv += ["--program", p]
+    if request.modules.digest != EMPTY_DIGEST:
+        argv += ["--tree", "guest_modules"]
     for b in fs.binaries.value or ():
         if not b.startswith("/"):
             raise TraceError(f"{fs.address}: field `binaries`: {b!r} must be an absolute path")
@@ -351,7 +388,8 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
         description=f"Build the initramfs of {fs.address}",
         input_digest=await Get(Digest, MergeDigests([
             scripts.digest, init, workload.snapshot.digest, files.snapshot.digest,
-            programs.snapshot.digest])),
+            programs.snapshot.digest,
+            await Get(Digest, AddPrefix(request.modules.digest, "guest_modules"))])),
         env=toolchain.env,
         output_files=("initramfs.cpio.gz",),
         # Host binaries are not Pants inputs: rebuild every run; the bytes key everything after.
@@ -385,7 +423,7 @@ async def app_baseline(fs: AppProfileFieldSet) -> BaselineFieldSet:
 async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
     baseline = await app_baseline(fs)
     kernel = await Get(TraceKernel, BaselineFieldSet, baseline)
-    initramfs = await Get(AppInitramfs, AppInitramfsRequest(fs))
+    initramfs = await Get(AppInitramfs, AppInitramfsRequest(fs, kernel.modules))
     trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "app", fs.address,
                                                 fs.timeout.value))
     verdict = workload_verdict(trace, fs.success.value)
@@ -399,7 +437,8 @@ async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
 @rule(desc="Package an app config set")
 async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
     traced = await Get(TracedApp, AppProfileFieldSet, fs)
-    return await _package(traced.trace, fs.output_path, traced.config_set)
+    return await _package(traced.trace, fs.output_path, traced.config_set,
+                          traced.initramfs.digest)
 
 
 def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:

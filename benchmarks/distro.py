@@ -1,0 +1,1005 @@
+#!/usr/bin/env python3
+"""Tailored kernels against distribution kernels: Debian's cloud kernel, `localmodconfig` and a
+hand-written tinyconfig, for the debian-cloud apps (nginx, redis, memcached) and all three.
+
+For each app and for the combined kernel `all`, four kernels side by side:
+- *tailored*: the kernel the pipeline builds, `dist/examples.debian-cloud/<app>-kernel/`
+  (`all-kernel` for `all`), as `pants package examples/debian-cloud::` leaves it;
+- *debian*: Debian's cloud kernel as shipped, linux-image-6.1.0-56-cloud-amd64-unsigned 6.1.192-2
+  (vmlinuz, config, modules) and its `-dbg` package (the debug vmlinux, for `size`);
+- *localmod*: `make localmodconfig` on Debian's cloud configuration with the modules the traced
+  guest had loaded (its `KR_MODULE` console lines), built from the pinned source tarball;
+- *tiny*: `make tinyconfig`, `make kvm_guest.config` and the hand-written fragments in
+  benchmarks/distro/ (`base.config` plus the app's; `all` takes every app's), all built in.
+
+Measured for each: enabled options (=y, =m), vmlinux text/data/bss (`size`) and code (the sum of
+function symbol sizes, `nm -S`), compressed image bytes, installed module bytes, boot time to the
+app being ready under QEMU TCG (host wall clock from QEMU's start to the console line
+`KR_APP_READY`, median of --boots runs), guest memory in use after boot (`KR_MEMINFO`: MemTotal -
+MemAvailable) and whether the workload passed (`KR_WORKLOAD_STATUS 0`). Also the pipeline's own
+timings (compose.json, report.json, and --timings FILE). Prints a Markdown page and writes
+docs/benchmarks.md.
+
+Builds run under `nice -n 10`, `make -j2`, in scratch trees under /var/tmp/distro-bench/build
+(override: $KR_DISTRO_SCRATCH), one per configuration, named by the sha256 of everything that
+goes into it (source, base configuration, fragments, module list, compiler); a re-run reuses a
+finished tree and skips the build. Debian's configuration is built with DEBUG_INFO off (and no
+BTF) to keep the build fast; nothing else is changed but the key paths Debian's tree provides.
+
+Usage:
+  .venv/bin/python benchmarks/distro.py                 # everything (builds are cached)
+  .venv/bin/python benchmarks/distro.py --build-only    # just build/refresh the scratch kernels
+  .venv/bin/python benchmarks/distro.py --dev-image     # boot a busybox stand-in image instead of
+                                                        # the app images (machinery check only)
+  options: --apps nginx,redis,memcached,all  --boots N  --timings FILE  --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kernel_rules.domain.fragments import parse_config  # noqa: E402
+from kernel_rules.domain.initramfs import (  # noqa: E402
+    busybox_applets, busybox_initramfs, cpio_newc, directory, gzip_deterministic, regular,
+    with_parent_dirs)
+from kernel_rules.domain.kbuild import PINNED_ENV, make_argv  # noqa: E402
+from kernel_rules.domain.qemu import (  # noqa: E402
+    INIT_MARKER, BootSpec, Machine, command_line, watch_console)
+from kernel_rules.domain.report import symbol_sizes  # noqa: E402
+from kernel_rules.domain.warm_trees import BUILDING, repair_interrupted, unpack_source  # noqa: E402
+
+APPS = ("nginx", "redis", "memcached")
+GROUPS = APPS + ("all",)
+DIST = REPO / "dist/examples.debian-cloud"
+HERE = REPO / "benchmarks/distro"
+OUT = REPO / "docs/benchmarks.md"
+SCRATCH = Path(os.environ.get("KR_DISTRO_SCRATCH", "/var/tmp/distro-bench"))
+ARCH = "x86_64"
+JOBS = 2
+
+DEBIAN_PACKAGE = "linux-image-6.1.0-56-cloud-amd64"
+DEBIAN_VERSION = "6.1.192-2"
+DEB_DIRS = (REPO / "third_party/debian/debs", Path("/var/cache/kr-debs"))
+DEBIAN_CONFIG_FALLBACK = Path("/usr/src/linux-config-6.1/config.amd64_none_cloud-amd64.xz")
+# What the baseline guest loads on Debian's cloud kernel (the `virtio` kernel_baseline's machine),
+# used while no traced console log of an app exists.
+DEFAULT_MODULES = ("virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
+                   "virtio_pci", "net_failover", "failover", "virtio_net", "virtio_blk",
+                   "virtio_rng")
+# Debian's configuration outside Debian's tree: no key files of Debian's, no debug info (speed).
+# Module signing stays on (Kbuild makes a throw-away key), as Debian's modules are signed.
+DEBIAN_FIXES = {
+    "SYSTEM_TRUSTED_KEYS": '""', "SYSTEM_REVOCATION_KEYS": '""',
+    "DEBUG_INFO_NONE": "y", "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT": "n",
+    "DEBUG_INFO_DWARF4": "n", "DEBUG_INFO_DWARF5": "n", "DEBUG_INFO_BTF": "n",
+    "LOCALVERSION": '"-localmod"',
+}
+TINY_EXTRA = {"LOCALVERSION": '"-tiny"'}
+# The machine if examples/debian-cloud/BUILD has no `virtio` kernel_baseline (yet).
+DEFAULT_MACHINE = Machine("q35", 1, "1G", ("virtio-net-pci", "virtio-rng-pci"))
+DEFAULT_CMDLINE = "console=ttyS0"
+BASELINE_NAME = "virtio"
+
+APP_READY = "KR_APP_READY"
+WINDOW_REQUEST = "KR_WINDOW_REQUEST"
+MEMINFO = re.compile(r"KR_MEMINFO (\d+) (\d+)")
+STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
+UPTIME = re.compile(re.escape(INIT_MARKER) + r" kernel (\S+) uptime ([0-9.]+)")
+MODULE_LINE = re.compile(r"^KR_MODULE (\S+)", re.M)
+DONE = "KR_DONE"
+KIND_LABELS = {"tailored": "tailored (t)", "debian": "Debian cloud (a)",
+               "localmod": "localmodconfig (b)", "tiny": "tinyconfig + fragments (c)"}
+KINDS = tuple(KIND_LABELS)
+
+
+def log(msg: str) -> None:
+    print(f"distro: {msg}", file=sys.stderr, flush=True)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def run(argv: Sequence[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), check=True, **kw)
+
+
+def enabled_counts(config: Dict[str, str]) -> Tuple[int, int]:
+    return (sum(1 for v in config.values() if v == "y"), sum(1 for v in config.values() if v == "m"))
+
+
+def size_of(vmlinux: Path) -> Tuple[int, int, int]:
+    out = run(["size", str(vmlinux)], capture_output=True, text=True).stdout.splitlines()[1].split()
+    return int(out[0]), int(out[1]), int(out[2])
+
+
+def code_bytes(vmlinux: Path) -> int:
+    nm = run(["nm", "-S", "--defined-only", str(vmlinux)], capture_output=True, text=True).stdout
+    return symbol_sizes(nm)["code"]
+
+
+def image_release(image: Path) -> str:
+    """The kernel release string from a bzImage's setup header (kernel_version at 0x20E)."""
+    data = image.read_bytes()[:0x10000]
+    off = int.from_bytes(data[0x20E:0x210], "little") + 0x200
+    return data[off:data.index(b"\0", off)].decode(errors="replace").split()[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs: source tarball, Debian packages, machine, module lists
+
+
+def source_tree() -> Tuple[str, str]:
+    lock = dict(line.split("=", 1) for line in
+                (REPO / "third_party/linux/linux-source.lock").read_text().splitlines()
+                if "=" in line and not line.startswith("#"))
+    tarball = REPO / "third_party/linux" / Path(lock["path_in_package"]).name
+    if not tarball.exists():
+        sys.exit(f"distro: {tarball} is missing (./pants fetches it on first use)")
+    stamp = SCRATCH / "sources" / f"{lock['sha256']}.verified"
+    if not stamp.exists():
+        got = sha256_file(tarball)
+        if got != lock["sha256"]:
+            sys.exit(f"distro: {tarball}: sha256 {got}, the lock says {lock['sha256']}")
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(f"{tarball}\n")
+    return unpack_source(str(SCRATCH), str(tarball), lock["sha256"]), lock["sha256"]
+
+
+@dataclass
+class Debian:
+    release: str
+    version: str
+    deb_dir: Path
+    root: Path          # the unsigned package, extracted
+    vmlinux: Path       # from the -dbg package
+    config_text: str
+
+    @property
+    def vmlinuz(self) -> Path:
+        return self.root / f"boot/vmlinuz-{self.release}"
+
+    @property
+    def modules_dir(self) -> Path:
+        return self.root / f"lib/modules/{self.release}"
+
+
+def debian_kernel() -> Debian:
+    for d in DEB_DIRS:
+        img = sorted(d.glob(f"{DEBIAN_PACKAGE}-unsigned_*_amd64.deb"))
+        dbg = sorted(d.glob(f"{DEBIAN_PACKAGE}-dbg_*_amd64.deb"))
+        if img and dbg:
+            break
+    else:
+        sys.exit(f"distro: no {DEBIAN_PACKAGE}-unsigned and -dbg .debs in "
+                 + " or ".join(str(d) for d in DEB_DIRS))
+    img_deb, dbg_deb = img[-1], dbg[-1]
+    version = run(["dpkg-deb", "-f", str(img_deb), "Version"], capture_output=True,
+                  text=True).stdout.strip()
+    if version != DEBIAN_VERSION:
+        log(f"warning: {img_deb.name} is version {version}, this benchmark pins {DEBIAN_VERSION}")
+    base = SCRATCH / "debian" / sha256_text(sha256_file(img_deb), sha256_file(dbg_deb))[:16]
+    root, dbgroot = base / "img", base / "dbg"
+    if not (base / ".complete").exists():
+        log(f"extracting {img_deb.name} and the vmlinux of {dbg_deb.name} into {base}")
+        shutil.rmtree(base, ignore_errors=True)
+        root.mkdir(parents=True)
+        dbgroot.mkdir()
+        run(["dpkg-deb", "-x", str(img_deb), str(root)])
+        release = next((root / "boot").glob("vmlinuz-*")).name[len("vmlinuz-"):]
+        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(dbg_deb)], stdout=subprocess.PIPE)
+        run(["tar", "-x", "-C", str(dbgroot), f"./usr/lib/debug/boot/vmlinux-{release}"],
+            stdin=tar.stdout)
+        if tar.wait() != 0:
+            sys.exit(f"distro: dpkg-deb --fsys-tarfile {dbg_deb} failed")
+        # modules.dep for the stand-in image's module overlay (the package leaves it to depmod)
+        run(["depmod", "-b", str(root), release])
+        (base / ".complete").write_text(f"{img_deb}\n{dbg_deb}\n")
+    release = next((root / "boot").glob("vmlinuz-*")).name[len("vmlinuz-"):]
+    config = root / f"boot/config-{release}"
+    if config.exists():
+        text = config.read_text()
+    else:
+        text = subprocess.run(["xz", "-dc", str(DEBIAN_CONFIG_FALLBACK)], check=True,
+                              capture_output=True, text=True).stdout
+    return Debian(release, version, img_deb.parent, root,
+                  dbgroot / f"usr/lib/debug/boot/vmlinux-{release}", text)
+
+
+def baseline_machine() -> Tuple[Machine, str, str]:
+    """(machine, extra cmdline, where it came from): the `virtio` kernel_baseline of
+    examples/debian-cloud/BUILD, read with `ast` (literal fields only), else the default."""
+    build = REPO / "examples/debian-cloud/BUILD"
+    try:
+        tree = ast.parse(build.read_text())
+    except (OSError, SyntaxError):
+        return DEFAULT_MACHINE, DEFAULT_CMDLINE, "default (examples/debian-cloud/BUILD missing)"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "kernel_baseline":
+            kw = {}
+            for k in node.keywords:
+                try:
+                    kw[k.arg] = ast.literal_eval(k.value)
+                except ValueError:
+                    pass
+            if kw.get("name") != BASELINE_NAME:
+                continue
+            m = Machine(kw.get("machine", "q35"), int(kw.get("cpus", 1)), kw.get("memory", "256M"),
+                        tuple(kw.get("devices", ())))
+            return m, kw.get("cmdline", DEFAULT_CMDLINE), f"{build.relative_to(REPO)}:{node.lineno}"
+    return DEFAULT_MACHINE, DEFAULT_CMDLINE, f"default (no kernel_baseline {BASELINE_NAME!r} in BUILD)"
+
+
+def traced_modules(app: str, debian: Debian) -> Tuple[List[str], str]:
+    """The modules loaded in the app's traced guest (its console's KR_MODULE lines), checked
+    against Debian's modules.order; the default list while there is no traced console."""
+    console = DIST / app / "console.log"
+    names: List[str] = []
+    source = f"{console.relative_to(REPO)}"
+    if console.exists():
+        names = MODULE_LINE.findall(console.read_text(errors="replace"))
+    if not names:
+        names, source = list(DEFAULT_MODULES), "default list (no traced console yet)"
+    known = {Path(line).name[:-3].replace("-", "_")
+             for line in (debian.modules_dir / "modules.order").read_text().split()}
+    unknown = [n for n in names if n.replace("-", "_") not in known]
+    if unknown:
+        log(f"warning: {app}: modules not in Debian's modules.order: {', '.join(unknown)}")
+    return sorted({n.replace("-", "_") for n in names}), source
+
+
+# --------------------------------------------------------------------------------------------
+# Builds in keyed scratch trees
+
+
+@dataclass
+class Kernel:
+    kind: str
+    group: str
+    name: str
+    image: Optional[Path] = None
+    vmlinux: Optional[Path] = None
+    config: Dict[str, str] = field(default_factory=dict)
+    modules_dir: Optional[Path] = None  # lib/modules/<release>/ (None: no modules)
+    release: str = ""
+    build: dict = field(default_factory=dict)   # {"seconds", "configure_seconds", "warm", ...}
+    missing: str = ""                           # why the kernel is not there
+    notes: List[str] = field(default_factory=list)
+    boot_modules: List[str] = field(default_factory=list)  # modules to load (overlay), by name
+
+
+def compiler_id() -> str:
+    return run(["gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+
+
+def set_values(config_path: Path, values: Dict[str, str]) -> None:
+    """Replace (or add) the lines of `values` in a .config, as merge_config.sh does."""
+    names = {f"CONFIG_{s}" for s in values}
+    kept = [line for line in config_path.read_text().splitlines()
+            if line.split("=", 1)[0] not in names
+            and not (line.startswith("# CONFIG_") and line.split()[1] in names)]
+    kept += [f"# CONFIG_{s} is not set" if v == "n" else f"CONFIG_{s}={v}"
+             for s, v in values.items()]
+    config_path.write_text("\n".join(kept) + "\n")
+
+
+def make(src: str, tree: Path, *targets: str, logfile: Path, extra: Sequence[str] = ()) -> None:
+    argv = ["nice", "-n", "10", *make_argv(src, str(tree), ARCH, JOBS, targets), *extra]
+    with open(logfile, "a") as f:
+        f.write(f"$ {' '.join(argv)}\n")
+        f.flush()
+        done = subprocess.run(argv, env={**os.environ, **PINNED_ENV}, stdout=f,
+                              stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-40:])
+        raise RuntimeError(f"make {' '.join(targets)} failed in {tree} (log {logfile}):\n{tail}")
+
+
+def dropped_values(requested: Dict[str, str], final: Dict[str, str]) -> List[str]:
+    return [f"{s}={v} (got {final.get(s, 'n')})" for s, v in requested.items()
+            if final.get(s, "n") != v]
+
+
+def build_tree(kind: str, key: str, src: str, configure, modules: bool) -> Tuple[Path, dict]:
+    """Configure (with `configure(tree, log)`) and build in SCRATCH/build/<kind>-<key[:16]>;
+    a tree whose build finished (`.distro-done`) is reused as it is."""
+    tree = SCRATCH / "build" / f"{kind}-{key[:16]}"
+    done = tree / ".distro-done"
+    if done.exists():
+        info = json.loads(done.read_text())
+        info["warm"] = True
+        return tree, info
+    tree.mkdir(parents=True, exist_ok=True)
+    repair_interrupted(str(tree))   # a killed earlier run: drop what it half wrote
+    logfile = tree / "distro-build.log"
+    log(f"{kind}: configuring {tree}")
+    t0 = time.monotonic()
+    requested = configure(tree, logfile)
+    t1 = time.monotonic()
+    (tree / BUILDING).write_text("interrupted builds leave this file behind\n")
+    targets = ["bzImage", "modules"] if modules else ["bzImage"]
+    log(f"{kind}: building {' '.join(targets)} in {tree} (nice -n 10, -j{JOBS}; log {logfile})")
+    make(src, tree, *targets, logfile=logfile)
+    if modules:
+        shutil.rmtree(tree / "modroot", ignore_errors=True)
+        make(src, tree, "modules_install", logfile=logfile,
+             extra=[f"INSTALL_MOD_PATH={tree / 'modroot'}", "INSTALL_MOD_STRIP=1"])
+    t2 = time.monotonic()
+    (tree / BUILDING).unlink()
+    final = parse_config((tree / ".config").read_text())
+    info = {"key": key, "configure_seconds": round(t1 - t0, 1), "seconds": round(t2 - t1, 1),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "dropped": dropped_values(requested, final), "warm": False}
+    done.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    log(f"{kind}: built in {t2 - t1:.0f} s (+{t1 - t0:.0f} s configure)")
+    return tree, info
+
+
+def kernel_from_tree(kernel: Kernel, tree: Path, info: dict) -> Kernel:
+    kernel.image = tree / "arch/x86/boot/bzImage"
+    kernel.vmlinux = tree / "vmlinux"
+    kernel.config = parse_config((tree / ".config").read_text())
+    kernel.release = image_release(kernel.image)
+    mods = tree / "modroot/lib/modules" / kernel.release
+    kernel.modules_dir = mods if mods.is_dir() else None
+    kernel.build = info
+    if info.get("dropped"):
+        kernel.notes.append("requested values olddefconfig did not keep: "
+                            + ", ".join(info["dropped"]))
+    return kernel
+
+
+def localmod_kernel(group: str, src: str, src_sha: str, debian: Debian,
+                    modules: List[str], modules_source: str) -> Kernel:
+    lsmod = "Module                  Size  Used by\n" + "".join(f"{m} 0 0\n" for m in modules)
+    key = sha256_text("localmod@1", src_sha, debian.config_text, lsmod,
+                      json.dumps(DEBIAN_FIXES, sort_keys=True), compiler_id())
+
+    def configure(tree: Path, logfile: Path) -> Dict[str, str]:
+        (tree / ".config").write_text(debian.config_text)
+        (tree / "lsmod.txt").write_text(lsmod)
+        make(src, tree, "localmodconfig", logfile=logfile, extra=[f"LSMOD={tree / 'lsmod.txt'}"])
+        set_values(tree / ".config", DEBIAN_FIXES)
+        make(src, tree, "olddefconfig", logfile=logfile)
+        return dict(DEBIAN_FIXES)
+
+    tree, info = build_tree("localmod", key, src, configure, modules=True)
+    k = kernel_from_tree(Kernel("localmod", group, f"localmod-{group}"), tree, info)
+    k.boot_modules = list(modules)
+    k.notes.append(f"modules from {modules_source}: {', '.join(modules)}")
+    off = [m for m in modules if not k.modules_dir or not module_paths(k.modules_dir, [m])]
+    if off:
+        k.notes.append(f"not built as modules here (built in or dropped): {', '.join(off)}")
+    return k
+
+
+def tiny_fragments(group: str) -> List[Path]:
+    apps = APPS if group == "all" else (group,)
+    return [HERE / "base.config", *(HERE / f"{a}.config" for a in apps)]
+
+
+def tiny_kernel(group: str, src: str, src_sha: str) -> Kernel:
+    frags = tiny_fragments(group)
+    missing = [str(f.relative_to(REPO)) for f in frags if not f.exists()]
+    if missing:
+        return Kernel("tiny", group, f"tiny-{group}", missing="missing " + ", ".join(missing))
+    texts = [(str(f.relative_to(REPO)), f.read_text()) for f in frags]
+    key = sha256_text("tiny@1", src_sha, json.dumps(texts), json.dumps(TINY_EXTRA),
+                      compiler_id())
+
+    def configure(tree: Path, logfile: Path) -> Dict[str, str]:
+        make(src, tree, "tinyconfig", logfile=logfile)
+        make(src, tree, "kvm_guest.config", logfile=logfile)
+        requested: Dict[str, str] = {}
+        for name, text in texts:
+            requested.update(parse_config(text, name))
+        requested.update(TINY_EXTRA)
+        set_values(tree / ".config", requested)
+        make(src, tree, "olddefconfig", logfile=logfile)
+        return requested
+
+    tree, info = build_tree("tiny", key, src, configure, modules=False)
+    k = kernel_from_tree(Kernel("tiny", group, f"tiny-{group}"), tree, info)
+    k.notes.append("fragments: " + ", ".join(n for n, _ in texts))
+    return k
+
+
+def tailored_kernel(group: str) -> Kernel:
+    d = DIST / f"{group}-kernel"
+    k = Kernel("tailored", group, f"{group}-kernel")
+    need = [d / n for n in ("bzImage", "vmlinux", "config")]
+    absent = [p.name for p in need if not p.exists()]
+    if absent:
+        k.missing = (f"{d.relative_to(REPO)}/ has no {', '.join(absent)} "
+                     "(run `./pants package examples/debian-cloud::`)")
+        return k
+    k.image, k.vmlinux = d / "bzImage", d / "vmlinux"
+    k.config = parse_config((d / "config").read_text())
+    k.release = image_release(k.image)
+    for name in ("report.json", "compose.json"):
+        if (d / name).exists():
+            k.build[name] = json.loads((d / name).read_text())
+    if k.config.get("MODULES") == "y" and any(v == "m" for v in k.config.values()):
+        mods = d / "modules" / "lib/modules" / k.release
+        k.modules_dir = mods if mods.is_dir() else None
+        if not k.modules_dir:
+            k.notes.append("has =m options but no installed modules in its dist directory")
+    return k
+
+
+def debian_as_kernel(group: str, debian: Debian, modules: List[str]) -> Kernel:
+    k = Kernel("debian", group, f"debian-{debian.release}", image=debian.vmlinuz,
+               vmlinux=debian.vmlinux, config=parse_config(debian.config_text),
+               modules_dir=debian.modules_dir, release=debian.release)
+    k.boot_modules = list(modules)
+    k.notes.append(f"{DEBIAN_PACKAGE}-unsigned {debian.version} (+ -dbg for vmlinux), "
+                   f"from {debian.deb_dir}")
+    return k
+
+
+# --------------------------------------------------------------------------------------------
+# Guest images and boots
+
+
+def module_paths(modules_dir: Path, names: Sequence[str]) -> List[str]:
+    """Paths (relative to modules_dir) of `names` and everything they depend on, dependencies
+    first (from modules.dep)."""
+    dep_file = modules_dir / "modules.dep"
+    if not dep_file.exists():
+        return []
+    deps: Dict[str, List[str]] = {}
+    by_name: Dict[str, str] = {}
+    for line in dep_file.read_text().splitlines():
+        path, _, rest = line.partition(":")
+        deps[path] = rest.split()
+        by_name[Path(path).name.split(".ko")[0].replace("-", "_")] = path
+    order: List[str] = []
+
+    def visit(path: str) -> None:
+        if path in order:
+            return
+        for d in deps.get(path, []):
+            visit(d)
+        order.append(path)
+
+    for n in names:
+        if n in by_name:
+            visit(by_name[n])
+    return order
+
+
+def module_overlay(kernel: Kernel) -> Optional[bytes]:
+    """A gzip cpio with the kernel's modules for the guest's loaded list and an
+    /etc/kernel_rules/modules listing them in dependency order (appended to the app image)."""
+    if not kernel.modules_dir or not kernel.boot_modules:
+        return None
+    paths = module_paths(kernel.modules_dir, kernel.boot_modules)
+    base = f"lib/modules/{kernel.release}"
+    entries = [regular(f"{base}/{p}", (kernel.modules_dir / p).read_bytes()) for p in paths]
+    entries.append(regular("etc/kernel_rules/modules", "".join(p + "\n" for p in paths).encode()))
+    return gzip_deterministic(cpio_newc(with_parent_dirs(entries)))
+
+
+DEV_INIT = r"""#!/bin/sh
+# Stand-in for an app image (benchmarks/distro.py --dev-image): the same console protocol.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mod=/lib/modules/$(uname -r)
+if [ -d "$mod" ] && [ -f /etc/kernel_rules/modules ]; then
+  while read -r m; do insmod "$mod/$m" || echo "kr: insmod $m failed"; done < /etc/kernel_rules/modules
+fi
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
+echo "KERNEL_RULES_INIT_OK kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
+echo "KR_MEMINFO $(awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{print t, a}' /proc/meminfo)"
+quiet=0; last=""; i=0
+while [ $quiet -lt 3 ] && [ $i -lt 30 ]; do
+  now=$(dmesg 2>/dev/null | wc -l)
+  if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+  last=$now; i=$((i + 1)); sleep 0.2
+done
+echo KR_WINDOW_REQUEST
+read -r ack
+mkdir -p /www && echo kr-dev-ok > /www/index.html
+httpd -p 127.0.0.1:8080 -h /www
+i=0
+until wget -q -O /tmp/out http://127.0.0.1:8080/index.html 2>/dev/null || [ $i -ge 100 ]; do
+  i=$((i + 1)); sleep 0.1
+done
+echo KR_APP_READY
+grep -q kr-dev-ok /tmp/out
+echo "KR_WORKLOAD_STATUS $?"
+sed 's/^/KR_MODULE /' /proc/modules 2>/dev/null
+echo KR_DONE
+reboot -f
+"""
+
+
+def dev_image() -> Path:
+    out = SCRATCH / "images" / "dev.cpio.gz"
+    data = Path("/usr/bin/busybox").read_bytes()
+    entries = busybox_initramfs(data, busybox_applets("/usr/bin/busybox"), DEV_INIT.encode(),
+                                [directory("lib"), directory("www")])
+    blob = gzip_deterministic(cpio_newc(entries))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.exists() or out.read_bytes() != blob:
+        out.write_bytes(blob)
+    return out
+
+
+def app_images(group: str, use_dev: bool) -> List[Tuple[str, Optional[Path]]]:
+    """(app, image) pairs to boot for a group; image None when the app's image is missing."""
+    if use_dev:
+        return [("dev", dev_image())]
+    if group == "all":
+        combined = DIST / "all" / "initramfs.cpio.gz"
+        if combined.exists():
+            return [("all", combined)]
+        return [(a, DIST / a / "initramfs.cpio.gz") if (DIST / a / "initramfs.cpio.gz").exists()
+                else (a, None) for a in APPS]
+    p = DIST / group / "initramfs.cpio.gz"
+    return [(group, p if p.exists() else None)]
+
+
+def image_for(kernel: Kernel, app: str, image: Path, use_dev: bool) -> Path:
+    """The image to boot: the app's, plus a module overlay for kernels whose modules the app
+    image does not carry (localmod; Debian's too when booting the stand-in image)."""
+    if kernel.kind == "localmod" or (kernel.kind == "debian" and use_dev):
+        overlay = module_overlay(kernel)
+        if overlay:
+            base = image.read_bytes()
+            blob = base + b"\0" * ((4 - len(base) % 4) % 4) + overlay
+            key = hashlib.sha256(blob).hexdigest()[:16]
+            out = SCRATCH / "images" / f"{app}-{kernel.release}-{key}.cpio.gz"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not out.exists():
+                out.write_bytes(blob)
+            return out
+    return image
+
+
+def _host_busy_seconds() -> float:
+    """CPU seconds the whole host has been busy (all CPUs), from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:9]]
+    return (sum(vals) - vals[3] - vals[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, timeout: float,
+              console_path: Path) -> dict:
+    spec = BootSpec("qemu-system-x86_64", str(kernel.image), str(initrd), cmdline, machine, "tcg")
+    marks: Dict[str, float] = {}
+    scanned = [0]
+    answered: List[bool] = []
+    start = time.monotonic()
+
+    def on_output(buf: bytes, proc: subprocess.Popen) -> Optional[float]:
+        now = time.monotonic() - start
+        window = buf[max(0, scanned[0] - 64):]
+        scanned[0] = len(buf)
+        for name in (INIT_MARKER, "KR_MEMINFO", WINDOW_REQUEST, APP_READY, "KR_WORKLOAD_STATUS",
+                     DONE):
+            if name not in marks and name.encode() in window:
+                marks[name] = round(now, 2)
+        if WINDOW_REQUEST in marks and not answered:
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+            answered.append(True)
+        return 10.0 if DONE in marks else None
+
+    load = os.getloadavg()[0]
+    busy0, qemu0, wall0 = _host_busy_seconds(), _children_cpu(), time.monotonic()
+    buf, timed_out, proc = watch_console(command_line(spec), timeout, on_output,
+                                         stdin=subprocess.PIPE)
+    wall = time.monotonic() - wall0
+    # CPU the rest of the host used meanwhile (in CPUs): near 0 on a quiet host
+    other = max(0.0, (_host_busy_seconds() - busy0) - (_children_cpu() - qemu0)) / wall
+    console = buf.decode(errors="replace").replace("\r", "")
+    console_path.parent.mkdir(parents=True, exist_ok=True)
+    console_path.write_text(console)
+    mem = MEMINFO.search(console)
+    status = STATUS.search(console)
+    up = UPTIME.search(console)
+    return {
+        "init_s": marks.get(INIT_MARKER), "ready_s": marks.get(APP_READY),
+        "uptime_init": float(up.group(2)) if up else None,
+        "mem_total_kb": int(mem.group(1)) if mem else None,
+        "mem_used_kb": int(mem.group(1)) - int(mem.group(2)) if mem else None,
+        "status": int(status.group(1)) if status else None, "timed_out": timed_out,
+        "modules": MODULE_LINE.findall(console), "load": round(load, 2),
+        "other_cpu": round(other, 2), "console": str(console_path),
+    }
+
+
+def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots: int,
+                machine: Machine, cmdline: str, use_dev: bool, cache: Dict) -> dict:
+    """Boot `kernel` `boots` times with each image; results summarised over all runs."""
+    runs: List[dict] = []
+    missing = [app for app, img in images if img is None]
+    for app, img in images:
+        if img is None:
+            continue
+        initrd = image_for(kernel, app, img, use_dev)
+        ck = (str(kernel.image), str(initrd))
+        if ck not in cache:
+            got = []
+            for i in range(boots):
+                r = boot_once(kernel, initrd, machine, cmdline, 600,
+                              SCRATCH / "consoles" / f"{kernel.name}-{app}-{i + 1}.log")
+                r["app"] = app
+                log(f"boot {kernel.name} with {app} #{i + 1}: ready {r['ready_s']} s, "
+                    f"status {r['status']}, in use {r['mem_used_kb']} kB")
+                got.append(r)
+            cache[ck] = got
+        runs += cache[ck]
+    ready = [r["ready_s"] for r in runs if r["ready_s"] is not None]
+    init = [r["init_s"] for r in runs if r["init_s"] is not None]
+    used = [r["mem_used_kb"] for r in runs if r["mem_used_kb"] is not None]
+    passed = sum(1 for r in runs if r["status"] == 0)
+    return {
+        "runs": len(runs), "passed": passed, "missing_images": missing,
+        "ready_median": statistics.median(ready) if len(ready) == len(runs) and runs else None,
+        "ready_range": (min(ready), max(ready)) if ready else None,
+        "init_median": statistics.median(init) if init else None,
+        "mem_used_median_kb": statistics.median(used) if used else None,
+        "mem_total_kb": runs[0]["mem_total_kb"] if runs else None,
+        "load_max": max((r["load"] for r in runs), default=None),
+        "other_cpu": [r["other_cpu"] for r in runs],
+        "failed": [f"{r['app']}: status {r['status']}"
+                   + (" (timed out)" if r["timed_out"] else "") + f", console {r['console']}"
+                   for r in runs if r["status"] != 0],
+        "modules_loaded": sorted({m for r in runs for m in r["modules"]}),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements and the page
+
+
+def modules_bytes(kernel: Kernel) -> Tuple[Optional[int], int]:
+    """(sum of .ko bytes installed, count); (0, 0) for a kernel without modules."""
+    if kernel.config.get("MODULES") != "y" or not any(v == "m" for v in kernel.config.values()):
+        return 0, 0
+    if not kernel.modules_dir:
+        return None, 0
+    kos = [p for p in kernel.modules_dir.rglob("*.ko*") if p.is_file()]
+    return sum(p.stat().st_size for p in kos), len(kos)
+
+
+def measure(kernel: Kernel) -> dict:
+    if kernel.missing:
+        return {"missing": kernel.missing}
+    y, m = enabled_counts(kernel.config)
+    text, data, bss = size_of(kernel.vmlinux)
+    mod_bytes, mod_count = modules_bytes(kernel)
+    return {"y": y, "m": m, "text": text, "data": data, "bss": bss,
+            "code": code_bytes(kernel.vmlinux), "image": kernel.image.stat().st_size,
+            "modules_bytes": mod_bytes, "modules": mod_count, "release": kernel.release}
+
+
+def fmt_int(v) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def pct(a, b) -> str:
+    return "-" if a is None or not b else f"{100.0 * a / b:.1f}%"
+
+
+def machine_info() -> List[str]:
+    qemu = run(["qemu-system-x86_64", "--version"], capture_output=True,
+               text=True).stdout.splitlines()[0]
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
+               if line.startswith("MemTotal"))
+    return [f"{os.cpu_count()} CPUs (`nproc`), {cpu}, {mem // 1024 // 1024} GiB RAM",
+            f"{platform.platform()}; {qemu}; {compiler_id()}",
+            f"/dev/kvm: {'present (not used)' if os.path.exists('/dev/kvm') else 'absent'}; "
+            "every boot uses TCG"]
+
+
+def timings_section(kernels: Dict[Tuple[str, str], Kernel], groups: Sequence[str],
+                    extra: Optional[dict]) -> List[str]:
+    """The pipeline's own timings: composition (compose.json), build and app check
+    (report.json) per tailored kernel, plus rows from --timings FILE ({step: seconds} or
+    {step: {group: seconds}})."""
+    rows: Dict[str, Dict[str, object]] = {}
+    for g in groups:
+        k = kernels.get(("tailored", g))
+        if k is None:
+            continue
+        comp = k.build.get("compose.json") or k.build.get("report.json", {}).get("composition", {})
+        for step, sec in (comp.get("seconds") or {}).items():
+            rows.setdefault(f"compose: {step}", {})[g] = sec
+        rep = k.build.get("report.json", {})
+        if rep.get("build", {}).get("seconds") is not None:
+            b = rep["build"]
+            rows.setdefault("build (Kbuild)", {})[g] = (
+                f"{b['seconds']} ({b.get('compiled')}/{b.get('objects')} objects)")
+        for r in rep.get("app_results", []):
+            rows.setdefault(f"app check {r.get('name')}: whole run", {})[g] = r.get("seconds")
+    for step, val in (extra or {}).items():
+        if isinstance(val, dict):
+            for g, sec in val.items():
+                rows.setdefault(step, {})[g] = sec
+        else:
+            rows.setdefault(step, {})["(all)"] = val
+    cols = list(groups) + (["(all)"] if any("(all)" in v for v in rows.values()) else [])
+    if not rows:
+        return ["No pipeline timings yet: no compose.json/report.json under "
+                f"`{DIST.relative_to(REPO)}/*-kernel/` and no `--timings FILE`."]
+    out = ["| step (seconds) | " + " | ".join(cols) + " |",
+           "|---|" + "---:|" * len(cols)]
+    for step, vals in rows.items():
+        out.append(f"| {step} | " + " | ".join(str(vals.get(c, "-")) for c in cols) + " |")
+    return out
+
+
+def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elapsed) -> str:
+    cmd = ".venv/bin/python benchmarks/distro.py" + "".join(
+        f" {a}" for a in sys.argv[1:])
+    lines = [
+        "# Tailored kernels against distribution kernels (debian-cloud apps)", "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M %Z')} by `{cmd}` ({elapsed:.0f} s this run; "
+        "kernel builds are cached in keyed scratch trees under "
+        f"`{SCRATCH}/build/`).", "",
+        *(f"- {line}" for line in machine_info()),
+        f"- guest: {machine_desc}; {args.boots} boots per kernel and image", "",
+    ]
+    if args.dev_image:
+        lines += ["**Stand-in image:** these numbers come from `--dev-image` (a busybox image "
+                  "that serves one file with busybox httpd), not from the apps' images. They "
+                  "prove the build/boot/measure machinery only.", ""]
+    lines += [
+        "Kernels:",
+        f"- **{KIND_LABELS['tailored']}**: `dist/examples.debian-cloud/<app>-kernel/` from the "
+        "pipeline (trace, map, compose, build).",
+        f"- **{KIND_LABELS['debian']}**: `{DEBIAN_PACKAGE}-unsigned` {DEBIAN_VERSION} as "
+        "shipped (vmlinuz, config, modules; vmlinux from the `-dbg` package).",
+        f"- **{KIND_LABELS['localmod']}**: `make localmodconfig` on Debian's cloud configuration "
+        "with the modules the traced guest loaded, built from the pinned 6.1.192 source. "
+        "Changed from Debian's configuration: " + ", ".join(
+            f"`{k}={v}`" for k, v in DEBIAN_FIXES.items()) + " (debug info and BTF off only "
+        "to keep the build fast: they do not change text/data/bss or the compressed image, "
+        "but the modules would be larger with them, before stripping). Modules installed "
+        "with `INSTALL_MOD_STRIP=1` and signed with a Kbuild-generated key, as Debian's are "
+        "stripped and signed.",
+        f"- **{KIND_LABELS['tiny']}**: `make tinyconfig`, `make kvm_guest.config`, then "
+        "`benchmarks/distro/base.config` and the app's fragment (`all`: every app's), "
+        "`olddefconfig`; everything built in.", "",
+        "Boot: host wall clock from QEMU's start to the console line `KR_APP_READY` (printed "
+        "once the app serves), QEMU TCG, median of all runs (range in brackets); the guest "
+        "waits for a quiet kernel log before the workload, as in tracing, so every kernel "
+        "pays up to 6 s of that. Memory in use: MemTotal - MemAvailable when user space "
+        "starts (`KR_MEMINFO`). Code: sum of function symbol sizes (`nm -S`); `size` text is "
+        "padded to 2 MiB on x86_64.", "",
+    ]
+    goals: List[str] = []
+    for g in groups:
+        lines += [f"## {g}", ""]
+        present = [k for k in KINDS if (k, g) in kernels]
+        lines += ["| | " + " | ".join(KIND_LABELS[k] for k in present) + " |",
+                  "|---|" + "---:|" * len(present)]
+
+        def row(label, fn):
+            cells = []
+            for k in present:
+                s = sizes[(k, g)]
+                cells.append(s["missing_short"] if "missing" in s else fn(k, s))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+        row("release", lambda k, s: f"`{s['release']}`")
+        row("enabled options =y / =m", lambda k, s: f"{s['y']:,} / {s['m']:,}")
+        row("vmlinux text (`size`)", lambda k, s: fmt_int(s["text"]))
+        row("vmlinux data / bss", lambda k, s: f"{fmt_int(s['data'])} / {fmt_int(s['bss'])}")
+        row("code (function symbols)", lambda k, s: fmt_int(s["code"]))
+        row("compressed image bytes", lambda k, s: fmt_int(s["image"]))
+        row("modules bytes (count)", lambda k, s: (
+            "n/a" if s["modules_bytes"] is None else f"{fmt_int(s['modules_bytes'])} "
+            f"({s['modules']})"))
+
+        def bootcell(key, fmt):
+            def f(k, s):
+                b = boots.get((k, g))
+                if not b:
+                    return "not booted"
+                if not b["runs"]:
+                    return "no image"
+                return fmt(b)
+            return f
+
+        row("boot to ready, s (TCG)", bootcell("ready", lambda b: (
+            f"{b['ready_median']:.2f} [{b['ready_range'][0]:.2f}-{b['ready_range'][1]:.2f}]"
+            if b["ready_median"] is not None else "never ready")))
+        row("boot to init marker, s", bootcell("init", lambda b: (
+            f"{b['init_median']:.2f}" if b["init_median"] is not None else "-")))
+        row("memory in use after boot, MiB", bootcell("mem", lambda b: (
+            f"{b['mem_used_median_kb'] / 1024:.1f}" if b["mem_used_median_kb"] is not None
+            else "-")))
+        row("workload passed", bootcell("pass", lambda b: (
+            f"{'yes' if b['passed'] == b['runs'] else 'NO'} ({b['passed']}/{b['runs']})"
+            + (f"; no image: {', '.join(b['missing_images'])}" if b["missing_images"] else ""))))
+        row("build, s (configure + make)", lambda k, s: (
+            f"{s['build']['configure_seconds']} + {s['build']['seconds']}"
+            + (" (cached)" if s["build"].get("warm") else "") if s.get("build") else "-"))
+        lines.append("")
+        for k in present:
+            for n in kernels[(k, g)].notes:
+                lines.append(f"- {KIND_LABELS[k]}: {n}")
+            b = boots.get((k, g))
+            for f in (b or {}).get("failed", []):
+                lines.append(f"- {KIND_LABELS[k]}: FAILED {f}")
+        lines.append("")
+        t, a = sizes.get(("tailored", g), {}), sizes.get(("debian", g), {})
+        bt, ba = boots.get(("tailored", g)) or {}, boots.get(("debian", g)) or {}
+        if "text" in t and "text" in a:
+            r = t["text"] / a["text"]
+            goals.append(f"| {g} | vmlinux text (tailored / Debian) <= 25% | {r:.1%} "
+                         f"({t['text']:,} / {a['text']:,}) | {'met' if r <= 0.25 else 'NOT met'} |")
+        else:
+            goals.append(f"| {g} | vmlinux text (tailored / Debian) <= 25% | - | unknown "
+                         "(kernel missing) |")
+        if bt.get("ready_median") and ba.get("ready_median"):
+            r = bt["ready_median"] / ba["ready_median"]
+            goals.append(f"| {g} | boot to ready (tailored / Debian) <= 50% | {r:.1%} "
+                         f"({bt['ready_median']:.2f} s / {ba['ready_median']:.2f} s) | "
+                         f"{'met' if r <= 0.5 else 'NOT met'} |")
+        else:
+            goals.append(f"| {g} | boot to ready (tailored / Debian) <= 50% | - | unknown "
+                         "(no boot measurement) |")
+    lines += ["## Goals", "", "| kernel | goal | value | |", "|---|---|---:|---|", *goals, ""]
+    if args.dev_image:
+        lines += ["(Boot goals above are measured with the stand-in image, not the apps.)", ""]
+    lines += ["## Pipeline timings", "", *timings_section(kernels, groups, args.timings_data), ""]
+    loads = [b["load_max"] for b in boots.values() if b and b.get("load_max") is not None]
+    other = sorted(c for b in boots.values() if b for c in b.get("other_cpu", []))
+    if other:
+        lines += [f"Host CPU used by other processes during the boots (a TCG guest uses one of "
+                  f"the {os.cpu_count()} CPUs itself): median {statistics.median(other):.2f}, "
+                  f"max {other[-1]:.2f} CPUs; 1-minute load average at boot start at most "
+                  f"{max(loads):.2f}. Values near {os.cpu_count() - 1} or more mean the "
+                  "guests competed for CPU and boot times are inflated.", ""]
+    lines += [f"Module lists for localmodconfig: {modules_src}.", "",
+              "Re-run: `.venv/bin/python benchmarks/distro.py` from the repository root "
+              f"(scratch: `{SCRATCH}`, `KR_DISTRO_SCRATCH` to move it; builds are reused while "
+              "their inputs are unchanged).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="distro", description=__doc__.splitlines()[0])
+    p.add_argument("--apps", default=",".join(GROUPS),
+                   help="comma-separated groups among nginx,redis,memcached,all")
+    p.add_argument("--boots", type=int, default=3)
+    p.add_argument("--timings", help="JSON {step: seconds | {group: seconds}} to add")
+    p.add_argument("--build-only", action="store_true")
+    p.add_argument("--dev-image", action="store_true",
+                   help="boot a busybox stand-in image instead of the apps' images")
+    p.add_argument("--kinds", default=",".join(KINDS), help="subset of " + ",".join(KINDS))
+    p.add_argument("--no-write", action="store_true", help=f"do not write {OUT.relative_to(REPO)}")
+    args = p.parse_args(argv)
+    groups = [g for g in args.apps.split(",") if g]
+    kinds = [k for k in args.kinds.split(",") if k]
+    bad = [g for g in groups if g not in GROUPS] + [k for k in kinds if k not in KINDS]
+    if bad:
+        p.error(f"unknown: {', '.join(bad)}")
+    args.timings_data = json.loads(Path(args.timings).read_text()) if args.timings else None
+    t0 = time.monotonic()
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+
+    debian = debian_kernel()
+    src, src_sha = source_tree()
+    mods: Dict[str, Tuple[List[str], str]] = {a: traced_modules(a, debian) for a in APPS}
+    mods["all"] = (sorted({m for a in APPS for m in mods[a][0]}),
+                   "the union of the apps' lists")
+    modules_src = "; ".join(f"{g}: {mods[g][1]}" for g in groups)
+
+    kernels: Dict[Tuple[str, str], Kernel] = {}
+    failures: List[str] = []
+    for g in groups:
+        if "tailored" in kinds:
+            kernels[("tailored", g)] = tailored_kernel(g)
+        if "debian" in kinds:
+            kernels[("debian", g)] = debian_as_kernel(g, debian, mods[g][0])
+    # builds: (b) first (the long one), then (c)
+    for kind, make_kernel in (("localmod", lambda g: localmod_kernel(g, src, src_sha, debian,
+                                                                       *mods[g])),
+                              ("tiny", lambda g: tiny_kernel(g, src, src_sha))):
+        if kind not in kinds:
+            continue
+        for g in groups:
+            try:
+                kernels[(kind, g)] = make_kernel(g)
+            except (RuntimeError, subprocess.CalledProcessError) as e:
+                failures.append(f"{kind} {g}: {e}")
+                log(f"FAILED {kind} {g}: {e}")
+                kernels[(kind, g)] = Kernel(kind, g, f"{kind}-{g}", missing=f"build failed: {e}")
+    for (kind, g), k in kernels.items():
+        if k.missing:
+            log(f"{KIND_LABELS[kind]} for {g}: MISSING: {k.missing}")
+    if args.build_only:
+        for (kind, g), k in sorted(kernels.items()):
+            if k.build and "seconds" in k.build:
+                log(f"{kind} {g}: {k.image} ({'cached' if k.build.get('warm') else 'built'}; "
+                    f"{k.build['seconds']} s)")
+        return 1 if failures else 0
+
+    sizes = {}
+    for key, k in kernels.items():
+        s = measure(k)
+        if "missing" in s:
+            s["missing_short"] = "missing"
+        s["build"] = k.build if "seconds" in k.build else None
+        sizes[key] = s
+
+    machine, base_cmdline, machine_src = baseline_machine()
+    cmdline = f"console=ttyS0 nokaslr {base_cmdline}".strip()
+    cmdline = " ".join(dict.fromkeys(cmdline.split()))  # no duplicate words
+    machine_desc = (f"{machine.machine}, {machine.cpus} CPU, {machine.memory}, devices "
+                    f"{', '.join(machine.devices) or 'none'}; cmdline `{cmdline}` "
+                    f"(machine from {machine_src})")
+    boots: Dict[Tuple[str, str], dict] = {}
+    cache: Dict = {}
+    for g in groups:
+        images = app_images(g, args.dev_image)
+        for kind in kinds:
+            k = kernels.get((kind, g))
+            if k is None or k.missing:
+                continue
+            boots[(kind, g)] = boot_kernel(k, images, args.boots, machine, cmdline,
+                                           args.dev_image, cache)
+    text = render(args, groups, kernels, sizes, boots, machine_desc, modules_src,
+                  time.monotonic() - t0)
+    missing = [f"- {KIND_LABELS[k]} {g}: {kern.missing}" for (k, g), kern in kernels.items()
+               if kern.missing]
+    if missing:
+        text += "\n## Missing\n\n" + "\n".join(missing) + "\n"
+    print(text)
+    if not args.no_write:
+        OUT.write_text(text)
+        log(f"wrote {OUT}")
+    (SCRATCH / "last-run.json").write_text(json.dumps(
+        {"sizes": {f"{k}/{g}": v for (k, g), v in sizes.items()},
+         "boots": {f"{k}/{g}": v for (k, g), v in boots.items()}}, indent=2, default=str))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

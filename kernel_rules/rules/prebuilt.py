@@ -1,0 +1,179 @@
+"""`prebuilt_kernel` -> verified packages -> the trace kernel's files; a baseline's modules."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Tuple
+
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    EMPTY_DIGEST, CreateDigest, Digest, DigestContents, DigestEntries, DigestSubset, FileContent,
+    FileEntry, MergeDigests, PathGlobs, RemovePrefix)
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import HydratedSources, HydrateSourcesRequest, Target
+from pants.util.logging import LogLevel
+
+from kernel_rules.prebuilt_target_types import (
+    PrebuiltDebugDebField,
+    PrebuiltDebugSha256Field,
+    PrebuiltImageDebField,
+    PrebuiltImageSha256Field,
+    PrebuiltSourceField,
+)
+from kernel_rules.rules.kernel import CACHE_DIR, CACHE_NAME, KernelBuild, KernelConfig
+from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.rules.source import LinuxSource, LinuxSourceRequest, tarball_in_sandbox
+from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
+
+PACKAGES_DIR = "prebuilt"  # where the verified packages appear in a sandbox
+TOOLS = ("addr2line", "dpkg-deb", "nm", "size", "tar", "xz")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class PrebuiltKernelError(Exception):
+    """A `prebuilt_kernel` whose packages are missing, fail their pins or do not fit."""
+
+
+@dataclass(frozen=True)
+class PrebuiltKernelRequest:
+    target: Target
+
+
+@dataclass(frozen=True)
+class PrebuiltKernel:
+    """A distribution kernel's verified packages and what the trace pipeline needs of them.
+
+    `config` and `build` have the shapes of a built `kernel_image`'s (`build.digest` holds
+    bzImage, vmlinux with DWARF, System.map, config and sizes.json), so tracing and composition
+    treat both kinds of trace kernel alike.
+    """
+
+    address: Address
+    source: LinuxSource
+    packages: Digest  # image.deb and debug.deb at the top: mount as PACKAGES_DIR
+    debug_sha256: str
+    release: str
+    dwarf_prefix: str
+    config: KernelConfig
+    build: KernelBuild
+
+    def image_deb(self) -> str:
+        return f"{PACKAGES_DIR}/image.deb"
+
+    def debug_deb(self) -> str:
+        return f"{PACKAGES_DIR}/debug.deb"
+
+
+@rule(desc="Verify and unpack a prebuilt kernel")
+async def prebuilt_kernel(request: PrebuiltKernelRequest) -> PrebuiltKernel:
+    tgt = request.target
+    source = await Get(LinuxSource, LinuxSourceRequest(tgt[PrebuiltSourceField].value, tgt.address))
+    packages = []
+    for field, sha_field, name in ((PrebuiltImageDebField, PrebuiltImageSha256Field, "image.deb"),
+                                   (PrebuiltDebugDebField, PrebuiltDebugSha256Field, "debug.deb")):
+        pinned = (tgt[sha_field].value or "").lower()
+        if not _SHA256.match(pinned):
+            raise PrebuiltKernelError(f"{tgt.address}: field `{sha_field.alias}` must be 64 hex "
+                                      f"digits, got {pinned!r}.")
+        sources = await Get(HydratedSources, HydrateSourcesRequest(tgt[field]))
+        if not sources.snapshot.files:
+            raise PrebuiltKernelError(
+                f"{tgt.address}: field `{field.alias}`: {tgt[field].value!r} does not exist. "
+                "Fetch the pinned packages with `third_party/setup.sh --debian-cloud` "
+                "(docs/debian-cloud.md).")
+        entry = (await Get(DigestEntries, Digest, sources.snapshot.digest))[0]
+        assert isinstance(entry, FileEntry)
+        if entry.file_digest.fingerprint != pinned:
+            raise PrebuiltKernelError(
+                f"{tgt.address}: sha256 mismatch for {entry.path} (field `{field.alias}`):\n"
+                f"  pinned: {pinned}\n  actual: {entry.file_digest.fingerprint}\n"
+                "Re-fetch with `third_party/setup.sh --debian-cloud`, or update the pin.")
+        packages.append(await Get(Digest, CreateDigest([FileEntry(name, entry.file_digest)])))
+    packages_digest = await Get(Digest, MergeDigests(packages))
+    debug_sha256 = tgt[PrebuiltDebugSha256Field].value.lower()
+
+    toolchain, scripts = await MultiGet(
+        Get(Toolchain, ToolchainRequest(TOOLS, "unpacking prebuilt kernels")),
+        Get(DomainScripts, DomainScriptsRequest(("prebuilt", "warm_trees", "fragments"),
+                                                third_party=("elftools",))),
+    )
+    result = await Get(FallibleProcessResult, Process(
+        [toolchain.python, "-m", "kernel_rules.domain.prebuilt", "unpack",
+         "--image-deb", f"{PACKAGES_DIR}/image.deb", "--debug-deb", f"{PACKAGES_DIR}/debug.deb",
+         "--debug-sha256", debug_sha256, "--cache", CACHE_DIR,
+         "--source-version", source.version, "--source-package-version", source.package_version,
+         "--tarball", tarball_in_sandbox(source), "--tarball-sha256", source.sha256,
+         "--out", "out"],
+        description=f"Unpack and measure the prebuilt kernel {tgt.address}",
+        input_digest=scripts.digest,
+        immutable_input_digests={PACKAGES_DIR: packages_digest, "linux_source": source.digest},
+        append_only_caches={CACHE_NAME: CACHE_DIR},
+        env=toolchain.env,
+        output_directories=("out",),
+        level=LogLevel.INFO,
+    ))
+    if result.exit_code != 0:
+        raise PrebuiltKernelError(f"{tgt.address}: " + result.stderr.decode(errors="replace")
+                                  .replace("kernel_rules: ", "")[-4000:])
+    files = await Get(Digest, RemovePrefix(result.output_digest, "out"))
+    config_file, info_digest = await MultiGet(
+        Get(Digest, DigestSubset(files, PathGlobs(["config"]))),
+        Get(Digest, DigestSubset(files, PathGlobs(["prebuilt.json"]))),
+    )
+    info = json.loads((await Get(DigestContents, Digest, info_digest))[0].content)
+    config_contents = (await Get(DigestContents, Digest, config_file))[0].content
+    dot_config = await Get(Digest, CreateDigest([FileContent(".config", config_contents)]))
+    return PrebuiltKernel(
+        tgt.address, source, packages_digest, debug_sha256, info["release"],
+        info["dwarf_prefix"], KernelConfig(tgt.address, source, "x86_64", dot_config),
+        KernelBuild(tgt.address, files, EMPTY_DIGEST))
+
+
+@dataclass(frozen=True)
+class ModulesRequest:
+    kernel: PrebuiltKernel
+    modules: Tuple[str, ...]
+    owner: Address  # the baseline, for error messages
+
+
+@dataclass(frozen=True)
+class GuestModules:
+    """`lib/modules/<release>/...ko` in load order and `etc/kernel_rules/modules` (empty if none)."""
+
+    digest: Digest
+
+
+@rule(desc="Gather a baseline's kernel modules")
+async def guest_modules(request: ModulesRequest) -> GuestModules:
+    if not request.modules:
+        return GuestModules(EMPTY_DIGEST)
+    toolchain, scripts = await MultiGet(
+        Get(Toolchain, ToolchainRequest(TOOLS, "gathering kernel modules")),
+        Get(DomainScripts, DomainScriptsRequest(("prebuilt", "warm_trees", "fragments"),
+                                                third_party=("elftools",))),
+    )
+    argv = [toolchain.python, "-m", "kernel_rules.domain.prebuilt", "modules",
+            "--image-deb", request.kernel.image_deb(), "--out", "out"]
+    for name in request.modules:
+        argv += ["--module", name]
+    result = await Get(FallibleProcessResult, Process(
+        argv,
+        description=f"Gather the kernel modules of {request.owner}",
+        input_digest=scripts.digest,
+        immutable_input_digests={PACKAGES_DIR: request.kernel.packages},
+        env=toolchain.env,
+        output_directories=("out",),
+        level=LogLevel.DEBUG,
+    ))
+    if result.exit_code != 0:
+        raise PrebuiltKernelError(
+            f"{request.owner}: field `modules`: "
+            + result.stderr.decode(errors="replace").replace("kernel_rules: ", "")[-3000:])
+    return GuestModules(await Get(Digest, RemovePrefix(result.output_digest, "out")))
+
+
+def rules():
+    return collect_rules()
