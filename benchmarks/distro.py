@@ -64,7 +64,8 @@ from kernel_rules.domain.kbuild import PINNED_ENV, make_argv  # noqa: E402
 from kernel_rules.domain.qemu import (  # noqa: E402
     INIT_MARKER, BootSpec, Machine, command_line, watch_console)
 from kernel_rules.domain.report import symbol_sizes  # noqa: E402
-from kernel_rules.domain.warm_trees import BUILDING, repair_interrupted, unpack_source  # noqa: E402
+from kernel_rules.domain.warm_trees import (  # noqa: E402
+    BUILDING, locked, repair_interrupted, unpack_source)
 
 APPS = ("nginx", "redis", "memcached")
 GROUPS = APPS + ("all",)
@@ -330,47 +331,69 @@ def dropped_values(requested: Dict[str, str], final: Dict[str, str]) -> List[str
             if final.get(s, "n") != v]
 
 
+COMPILED = re.compile(r"^\s+(?:CC|AS)(?: \[M\])?\s+\S+\.o\s*$", re.M)
+
+
 def build_tree(kind: str, key: str, src: str, configure, modules: bool) -> Tuple[Path, dict]:
-    """Configure (with `configure(tree, log)`) and build in SCRATCH/build/<kind>-<key[:16]>;
-    a tree whose build finished (`.distro-done`) is reused as it is."""
-    tree = SCRATCH / "build" / f"{kind}-{key[:16]}"
-    done = tree / ".distro-done"
-    if done.exists():
-        info = json.loads(done.read_text())
+    """Build one configuration of `kind` and keep its outputs in SCRATCH/build/<kind>-<key[:16]>/
+    (bzImage, vmlinux, config, modroot/, build.json, build.log); a finished one is reused as it
+    is. Kbuild runs in the kind's warm tree SCRATCH/build/<kind>-tree (one per kind, locked while
+    in use), so a changed configuration recompiles only what the change touches."""
+    out = SCRATCH / "build" / f"{kind}-{key[:16]}"
+    if (out / "build.json").exists():
+        info = json.loads((out / "build.json").read_text())
         info["warm"] = True
-        return tree, info
+        return out, info
+    tree = SCRATCH / "build" / f"{kind}-tree"
     tree.mkdir(parents=True, exist_ok=True)
-    repair_interrupted(str(tree))   # a killed earlier run: drop what it half wrote
-    logfile = tree / "distro-build.log"
-    log(f"{kind}: configuring {tree}")
-    t0 = time.monotonic()
-    requested = configure(tree, logfile)
-    t1 = time.monotonic()
-    (tree / BUILDING).write_text("interrupted builds leave this file behind\n")
-    targets = ["bzImage", "modules"] if modules else ["bzImage"]
-    log(f"{kind}: building {' '.join(targets)} in {tree} (nice -n 10, -j{JOBS}; log {logfile})")
-    make(src, tree, *targets, logfile=logfile)
-    if modules:
-        shutil.rmtree(tree / "modroot", ignore_errors=True)
-        make(src, tree, "modules_install", logfile=logfile,
-             extra=[f"INSTALL_MOD_PATH={tree / 'modroot'}", "INSTALL_MOD_STRIP=1"])
-    t2 = time.monotonic()
-    (tree / BUILDING).unlink()
-    final = parse_config((tree / ".config").read_text())
+    with locked(str(tree) + ".lock"):
+        repair_interrupted(str(tree))   # a killed earlier run: drop what it half wrote
+        last = tree / ".distro-last-key"
+        previous = last.read_text().strip() if last.exists() else None
+        logfile = SCRATCH / "build" / f"{kind}-{key[:16]}.log"
+        logfile.write_text("")
+        log(f"{kind}: configuring in {tree} ({'incremental after ' + previous[:16] if previous else 'cold'})")
+        t0 = time.monotonic()
+        requested = configure(tree, logfile)
+        t1 = time.monotonic()
+        (tree / BUILDING).write_text("interrupted builds leave this file behind\n")
+        last.unlink(missing_ok=True)
+        targets = ["bzImage", "modules"] if modules else ["bzImage"]
+        log(f"{kind}: make {' '.join(targets)} (nice -n 10, -j{JOBS}; log {logfile})")
+        make(src, tree, *targets, logfile=logfile)
+        tmp = SCRATCH / "build" / f".{kind}-{key[:16]}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        if modules:
+            make(src, tree, "modules_install", logfile=logfile,
+                 extra=[f"INSTALL_MOD_PATH={tmp / 'modroot'}", "INSTALL_MOD_STRIP=1"])
+        t2 = time.monotonic()
+        (tree / BUILDING).unlink()
+        last.write_text(key + "\n")
+        for name, dest in (("arch/x86/boot/bzImage", "bzImage"), ("vmlinux", "vmlinux"),
+                           (".config", "config")):
+            shutil.copy2(tree / name, tmp / dest)
+    final = parse_config((tmp / "config").read_text())
     info = {"key": key, "configure_seconds": round(t1 - t0, 1), "seconds": round(t2 - t1, 1),
+            "compiled": len(COMPILED.findall(logfile.read_text(errors="replace"))),
+            "cold": previous is None, "after": previous,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "dropped": dropped_values(requested, final), "warm": False}
-    done.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    log(f"{kind}: built in {t2 - t1:.0f} s (+{t1 - t0:.0f} s configure)")
-    return tree, info
+    (tmp / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    shutil.move(str(logfile), str(tmp / "build.log"))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    log(f"{kind}: built in {t2 - t1:.0f} s (+{t1 - t0:.0f} s configure), "
+        f"{info['compiled']} objects compiled ({'cold' if previous is None else 'incremental'})")
+    return out, info
 
 
-def kernel_from_tree(kernel: Kernel, tree: Path, info: dict) -> Kernel:
-    kernel.image = tree / "arch/x86/boot/bzImage"
-    kernel.vmlinux = tree / "vmlinux"
-    kernel.config = parse_config((tree / ".config").read_text())
+def kernel_from_tree(kernel: Kernel, out: Path, info: dict) -> Kernel:
+    kernel.image = out / "bzImage"
+    kernel.vmlinux = out / "vmlinux"
+    kernel.config = parse_config((out / "config").read_text())
     kernel.release = image_release(kernel.image)
-    mods = tree / "modroot/lib/modules" / kernel.release
+    mods = out / "modroot/lib/modules" / kernel.release
     kernel.modules_dir = mods if mods.is_dir() else None
     kernel.build = info
     if info.get("dropped"):
@@ -512,11 +535,13 @@ def module_overlay(kernel: Kernel) -> Optional[bytes]:
 
 DEV_INIT = r"""#!/bin/sh
 # Stand-in for an app image (benchmarks/distro.py --dev-image): the same console protocol.
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /tmp
+mkdir -p /dev/pts /dev/shm /run /var/tmp /var/log
+mount -t devpts devpts /dev/pts 2>/dev/null
 mod=/lib/modules/$(uname -r)
 if [ -d "$mod" ] && [ -f /etc/kernel_rules/modules ]; then
   while read -r m; do insmod "$mod/$m" || echo "kr: insmod $m failed"; done < /etc/kernel_rules/modules
@@ -532,27 +557,86 @@ while [ $quiet -lt 3 ] && [ $i -lt 30 ]; do
 done
 echo KR_WINDOW_REQUEST
 read -r ack
-mkdir -p /www && echo kr-dev-ok > /www/index.html
-httpd -p 127.0.0.1:8080 -h /www
-i=0
-until wget -q -O /tmp/out http://127.0.0.1:8080/index.html 2>/dev/null || [ $i -ge 100 ]; do
-  i=$((i + 1)); sleep 0.1
-done
-echo KR_APP_READY
-grep -q kr-dev-ok /tmp/out
+cd /app
+/bin/sh /app/workload.sh
 echo "KR_WORKLOAD_STATUS $?"
 sed 's/^/KR_MODULE /' /proc/modules 2>/dev/null
 echo KR_DONE
 reboot -f
 """
+# wait_for CMD: retry CMD for up to 20 s, then print KR_APP_READY (the app serves)
+_WAIT = r"""wait_for() { i=0; until "$@" >/dev/null 2>&1; do i=$((i + 1)); [ $i -ge 200 ] && return 1; sleep 0.1; done; echo KR_APP_READY; }
+"""
+DEV_APPS = {
+    "nginx": {
+        "binaries": ["/usr/sbin/nginx"],
+        "files": {
+            "app/nginx.conf": "user www-data; worker_processes 1; daemon on; pid /run/nginx.pid;\n"
+                              "error_log /tmp/nginx-error.log;\n"
+                              "events { worker_connections 64; }\n"
+                              "http { access_log off; sendfile on;\n"
+                              "  server { listen 127.0.0.1:8080; root /app/www; } }\n",
+            "app/www/index.html": "kr-nginx-ok\n",
+        },
+        "workload": _WAIT + "mkdir -p /var/lib/nginx /var/log/nginx\n"
+                            "nginx -c /app/nginx.conf -e /tmp/nginx-error.log || exit 10\n"
+                            "wait_for wget -q -O /tmp/out http://127.0.0.1:8080/index.html "
+                            "|| { cat /tmp/nginx-error.log; exit 11; }\n"
+                            "for n in 1 2 3 4 5; do wget -q -O /tmp/out "
+                            "http://127.0.0.1:8080/index.html || exit 12; done\n"
+                            "grep -q kr-nginx-ok /tmp/out\n",
+    },
+    "redis": {
+        "binaries": ["/usr/bin/redis-server", "/usr/bin/redis-cli"],
+        "files": {},
+        "workload": _WAIT + "redis-server --bind 127.0.0.1 --port 6379 --daemonize yes "
+                            "--save '' --appendonly no --dir /tmp --logfile /tmp/redis.log "
+                            "|| exit 10\n"
+                            "wait_for redis-cli ping || { cat /tmp/redis.log; exit 11; }\n"
+                            "redis-cli set kr redis-ok >/dev/null || exit 12\n"
+                            "redis-cli incr n >/dev/null && redis-cli lpush l a b c >/dev/null "
+                            "|| exit 13\n"
+                            "[ \"$(redis-cli get kr)\" = redis-ok ]\n",
+    },
+    "memcached": {
+        "binaries": ["/usr/bin/memcached"],
+        "files": {},
+        "workload": _WAIT + "memcached -d -u root -l 127.0.0.1 -p 11211 -U 0 -t 2 -m 16 "
+                            "-P /tmp/memcached.pid || exit 10\n"
+                            "wait_for sh -c 'echo version | nc 127.0.0.1 11211 | grep -q VERSION' "
+                            "|| exit 11\n"
+                            "printf 'set kr 0 0 12\\r\\nmemcached-ok\\r\\nget kr\\r\\nquit\\r\\n' "
+                            "| nc 127.0.0.1 11211 > /tmp/out\n"
+                            "grep -q memcached-ok /tmp/out\n",
+    },
+}
+DEV_ETC = {"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n"
+                         "nobody:x:65534:65534::/nonexistent:/bin/false\n",
+           "etc/group": "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n"}
 
 
-def dev_image() -> Path:
-    out = SCRATCH / "images" / "dev.cpio.gz"
+def dev_image(app: str) -> Path:
+    """A stand-in for the app's image: busybox, the app's Debian binaries (with their shared
+    libraries) and a small workload, with the same console protocol as the real image."""
+    from kernel_rules.domain.elfdeps import closure
+    from kernel_rules.domain.initramfs import host_file_entries
+
+    spec = DEV_APPS[app]
+    files = {**DEV_ETC, **spec["files"], "app/workload.sh": spec["workload"]}
+    extra = host_file_entries(closure(spec["binaries"]))
+    extra += [regular(p, t.encode()) for p, t in files.items()]
+    extra += [directory(d) for d in ("lib", "run", "var", "var/log")]
     data = Path("/usr/bin/busybox").read_bytes()
     entries = busybox_initramfs(data, busybox_applets("/usr/bin/busybox"), DEV_INIT.encode(),
-                                [directory("lib"), directory("www")])
-    blob = gzip_deterministic(cpio_newc(entries))
+                                with_parent_dirs(extra))
+    have = set()
+    unique = []
+    for e in entries:   # busybox_initramfs's dirs and with_parent_dirs may overlap
+        if e.path.strip("/") not in have:
+            have.add(e.path.strip("/"))
+            unique.append(e)
+    blob = gzip_deterministic(cpio_newc(unique))
+    out = SCRATCH / "images" / f"dev-{app}.cpio.gz"
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.exists() or out.read_bytes() != blob:
         out.write_bytes(blob)
@@ -562,7 +646,7 @@ def dev_image() -> Path:
 def app_images(group: str, use_dev: bool) -> List[Tuple[str, Optional[Path]]]:
     """(app, image) pairs to boot for a group; image None when the app's image is missing."""
     if use_dev:
-        return [("dev", dev_image())]
+        return [(a, dev_image(a)) for a in (APPS if group == "all" else (group,))]
     if group == "all":
         combined = DIST / "all" / "initramfs.cpio.gz"
         if combined.exists():
@@ -856,9 +940,11 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
         row("workload passed", bootcell("pass", lambda b: (
             f"{'yes' if b['passed'] == b['runs'] else 'NO'} ({b['passed']}/{b['runs']})"
             + (f"; no image: {', '.join(b['missing_images'])}" if b["missing_images"] else ""))))
-        row("build, s (configure + make)", lambda k, s: (
-            f"{s['build']['configure_seconds']} + {s['build']['seconds']}"
-            + (" (cached)" if s["build"].get("warm") else "") if s.get("build") else "-"))
+        row("build, s (configure + make; objects compiled)", lambda k, s: (
+            f"{s['build']['configure_seconds']} + {s['build']['seconds']} "
+            f"({s['build'].get('compiled', '?')}, "
+            f"{'cold' if s['build'].get('cold') else 'incremental'}"
+            + (", cached" if s["build"].get("warm") else "") + ")" if s.get("build") else "-"))
         lines.append("")
         for k in present:
             for n in kernels[(k, g)].notes:

@@ -1,5 +1,7 @@
 # memcached (4 threads, 64 MB) loaded by memcslap (libmemcached's load generator): sets, then gets.
 set -e
+echo "root:x:0:0:root:/root:/bin/sh" > /etc/passwd
+echo "root:x:0:" > /etc/group
 memcached -u root -d -p 11211 -l 127.0.0.1 -m 64 -t 4 -P /tmp/memcached.pid
 i=0
 until memcstat --servers=127.0.0.1:11211 >/dev/null 2>&1; do

@@ -132,6 +132,41 @@ def field_requirements(target: str, force: Sequence[str], forbid: Sequence[str],
     return out
 
 
+NO_MODULES = "tailored kernels have no loadable modules"
+
+
+def without_modules(reqs: Sequence[Requirement], kconf, trace_config: Mapping[str, str]
+                    ) -> Tuple[List[Requirement], List[dict]]:
+    """Requirements for a kernel without loadable module support, traced on one with modules.
+
+    Code a module ran must be built in: `m` becomes `ym` (y, with MODULES off). Dropped, each
+    with the reason: requirements on the module loader and on options that depend on MODULES
+    (they ran because modules were loaded), and `not-y` on an option the trace kernel had as a
+    module (that code ran only because the option was not built in). MODULES=n is added.
+    Returns (requirements, [{"requirement", "why"}] of what was changed or dropped)."""
+    import kconfiglib as K
+
+    modules = kconf.syms.get("MODULES")
+    out: List[Requirement] = []
+    relaxed: List[dict] = []
+    for r in reqs:
+        sym = kconf.syms.get(r.symbol) if r.value != FORMULA else None
+        if sym is not None and modules is not None and (
+                sym is modules or modules in K.expr_items(sym.direct_dep)):
+            relaxed.append({"requirement": str(r), "why": "module support: " + NO_MODULES})
+        elif r.value == "m":
+            out.append(Requirement(r.symbol, "ym", r.source))
+            relaxed.append({"requirement": str(r), "why": "built in: " + NO_MODULES})
+        elif r.value == "not-y" and trace_config.get(r.symbol) == "m":
+            relaxed.append({"requirement": str(r), "why": f"ran because CONFIG_{r.symbol} was "
+                            "a module in the trace kernel; built in here"})
+        else:
+            out.append(r)
+    if modules is not None and modules.nodes:
+        out.append(Requirement("MODULES", "n", NO_MODULES))
+    return out, relaxed
+
+
 def universe_of(kconf, trace_config: Mapping[str, str]) -> Dict[str, str]:
     """What the tailored configuration may turn on: the trace kernel's y/m symbols, plus every
     member of every choice (a choice must pick one member, and the trace kernel's pick, e.g.
@@ -230,6 +265,7 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     kconf = load_kconfig(src, args.arch, os.environ)
     times["parse Kconfig"] = time.monotonic() - t0
     values = dict(trace_config)
+    reqs, relaxed = without_modules(reqs, kconf, trace_config)
     reqs += field_requirements(args.target, args.force, args.forbid, kconf, values)
     if args.debug_info:
         reqs += [Requirement(s, "y", f"{args.target} field `debug_info=True`")
@@ -302,7 +338,9 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
                       if s in model.symbols),
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }
-    return final, composed_set(reqs, inputs, args.objective), stats
+    doc = composed_set(reqs, inputs, args.objective)
+    doc["relaxed"] = relaxed
+    return final, doc, stats
 
 
 def main(argv: Sequence[str]) -> int:

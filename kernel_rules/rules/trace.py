@@ -429,7 +429,7 @@ async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
     verdict = workload_verdict(trace, fs.success.value)
     if verdict:
         raise TraceError(f"{fs.address}: the workload failed: {verdict}\nconsole tail:\n"
-                         + "\n".join(trace.console.splitlines()[-40:]))
+                         + workload_tail(trace.console))
     config_set = await Get(ConfigSet, MapRequest(kernel, trace, "app", fs.address, initramfs.sha256))
     return TracedApp(baseline.address, kernel, initramfs, trace, config_set)
 
@@ -439,6 +439,15 @@ async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
     traced = await Get(TracedApp, AppProfileFieldSet, fs)
     return await _package(traced.trace, fs.output_path, traced.config_set,
                           traced.initramfs.digest)
+
+
+def workload_tail(console: str, lines: int = 40) -> str:
+    """The last `lines` console lines up to the workload's status line (the module listing
+    that follows it says nothing about a failure)."""
+    text = console.replace("\r", "").splitlines()
+    end = next((i + 1 for i in range(len(text) - 1, -1, -1)
+                if text[i].startswith("KR_WORKLOAD_STATUS")), len(text))
+    return "\n".join(text[max(0, end - lines):end])
 
 
 def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:
