@@ -16,22 +16,33 @@ Measured for each: enabled options (=y, =m), vmlinux text/data/bss (`size`) and 
 function symbol sizes, `nm -S`), compressed image bytes, installed module bytes, boot time to the
 app being ready under QEMU TCG (host wall clock from QEMU's start to the console line
 `KR_APP_READY`, median of --boots runs), guest memory in use after boot (`KR_MEMINFO`: MemTotal -
-MemAvailable) and whether the workload passed (`KR_WORKLOAD_STATUS 0`). Also the pipeline's own
-timings (compose.json, report.json, and --timings FILE). Prints a Markdown page and writes
+MemAvailable) and whether the workload passed (`KR_WORKLOAD_STATUS 0` and the app_profile's
+`success` regex). Also the pipeline's own timings: compose.json and report.json of each tailored
+kernel, and --timings FILE, a JSON object {step: seconds} or {step: {group: seconds}} (group
+among nginx, redis, memcached, all), one table row per step. Prints a Markdown page and writes
 docs/benchmarks.md.
 
-Builds run under `nice -n 10`, `make -j2`, in scratch trees under /var/tmp/distro-bench/build
-(override: $KR_DISTRO_SCRATCH), one per configuration, named by the sha256 of everything that
-goes into it (source, base configuration, fragments, module list, compiler); a re-run reuses a
-finished tree and skips the build. Debian's configuration is built with DEBUG_INFO off (and no
-BTF) to keep the build fast; nothing else is changed but the key paths Debian's tree provides.
+The guests are the apps' traced images, `dist/examples.debian-cloud/<app>/initramfs.cpio.gz`
+(they carry Debian's modules), on the machine of the `virtio` kernel_baseline in
+examples/debian-cloud/BUILD. The localmodconfig kernel gets a second gzip cpio appended to the
+image with its own modules and /etc/kernel_rules/modules (dependency order, from modules.dep).
+The `all` kernels run every app's image.
+
+Builds run under `nice -n 10`, `make -j2`, from the pinned source tarball (unpacked once under
+the scratch directory, /var/tmp/distro-bench or $KR_DISTRO_SCRATCH). Each configuration's outputs
+go to build/<kind>-<key>/, the key being the sha256 of everything that goes into it (source,
+Debian's configuration, fragments, module list, compiler); a re-run with the same key skips the
+build. Kbuild runs in one warm tree per kind (build/<kind>-tree), so a new configuration
+recompiles only what changed. Debian's configuration is built with DEBUG_INFO off (and no BTF)
+to keep the build fast; otherwise only the key files of Debian's own tree are dropped.
 
 Usage:
   .venv/bin/python benchmarks/distro.py                 # everything (builds are cached)
   .venv/bin/python benchmarks/distro.py --build-only    # just build/refresh the scratch kernels
-  .venv/bin/python benchmarks/distro.py --dev-image     # boot a busybox stand-in image instead of
-                                                        # the app images (machinery check only)
-  options: --apps nginx,redis,memcached,all  --boots N  --timings FILE  --no-write
+  .venv/bin/python benchmarks/distro.py --dev-image     # boot stand-in images (busybox + the
+                                                        # host's nginx/redis/memcached)
+  options: --apps nginx,redis,memcached,all  --kinds tailored,debian,localmod,tiny  --boots N
+           --timings FILE  --no-write
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ from kernel_rules.domain.initramfs import (  # noqa: E402
     busybox_applets, busybox_initramfs, cpio_newc, directory, gzip_deterministic, regular,
     with_parent_dirs)
 from kernel_rules.domain.kbuild import PINNED_ENV, make_argv  # noqa: E402
+from kernel_rules.domain.app_check import verdict  # noqa: E402
 from kernel_rules.domain.qemu import (  # noqa: E402
     INIT_MARKER, BootSpec, Machine, command_line, watch_console)
 from kernel_rules.domain.report import symbol_sizes  # noqa: E402
@@ -237,28 +249,46 @@ def debian_kernel() -> Debian:
                   dbgroot / f"usr/lib/debug/boot/vmlinux-{release}", text)
 
 
-def baseline_machine() -> Tuple[Machine, str, str]:
-    """(machine, extra cmdline, where it came from): the `virtio` kernel_baseline of
-    examples/debian-cloud/BUILD, read with `ast` (literal fields only), else the default."""
-    build = REPO / "examples/debian-cloud/BUILD"
+BUILD_FILE = REPO / "examples/debian-cloud/BUILD"
+
+
+def build_target(kind: str, name: str) -> Optional[Tuple[dict, int]]:
+    """The literal fields and line of `kind(name=...)` in examples/debian-cloud/BUILD (read with
+    `ast`; fields that are not literals are left out), None when there is none."""
     try:
-        tree = ast.parse(build.read_text())
+        tree = ast.parse(BUILD_FILE.read_text())
     except (OSError, SyntaxError):
-        return DEFAULT_MACHINE, DEFAULT_CMDLINE, "default (examples/debian-cloud/BUILD missing)"
+        return None
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "kernel_baseline":
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == kind:
             kw = {}
             for k in node.keywords:
                 try:
                     kw[k.arg] = ast.literal_eval(k.value)
                 except ValueError:
                     pass
-            if kw.get("name") != BASELINE_NAME:
-                continue
-            m = Machine(kw.get("machine", "q35"), int(kw.get("cpus", 1)), kw.get("memory", "256M"),
-                        tuple(kw.get("devices", ())))
-            return m, kw.get("cmdline", DEFAULT_CMDLINE), f"{build.relative_to(REPO)}:{node.lineno}"
-    return DEFAULT_MACHINE, DEFAULT_CMDLINE, f"default (no kernel_baseline {BASELINE_NAME!r} in BUILD)"
+            if kw.get("name") == name:
+                return kw, node.lineno
+    return None
+
+
+def baseline_machine() -> Tuple[Machine, str, str]:
+    """(machine, extra cmdline, where it came from): the `virtio` kernel_baseline, else the
+    default."""
+    found = build_target("kernel_baseline", BASELINE_NAME)
+    if not found:
+        return DEFAULT_MACHINE, DEFAULT_CMDLINE, (f"default (no kernel_baseline {BASELINE_NAME!r} "
+                                                  f"in {BUILD_FILE.relative_to(REPO)})")
+    kw, line = found
+    m = Machine(kw.get("machine", "q35"), int(kw.get("cpus", 1)), kw.get("memory", "256M"),
+                tuple(kw.get("devices", ())))
+    return m, kw.get("cmdline", DEFAULT_CMDLINE), f"{BUILD_FILE.relative_to(REPO)}:{line}"
+
+
+def app_success(app: str) -> Optional[str]:
+    """The app_profile's `success` regex (None: exit status only)."""
+    found = build_target("app_profile", app)
+    return found[0].get("success") if found else None
 
 
 def traced_modules(app: str, debian: Debian) -> Tuple[List[str], str]:
@@ -347,6 +377,8 @@ def build_tree(kind: str, key: str, src: str, configure, modules: bool) -> Tuple
     tree = SCRATCH / "build" / f"{kind}-tree"
     tree.mkdir(parents=True, exist_ok=True)
     with locked(str(tree) + ".lock"):
+        if (out / "build.json").exists():   # another run built it while we waited
+            return build_tree(kind, key, src, configure, modules)
         repair_interrupted(str(tree))   # a killed earlier run: drop what it half wrote
         last = tree / ".distro-last-key"
         previous = last.read_text().strip() if last.exists() else None
@@ -687,7 +719,7 @@ def _children_cpu() -> float:
 
 
 def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, timeout: float,
-              console_path: Path) -> dict:
+              console_path: Path, success: Optional[str]) -> dict:
     spec = BootSpec("qemu-system-x86_64", str(kernel.image), str(initrd), cmdline, machine, "tcg")
     marks: Dict[str, float] = {}
     scanned = [0]
@@ -727,6 +759,8 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
         "mem_total_kb": int(mem.group(1)) if mem else None,
         "mem_used_kb": int(mem.group(1)) - int(mem.group(2)) if mem else None,
         "status": int(status.group(1)) if status else None, "timed_out": timed_out,
+        "verdict": (f"no {DONE} within {timeout:.0f} s" if timed_out and not status
+                    else verdict(console, int(status.group(1)) if status else None, success)),
         "modules": MODULE_LINE.findall(console), "load": round(load, 2),
         "other_cpu": round(other, 2), "console": str(console_path),
     }
@@ -745,18 +779,20 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
         if ck not in cache:
             got = []
             for i in range(boots):
-                r = boot_once(kernel, initrd, machine, cmdline, 600,
-                              SCRATCH / "consoles" / f"{kernel.name}-{app}-{i + 1}.log")
+                r = boot_once(kernel, initrd, machine, cmdline, 900,
+                              SCRATCH / "consoles" / f"{kernel.name}-{app}-{i + 1}.log",
+                              None if use_dev else app_success(app))
                 r["app"] = app
                 log(f"boot {kernel.name} with {app} #{i + 1}: ready {r['ready_s']} s, "
-                    f"status {r['status']}, in use {r['mem_used_kb']} kB")
+                    f"status {r['status']} {r['verdict'] or 'passed'}, in use "
+                    f"{r['mem_used_kb']} kB, other CPU {r['other_cpu']}")
                 got.append(r)
             cache[ck] = got
         runs += cache[ck]
     ready = [r["ready_s"] for r in runs if r["ready_s"] is not None]
     init = [r["init_s"] for r in runs if r["init_s"] is not None]
     used = [r["mem_used_kb"] for r in runs if r["mem_used_kb"] is not None]
-    passed = sum(1 for r in runs if r["status"] == 0)
+    passed = sum(1 for r in runs if not r["verdict"])
     return {
         "runs": len(runs), "passed": passed, "missing_images": missing,
         "ready_median": statistics.median(ready) if len(ready) == len(runs) and runs else None,
@@ -766,9 +802,8 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
         "mem_total_kb": runs[0]["mem_total_kb"] if runs else None,
         "load_max": max((r["load"] for r in runs), default=None),
         "other_cpu": [r["other_cpu"] for r in runs],
-        "failed": [f"{r['app']}: status {r['status']}"
-                   + (" (timed out)" if r["timed_out"] else "") + f", console {r['console']}"
-                   for r in runs if r["status"] != 0],
+        "failed": [f"{r['app']}: {r['verdict']}, console `{r['console']}`"
+                   for r in runs if r["verdict"]],
         "modules_loaded": sorted({m for r in runs for m in r["modules"]}),
     }
 
@@ -888,12 +923,16 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
         f"- **{KIND_LABELS['tiny']}**: `make tinyconfig`, `make kvm_guest.config`, then "
         "`benchmarks/distro/base.config` and the app's fragment (`all`: every app's), "
         "`olddefconfig`; everything built in.", "",
-        "Boot: host wall clock from QEMU's start to the console line `KR_APP_READY` (printed "
-        "once the app serves), QEMU TCG, median of all runs (range in brackets); the guest "
-        "waits for a quiet kernel log before the workload, as in tracing, so every kernel "
-        "pays up to 6 s of that. Memory in use: MemTotal - MemAvailable when user space "
-        "starts (`KR_MEMINFO`). Code: sum of function symbol sizes (`nm -S`); `size` text is "
-        "padded to 2 MiB on x86_64.", "",
+        "Boot: host wall clock from QEMU's start to the console line `KR_APP_READY` (the "
+        "workload prints it once the app answers its first request), QEMU TCG, median of all "
+        "runs (range in brackets). Every image's /init first waits for the kernel log to be "
+        "quiet (3 checks 0.2 s apart, as for tracing), so every kernel pays at least 0.6 s "
+        "of that. Init marker: host time to `KERNEL_RULES_INIT_OK` (after the image's module "
+        "loading). Memory in use: MemTotal - MemAvailable when user space starts "
+        "(`KR_MEMINFO`); it includes the unpacked initramfs (the same files for every "
+        "kernel). Passed: `KR_WORKLOAD_STATUS 0` and the app_profile's `success` regex "
+        "found on the console, on every run. Code: sum of function symbol sizes (`nm -S`); "
+        "`size` text includes rodata and is padded to 2 MiB on x86_64.", "",
     ]
     goals: List[str] = []
     for g in groups:

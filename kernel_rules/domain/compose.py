@@ -188,6 +188,15 @@ def minimal_conflict(model: KconfigModel, reqs: Sequence[Requirement]) -> Option
     return [reqs[index[a]] for a in core]
 
 
+def incompatible_with(model: KconfigModel, base: Requirement, reqs: Sequence[Requirement]
+                      ) -> List[Requirement]:
+    """The members of `reqs` that cannot hold together with `base` (each checked alone)."""
+    reqs = list(reqs)
+    sel, clauses = _selectors(model, [base] + reqs)
+    with Solver(name=SOLVER, bootstrap_with=model.clauses + clauses) as solver:
+        return [r for a, r in zip(sel[1:], reqs) if not solver.solve(assumptions=[sel[0], a])]
+
+
 def compose(model: KconfigModel, reqs: Iterable[Requirement],
             weights: Optional[Mapping[str, int]] = None, default_weight: int = 1) -> Dict[str, str]:
     """The least-weight valid configuration meeting every requirement (see the module docstring).

@@ -44,7 +44,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 from kernel_rules.domain.compose import (
     FORMULA, Requirement, Unsatisfiable, close_over_dependencies, compose, enabled, formula_holds,
-    parse_formula, render_config)
+    incompatible_with, parse_formula, render_config)
 from kernel_rules.domain.fragments import FragmentError, parse_config, parse_line
 from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
 
@@ -162,9 +162,22 @@ def without_modules(reqs: Sequence[Requirement], kconf, trace_config: Mapping[st
                             "a module in the trace kernel; built in here"})
         else:
             out.append(r)
-    if modules is not None and modules.nodes:
-        out.append(Requirement("MODULES", "n", NO_MODULES))
     return out, relaxed
+
+
+def drop_incompatible(model, reqs: Sequence[Requirement], policies: Sequence[Requirement]
+                      ) -> Tuple[List[Requirement], List[dict]]:
+    """The traced requirements that can hold together with each policy requirement (no module
+    support, no debug info unless asked), and [{"requirement", "why"}] for the others: e.g. an
+    option that needs KPROBES, which depends on MODULES, or BTF, which needs DWARF."""
+    kept = list(reqs)
+    relaxed: List[dict] = []
+    for policy in policies:
+        bad = set(map(id, incompatible_with(model, policy, kept)))
+        relaxed += [{"requirement": str(r), "why": f"cannot hold with {policy} ({policy.source})"}
+                    for r in kept if id(r) in bad]
+        kept = [r for r in kept if id(r) not in bad]
+    return kept, relaxed
 
 
 def universe_of(kconf, trace_config: Mapping[str, str]) -> Dict[str, str]:
@@ -265,14 +278,17 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     kconf = load_kconfig(src, args.arch, os.environ)
     times["parse Kconfig"] = time.monotonic() - t0
     values = dict(trace_config)
-    reqs, relaxed = without_modules(reqs, kconf, trace_config)
-    reqs += field_requirements(args.target, args.force, args.forbid, kconf, values)
+    set_reqs, relaxed = without_modules(reqs, kconf, trace_config)
+    field_reqs = field_requirements(args.target, args.force, args.forbid, kconf, values)
+    policies = []  # traced requirements that cannot hold with these are relaxed, not conflicts
     if args.debug_info:
-        reqs += [Requirement(s, "y", f"{args.target} field `debug_info=True`")
-                 for s in ("DEBUG_KERNEL", "DEBUG_INFO_DWARF5")]
+        field_reqs += [Requirement(s, "y", f"{args.target} field `debug_info=True`")
+                       for s in ("DEBUG_KERNEL", "DEBUG_INFO_DWARF5")]
     else:  # debug info adds no object size, so the size objective alone would not drop it
-        reqs.append(Requirement("DEBUG_INFO", "n", f"{args.target} field `debug_info=False`"))
-    unknown = [r for r in reqs if r.value != FORMULA
+        policies.append(Requirement("DEBUG_INFO", "n", f"{args.target} field `debug_info=False`"))
+    if "MODULES" in kconf.syms and kconf.syms["MODULES"].nodes:
+        policies.append(Requirement("MODULES", "n", NO_MODULES))
+    unknown = [r for r in set_reqs + field_reqs if r.value != FORMULA
                and (r.symbol not in kconf.syms or not kconf.syms[r.symbol].nodes)]
     if unknown:
         raise InputError("requirements name symbols this kernel's Kconfig does not define:\n  "
@@ -280,6 +296,10 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
 
     t = time.monotonic()
     model = KconfigModel.build(kconf, universe_of(kconf, trace_config), values)
+    # Only traced requirements are relaxed: a `force` against a policy is a conflict to report.
+    set_reqs, dropped = drop_incompatible(model, set_reqs, policies)
+    relaxed += dropped
+    reqs = set_reqs + field_reqs + policies
     weights: Dict[str, int] = {}
     if args.objective == "size":
         with open(args.sizes) as f:

@@ -175,3 +175,58 @@ def test_condition_formulas_are_solved_and_explained(kconf):
         compose(model, reqs + forbid_c2 + [Requirement("A", "n", "forbid A")])
     assert "A || C2  <- app ex:app (x.c:1)" in str(e.value)
     assert composed_set(reqs, {}, "size")["conditions"] == {"A || C2": ["app ex:app (x.c:1)"]}
+
+
+MODULES_KCONFIG = """
+config MODULES
+\tbool "modules"
+\tmodules
+
+config MODULE_SIG
+\tbool "sign"
+\tdepends on MODULES
+
+config KPROBES
+\tbool "kprobes"
+\tdepends on MODULES
+
+config TRACER
+\tbool "tracer"
+\tdepends on KPROBES
+
+config NET
+\tbool "net"
+
+config DRV
+\ttristate "driver"
+\tdepends on NET
+"""
+
+
+def test_no_modules_builds_module_code_in_and_relaxes_what_needs_modules(tmp_path):
+    from kernel_rules.domain.tailor import NO_MODULES, drop_incompatible, without_modules
+
+    kconf = synthetic_kconf(tmp_path, MODULES_KCONFIG)
+    trace = {"MODULES": "y", "MODULE_SIG": "y", "KPROBES": "y", "TRACER": "y", "NET": "y",
+             "DRV": "m"}
+    traced = [Requirement("MODULES", "y", "baseline b (kernel/module/main.c:1)"),
+              Requirement("MODULE_SIG", "y", "baseline b (kernel/module/signing.c:1)"),
+              Requirement("TRACER", "y", "baseline b (kernel/trace/t.c:1)"),
+              Requirement("DRV", "m", "baseline b (drivers/drv.c:1)"),
+              Requirement("DRV", "not-y", "baseline b (net/core/dev.c:9)"),
+              Requirement("NET", "y", "baseline b (net/core/dev.c:1)")]
+    kept, relaxed = without_modules(traced, kconf, trace)
+    assert kept == [Requirement("TRACER", "y", "baseline b (kernel/trace/t.c:1)"),
+                    Requirement("DRV", "ym", "baseline b (drivers/drv.c:1)"),
+                    Requirement("NET", "y", "baseline b (net/core/dev.c:1)")]
+    assert [r["requirement"].split(" (from")[0] for r in relaxed] == [
+        "CONFIG_MODULES=y", "CONFIG_MODULE_SIG=y", "CONFIG_DRV=m", "CONFIG_DRV=not-y"]
+    # TRACER needs KPROBES, which needs MODULES: only the model can tell
+    model = KconfigModel.build(kconf, trace, {})
+    policy = Requirement("MODULES", "n", NO_MODULES)
+    kept, dropped = drop_incompatible(model, kept, [policy])
+    assert [r.symbol for r in kept] == ["DRV", "NET"]
+    assert dropped == [{"requirement": str(traced[2]),
+                        "why": f"cannot hold with {policy} ({NO_MODULES})"}]
+    solution = compose(model, kept + [policy])
+    assert (solution["MODULES"], solution["DRV"], solution["NET"]) == ("n", "y", "y")
