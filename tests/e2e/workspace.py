@@ -34,13 +34,16 @@ class Workspace:
 
     def __init__(self, root: Path, state: Path, tarball: Path) -> None:
         self.root, self.state = root, state
-        shutil.copytree(REPO, root, ignore=lambda d, names: [n for n in names if n in IGNORED
-                                                             or n.endswith(".tar.xz")])
-        dest = root / "third_party/linux" / tarball.name
-        try:
-            os.link(tarball, dest)
-        except OSError:
-            shutil.copyfile(tarball, dest)
+        shutil.copytree(REPO, root, ignore=lambda d, names: [
+            n for n in names if n in IGNORED or n.endswith((".tar.xz", ".deb"))])
+        big = [(tarball, root / "third_party/linux" / tarball.name)]
+        big += [(deb, root / deb.relative_to(REPO))
+                for deb in sorted((REPO / "third_party/debian/debs").glob("*.deb"))]
+        for src, dest in big:
+            try:
+                os.link(src, dest)
+            except OSError:
+                shutil.copyfile(src, dest)
         self.named_caches = state / "named_caches"
         self.store = state / "lmdb_store"
 
