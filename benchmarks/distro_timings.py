@@ -9,10 +9,16 @@ compiled and Kbuild seconds of the build that produced it), so package the kerne
 `./pants package examples/debian-cloud::` (the first tailored kernel builds in a cold tree, the
 others in the warm trees it left).
 
-Writes JSON (default docs/benchmarks/distro-timings.json), which `benchmarks/distro.py --timings`
-puts in its table, and prints it.
+`--incremental` measures adding apps to an existing tailored kernel instead: run it after
+`nginx-kernel` is built and before `all-kernel` is. It snapshots the warm tree that holds
+nginx-kernel's configuration, packages all-kernel (nginx + redis + memcached), and compares what
+Kbuild compiled with Kbuild's lower bound for that configuration delta
+(`kernel_rules.domain.kbuild_deps`), and its time with nginx-kernel's full build.
 
-Usage: .venv/bin/python benchmarks/distro_timings.py [--out FILE] [--no-rerun]
+Writes JSON (default docs/benchmarks/distro-timings.json, merged with what is there), which
+`benchmarks/distro.py --timings` puts in its table, and prints it.
+
+Usage: .venv/bin/python benchmarks/distro_timings.py [--out FILE] [--no-rerun] [--incremental]
 """
 
 from __future__ import annotations
@@ -48,12 +54,48 @@ def step_durations(log: str) -> List[Tuple[str, float]]:
     return out
 
 
-def run_pants(*targets: str) -> str:
-    proc = subprocess.run([str(REPO / "pants"), "--no-local-cache", "--no-colors", "package",
-                           *targets], cwd=REPO, capture_output=True, text=True)
+def run_pants(*targets: str, cached: bool = False) -> str:
+    flags = [] if cached else ["--no-local-cache"]
+    proc = subprocess.run([str(REPO / "pants"), *flags, "--no-colors", "package", *targets],
+                          cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"./pants package {' '.join(targets)} failed:\n{proc.stderr[-4000:]}")
     return proc.stderr
+
+
+def incremental() -> dict:
+    """Add redis and memcached to nginx-kernel (-> all-kernel) in nginx-kernel's warm tree."""
+    sys.path.insert(0, str(REPO))
+    from kernel_rules.domain.fragments import parse_config
+    from kernel_rules.domain.kbuild import LAST_BUILD, object_files
+    from kernel_rules.domain.kbuild_deps import (
+        changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
+
+    trees_root = Path.home() / ".cache/pants/named_caches/kernel_rules/trees"
+    base = parse_config((DIST / "nginx-kernel/config").read_text())
+    tree = next((t for t in sorted(trees_root.glob("*/*")) if (t / ".config").exists()
+                 and parse_config((t / ".config").read_text()) == base), None)
+    if tree is None:
+        sys.exit("no warm tree holds nginx-kernel's configuration: package it first")
+    old_text = (tree / ".config").read_text()
+    deps, gen = object_deps(str(tree)), generated_digests(str(tree))
+    full = json.loads((DIST / "nginx-kernel/report.json").read_text())["build"]
+    log = run_pants("examples/debian-cloud:all-kernel", cached=True)
+    new = parse_config((DIST / "all-kernel/config").read_text())
+    if parse_config((tree / ".config").read_text()) != new:
+        sys.exit(f"all-kernel was not built in {tree} (the closest tree): cannot compare")
+    stats = json.loads((tree / LAST_BUILD).read_text())
+    changed = changed_symbols(parse_config(old_text), new)
+    bound = lower_bound(deps, changed, object_files(str(tree)), changed_files(
+        gen, generated_digests(str(tree))))
+    compiled = set(stats["compiled_objects"])
+    build_s = next((s for d, s in step_durations(log) if d.startswith("Build kernel")), None)
+    return {"from": "nginx-kernel", "to": "all-kernel", "changed_symbols": sorted(changed),
+            "compiled": len(compiled), "lower_bound": len(bound),
+            "outside_lower_bound": sorted(compiled - bound), "kbuild_seconds": stats["seconds"],
+            "build_step_seconds": build_s, "full_build_seconds": full.get("seconds"),
+            "ratio_to_full": round(stats["seconds"] / full["seconds"], 3)
+            if full.get("seconds") else None}
 
 
 def main() -> int:
@@ -61,9 +103,16 @@ def main() -> int:
     p.add_argument("--out", default=str(REPO / "docs/benchmarks/distro-timings.json"))
     p.add_argument("--no-rerun", action="store_true",
                    help="only read the report.json files (no uncached Pants run)")
+    p.add_argument("--incremental", action="store_true",
+                   help="measure nginx-kernel -> all-kernel in the warm tree (see above)")
     args = p.parse_args()
-    result: dict = {"steps": {}, "builds": {}}
-    if not args.no_rerun:
+    out = Path(args.out)
+    result: dict = json.loads(out.read_text()) if out.exists() else {}
+    result.setdefault("steps", {})
+    result["builds"] = {}
+    if args.incremental:
+        result["incremental"] = incremental()
+    elif not args.no_rerun:
         log = run_pants("examples/debian-cloud:nginx-kernel")
         names = {
             "Unpack and measure the prebuilt kernel": "unpack + measure the prebuilt kernel",
@@ -90,7 +139,7 @@ def main() -> int:
             result["builds"][kernel] = {**r.get("build", {}),
                                         "compose_seconds": r.get("composition", {}).get("seconds")}
     text = json.dumps(result, indent=1, sort_keys=True) + "\n"
-    Path(args.out).write_text(text)
+    out.write_text(text)
     print(text)
     return 0
 

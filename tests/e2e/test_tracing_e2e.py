@@ -93,6 +93,18 @@ def test_baseline_trace_is_deterministic(ws, traced):
     assert (traced / "qemu-q35/config-set.json").read_bytes() == first
 
 
+def test_app_traces_are_deterministic(ws, traced):
+    """The guest stops itself (pvpanic) while logging is switched on, so nothing in the run
+    depends on host timing: two uncached traces give byte-identical app config sets."""
+    apps = ("ipc", "httpd")
+    first = {a: (traced / a / "config-set.json").read_bytes() for a in apps}
+    result = ws.pants("--no-local-cache", "package", *(f"examples/tracing:{a}" for a in apps))
+    assert result.returncode == 0, result.output[-4000:]
+    assert "Starting: Trace examples/tracing:ipc under QEMU (app)" in result.output
+    for a in apps:
+        assert (traced / a / "config-set.json").read_bytes() == first[a], a
+
+
 def test_changing_one_workload_retraces_only_that_app(ws, traced):
     workload = ws.root / "examples/tracing/proc_workload.sh"
     workload.write_text(workload.read_text() + "cat /proc/version\n")
