@@ -4,9 +4,10 @@
 
 `apps.json` is a list of {"name", "initrd", "success" (a regex or null), "timeout"}. Each image is
 an app_profile's traced-guest image (see domain.guest_init): its init prints the init marker with
-the guest's uptime, asks for the application window, runs the workload once answered, and prints
-`KR_WORKLOAD_STATUS <n>`. Here the window request is answered at once and nothing is logged, so
-this is the plain run of the same guest that the trace observed.
+the guest's uptime, marks the application window, runs the workload and prints
+`KR_WORKLOAD_STATUS <n>`. Here the machine has no pvpanic device, so the guest's request to stop
+for the window does nothing, and nothing is logged: this is the plain run of the same guest that
+the trace observed.
 
 An app passes when its workload exits 0 within its timeout and, if `success` is set, the console
 matches it (multi-line mode). Per app, `out/<n>.console.log` keeps the whole console; on stdout a
@@ -28,7 +29,6 @@ from typing import List, Optional, Sequence
 
 from kernel_rules.domain.qemu import INIT_MARKER, BootSpec, Machine, command_line, console_tail, watch_console
 
-WINDOW_REQUEST = "KR_WINDOW_REQUEST"  # as domain.tracer; not imported to keep this module small
 WORKLOAD_STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
 UPTIME = re.compile(re.escape(INIT_MARKER) + r" kernel \S+ uptime ([0-9.]+)")
 DONE = "KR_DONE"
@@ -47,17 +47,11 @@ def verdict(console: str, status: Optional[int], success: Optional[str]) -> str:
 
 def run_app(spec: BootSpec, timeout: float, success: Optional[str]) -> dict:
     """One untraced run of an app image; see the module docstring for the result's keys."""
-    answered: List[bool] = []
-
     def on_output(buf: bytes, proc: subprocess.Popen) -> Optional[float]:
-        if not answered and WINDOW_REQUEST.encode() in buf:
-            proc.stdin.write(b"go\n")
-            proc.stdin.flush()
-            answered.append(True)
         return 10.0 if DONE.encode() in buf else None
 
     start = time.monotonic()
-    buf, timed_out, _ = watch_console(command_line(spec), timeout, on_output, stdin=subprocess.PIPE)
+    buf, timed_out, _ = watch_console(command_line(spec), timeout, on_output)
     seconds = time.monotonic() - start
     console = buf.decode(errors="replace")
     m = WORKLOAD_STATUS.search(console)

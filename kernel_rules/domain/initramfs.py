@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
+STOP_PORT = 0x505  # QEMU's pvpanic device (ISA): see window_marker.c
 DIRS = ("bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin")
 
 
@@ -176,7 +177,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--file", action="append", default=[], help="SRC=DEST (DEST in the guest)")
     p.add_argument("--tree", action="append", default=[],
                    help="a directory whose files go into the image at the same relative paths")
-    p.add_argument("--marker-source", help="window_marker.c: adds /bin/kr-window-{begin,end}")
+    p.add_argument("--marker-source", help="window_marker.c: adds /bin/kr-window-{begin,end,stop}")
     p.add_argument("--gcc", default="gcc")
     args = p.parse_args(argv)
     with open(args.busybox, "rb") as f:
@@ -194,9 +195,11 @@ def main(argv: Sequence[str]) -> int:
             extra.append(regular(f"usr/bin/{stem}",
                                  compile_static(args.gcc, src, f"{stem}.bin"), executable=True))
         if args.marker_source:
-            for name, addr in (("begin", "0x333333333000L"), ("end", "0x222222222000L")):
+            for name, define in (("begin", "MARKER_ADDRESS=0x333333333000L"),
+                                 ("end", "MARKER_ADDRESS=0x222222222000L"),
+                                 ("stop", f"STOP_PORT={STOP_PORT:#x}")):
                 data = compile_static(args.gcc, args.marker_source, f"kr-window-{name}",
-                                      [f"MARKER_ADDRESS={addr}"], nostdlib=True)
+                                      [define], nostdlib=True)
                 extra.append(regular(f"bin/kr-window-{name}", data, executable=True))
         for tree in args.tree:
             for dirpath, dirs, names in os.walk(tree):

@@ -6,10 +6,12 @@ instruction count, the RTC runs on that clock from a fixed date, and the console
 so the same inputs give the same trace.
 
 `app` traces the application window of a guest whose init (see domain.guest_init) prints
-`KR_WINDOW_REQUEST`, waits for a line on its console, runs the `WINDOW_BEGIN` marker, the
-workload and the `WINDOW_END` marker. On the request the tracer switches QEMU's log to
-`in_asm,nochain` through the HMP monitor (so every block executed from then on is translated and
-logged again, even code that ran at boot) and only then answers the guest.
+`KR_WINDOW_REQUEST`, stops the VM (`kr-window-stop` writes to QEMU's pvpanic device, which this
+run gives `-action panic=pause`), then runs the `WINDOW_BEGIN` marker, the workload and the
+`WINDOW_END` marker. While the VM is paused the tracer switches QEMU's log to `in_asm,nochain`
+through the HMP monitor (so every block executed from then on is translated and logged again,
+even code that ran at boot) and lets it go on. The guest never waits for the host: with
+`-icount` the whole run, window included, is as deterministic as a boot trace.
 
 Outputs (in --out): `addresses.txt` (sorted hex kernel addresses, modules' included), `trace.json`
 (counts, window, module list, workload status, where each loaded module's code sections were as
@@ -26,14 +28,17 @@ import re
 import socket
 import subprocess
 import sys
-from typing import List, Optional, Sequence
+import time
+from typing import List, Optional, Sequence, Tuple
 
 from kernel_rules.domain import trace as tr
 from kernel_rules.domain.modules import parse_sections
 from kernel_rules.domain.qemu import (
-    INIT_MARKER, BootSpec, Machine, command_line, console_tail, watch_console)
+    INIT_MARKER, BootSpec, Machine, command_line, console_tail)
 
 WINDOW_REQUEST = "KR_WINDOW_REQUEST"
+STOP_FAILED = "KR_STOP_FAILED"
+STOP_DEVICE = ["-device", "pvpanic", "-action", "panic=pause"]
 WORKLOAD_STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
 MODULE_LINE = re.compile(r"^KR_MODULE (\S+) \d+ \d+ \S+ \S+ (0x[0-9a-f]+)", re.M)
 DONE = "KR_DONE"
@@ -65,6 +70,15 @@ def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
     return {"ok": ok, "reason": reason, "trace": t, "console": text, "window": None}
 
 
+def _wait_paused(sock_path: str, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if "paused" in _hmp(sock_path, "info status"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _hmp(sock_path: str, command: str) -> str:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(10)
@@ -82,22 +96,64 @@ def _hmp(sock_path: str, command: str) -> str:
         return buf.decode(errors="replace")
 
 
+def _watch_console_file(argv: List[str], console: str, timeout: float, on_output
+                        ) -> Tuple[bytes, bool]:
+    """Like qemu.watch_console, but the guest's serial console goes to the file `console`, which
+    is polled: a console that never blocks keeps the guest's run independent of the host."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    buf, deadline, timed_out, seen = b"", time.monotonic() + timeout, True, 0
+    try:
+        while time.monotonic() < deadline:
+            exited = proc.poll() is not None
+            if os.path.exists(console):
+                with open(console, "rb") as f:
+                    buf = f.read()
+            if len(buf) != seen:
+                seen = len(buf)
+                grace = on_output(buf, proc)
+                if grace is not None:
+                    deadline = min(deadline, time.monotonic() + grace)
+                    timed_out = False
+            if exited:
+                timed_out = False
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    return buf, timed_out
+
+
 def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
     log = os.path.join(workdir, "qemu.log")
     mon = os.path.join(workdir, "mon.sock")
-    argv = _argv(spec, log, "stdio", ["-monitor", f"unix:{mon},server=on,wait=off"])
+    console = os.path.join(workdir, "console.raw")
+    argv = _argv(spec, log, f"file:{console}", [*DETERMINISM, *STOP_DEVICE,
+                                                "-monitor", f"unix:{mon},server=on,wait=off"])
     toggled: List[bool] = []
+    failed: List[str] = []
 
     def on_output(buf: bytes, proc: subprocess.Popen) -> Optional[float]:
+        if STOP_FAILED.encode() in buf and not failed:
+            failed.append("the guest could not stop itself for the window (kr-window-stop needs "
+                          "CONFIG_X86_IOPL_IOPERM=y in the trace kernel)")
+            return 0.0
         if not toggled and WINDOW_REQUEST.encode() in buf:
-            _hmp(mon, "log in_asm,nochain")  # before the guest may enter the window
-            proc.stdin.write(b"go\n")
-            proc.stdin.flush()
+            if not _wait_paused(mon):
+                failed.append("the guest asked for the window but did not pause")
+                return 0.0
+            _hmp(mon, "log in_asm,nochain")  # while paused: the window starts after this
+            _hmp(mon, "cont")
             toggled.append(True)
         return 10.0 if DONE.encode() in buf else None
 
-    buf, timed_out, _proc = watch_console(argv, timeout, on_output, stdin=subprocess.PIPE)
-    reason = f"the workload did not finish within {timeout:.0f} s" if timed_out else ""
+    buf, timed_out = _watch_console_file(argv, console, timeout, on_output)
+    if os.path.exists(console):
+        os.unlink(console)
+    reason = failed[0] if failed else (
+        f"the workload did not finish within {timeout:.0f} s" if timed_out else "")
     text = buf.decode(errors="replace")
     with open(log, errors="replace") as f:
         t = tr.window_addresses(f)
