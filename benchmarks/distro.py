@@ -147,6 +147,14 @@ def run(argv: Sequence[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), check=True, **kw)
 
 
+def rel(p: Path) -> str:
+    """`p` relative to the repository when it is inside it."""
+    try:
+        return str(p.relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
 def enabled_counts(config: Dict[str, str]) -> Tuple[int, int]:
     return (sum(1 for v in config.values() if v == "y"), sum(1 for v in config.values() if v == "m"))
 
@@ -357,8 +365,11 @@ def make(src: str, tree: Path, *targets: str, logfile: Path, extra: Sequence[str
 
 
 def dropped_values(requested: Dict[str, str], final: Dict[str, str]) -> List[str]:
-    return [f"{s}={v} (got {final.get(s, 'n')})" for s, v in requested.items()
-            if final.get(s, "n") != v]
+    """Requested values the final .config does not have (an absent string symbol is empty:
+    SYSTEM_REVOCATION_KEYS="" needs no change when SYSTEM_REVOCATION_LIST is off)."""
+    def got(s: str, v: str) -> str:
+        return final.get(s, '""' if v == '""' else "n")
+    return [f"{s}={v} (got {got(s, v)})" for s, v in requested.items() if got(s, v) != v]
 
 
 COMPILED = re.compile(r"^\s+(?:CC|AS)(?: \[M\])?\s+\S+\.o\s*$", re.M)
@@ -420,7 +431,8 @@ def build_tree(kind: str, key: str, src: str, configure, modules: bool) -> Tuple
     return out, info
 
 
-def kernel_from_tree(kernel: Kernel, out: Path, info: dict) -> Kernel:
+def kernel_from_tree(kernel: Kernel, out: Path, info: dict,
+                     requested: Dict[str, str]) -> Kernel:
     kernel.image = out / "bzImage"
     kernel.vmlinux = out / "vmlinux"
     kernel.config = parse_config((out / "config").read_text())
@@ -428,9 +440,9 @@ def kernel_from_tree(kernel: Kernel, out: Path, info: dict) -> Kernel:
     mods = out / "modroot/lib/modules" / kernel.release
     kernel.modules_dir = mods if mods.is_dir() else None
     kernel.build = info
-    if info.get("dropped"):
-        kernel.notes.append("requested values olddefconfig did not keep: "
-                            + ", ".join(info["dropped"]))
+    dropped = dropped_values(requested, kernel.config)
+    if dropped:
+        kernel.notes.append("requested values olddefconfig did not keep: " + ", ".join(dropped))
     return kernel
 
 
@@ -449,7 +461,8 @@ def localmod_kernel(group: str, src: str, src_sha: str, debian: Debian,
         return dict(DEBIAN_FIXES)
 
     tree, info = build_tree("localmod", key, src, configure, modules=True)
-    k = kernel_from_tree(Kernel("localmod", group, f"localmod-{group}"), tree, info)
+    k = kernel_from_tree(Kernel("localmod", group, f"localmod-{group}"), tree, info,
+                         DEBIAN_FIXES)
     k.boot_modules = list(modules)
     k.notes.append(f"modules from {modules_source}: {', '.join(modules)}")
     off = [m for m in modules if not k.modules_dir or not module_paths(k.modules_dir, [m])]
@@ -465,26 +478,27 @@ def tiny_fragments(group: str) -> List[Path]:
 
 def tiny_kernel(group: str, src: str, src_sha: str) -> Kernel:
     frags = tiny_fragments(group)
-    missing = [str(f.relative_to(REPO)) for f in frags if not f.exists()]
+    missing = [rel(f) for f in frags if not f.exists()]
     if missing:
         return Kernel("tiny", group, f"tiny-{group}", missing="missing " + ", ".join(missing))
-    texts = [(str(f.relative_to(REPO)), f.read_text()) for f in frags]
+    texts = [(rel(f), f.read_text()) for f in frags]
     key = sha256_text("tiny@1", src_sha, json.dumps(texts), json.dumps(TINY_EXTRA),
                       compiler_id())
+
+    requested: Dict[str, str] = {}
+    for name, text in texts:
+        requested.update(parse_config(text, name))
+    requested.update(TINY_EXTRA)
 
     def configure(tree: Path, logfile: Path) -> Dict[str, str]:
         make(src, tree, "tinyconfig", logfile=logfile)
         make(src, tree, "kvm_guest.config", logfile=logfile)
-        requested: Dict[str, str] = {}
-        for name, text in texts:
-            requested.update(parse_config(text, name))
-        requested.update(TINY_EXTRA)
         set_values(tree / ".config", requested)
         make(src, tree, "olddefconfig", logfile=logfile)
         return requested
 
     tree, info = build_tree("tiny", key, src, configure, modules=False)
-    k = kernel_from_tree(Kernel("tiny", group, f"tiny-{group}"), tree, info)
+    k = kernel_from_tree(Kernel("tiny", group, f"tiny-{group}"), tree, info, requested)
     k.notes.append("fragments: " + ", ".join(n for n, _ in texts))
     return k
 
@@ -789,6 +803,7 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
                 got.append(r)
             cache[ck] = got
         runs += cache[ck]
+    uptime = [r["uptime_init"] for r in runs if r["uptime_init"] is not None]
     ready = [r["ready_s"] for r in runs if r["ready_s"] is not None]
     init = [r["init_s"] for r in runs if r["init_s"] is not None]
     used = [r["mem_used_kb"] for r in runs if r["mem_used_kb"] is not None]
@@ -798,6 +813,7 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
         "ready_median": statistics.median(ready) if len(ready) == len(runs) and runs else None,
         "ready_range": (min(ready), max(ready)) if ready else None,
         "init_median": statistics.median(init) if init else None,
+        "uptime_median": statistics.median(uptime) if uptime else None,
         "mem_used_median_kb": statistics.median(used) if used else None,
         "mem_total_kb": runs[0]["mem_total_kb"] if runs else None,
         "load_max": max((r["load"] for r in runs), default=None),
@@ -931,8 +947,16 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
         "loading). Memory in use: MemTotal - MemAvailable when user space starts "
         "(`KR_MEMINFO`); it includes the unpacked initramfs (the same files for every "
         "kernel). Passed: `KR_WORKLOAD_STATUS 0` and the app_profile's `success` regex "
-        "found on the console, on every run. Code: sum of function symbol sizes (`nm -S`); "
-        "`size` text includes rodata and is padded to 2 MiB on x86_64.", "",
+        "found on the console, on every run. Guest uptime at init: the guest's own clock "
+        "when /init printed its marker (the kernel's boot as the guest sees it). Other host "
+        "CPU: CPUs the rest of the host kept busy during the boots (from /proc/stat minus "
+        "QEMU's own CPU time); anything near 1 or more on this 2-CPU machine slows TCG "
+        "guests. A kernel that is the same file in several groups (Debian's; localmodconfig "
+        "when the module lists agree) is booted once per image and its runs appear in each "
+        "group; `all` runs every app's image. Code: sum of function symbol sizes (`nm -S`); "
+        "`size` text includes rodata and is padded to 2 MiB on x86_64. Build times are "
+        "this machine's, in warm trees (cold: the tree's first build; incremental: after "
+        "another configuration of the same kind), under whatever else ran.", "",
     ]
     goals: List[str] = []
     for g in groups:
@@ -973,13 +997,17 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
             if b["ready_median"] is not None else "never ready")))
         row("boot to init marker, s", bootcell("init", lambda b: (
             f"{b['init_median']:.2f}" if b["init_median"] is not None else "-")))
+        row("guest uptime at init, s", bootcell("uptime", lambda b: (
+            f"{b['uptime_median']:.2f}" if b["uptime_median"] is not None else "-")))
+        row("other host CPU during boots", bootcell("other", lambda b: (
+            f"{statistics.median(b['other_cpu']):.2f}" if b["other_cpu"] else "-")))
         row("memory in use after boot, MiB", bootcell("mem", lambda b: (
             f"{b['mem_used_median_kb'] / 1024:.1f}" if b["mem_used_median_kb"] is not None
             else "-")))
         row("workload passed", bootcell("pass", lambda b: (
             f"{'yes' if b['passed'] == b['runs'] else 'NO'} ({b['passed']}/{b['runs']})"
             + (f"; no image: {', '.join(b['missing_images'])}" if b["missing_images"] else ""))))
-        row("build, s (configure + make; objects compiled)", lambda k, s: (
+        row("build, s: configure + make (objects compiled)", lambda k, s: (
             f"{s['build']['configure_seconds']} + {s['build']['seconds']} "
             f"({s['build'].get('compiled', '?')}, "
             f"{'cold' if s['build'].get('cold') else 'incremental'}"
@@ -1079,6 +1107,11 @@ def main(argv: Sequence[str]) -> int:
     for (kind, g), k in kernels.items():
         if k.missing:
             log(f"{KIND_LABELS[kind]} for {g}: MISSING: {k.missing}")
+        elif kind == "tiny":
+            same = [h for (kk, h), other in kernels.items() if kk == kind and h != g
+                    and not other.missing and other.config == k.config]
+            if same:
+                k.notes.append(f"the same configuration as the tiny kernel of {', '.join(same)}")
     if args.build_only:
         for (kind, g), k in sorted(kernels.items()):
             if k.build and "seconds" in k.build:

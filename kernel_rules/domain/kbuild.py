@@ -56,7 +56,10 @@ def make_argv(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str])
 
 
 def run_make(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) -> List[str]:
-    """Run make; return the objects Kbuild reported compiling. Raises CalledProcessError."""
+    """Run make; return the objects Kbuild reported compiling, as normalised paths relative to
+    the tree (`arch/x86/kvm/../../../virt/kvm/eventfd.o` is `virt/kvm/eventfd.o`). The kallsyms
+    tables assembled while linking vmlinux (`.tmp_vmlinux.kallsyms*.o`) are part of the link, not
+    compiled objects. Raises CalledProcessError."""
     env = {**os.environ, **PINNED_ENV}
     proc = subprocess.Popen(make_argv(src, tree, arch, jobs, targets), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -64,8 +67,8 @@ def run_make(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) 
     assert proc.stdout is not None
     for line in proc.stdout:
         m = _COMPILED.match(line)
-        if m:
-            compiled.append(m.group(1))
+        if m and not m.group(1).startswith(".tmp_vmlinux"):
+            compiled.append(os.path.normpath(m.group(1)))
         tail = (tail + [line.rstrip("\n")])[-60:]
     if proc.wait() != 0:
         print("\n".join(tail), file=sys.stderr)
