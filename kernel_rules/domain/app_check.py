@@ -5,9 +5,8 @@
 `apps.json` is a list of {"name", "initrd", "success" (a regex or null), "timeout"}. Each image is
 an app_profile's traced-guest image (see domain.guest_init): its init prints the init marker with
 the guest's uptime, marks the application window, runs the workload and prints
-`KR_WORKLOAD_STATUS <n>`. Here the machine has no pvpanic device, so the guest's request to stop
-for the window does nothing, and nothing is logged: this is the plain run of the same guest that
-the trace observed.
+`KR_WORKLOAD_STATUS <n>`. Here nothing stops the guest and nothing is logged: this is the plain
+run of the same guest that the trace observed.
 
 An app passes when its workload exits 0 within its timeout and, if `success` is set, the console
 matches it (multi-line mode). Per app, `out/<n>.console.log` keeps the whole console; on stdout a

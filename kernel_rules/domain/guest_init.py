@@ -79,8 +79,6 @@ while [ $quiet -lt 3 ] && [ $i -lt 30 ]; do
   last=$now; i=$((i + 1)); sleep 0.2
 done
 echo {{ request }}
-# Pauses the VM at an exact instruction count while the tracer turns logging on (see domain.tracer).
-/bin/kr-window-stop || echo "{{ stop_failed }} $?"
 /bin/kr-window-begin
 /bin/sh /app/{{ workload | q }} > /tmp/kr-workload.log 2>&1
 status=$?
@@ -100,12 +98,12 @@ def render_app_init(app: str, workload: str) -> str:
 
     import jinja2
 
-    from kernel_rules.domain.tracer import STOP_FAILED, WINDOW_REQUEST
+    from kernel_rules.domain.tracer import WINDOW_REQUEST
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["q"] = shlex.quote
     return env.from_string(APP_INIT_TEMPLATE).render(
         app=app, workload=workload, marker=INIT_MARKER, request=WINDOW_REQUEST,
-        stop_failed=STOP_FAILED,
+
         load_modules=LOAD_MODULES.strip(), list_module_sections=LIST_MODULE_SECTIONS.strip(),
         meminfo=PRINT_MEMINFO)

@@ -21,7 +21,6 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
-STOP_PORT = 0x505  # QEMU's pvpanic device (ISA): see window_marker.c
 DIRS = ("bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin")
 
 
@@ -177,7 +176,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--file", action="append", default=[], help="SRC=DEST (DEST in the guest)")
     p.add_argument("--tree", action="append", default=[],
                    help="a directory whose files go into the image at the same relative paths")
-    p.add_argument("--marker-source", help="window_marker.c: adds /bin/kr-window-{begin,end,stop}")
+    p.add_argument("--marker-source", help="window_marker.c: adds /bin/kr-window-{begin,end}")
     p.add_argument("--gcc", default="gcc")
     args = p.parse_args(argv)
     with open(args.busybox, "rb") as f:
@@ -196,8 +195,7 @@ def main(argv: Sequence[str]) -> int:
                                  compile_static(args.gcc, src, f"{stem}.bin"), executable=True))
         if args.marker_source:
             for name, define in (("begin", "MARKER_ADDRESS=0x333333333000L"),
-                                 ("end", "MARKER_ADDRESS=0x222222222000L"),
-                                 ("stop", f"STOP_PORT={STOP_PORT:#x}")):
+                                 ("end", "MARKER_ADDRESS=0x222222222000L")):
                 data = compile_static(args.gcc, args.marker_source, f"kr-window-{name}",
                                       [define], nostdlib=True)
                 extra.append(regular(f"bin/kr-window-{name}", data, executable=True))

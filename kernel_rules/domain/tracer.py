@@ -5,13 +5,14 @@ marker and powers off. The run is deterministic: `-icount` ties the virtual cloc
 instruction count, the RTC runs on that clock from a fixed date, and the console goes to a file,
 so the same inputs give the same trace.
 
-`app` traces the application window of a guest whose init (see domain.guest_init) prints
-`KR_WINDOW_REQUEST`, stops the VM (`kr-window-stop` writes to QEMU's pvpanic device, which this
-run gives `-action panic=pause`), then runs the `WINDOW_BEGIN` marker, the workload and the
-`WINDOW_END` marker. While the VM is paused the tracer switches QEMU's log to `in_asm,nochain`
-through the HMP monitor (so every block executed from then on is translated and logged again,
-even code that ran at boot) and lets it go on. The guest never waits for the host: with
-`-icount` the whole run, window included, is as deterministic as a boot trace.
+`app` traces the application window of a guest whose init (see domain.guest_init) runs the
+`WINDOW_BEGIN` marker, the workload and the `WINDOW_END` marker. QEMU starts stopped (`-S`) with
+its gdbstub on a socket; the tracer sets a breakpoint at `WINDOW_BEGIN` and lets the guest run.
+A breakpoint stops the virtual CPU before that instruction, at the same instruction count on
+every run; while it is stopped, the tracer switches QEMU's log to `in_asm,nochain` through the HMP
+monitor (so every block executed from then on is translated and logged again, even code that ran
+at boot), removes the breakpoint and continues. The guest never waits for the host, the console
+goes to a file, and the whole run is under `-icount`: it is as deterministic as a boot trace.
 
 Outputs (in --out): `addresses.txt` (sorted hex kernel addresses, modules' included), `trace.json`
 (counts, window, module list, workload status, where each loaded module's code sections were as
@@ -32,13 +33,12 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 from kernel_rules.domain import trace as tr
+from kernel_rules.domain.gdbstub import GdbClient, GdbError
 from kernel_rules.domain.modules import parse_sections
 from kernel_rules.domain.qemu import (
     INIT_MARKER, BootSpec, Machine, command_line, console_tail)
 
 WINDOW_REQUEST = "KR_WINDOW_REQUEST"
-STOP_FAILED = "KR_STOP_FAILED"
-STOP_DEVICE = ["-device", "pvpanic", "-action", "panic=pause"]
 WORKLOAD_STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
 MODULE_LINE = re.compile(r"^KR_MODULE (\S+) \d+ \d+ \S+ \S+ (0x[0-9a-f]+)", re.M)
 DONE = "KR_DONE"
@@ -70,15 +70,6 @@ def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
     return {"ok": ok, "reason": reason, "trace": t, "console": text, "window": None}
 
 
-def _wait_paused(sock_path: str, seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if "paused" in _hmp(sock_path, "info status"):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _hmp(sock_path: str, command: str) -> str:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(10)
@@ -96,72 +87,61 @@ def _hmp(sock_path: str, command: str) -> str:
         return buf.decode(errors="replace")
 
 
-def _watch_console_file(argv: List[str], console: str, timeout: float, on_output
-                        ) -> Tuple[bytes, bool]:
-    """Like qemu.watch_console, but the guest's serial console goes to the file `console`, which
-    is polled: a console that never blocks keeps the guest's run independent of the host."""
+def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
+    log = os.path.join(workdir, "qemu.log")
+    mon = os.path.join(workdir, "mon.sock")
+    gdb = os.path.join(workdir, "gdb.sock")
+    console = os.path.join(workdir, "console.raw")
+    argv = _argv(spec, log, f"file:{console}", [
+        *DETERMINISM, "-S", "-gdb", f"unix:{gdb},server=on,wait=off",
+        "-monitor", f"unix:{mon},server=on,wait=off"])
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    buf, deadline, timed_out, seen = b"", time.monotonic() + timeout, True, 0
+                            stderr=subprocess.PIPE)
+    text, reason, toggled, deadline = "", "", False, time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            exited = proc.poll() is not None
-            if os.path.exists(console):
-                with open(console, "rb") as f:
-                    buf = f.read()
-            if len(buf) != seen:
-                seen = len(buf)
-                grace = on_output(buf, proc)
-                if grace is not None:
-                    deadline = min(deadline, time.monotonic() + grace)
-                    timed_out = False
-            if exited:
-                timed_out = False
+        client = GdbClient(gdb)
+        client.command("?")  # started with -S: stopped before the first instruction
+        client.set_breakpoint(tr.WINDOW_BEGIN)
+        client.send("c")
+        while True:
+            if time.monotonic() > deadline:
+                reason = f"the workload did not finish within {timeout:.0f} s"
                 break
-            time.sleep(0.05)
+            stop = client.reply(0.05) if not toggled else None
+            if stop is not None and stop[:1] in ("T", "S"):
+                # Stopped at the first instruction of the window, at the same instruction count
+                # on every run: switch logging on, then let the guest go on.
+                _hmp(mon, "log in_asm,nochain")
+                client.remove_breakpoint(tr.WINDOW_BEGIN)
+                client.send("c")
+                toggled = True
+            if os.path.exists(console):
+                with open(console, errors="replace") as f:
+                    text = f.read()
+            if proc.poll() is not None:
+                break
+            if DONE in text:
+                deadline = min(deadline, time.monotonic() + 10)
+            if toggled:
+                time.sleep(0.05)
+        client.close()
+    except (GdbError, OSError) as e:
+        reason = f"driving QEMU failed: {e}"
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-    return buf, timed_out
-
-
-def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
-    log = os.path.join(workdir, "qemu.log")
-    mon = os.path.join(workdir, "mon.sock")
-    console = os.path.join(workdir, "console.raw")
-    argv = _argv(spec, log, f"file:{console}", [*DETERMINISM, *STOP_DEVICE,
-                                                "-monitor", f"unix:{mon},server=on,wait=off"])
-    toggled: List[bool] = []
-    failed: List[str] = []
-
-    def on_output(buf: bytes, proc: subprocess.Popen) -> Optional[float]:
-        if STOP_FAILED.encode() in buf and not failed:
-            failed.append("the guest could not stop itself for the window (kr-window-stop needs "
-                          "CONFIG_X86_IOPL_IOPERM=y in the trace kernel)")
-            return 0.0
-        if not toggled and WINDOW_REQUEST.encode() in buf:
-            if not _wait_paused(mon):
-                failed.append("the guest asked for the window but did not pause")
-                return 0.0
-            _hmp(mon, "log in_asm,nochain")  # while paused: the window starts after this
-            _hmp(mon, "cont")
-            toggled.append(True)
-        return 10.0 if DONE.encode() in buf else None
-
-    buf, timed_out = _watch_console_file(argv, console, timeout, on_output)
     if os.path.exists(console):
+        with open(console, errors="replace") as f:
+            text = f.read()
         os.unlink(console)
-    reason = failed[0] if failed else (
-        f"the workload did not finish within {timeout:.0f} s" if timed_out else "")
-    text = buf.decode(errors="replace")
     with open(log, errors="replace") as f:
         t = tr.window_addresses(f)
     os.unlink(log)
     status = WORKLOAD_STATUS.search(text)
     if not reason:
         if not toggled:
-            reason = "the guest never asked for the application window (init failed?)"
+            reason = "the guest never reached the application window (init failed?)"
         elif status is None:
             reason = "the guest stopped before the workload finished"
         elif not t.window_found:

@@ -57,7 +57,7 @@ from kernel_rules.trace_target_types import (
 
 MAPPER_MODULES = ("mapper", "addr2src", "conditions", "cpp_conditions", "kbuild_conditions",
                   "configset", "fragments", "kconfig", "warm_trees", "modules", "prebuilt")
-TRACER_MODULES = ("tracer", "trace", "qemu", "modules", "addr2src")
+TRACER_MODULES = ("tracer", "trace", "qemu", "modules", "addr2src", "gdbstub")
 
 
 class TraceError(Exception):
