@@ -94,7 +94,7 @@ def test_baseline_trace_is_deterministic(ws, traced):
 
 
 def test_app_traces_are_deterministic(ws, traced):
-    """The guest stops itself (pvpanic) while logging is switched on, so nothing in the run
+    """A breakpoint stops the guest at the window while logging is switched on, so nothing in the run
     depends on host timing: two uncached traces give byte-identical app config sets."""
     apps = ("ipc", "httpd")
     first = {a: (traced / a / "config-set.json").read_bytes() for a in apps}
