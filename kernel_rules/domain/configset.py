@@ -11,6 +11,7 @@ Format `kernel_rules/config-set@1` (keys sorted, two-space indent, newline at th
       "requirements": {                   # definite facts: must hold in every kernel built for this
         "<SYMBOL>": {"value": "y" | "m" | "ym" | "n" | "not-y",
                      "lines": <executed lines implying it>,
+                     "module_lines": <of those, executed in loadable modules; absent if 0>,
                      "evidence": ["<file>:<line>", ...up to 3, sorted]}
       },
       "conditions": [                     # executed code under a condition that is not a plain
@@ -58,6 +59,7 @@ class TracedOn:
 @dataclass
 class _Acc:
     lines: Set[str] = field(default_factory=set)
+    module_lines: Set[str] = field(default_factory=set)  # lines executed in module code
 
 
 def _holds(symbol: str, value: str, config: Mapping[str, str]) -> bool:
@@ -78,6 +80,7 @@ def build_config_set(
     trace_config: Mapping[str, str],
     pre_kernel_instructions: int = 0,
     module_stats: Optional[dict] = None,
+    module_addresses: Set[int] = frozenset(),
 ) -> dict:
     """The config-set document for one trace.
 
@@ -94,12 +97,15 @@ def build_config_set(
     mapped = 0
     kbuild_cache: Dict[str, Tuple[Formula, Optional[str]]] = {}
     triples: Set[Tuple[str, str, int]] = set()  # (owning .c file, frame file, frame line)
+    in_modules: Set[Tuple[str, str, int]] = set()  # ... of those, executed in module code
     for loc in locations.values():
         if not loc.frames:
             continue
         mapped += 1
         for frame in loc.frames:
             triples.add((loc.outermost.file, frame.file, frame.line))
+            if loc.address in module_addresses:
+                in_modules.add((loc.outermost.file, frame.file, frame.line))
     for owner, path, line in sorted(triples):
         if owner not in kbuild_cache:
             kbuild_cache[owner] = object_condition(owner)
@@ -113,6 +119,8 @@ def build_config_set(
         cond = conj(kbuild, line_condition(path, line))
         for fact in facts_of(cond):
             facts[fact].lines.add(where)
+            if (owner, path, line) in in_modules:
+                facts[fact].module_lines.add(where)
         residue = _residue(cond)
         if residue is not None:
             formulas[str(residue)].lines.add(where)
@@ -128,6 +136,7 @@ def build_config_set(
             "value": value,
             "lines": len(acc.lines),
             "evidence": _samples(acc.lines),
+            **({"module_lines": len(acc.module_lines)} if acc.module_lines else {}),
         }
     return {
         "format": FORMAT,

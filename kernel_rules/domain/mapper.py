@@ -113,8 +113,8 @@ def resolve_all(args, addresses: List[int], loaded: Dict[str, Dict[str, int]],
         entry["addresses"] += len(addrs)
         entry["mapped"] += sum(1 for a in addrs if module_locations.get(a) and
                                module_locations[a].frames)
-    return locations, {"loaded": sorted(loaded), "traced": per_module,
-                       "without_debug_file": split.missing_debug}
+    return locations, set(module_locations), {"loaded": sorted(loaded), "traced": per_module,
+                                              "without_debug_file": split.missing_debug}
 
 
 def main(argv: Sequence[str]) -> int:
@@ -146,7 +146,7 @@ def main(argv: Sequence[str]) -> int:
     with open(args.config) as f:
         config = parse_config(f.read())
     srctree = unpack_source(args.cache, args.tarball, args.sha256)
-    locations, module_stats = resolve_all(args, addresses, trace.get("module_sections") or {},
+    locations, module_addresses, module_stats = resolve_all(args, addresses, trace.get("module_sections") or {},
                                           prefixes)
     is_tristate, defined = tristate_oracle(srctree, args.arch)
 
@@ -165,6 +165,7 @@ def main(argv: Sequence[str]) -> int:
         trace_config=config,
         pre_kernel_instructions=trace.get("pre_kernel_instructions", 0),
         module_stats=module_stats,
+        module_addresses=module_addresses,
     )
     text = configset.dumps(doc)
     digest = configset.name_of(text)

@@ -61,6 +61,7 @@ def test_boot_loads_the_virtio_modules_and_maps_their_code(traced, kernel_srctre
                                                                   "drivers/char/hw_random/")):
         assert reqs[symbol]["value"] == "ym", symbol
         assert any(e.startswith(directory) for e in reqs[symbol]["evidence"]), reqs[symbol]
+        assert reqs[symbol]["module_lines"] > 0, symbol  # lines executed in the module itself
     # module evidence points at real lines of the pinned source
     for e in reqs["VIRTIO_NET"]["evidence"]:
         path, line = e.rsplit(":", 1)
