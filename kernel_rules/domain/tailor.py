@@ -135,42 +135,24 @@ def field_requirements(target: str, force: Sequence[str], forbid: Sequence[str],
 NO_MODULES = "tailored kernels have no loadable modules"
 
 
-def vmlinux_hooks(doc: dict, trace_config: Mapping[str, str]) -> set:
-    """The symbols of a config set's requirements that only vmlinux code supports although the
-    trace kernel had them as modules: code under `#if IS_ENABLED(CONFIG_X)` (a hook for X, e.g.
-    KVM_INTEL's in arch/x86/include/asm/hardirq.h) that ran because X=m is enabled, while X's
-    own module code never ran (the set counts lines executed in modules as `module_lines`)."""
-    return {s for s, r in doc.get("requirements", {}).items()
-            if trace_config.get(s) == "m" and r["value"] in ("y", "m", "ym")
-            and not r.get("module_lines")}
-
-
-def without_modules(reqs: Sequence[Requirement], kconf, trace_config: Mapping[str, str],
-                    hooks: Mapping[str, set] = None) -> Tuple[List[Requirement], List[dict]]:
+def without_modules(reqs: Sequence[Requirement], kconf, trace_config: Mapping[str, str]
+                    ) -> Tuple[List[Requirement], List[dict]]:
     """Requirements for a kernel without loadable module support, traced on one with modules.
 
     Code a module ran must be built in: `m` becomes `ym` (y, with MODULES off). Dropped, each
     with the reason: requirements on the module loader and on options that depend on MODULES
-    (they ran because modules were loaded); `not-y` on an option the trace kernel had as a
-    module (that code ran only because the option was not built in); and, per config set label,
-    the `hooks` symbols (see vmlinux_hooks: with X off, the hook is not compiled and nothing
-    needs it). Returns (requirements, [{"requirement", "why"}] of what was changed or dropped)."""
+    (they ran because modules were loaded), and `not-y` on an option the trace kernel had as a
+    module (that code ran only because the option was not built in). Returns (requirements, [{"requirement", "why"}] of what was changed or dropped)."""
     import kconfiglib as K
 
     modules = kconf.syms.get("MODULES")
     out: List[Requirement] = []
     relaxed: List[dict] = []
-    hooks = hooks or {}
     for r in reqs:
         sym = kconf.syms.get(r.symbol) if r.value != FORMULA else None
-        label = r.source.split(" (", 1)[0].split(" ", 1)[-1]
         if sym is not None and modules is not None and (
                 sym is modules or modules in K.expr_items(sym.direct_dep)):
             relaxed.append({"requirement": str(r), "why": "module support: " + NO_MODULES})
-        elif r.symbol in hooks.get(label, ()):
-            relaxed.append({"requirement": str(r), "why": f"only vmlinux code under CONFIG_"
-                            f"{r.symbol} ran (it was a module in the trace kernel, and no code of "
-                            "that module ran): without it, that code is not compiled"})
         elif r.value == "m":
             out.append(Requirement(r.symbol, "ym", r.source))
             relaxed.append({"requirement": str(r), "why": "built in: " + NO_MODULES})
@@ -285,20 +267,17 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     trace_sha = hashlib.sha256(trace_bytes).hexdigest()
     reqs: List[Requirement] = []
     inputs = {}
-    hooks: Dict[str, set] = {}
     for spec in args.set:
         label, _, path = spec.partition("=")
         with open(path, "rb") as f:
             data = f.read()
         inputs[label] = hashlib.sha256(data).hexdigest()
-        doc = json.loads(data)
-        reqs += set_requirements(label, doc, args.sha256, trace_sha)
-        hooks[doc.get("target", label)] = vmlinux_hooks(doc, trace_config)
+        reqs += set_requirements(label, json.loads(data), args.sha256, trace_sha)
     src = unpack_source(args.cache, args.tarball, args.sha256)
     kconf = load_kconfig(src, args.arch, os.environ)
     times["parse Kconfig"] = time.monotonic() - t0
     values = dict(trace_config)
-    set_reqs, relaxed = without_modules(reqs, kconf, trace_config, hooks)
+    set_reqs, relaxed = without_modules(reqs, kconf, trace_config)
     field_reqs = field_requirements(args.target, args.force, args.forbid, kconf, values)
     policies = []  # traced requirements that cannot hold with these are relaxed, not conflicts
     if args.debug_info:

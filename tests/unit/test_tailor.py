@@ -230,22 +230,3 @@ def test_no_modules_builds_module_code_in_and_relaxes_what_needs_modules(tmp_pat
                         "why": f"cannot hold with {policy} ({NO_MODULES})"}]
     solution = compose(model, kept + [policy])
     assert (solution["MODULES"], solution["DRV"], solution["NET"]) == ("n", "y", "y")
-
-
-def test_vmlinux_hooks_of_module_options_are_relaxed_without_modules(tmp_path):
-    from kernel_rules.domain.tailor import vmlinux_hooks, without_modules
-
-    kconf = synthetic_kconf(tmp_path, MODULES_KCONFIG)
-    trace = {"MODULES": "y", "NET": "y", "DRV": "m"}
-    hook = {"requirements": {"DRV": {"value": "ym", "evidence": ["include/x.h:3"], "lines": 1},
-                             "NET": {"value": "y", "evidence": ["net/core/dev.c:1"], "lines": 9}}}
-    ran = {"requirements": {"DRV": {"value": "ym", "evidence": ["drivers/drv.c:1"], "lines": 4,
-                                    "module_lines": 3}}}
-    assert vmlinux_hooks(hook, trace) == {"DRV"}  # only vmlinux code under IS_ENABLED(DRV) ran
-    assert vmlinux_hooks(ran, trace) == set()     # the module's own code ran: keep it
-    reqs = [Requirement("DRV", "ym", "baseline b (include/x.h:3)"),
-            Requirement("DRV", "ym", "app a (drivers/drv.c:1)"),
-            Requirement("NET", "y", "baseline b (net/core/dev.c:1)")]
-    kept, relaxed = without_modules(reqs, kconf, trace, {"b": {"DRV"}, "a": set()})
-    assert kept == reqs[1:]
-    assert relaxed[0]["requirement"] == str(reqs[0]) and "only vmlinux code" in relaxed[0]["why"]
