@@ -293,6 +293,12 @@ def baseline_machine() -> Tuple[Machine, str, str]:
     return m, kw.get("cmdline", DEFAULT_CMDLINE), f"{BUILD_FILE.relative_to(REPO)}:{line}"
 
 
+def app_timeout(app: str, use_dev: bool) -> float:
+    """The app_profile's `timeout` (seconds for the whole guest run), 900 when unknown."""
+    found = None if use_dev else build_target("app_profile", app)
+    return float(found[0].get("timeout", 900)) if found else 900.0
+
+
 def app_success(app: str) -> Optional[str]:
     """The app_profile's `success` regex (None: exit status only)."""
     found = build_target("app_profile", app)
@@ -461,7 +467,7 @@ def localmod_kernel(group: str, src: str, src_sha: str, debian: Debian,
         return dict(DEBIAN_FIXES)
 
     tree, info = build_tree("localmod", key, src, configure, modules=True)
-    k = kernel_from_tree(Kernel("localmod", group, f"localmod-{group}"), tree, info,
+    k = kernel_from_tree(Kernel("localmod", group, f"localmod-{key[:8]}"), tree, info,
                          DEBIAN_FIXES)
     k.boot_modules = list(modules)
     k.notes.append(f"modules from {modules_source}: {', '.join(modules)}")
@@ -482,13 +488,12 @@ def tiny_kernel(group: str, src: str, src_sha: str) -> Kernel:
     if missing:
         return Kernel("tiny", group, f"tiny-{group}", missing="missing " + ", ".join(missing))
     texts = [(rel(f), f.read_text()) for f in frags]
-    key = sha256_text("tiny@1", src_sha, json.dumps(texts), json.dumps(TINY_EXTRA),
-                      compiler_id())
-
     requested: Dict[str, str] = {}
     for name, text in texts:
         requested.update(parse_config(text, name))
     requested.update(TINY_EXTRA)
+    # keyed on the merged values asked for (comments and fragment names do not matter)
+    key = sha256_text("tiny@2", src_sha, json.dumps(sorted(requested.items())), compiler_id())
 
     def configure(tree: Path, logfile: Path) -> Dict[str, str]:
         make(src, tree, "tinyconfig", logfile=logfile)
@@ -498,7 +503,7 @@ def tiny_kernel(group: str, src: str, src_sha: str) -> Kernel:
         return requested
 
     tree, info = build_tree("tiny", key, src, configure, modules=False)
-    k = kernel_from_tree(Kernel("tiny", group, f"tiny-{group}"), tree, info, requested)
+    k = kernel_from_tree(Kernel("tiny", group, f"tiny-{group}-{key[:8]}"), tree, info, requested)
     k.notes.append("fragments: " + ", ".join(n for n, _ in texts))
     return k
 
@@ -740,9 +745,14 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
     answered: List[bool] = []
     start = time.monotonic()
 
+    console_path.parent.mkdir(parents=True, exist_ok=True)
+    live = open(console_path, "wb")   # written as it comes, to follow a hung guest
+
     def on_output(buf: bytes, proc: subprocess.Popen) -> Optional[float]:
         now = time.monotonic() - start
         window = buf[max(0, scanned[0] - 64):]
+        live.write(buf[scanned[0]:])
+        live.flush()
         scanned[0] = len(buf)
         for name in (INIT_MARKER, "KR_MEMINFO", WINDOW_REQUEST, APP_READY, "KR_WORKLOAD_STATUS",
                      DONE):
@@ -756,13 +766,15 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
 
     load = os.getloadavg()[0]
     busy0, qemu0, wall0 = _host_busy_seconds(), _children_cpu(), time.monotonic()
-    buf, timed_out, proc = watch_console(command_line(spec), timeout, on_output,
-                                         stdin=subprocess.PIPE)
+    try:
+        buf, timed_out, proc = watch_console(command_line(spec), timeout, on_output,
+                                             stdin=subprocess.PIPE)
+    finally:
+        live.close()
     wall = time.monotonic() - wall0
     # CPU the rest of the host used meanwhile (in CPUs): near 0 on a quiet host
     other = max(0.0, (_host_busy_seconds() - busy0) - (_children_cpu() - qemu0)) / wall
     console = buf.decode(errors="replace").replace("\r", "")
-    console_path.parent.mkdir(parents=True, exist_ok=True)
     console_path.write_text(console)
     mem = MEMINFO.search(console)
     status = STATUS.search(console)
@@ -793,7 +805,7 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
         if ck not in cache:
             got = []
             for i in range(boots):
-                r = boot_once(kernel, initrd, machine, cmdline, 900,
+                r = boot_once(kernel, initrd, machine, cmdline, app_timeout(app, use_dev),
                               SCRATCH / "consoles" / f"{kernel.name}-{app}-{i + 1}.log",
                               None if use_dev else app_success(app))
                 r["app"] = app
@@ -801,6 +813,9 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
                     f"status {r['status']} {r['verdict'] or 'passed'}, in use "
                     f"{r['mem_used_kb']} kB, other CPU {r['other_cpu']}")
                 got.append(r)
+                if r["verdict"]:
+                    log(f"not repeating {kernel.name} with {app} after a failed run")
+                    break
             cache[ck] = got
         runs += cache[ck]
     uptime = [r["uptime_init"] for r in runs if r["uptime_init"] is not None]
@@ -895,8 +910,8 @@ def timings_section(kernels: Dict[Tuple[str, str], Kernel], groups: Sequence[str
             for g, sec in val.items():
                 rows.setdefault(step, {})[g] = sec
         else:
-            rows.setdefault(step, {})["(all)"] = val
-    cols = list(groups) + (["(all)"] if any("(all)" in v for v in rows.values()) else [])
+            rows.setdefault(step, {})["(not per kernel)"] = val
+    cols = list(groups) + (["(not per kernel)"] if any("(not per kernel)" in v for v in rows.values()) else [])
     if not rows:
         return ["No pipeline timings yet: no compose.json/report.json under "
                 f"`{DIST.relative_to(REPO)}/*-kernel/` and no `--timings FILE`."]
@@ -1020,27 +1035,50 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
             for f in (b or {}).get("failed", []):
                 lines.append(f"- {KIND_LABELS[k]}: FAILED {f}")
         lines.append("")
-        t, a = sizes.get(("tailored", g), {}), sizes.get(("debian", g), {})
-        bt, ba = boots.get(("tailored", g)) or {}, boots.get(("debian", g)) or {}
-        if "text" in t and "text" in a:
-            r = t["text"] / a["text"]
-            goals.append(f"| {g} | vmlinux text (tailored / Debian) <= 25% | {r:.1%} "
-                         f"({t['text']:,} / {a['text']:,}) | {'met' if r <= 0.25 else 'NOT met'} |")
-        else:
-            goals.append(f"| {g} | vmlinux text (tailored / Debian) <= 25% | - | unknown "
-                         "(kernel missing) |")
-        if bt.get("ready_median") and ba.get("ready_median"):
-            r = bt["ready_median"] / ba["ready_median"]
-            goals.append(f"| {g} | boot to ready (tailored / Debian) <= 50% | {r:.1%} "
-                         f"({bt['ready_median']:.2f} s / {ba['ready_median']:.2f} s) | "
-                         f"{'met' if r <= 0.5 else 'NOT met'} |")
-        else:
-            goals.append(f"| {g} | boot to ready (tailored / Debian) <= 50% | - | unknown "
-                         "(no boot measurement) |")
-    lines += ["## Goals", "", "| kernel | goal | value | |", "|---|---|---:|---|", *goals, ""]
+        a, ba = sizes.get(("debian", g), {}), boots.get(("debian", g)) or {}
+
+        def text_ratio(kind: str) -> Optional[float]:
+            t = sizes.get((kind, g), {})
+            return t["text"] / a["text"] if "text" in t and "text" in a else None
+
+        def boot_ratio(kind: str) -> Optional[float]:
+            b = boots.get((kind, g)) or {}
+            if b.get("ready_median") and ba.get("ready_median"):
+                return b["ready_median"] / ba["ready_median"]
+            return None
+
+        def others(fn) -> str:
+            return ", ".join(f"{k} {fn(k):.1%}" for k in ("localmod", "tiny")
+                             if fn(k) is not None) or "-"
+
+        r = text_ratio("tailored")
+        t = sizes.get(("tailored", g), {})
+        goals.append(f"| {g} | vmlinux text (`size`), tailored / Debian <= 25% | "
+                     + (f"{r:.1%} ({t['text']:,} / {a['text']:,}) | "
+                        f"{'met' if r <= 0.25 else 'NOT met'}" if r is not None
+                        else "- | unknown (kernel missing)")
+                     + f" | {others(text_ratio)} |")
+        r = boot_ratio("tailored")
+        bt = boots.get(("tailored", g)) or {}
+        goals.append(f"| {g} | boot to ready, tailored / Debian <= 50% | "
+                     + (f"{r:.1%} ({bt['ready_median']:.2f} s / {ba['ready_median']:.2f} s) | "
+                        f"{'met' if r <= 0.5 else 'NOT met'}" if r is not None
+                        else "- | unknown (no boot measurement)")
+                     + f" | {others(boot_ratio)} |")
+    lines += ["## Goals", "", "| kernel | goal | tailored | | for comparison: (b), (c) / Debian |",
+              "|---|---|---:|---|---|", *goals, ""]
     if args.dev_image:
         lines += ["(Boot goals above are measured with the stand-in image, not the apps.)", ""]
     lines += ["## Pipeline timings", "", *timings_section(kernels, groups, args.timings_data), ""]
+    if any(k == "tiny" for k, _ in kernels):
+        lines += ["## The hand-written fragments of (c)", "",
+                  "Applied in this order after `make tinyconfig` and `make kvm_guest.config`; "
+                  "the comments say what each option was found to be needed for.", ""]
+        frags = sorted({f for g in groups for f in tiny_fragments(g)}, key=lambda f: (
+            f.name != "base.config", f.name))
+        for f in frags:
+            body = f.read_text().rstrip("\n") if f.exists() else "(missing)"
+            lines += [f"`{rel(f)}`:", "", "```", body, "```", ""]
     loads = [b["load_max"] for b in boots.values() if b and b.get("load_max") is not None]
     other = sorted(c for b in boots.values() if b for c in b.get("other_cpu", []))
     if other:
