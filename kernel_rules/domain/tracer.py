@@ -42,7 +42,8 @@ WINDOW_REQUEST = "KR_WINDOW_REQUEST"
 WORKLOAD_STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
 MODULE_LINE = re.compile(r"^KR_MODULE (\S+) \d+ \d+ \S+ \S+ (0x[0-9a-f]+)", re.M)
 DONE = "KR_DONE"
-DETERMINISM = ["-icount", "shift=5,sleep=off,align=off", "-rtc", "base=2000-01-01T00:00:00,clock=vm"]
+DETERMINISM = ["-icount", "shift=5,sleep=off,align=off", "-rtc", "base=2000-01-01T00:00:00,clock=vm",
+               "-seed", "1"]  # guest randomness (virtio-rng, RDRAND) from a fixed seed
 
 
 def _argv(spec: BootSpec, log: str, serial: str, extra: Sequence[str] = ()) -> List[str]:
