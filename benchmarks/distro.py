@@ -18,9 +18,10 @@ app being ready under QEMU TCG (host wall clock from QEMU's start to the console
 `KR_APP_READY`, median of --boots runs), guest memory in use after boot (`KR_MEMINFO`: MemTotal -
 MemAvailable) and whether the workload passed (`KR_WORKLOAD_STATUS 0` and the app_profile's
 `success` regex). Also the pipeline's own timings: compose.json and report.json of each tailored
-kernel, and --timings FILE, a JSON object {step: seconds} or {step: {group: seconds}} (group
-among nginx, redis, memcached, all), one table row per step. Prints a Markdown page and writes
-docs/benchmarks.md.
+kernel, and --timings FILE (default docs/benchmarks/distro-timings.json when it exists): a JSON
+object {step: seconds} or {step: {group: seconds}} (group among nginx, redis, memcached, all), or
+the JSON benchmarks/distro_timings.py writes; one table row per step. Prints a Markdown page and
+writes docs/benchmarks.md.
 
 The guests are the apps' traced images, `dist/examples.debian-cloud/<app>/initramfs.cpio.gz`
 (they carry Debian's modules), on the machine of the `virtio` kernel_baseline in
@@ -885,6 +886,23 @@ def machine_info() -> List[str]:
             "every boot uses TCG"]
 
 
+TIMINGS_JSON = REPO / "docs/benchmarks/distro-timings.json"
+
+
+def normalise_timings(data: dict) -> dict:
+    """{step: value | {group: value}} from --timings: either that already, or the JSON of
+    benchmarks/distro_timings.py (its `steps`, and its `full_builds` of the tailored kernels;
+    the rest is on the section that script appends to the page)."""
+    if not any(k in data for k in ("steps", "builds", "full_builds")):
+        return data
+    rows: dict = dict(data.get("steps", {}))
+    for kernel, b in sorted(data.get("full_builds", {}).items()):
+        group = kernel[:-len("-kernel")] if kernel.endswith("-kernel") else kernel
+        rows.setdefault("full (cold) build of the tailored kernel (Kbuild)", {})[group] = (
+            f"{b.get('seconds')} ({b.get('compiled')}/{b.get('objects')} objects)")
+    return rows
+
+
 def timings_section(kernels: Dict[Tuple[str, str], Kernel], groups: Sequence[str],
                     extra: Optional[dict]) -> List[str]:
     """The pipeline's own timings: composition (compose.json), build and app check
@@ -901,7 +919,7 @@ def timings_section(kernels: Dict[Tuple[str, str], Kernel], groups: Sequence[str
         rep = k.build.get("report.json", {})
         if rep.get("build", {}).get("seconds") is not None:
             b = rep["build"]
-            rows.setdefault("build (Kbuild)", {})[g] = (
+            rows.setdefault("build that produced it (Kbuild)", {})[g] = (
                 f"{b['seconds']} ({b.get('compiled')}/{b.get('objects')} objects)")
         for r in rep.get("app_results", []):
             rows.setdefault(f"app check {r.get('name')}: whole run", {})[g] = r.get("seconds")
@@ -934,9 +952,9 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
         f"- guest: {machine_desc}; {args.boots} boots per kernel and image", "",
     ]
     if args.dev_image:
-        lines += ["**Stand-in image:** these numbers come from `--dev-image` (a busybox image "
-                  "that serves one file with busybox httpd), not from the apps' images. They "
-                  "prove the build/boot/measure machinery only.", ""]
+        lines += ["**Stand-in images:** these numbers come from `--dev-image` (busybox, the "
+                  "host's nginx/redis-server/memcached and a few requests each), not from the "
+                  "apps' traced images. They prove the build/boot/measure machinery only.", ""]
     lines += [
         "Kernels:",
         f"- **{KIND_LABELS['tailored']}**: `dist/examples.debian-cloud/<app>-kernel/` from the "
@@ -1069,7 +1087,11 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
               "|---|---|---:|---|---|", *goals, ""]
     if args.dev_image:
         lines += ["(Boot goals above are measured with the stand-in image, not the apps.)", ""]
-    lines += ["## Pipeline timings", "", *timings_section(kernels, groups, args.timings_data), ""]
+    lines += ["## Pipeline timings", "",
+              "From each tailored kernel's compose.json and report.json (the build that "
+              "produced it: incremental when its warm tree held a similar configuration)"
+              + (f" and `{rel(Path(args.timings))}`" if args.timings else "") + ".", "",
+              *timings_section(kernels, groups, args.timings_data), ""]
     if any(k == "tiny" for k, _ in kernels):
         lines += ["## The hand-written fragments of (c)", "",
                   "Applied in this order after `make tinyconfig` and `make kvm_guest.config`; "
@@ -1099,7 +1121,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--apps", default=",".join(GROUPS),
                    help="comma-separated groups among nginx,redis,memcached,all")
     p.add_argument("--boots", type=int, default=3)
-    p.add_argument("--timings", help="JSON {step: seconds | {group: seconds}} to add")
+    p.add_argument("--timings", help="JSON {step: seconds | {group: seconds}}, or the JSON of "
+                   "benchmarks/distro_timings.py, to add to the timings table (default: "
+                   f"{TIMINGS_JSON.relative_to(REPO)} when it exists)")
     p.add_argument("--build-only", action="store_true")
     p.add_argument("--dev-image", action="store_true",
                    help="boot a busybox stand-in image instead of the apps' images")
@@ -1111,7 +1135,10 @@ def main(argv: Sequence[str]) -> int:
     bad = [g for g in groups if g not in GROUPS] + [k for k in kinds if k not in KINDS]
     if bad:
         p.error(f"unknown: {', '.join(bad)}")
-    args.timings_data = json.loads(Path(args.timings).read_text()) if args.timings else None
+    if args.timings is None and TIMINGS_JSON.exists():
+        args.timings = str(TIMINGS_JSON)
+    args.timings_data = (normalise_timings(json.loads(Path(args.timings).read_text()))
+                         if args.timings else None)
     t0 = time.monotonic()
     SCRATCH.mkdir(parents=True, exist_ok=True)
 
