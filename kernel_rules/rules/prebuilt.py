@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Tuple
 
 from pants.engine.addresses import Address
 from pants.engine.fs import (
-    EMPTY_DIGEST, CreateDigest, Digest, DigestContents, DigestEntries, DigestSubset, FileContent,
-    FileEntry, MergeDigests, PathGlobs, RemovePrefix)
+    EMPTY_DIGEST, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, FileEntry,
+    MergeDigests, PathGlobs, RemovePrefix)
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import HydratedSources, HydrateSourcesRequest, Target
+from pants.engine.target import Target
 from pants.util.logging import LogLevel
 
 from kernel_rules.prebuilt_target_types import (
@@ -25,12 +24,12 @@ from kernel_rules.prebuilt_target_types import (
 )
 from kernel_rules.rules.kernel import CACHE_DIR, CACHE_NAME, KernelBuild, KernelConfig
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
-from kernel_rules.rules.source import LinuxSource, LinuxSourceRequest, tarball_in_sandbox
+from kernel_rules.rules.source import (
+    SHA256_HEX, LinuxSource, LinuxSourceRequest, single_file, tarball_in_sandbox)
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
 
 PACKAGES_DIR = "prebuilt"  # where the verified packages appear in a sandbox
 TOOLS = ("addr2line", "dpkg-deb", "nm", "size", "tar", "xz")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class PrebuiltKernelError(Exception):
@@ -75,17 +74,16 @@ async def prebuilt_kernel(request: PrebuiltKernelRequest) -> PrebuiltKernel:
     for field, sha_field, name in ((PrebuiltImageDebField, PrebuiltImageSha256Field, "image.deb"),
                                    (PrebuiltDebugDebField, PrebuiltDebugSha256Field, "debug.deb")):
         pinned = (tgt[sha_field].value or "").lower()
-        if not _SHA256.match(pinned):
+        if not SHA256_HEX.match(pinned):
             raise PrebuiltKernelError(f"{tgt.address}: field `{sha_field.alias}` must be 64 hex "
                                       f"digits, got {pinned!r}.")
-        sources = await Get(HydratedSources, HydrateSourcesRequest(tgt[field]))
-        if not sources.snapshot.files:
+        found = await single_file(tgt[field])
+        if found is None:
             raise PrebuiltKernelError(
                 f"{tgt.address}: field `{field.alias}`: {tgt[field].value!r} does not exist. "
                 "Fetch the pinned packages with `third_party/setup.sh --debian-cloud` "
                 "(docs/debian-cloud.md).")
-        entry = (await Get(DigestEntries, Digest, sources.snapshot.digest))[0]
-        assert isinstance(entry, FileEntry)
+        _, entry = found
         if entry.file_digest.fingerprint != pinned:
             raise PrebuiltKernelError(
                 f"{tgt.address}: sha256 mismatch for {entry.path} (field `{field.alias}`):\n"

@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 from pants.engine.addresses import Address, UnparsedAddressInputs
 from pants.engine.fs import Digest, DigestEntries, FileEntry
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import (
-    HydratedSources,
-    HydrateSourcesRequest,
-    Targets,
-)
+from pants.engine.target import HydratedSources, HydrateSourcesRequest, SourcesField, Targets
 
 from kernel_rules.target_types import (
     LinuxSourcePackageVersionField,
@@ -22,7 +19,7 @@ from kernel_rules.target_types import (
     LinuxSourceVersionField,
 )
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 class LinuxSourceError(Exception):
@@ -47,6 +44,17 @@ class LinuxSource:
     package_version: str = ""
 
 
+async def single_file(field: SourcesField) -> Optional[Tuple[Digest, FileEntry]]:
+    """The one file a single-file sources field names (its digest and entry, whose fingerprint
+    is the file's sha256), or None when it does not exist."""
+    sources = await Get(HydratedSources, HydrateSourcesRequest(field))
+    if not sources.snapshot.files:
+        return None
+    entry = (await Get(DigestEntries, Digest, sources.snapshot.digest))[0]
+    assert isinstance(entry, FileEntry)
+    return sources.snapshot.digest, entry
+
+
 @rule(desc="Verify the pinned Linux source tarball")
 async def resolve_linux_source(request: LinuxSourceRequest) -> LinuxSource:
     targets = await Get(
@@ -64,19 +72,17 @@ async def resolve_linux_source(request: LinuxSourceRequest) -> LinuxSource:
             f"{tgt.address} is a `{tgt.alias}`."
         )
     pinned = (tgt[LinuxSourceSha256Field].value or "").lower()
-    if not _SHA256.match(pinned):
+    if not SHA256_HEX.match(pinned):
         raise LinuxSourceError(
             f"{tgt.address}: field `sha256` must be 64 hex digits, got {pinned!r}."
         )
-    sources = await Get(HydratedSources, HydrateSourcesRequest(tgt[LinuxSourceTarballField]))
-    if not sources.snapshot.files:
+    found = await single_file(tgt[LinuxSourceTarballField])
+    if found is None:
         raise LinuxSourceError(
             f"{tgt.address}: the tarball {tgt[LinuxSourceTarballField].value!r} does not exist. "
             "Run `./pants` once (its setup fetches it) or see docs/sources.md."
         )
-    entries = await Get(DigestEntries, Digest, sources.snapshot.digest)
-    entry = entries[0]
-    assert isinstance(entry, FileEntry)
+    digest, entry = found
     actual = entry.file_digest.fingerprint
     if actual != pinned:
         raise LinuxSourceError(
@@ -87,7 +93,7 @@ async def resolve_linux_source(request: LinuxSourceRequest) -> LinuxSource:
             "the pin (docs/sources.md); otherwise re-run the setup: ./pants --version"
         )
     return LinuxSource(
-        tgt.address, sources.snapshot.digest, entry.path, pinned,
+        tgt.address, digest, entry.path, pinned,
         tgt[LinuxSourceVersionField].value or "",
         tgt[LinuxSourcePackageVersionField].value or "",
     )
