@@ -5,7 +5,7 @@ hand-written tinyconfig, for the debian-cloud apps (nginx, redis, memcached) and
 For each app and for the combined kernel `all`, four kernels side by side:
 - *tailored*: the kernel the pipeline builds, `dist/examples.debian-cloud/<app>-kernel/`
   (`all-kernel` for `all`), as `pants package examples/debian-cloud::` leaves it;
-- *debian*: Debian's cloud kernel as shipped, linux-image-6.1.0-56-cloud-amd64-unsigned 6.1.192-2
+- *debian*: Debian's cloud kernel as shipped, the image package of third_party/debian/cloud-kernel.lock
   (vmlinuz, config, modules) and its `-dbg` package (the debug vmlinux, for `size`);
 - *localmod*: `make localmodconfig` on Debian's cloud configuration with the modules the traced
   guest had loaded (its `KR_MODULE` console lines), built from the pinned source tarball;
@@ -89,10 +89,13 @@ SCRATCH = Path(os.environ.get("KR_DISTRO_SCRATCH", "/var/tmp/distro-bench"))
 ARCH = "x86_64"
 JOBS = 2
 
-DEBIAN_PACKAGE = "linux-image-6.1.0-56-cloud-amd64"
-DEBIAN_VERSION = "6.1.192-2"
+# The pinned cloud kernel (third_party/setup.sh --move-pins moves the lock).
+_CLOUD_LOCK = dict(line.split("=", 1) for line in
+                   (REPO / "third_party/debian/cloud-kernel.lock").read_text().splitlines()
+                   if "=" in line and not line.startswith("#"))
+DEBIAN_PACKAGE = _CLOUD_LOCK["image_package"][: -len("-unsigned")]
+DEBIAN_VERSION = _CLOUD_LOCK["version"]
 DEB_DIRS = (REPO / "third_party/debian/debs", Path("/var/cache/kr-debs"))
-DEBIAN_CONFIG_FALLBACK = Path("/usr/src/linux-config-6.1/config.amd64_none_cloud-amd64.xz")
 # What the baseline guest loads on Debian's cloud kernel (the `virtio` kernel_baseline's machine),
 # used while no traced console log of an app exists.
 DEFAULT_MODULES = ("virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
@@ -248,12 +251,7 @@ def debian_kernel() -> Debian:
         run(["depmod", "-b", str(root), release])
         (base / ".complete").write_text(f"{img_deb}\n{dbg_deb}\n")
     release = next((root / "boot").glob("vmlinuz-*")).name[len("vmlinuz-"):]
-    config = root / f"boot/config-{release}"
-    if config.exists():
-        text = config.read_text()
-    else:
-        text = subprocess.run(["xz", "-dc", str(DEBIAN_CONFIG_FALLBACK)], check=True,
-                              capture_output=True, text=True).stdout
+    text = (root / f"boot/config-{release}").read_text()
     return Debian(release, version, img_deb.parent, root,
                   dbgroot / f"usr/lib/debug/boot/vmlinux-{release}", text)
 

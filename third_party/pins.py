@@ -135,7 +135,7 @@ class Pins:
     image_sha256: str
     debug_sha256: str
 
-    def edits(self, tarball_path_in_package: str = "") -> dict[Path, tuple[str, dict[str, str]]]:
+    def edits(self) -> dict[Path, tuple[str, dict[str, str]]]:
         """File -> (kind, field values), kind `lock` or `build`."""
         v = self.debian_version
         return {

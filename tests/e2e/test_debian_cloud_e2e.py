@@ -121,7 +121,7 @@ def test_composition_over_debian_builds_module_code_in(traced, tmp_path, tarball
 
 DEMO_BUILD = """
 linux_source(name="other-revision", tarball="linux-source-6.1.tar.xz", sha256="{sha}",
-             version="6.1.192", package_version="6.1.192-1")
+             version="{upstream}", package_version="{other_version}")
 prebuilt_kernel(name="mismatch", source=":other-revision", image_deb="{image}",
                 image_sha256="{image_sha}", debug_deb="{debug}", debug_sha256="{debug_sha}")
 prebuilt_kernel(name="bad-sha", source="//third_party/linux:linux-6.1", image_deb="{image}",
@@ -148,11 +148,14 @@ def test_packages_that_do_not_fit_are_clear_errors(ws, tarball_sha256):
     lock = dict(line.split("=", 1) for line in
                 (REPO / "third_party/debian/cloud-kernel.lock").read_text().splitlines()
                 if "=" in line and not line.startswith("#"))
-    (demo / "BUILD").write_text(DEMO_BUILD.format(
+    upstream = lock["version"].split("-")[0]
+    other_version = upstream + "-0"   # another Debian revision of the same upstream version
+    (demo / "BUILD").write_text(DEMO_BUILD.format(upstream=upstream, other_version=other_version,
         sha=tarball_sha256, image=debs["image"].name, debug=debs["debug"].name,
         image_sha=lock["image_sha256"], debug_sha=lock["debug_sha256"], zero="0" * 64))
     cases = {
-        "on-mismatch": "the prebuilt kernel is Debian 6.1.192-2 but the source is Debian 6.1.192-1",
+        "on-mismatch": f"the prebuilt kernel is Debian {lock['version']} but the source is "
+                       f"Debian {other_version}",
         "on-bad-sha": "sha256 mismatch for demo_debian/linux-image-",
         "unknown-module": "field `modules`: no module `virtio_nett`; did you mean virtio_net",
         "modules-on-built-kernel": "field `modules` needs a `prebuilt_kernel` trace kernel",
