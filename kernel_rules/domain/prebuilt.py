@@ -28,7 +28,6 @@ Exit codes: 0 success; 3 a package that does not fit (the message names it, on s
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -41,7 +40,6 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 MODULE_LIST = "etc/kernel_rules/modules"
 DEBUG_ROOT = "usr/lib/debug"
-_READY = ".kernel_rules-unpacked"
 
 
 class PrebuiltError(Exception):
@@ -92,21 +90,19 @@ def _extract(deb: str, dest: str, members: Sequence[str] = ()) -> None:
         raise PrebuiltError(f"{deb}: unpacking failed: {tar.stderr.strip()[-2000:]}")
 
 
+PREBUILT_KEPT = 2  # unpacked debug packages kept (the most recently used; 1.7 GB each)
+
+
 def debug_tree(cache: str, deb: str, sha256: str) -> str:
-    """The debug package unpacked under `cache`, once per sha256 (locked; safe to share)."""
-    root = os.path.join(cache, "prebuilt", sha256)
-    os.makedirs(os.path.dirname(root), exist_ok=True)
-    with open(root + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.path.exists(os.path.join(root, _READY)):
-            shutil.rmtree(root, ignore_errors=True)
-            tmp = tempfile.mkdtemp(prefix=sha256[:12] + ".", dir=os.path.dirname(root))
-            print(f"kernel_rules: unpacking {os.path.basename(deb)} (once per sha256)",
-                  file=sys.stderr)
-            _extract(deb, tmp)
-            open(os.path.join(tmp, _READY), "w").close()
-            os.rename(tmp, root)
-    return root
+    """The debug package unpacked under `cache`, once per sha256 (locked; safe to share; unused
+    ones evicted, see domain.warm_trees.unpack_once)."""
+    from kernel_rules.domain.warm_trees import unpack_once
+
+    def fill(tmp: str) -> None:
+        print(f"kernel_rules: unpacking {os.path.basename(deb)} (once per sha256)", file=sys.stderr)
+        _extract(deb, tmp)
+
+    return unpack_once(os.path.join(cache, "prebuilt"), sha256, fill, PREBUILT_KEPT)
 
 
 # --- sizes ---------------------------------------------------------------------------------------

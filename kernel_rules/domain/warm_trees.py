@@ -8,6 +8,13 @@ Layout under the cache root (a Pants named cache, outside every sandbox):
     <pool>/<sha256[:16]>/<n>.lock
 
 Guarantees:
+- **Unpacked once, never half.** `unpack_once()` fills a temporary directory and renames it into
+  place only when complete; a failed unpack (a bad archive, a full disk) removes its temporary
+  directory, and leftovers of a killed one are removed by the next unpack of the same entry.
+- **Unused entries are evicted.** A process that uses an unpacked entry holds a shared `flock` on
+  it until it exits. After a new entry is unpacked, the least recently used entries beyond `keep`
+  that no process holds are deleted (`keep` counts the new one), and with a source its warm trees (old pins' sources and
+  trees do not pile up).
 - **Exclusive use.** A tree is used only while its `flock` is held; the kernel drops the lock when
   the holder dies, so a killed build never leaves a tree locked.
 - **Interrupted builds are repaired.** `.kr-building` is written before a build and removed after
@@ -33,7 +40,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from kernel_rules.domain.fragments import config_distance, parse_config
 
@@ -60,20 +67,84 @@ def locked(path: str, blocking: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def unpack_source(cache_root: str, tarball: str, sha256: str, tar: str = "tar") -> str:
-    """Return the unpacked source tree of `tarball`, unpacking it once per sha256."""
-    base = os.path.join(cache_root, "sources")
+SOURCES_KEPT = 2  # unpacked sources kept (the most recently used; 1.5 GB each)
+_HELD: Dict[str, int] = {}  # entry path -> fd of the shared lock this process holds on it
+
+
+def unpack_once(base: str, key: str, fill: Callable[[str], None], keep: int,
+                on_evict: Callable[[str], None] = lambda key: None) -> str:
+    """`base/key`, made once by `fill(tmpdir)` (see the module docstring). The calling process
+    holds a shared lock on the entry until it exits, so no other process evicts it meanwhile."""
+    final = os.path.join(base, key)
+    if final in _HELD:
+        return final
     os.makedirs(base, exist_ok=True)
-    final = os.path.join(base, sha256)
-    with locked(final + ".lock"):
+    fd = os.open(final + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    made = False
+    try:
         if not os.path.exists(os.path.join(final, ".complete")):
             shutil.rmtree(final, ignore_errors=True)
-            tmp = tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=base)
-            log(f"unpacking kernel source {os.path.basename(tarball)} (once per sha256)")
-            subprocess.run([tar, "-xf", os.path.abspath(tarball), "-C", tmp], check=True)
-            with open(os.path.join(tmp, ".complete"), "w"):
-                pass
-            os.rename(tmp, final)
+            for stale in os.listdir(base):  # from an unpacker that was killed: we hold the lock
+                if stale.startswith(f".{key[:12]}-"):
+                    shutil.rmtree(os.path.join(base, stale), ignore_errors=True)
+            tmp = tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=base)
+            try:
+                fill(tmp)
+                with open(os.path.join(tmp, ".complete"), "w"):
+                    pass
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            made = True
+        os.utime(final + ".lock")  # recency, for eviction
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(fd)
+        raise
+    _HELD[final] = fd
+    if made:
+        evict_unused(base, keep, on_evict)
+    return final
+
+
+def evict_unused(base: str, keep: int, on_evict: Callable[[str], None] = lambda key: None) -> List[str]:
+    """Delete the least recently used entries of `base` beyond the `keep` newest that no process
+    holds; returns the evicted keys."""
+    entries = sorted((e[:-len(".lock")] for e in os.listdir(base)
+                      if e.endswith(".lock") and not e.startswith(".")),
+                     key=lambda k: os.stat(os.path.join(base, k + ".lock")).st_mtime_ns, reverse=True)
+    evicted = []
+    for key in entries[keep:]:
+        path = os.path.join(base, key)
+        if path in _HELD:
+            continue
+        with locked(path + ".lock", blocking=False) as free:
+            if not free:
+                continue
+            log(f"evicting {os.path.basename(base)}/{key[:16]}... (not used recently)")
+            shutil.rmtree(path, ignore_errors=True)
+            on_evict(key)
+            os.unlink(path + ".lock")
+            evicted.append(key)
+    return evicted
+
+
+def unpack_source(cache_root: str, tarball: str, sha256: str, tar: str = "tar") -> str:
+    """Return the unpacked source tree of `tarball`, unpacking it once per sha256."""
+    def fill(tmp: str) -> None:
+        log(f"unpacking kernel source {os.path.basename(tarball)} (once per sha256)")
+        proc = subprocess.run([tar, "-xf", os.path.abspath(tarball), "-C", tmp],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"unpacking {tarball} failed: {proc.stderr.strip()[-1000:]}")
+
+    def drop_trees(key: str) -> None:
+        for pool in ("trees", "conf"):
+            TreePool.delete_all(cache_root, pool, key)
+
+    final = unpack_once(os.path.join(cache_root, "sources"), sha256, fill, SOURCES_KEPT, drop_trees)
     tops = [d for d in os.listdir(final) if os.path.isdir(os.path.join(final, d))]
     if len(tops) != 1 or not os.path.exists(os.path.join(final, tops[0], "Makefile")):
         raise RuntimeError(f"{tarball}: expected one top-level kernel source directory, got {tops}")
@@ -191,6 +262,21 @@ class TreePool:
                 return str(n)
             except FileExistsError:
                 n += 1
+
+    @staticmethod
+    def delete_all(cache_root: str, pool: str, sha256: str) -> None:
+        """Delete every tree of `pool` built from `sha256` that is not in use."""
+        pool_dir = os.path.join(cache_root, pool, sha256[:16])
+        if not os.path.isdir(pool_dir):
+            return
+        for name in os.listdir(pool_dir):
+            if name.isdigit():
+                with locked(os.path.join(pool_dir, name + ".lock"), blocking=False) as free:
+                    if free:
+                        shutil.rmtree(os.path.join(pool_dir, name), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            if not any(n.isdigit() for n in os.listdir(pool_dir)):
+                shutil.rmtree(pool_dir)
 
     def _evict(self) -> None:
         names = self._trees()

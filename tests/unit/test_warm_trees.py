@@ -124,3 +124,74 @@ def test_source_is_unpacked_once_and_checked(tmp_path):
         t.add(tar, arcname="just-a-file")
     with pytest.raises(RuntimeError, match="one top-level kernel source directory"):
         unpack_source(str(cache), str(bad), "cd" * 32)
+
+
+def _tarball(path, top="linux-x"):
+    src = path.parent / (path.name + ".d")
+    (src / top).mkdir(parents=True)
+    (src / top / "Makefile").write_text("all:\n")
+    with tarfile.open(path, "w:gz") as t:
+        t.add(src / top, arcname=top)
+    return path
+
+
+_UNPACK = (
+    "import sys; sys.path.insert(0, {repo!r})\n"
+    "from kernel_rules.domain import warm_trees as w\n"
+    "w.SOURCES_KEPT = 1\n"
+    "print(w.unpack_source({cache!r}, {tarball!r}, {sha!r}))\n"
+)
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _unpack_in_child(cache, tarball, sha, hold=False):
+    """unpack_source in another process (as builds do); with `hold`, the child keeps running."""
+    code = _UNPACK.format(repo=REPO_DIR, cache=str(cache), tarball=str(tarball), sha=sha)
+    if hold:
+        code += "sys.stdout.flush(); sys.stdin.read()\n"
+        child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        child.stdout.readline()
+        return child
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
+def test_a_failed_unpack_leaves_nothing_and_a_killed_ones_leftovers_are_removed(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00" + b"not a tarball" * 100)
+    with pytest.raises(RuntimeError, match="unpacking .*bad.tar.gz failed"):
+        unpack_source(str(tmp_path / "cache"), str(bad), "cd" * 32)
+    sources = tmp_path / "cache" / "sources"
+    assert [p.name for p in sources.iterdir()] == ["cd" * 32 + ".lock"]
+    stale = sources / (".%s-killed" % ("ef" * 6))  # what a killed unpacker leaves
+    (stale / "linux-x").mkdir(parents=True)
+    good = _tarball(tmp_path / "good.tar.gz")
+    _unpack_in_child(tmp_path / "cache", good, "ef" * 32)
+    assert not stale.exists()
+    assert (sources / ("ef" * 32) / ".complete").exists()
+
+
+def test_unused_sources_and_their_trees_are_evicted_and_used_ones_kept(tmp_path):
+    cache = tmp_path / "cache"
+    tarball = _tarball(tmp_path / "src.tar.gz")
+    a, b, c = "aa" * 32, "bb" * 32, "cc" * 32
+    holder = _unpack_in_child(cache, tarball, a, hold=True)  # a build still using source a
+    try:
+        _unpack_in_child(cache, tarball, b)
+        pool = TreePool(str(cache), "trees", b)
+        with pool.acquire({}) as tree:
+            _finish(tree, "CONFIG_A=y\n")
+        time.sleep(0.05)
+        _unpack_in_child(cache, tarball, c)
+        names = sorted(p.name for p in (cache / "sources").iterdir() if not p.name.endswith(".lock"))
+        # a is held by a running process, so only b (unused) can go; c is the newest
+        assert names == [a, c], names
+        assert not (cache / "trees" / b[:16]).exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    d = "dd" * 32
+    time.sleep(0.05)
+    _unpack_in_child(cache, tarball, d)
+    names = sorted(p.name for p in (cache / "sources").iterdir() if not p.name.endswith(".lock"))
+    assert names == [d], names   # a is free now; one source is kept
