@@ -80,9 +80,11 @@ def unpack_once(base: str, key: str, fill: Callable[[str], None], keep: int,
         return final
     os.makedirs(base, exist_ok=True)
     fd = os.open(final + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
     made = False
     try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # users of a complete entry share it
+        if not os.path.exists(os.path.join(final, ".complete")):
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for other users; then check again
         if not os.path.exists(os.path.join(final, ".complete")):
             shutil.rmtree(final, ignore_errors=True)
             for stale in os.listdir(base):  # from an unpacker that was killed: we hold the lock
