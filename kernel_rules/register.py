@@ -1,7 +1,8 @@
 """The kernel_rules Pants backend: `backend_packages = ["kernel_rules"]`."""
 
 from kernel_rules.prebuilt_target_types import PrebuiltKernelTarget
-from kernel_rules.rules import boot, kernel, prebuilt, scripts, source, tailor, toolchain, trace
+from kernel_rules.rules import (
+    boot, kernel, output_paths, prebuilt, scripts, source, tailor, toolchain, trace)
 from kernel_rules.target_types import KernelImageTarget, LinuxSourceTarget
 from kernel_rules.tailor_target_types import TailoredKernelTarget
 from kernel_rules.trace_target_types import AppProfileTarget, KernelBaselineTarget
@@ -17,6 +18,7 @@ def rules():
         *scripts.rules(),
         *toolchain.rules(),
         *source.rules(),
+        *output_paths.rules(),
         *kernel.rules(),
         *boot.rules(),
         *prebuilt.rules(),

@@ -38,6 +38,7 @@ from kernel_rules.domain.fragments import FragmentError, parse_fragment
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.source import LinuxSource, LinuxSourceRequest, tarball_in_sandbox
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest, kbuild_toolchain_request
+from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
 from kernel_rules.subsystems import KernelBuildSubsystem
 from kernel_rules.target_types import (
     KernelArchField,
@@ -288,9 +289,9 @@ async def build_kernel(request: KernelBuildRequest) -> KernelBuild:
 
 @rule(desc="Package kernel image")
 async def package_kernel_image(field_set: KernelImageFieldSet) -> BuiltPackage:
+    out_dir = (await Get(OutputDir, OutputDirRequest(field_set.address, field_set.output_path))).path
     config = await Get(KernelConfig, KernelConfigRequest(field_set))
     built = await Get(KernelBuild, KernelBuildRequest(config))
-    out_dir = field_set.output_path.value_or_default(file_ending=None)
     digest = await Get(Digest, AddPrefix(built.digest, out_dir))
     return BuiltPackage(
         digest,

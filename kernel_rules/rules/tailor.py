@@ -30,6 +30,7 @@ from kernel_rules.domain.report import build_report, render_markdown, symbol_siz
 from kernel_rules.rules.boot import QEMU, AccelChoice, AccelProbeRequest, BootInitramfs, BootInitramfsRequest
 from kernel_rules.rules.kernel import (
     CACHE_DIR, CACHE_NAME, REMOTE_CACHE_FIRST_MS, KernelBuild, KernelBuildRequest, KernelConfig)
+from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.source import tarball_in_sandbox
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest, kbuild_toolchain_request
@@ -278,6 +279,7 @@ async def _texts(digest: Digest) -> dict:
 
 @rule(desc="Package a tailored kernel")
 async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
+    out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
     k = await Get(TailoredKernel, TailoredKernelFieldSet, fs)
     check = (await Get(AppCheck, AppCheckRequest(
         k, fs.address, ProcessCacheScope.SUCCESSFUL))).result
@@ -316,7 +318,6 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         FileContent("report.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()),
         FileContent("report.md", render_markdown(report).encode()),
     ]))
-    out_dir = fs.output_path.value_or_default(file_ending=None)
     digest = await Get(Digest, AddPrefix(await Get(Digest, MergeDigests(
         [k.build.digest, k.composed.digest, report_files])), out_dir))
     passed = sum(1 for r in app_results if r.get("passed"))

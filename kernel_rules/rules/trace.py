@@ -54,6 +54,7 @@ from kernel_rules.trace_target_types import (
     MachineTypeField,
     TraceTimeoutField,
 )
+from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
 
 MAPPER_MODULES = ("mapper", "addr2src", "conditions", "cpp_conditions", "kbuild_conditions",
                   "configset", "fragments", "kconfig", "warm_trees", "modules", "prebuilt")
@@ -279,11 +280,10 @@ async def map_trace(request: MapRequest) -> ConfigSet:
     return ConfigSet(out, hashlib.sha256(contents["config-set.json"]).hexdigest())
 
 
-async def _package(trace: TraceResult, output_path: OutputPathField,
+async def _package(trace: TraceResult, out_dir: str,
                    config_set: ConfigSet, image: Digest = EMPTY_DIGEST) -> BuiltPackage:
     """dist/<dir>/: config-set.json, summary.md, the traced guest's console.log and, for an app,
     its guest image initramfs.cpio.gz."""
-    out_dir = output_path.value_or_default(file_ending=None)
     console = await Get(Digest, RemovePrefix(
         await Get(Digest, DigestSubset(trace.digest, PathGlobs(["trace/console.log"]))), "trace"))
     merged = await Get(Digest, MergeDigests([config_set.digest, console, image]))
@@ -330,8 +330,9 @@ async def traced_baseline(fs: BaselineFieldSet) -> TracedBaseline:
 
 @rule(desc="Package a baseline config set")
 async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
+    out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
     traced = await Get(TracedBaseline, BaselineFieldSet, fs)
-    return await _package(traced.trace, fs.output_path, traced.config_set)
+    return await _package(traced.trace, out_dir, traced.config_set)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,8 +437,9 @@ async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
 
 @rule(desc="Package an app config set")
 async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
+    out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
     traced = await Get(TracedApp, AppProfileFieldSet, fs)
-    return await _package(traced.trace, fs.output_path, traced.config_set,
+    return await _package(traced.trace, out_dir, traced.config_set,
                           traced.initramfs.digest)
 
 

@@ -142,3 +142,30 @@ def test_real_configure_reports_unknown_symbol_and_unmet_dependency(
     assert "2 requested config value(s) did not survive" in msg
     assert "k/a.config:2: CONFIG_NO_SUCH_OPTION: requested y, got n (unknown symbol" in msg
     assert "k/a.config:3: CONFIG_EXT4_FS: requested y, got n (unmet dependency: BLOCK [BLOCK=n])" in msg
+
+
+def test_two_targets_with_one_output_path_are_refused(rule_runner: RuleRunner) -> None:
+    from pants.core.goals.package import OutputPathField
+    from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
+
+    runner = RuleRunner(rules=[*register.rules(), QueryRule(OutputDir, [OutputDirRequest])],
+                        target_types=register.target_types())
+    sha = _fake_tarball(runner)
+    runner.write_files({
+        "src/BUILD": _source_build(sha),
+        "a/BUILD": 'kernel_image(name="k", source="//src:linux", base="tinyconfig", output_path="kernels/x")\n'
+                   'kernel_image(name="inner", source="//src:linux", base="tinyconfig", output_path="kernels/x/y")\n'
+                   'kernel_image(name="own", source="//src:linux", base="tinyconfig")\n',
+        "b/BUILD": 'kernel_image(name="k", source="//src:linux", base="tinyconfig", output_path="kernels/x")\n',
+    })
+
+    def request(address: Address):
+        target = runner.get_target(address)
+        return runner.request(OutputDir, [OutputDirRequest(address, target[OutputPathField])])
+
+    assert request(Address("a", target_name="own")).path == "a/own"
+    with pytest.raises(ExecutionError) as e:
+        request(Address("a", target_name="k"))
+    message = str(e.value)
+    assert "a:k: field `output_path`: dist/kernels/x is also where" in message
+    assert "a:inner (`kernels/x/y`)" in message and "b:k (`kernels/x`)" in message
