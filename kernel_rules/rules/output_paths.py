@@ -2,7 +2,9 @@
 
 Two targets whose `output_path` is the same directory (or one inside the other) would overwrite
 each other's files under dist/. Every package rule asks for its `OutputDir` before it builds
-anything, and gets an error naming both targets when the directory is not its own.
+anything, and gets an error naming both targets when the directory is not its own. The check reads
+every BUILD file of the repository; when one of them does not parse, the check is skipped (a
+broken BUILD file elsewhere must not stop this target).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
-from pants.engine.rules import collect_rules, rule
+from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import AllTargets
 
 # The target types that package into a directory of their own.
@@ -41,8 +43,12 @@ def _overlaps(a: str, b: str) -> bool:
 
 
 @rule(desc="Check the output path")
-async def output_dir(request: OutputDirRequest, all_targets: AllTargets) -> OutputDir:
+async def output_dir(request: OutputDirRequest) -> OutputDir:
     mine = request.output_path.value_or_default(file_ending=None)
+    try:
+        all_targets = await Get(AllTargets)
+    except Exception:  # some BUILD file does not parse: its own targets report that
+        return OutputDir(mine)
     clashes = sorted(
         (t.address.spec, t[OutputPathField].value_or_default(file_ending=None))
         for t in all_targets

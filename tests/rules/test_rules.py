@@ -169,3 +169,5 @@ def test_two_targets_with_one_output_path_are_refused(rule_runner: RuleRunner) -
     message = str(e.value)
     assert "a:k: field `output_path`: dist/kernels/x is also where" in message
     assert "a:inner (`kernels/x/y`)" in message and "b:k (`kernels/x`)" in message
+    runner.write_files({"broken/BUILD": 'kernel_image(name="k", base="tinyconfg")\n'})
+    assert request(Address("a", target_name="own")).path == "a/own"  # not blocked by broken/
