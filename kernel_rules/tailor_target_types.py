@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Iterable, Optional, Tuple
+
 from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     BoolField,
+    InvalidFieldException,
     StringField,
     StringSequenceField,
     Target,
 )
 from pants.util.strutil import help_text
+
+from kernel_rules.domain.config_policy import PolicyError, forbid_symbol, force_value
 
 
 class TailoredBaselineField(StringField):
@@ -43,9 +49,25 @@ class TailoredForceField(StringSequenceField):
         """
         Values that must hold, as `.config` lines: `CONFIG_X=y`, `X=m`, `# CONFIG_X is not set`,
         or an int/hex/string value (`CONFIG_NR_CPUS=4`) that replaces the trace kernel's. A
-        bool/tristate value must be reachable inside the trace kernel's configuration.
+        bool/tristate value must be reachable inside the trace kernel's configuration; an
+        int/hex/string value must survive `make olddefconfig` (e.g. lie in the symbol's range).
+        String values are data: no `$`, backticks, quotes, backslashes, `;|&<>#` or newlines, and
+        options naming build-time files (`INITRAMFS_SOURCE`, `EXTRA_FIRMWARE`, `MODULE_SIG_KEY`,
+        ...) take only "" or a relative path inside the kernel tree. Checked when the BUILD file
+        is read.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
+                      ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for i, line in enumerate(value or ()):
+            try:
+                force_value(line, f"{address} field `{cls.alias}`[{i}]")
+            except PolicyError as e:
+                raise InvalidFieldException(str(e)) from None
+        return value
 
 
 class TailoredForbidField(StringSequenceField):
@@ -57,6 +79,17 @@ class TailoredForbidField(StringSequenceField):
         error that names the conflicting requirements and where each comes from.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
+                      ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for i, name in enumerate(value or ()):
+            try:
+                forbid_symbol(name, f"{address} field `{cls.alias}`[{i}]")
+            except PolicyError as e:
+                raise InvalidFieldException(str(e)) from None
+        return value
 
 
 class TailoredObjectiveField(StringField):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Iterable, Optional, Tuple
+
 from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     BoolField,
     IntField,
+    InvalidFieldException,
     OptionalSingleSourceField,
     SingleSourceField,
     StringField,
@@ -15,6 +19,7 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
+from kernel_rules.domain.fragments import fragment_file_problem
 from kernel_rules.domain.kbuild import CONFIG_TARGETS
 
 # ----------------------------------------------------------------------------------------------
@@ -122,12 +127,26 @@ class KernelFragmentsField(StringSequenceField):
     help = help_text(
         """
         Kconfig fragment files, relative to the BUILD file, applied in this order on top of the
-        base (a later fragment overrides an earlier one). Lines are `CONFIG_FOO=value` or
-        `# CONFIG_FOO is not set`. After `make olddefconfig`, every requested value must have
-        survived; otherwise the build fails naming the fragment's file:line, the symbol, the value
-        asked for, the value it got, and the unmet dependency when Kconfig can tell.
+        base (a later fragment overrides an earlier one). Each is named exactly (no globs: the
+        order matters), inside the repository. Lines are `CONFIG_FOO=value` or
+        `# CONFIG_FOO is not set`, in UTF-8. After `make olddefconfig`, every requested value must
+        have survived; otherwise the build fails naming the fragment's file:line, the symbol, the
+        value asked for, the value it got, and the unmet dependency when Kconfig can tell. String
+        values are data: no `$`, backticks, quotes, backslashes, `;|&<>#` or control characters,
+        and options naming build-time files (`INITRAMFS_SOURCE`, `EXTRA_FIRMWARE`,
+        `MODULE_SIG_KEY`, ...) take only "" or a relative path inside the kernel tree.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
+                      ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for name in value or ():
+            why = fragment_file_problem(address.spec_path, name)
+            if why:
+                raise InvalidFieldException(f"{address}: field `{cls.alias}`: {name!r} {why}")
+        return value
 
 
 class KernelDebugInfoField(BoolField):

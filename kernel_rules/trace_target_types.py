@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Iterable, Optional, Tuple
+
 from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     IntField,
+    InvalidFieldException,
     MultipleSourcesField,
     OptionalSingleSourceField,
     SingleSourceField,
@@ -14,6 +18,8 @@ from pants.engine.target import (
     Target,
 )
 from pants.util.strutil import help_text
+
+from kernel_rules.domain.qemu_devices import device_problem
 
 
 class BaselineKernelField(StringField):
@@ -51,10 +57,27 @@ class MachineDevicesField(StringSequenceField):
     default = ()
     help = help_text(
         """
-        Extra QEMU devices, one `-device` value each (e.g. `virtio-rng-pci`). Guests never get a
-        host network or a host filesystem: network devices have no backend.
+        Extra QEMU devices, one `-device` value each (e.g. `virtio-rng-pci`), as
+        `driver[,property=value...]`. Guests never get a host network or a host filesystem:
+        network devices have no backend. Devices that reach the host are refused when the BUILD
+        file is read: drivers that load host files or pass host devices through (`loader`,
+        `vfio-pci`, `usb-host`, `vhost-*`, `virtio-9p-*`, sound cards, ...), properties naming
+        host files, devices or backends (`file=`, `romfile=`, `chardev=`, `netdev=`, `drive=`,
+        ...), and any property value holding `/`.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
+                      ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for i, device in enumerate(value or ()):
+            why = device_problem(device)
+            if why:
+                raise InvalidFieldException(
+                    f"{address}: field `{cls.alias}`[{i}]: {device!r}: {why}; guests may not reach "
+                    "host files or host resources")
+        return value
 
 
 class BaselineCmdlineField(StringField):

@@ -10,6 +10,10 @@ compiler and assembler emit (`-ffile-prefix-map`, which covers DWARF, `__FILE__`
 that hashes both), so a cold build, a warm incremental build and a build in another warm tree give
 byte-identical bzImage and vmlinux.
 
+Every configuration is checked before make sees it: fragment and base config values must be data
+(`fragments`), and no path-valued option of the final `.config` may name a host file
+(`config_policy`), so an error leaves the warm trees as they were.
+
 Exit codes: 0 success; 3 a configuration check failed (report on stdout); 2 usage or input
 error; anything else is Kbuild's own failure (its output tail is on stderr).
 """
@@ -27,7 +31,9 @@ import time
 from typing import List, Sequence, Tuple
 
 from kernel_rules.domain import config_check
-from kernel_rules.domain.fragments import FragmentError, merge_requests, parse_config
+from kernel_rules.domain.config_policy import check_final, check_requests
+from kernel_rules.domain.fragments import (
+    FragmentError, decode, merge_requests, parse_config, parse_fragment)
 from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
 
 LAST_BUILD = ".kr-last-build.json"
@@ -89,18 +95,29 @@ def _write_config(tree: str, text: str) -> None:
 
 
 def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
+    with open(path, "rb") as f:
+        return decode(f.read(), path)
 
 
 def base(args: argparse.Namespace) -> int:
     """The starting `.config`: `make <base>`, or `base_config` completed by `olddefconfig`."""
+    base_text = ""
+    if args.base_config:
+        try:
+            base_text = _read(args.base_config)
+            violations = check_requests(parse_fragment(base_text, args.base_config))
+        except FragmentError as e:
+            print(f"kernel_rules: {e}", file=sys.stderr)
+            return 2
+        if violations:
+            print(f"kernel_rules: {violations[0].message()}", file=sys.stderr)
+            return 2
     src = unpack_source(args.cache, args.tarball, args.sha256)
     pool = TreePool(args.cache, "conf", args.sha256, max_trees=args.max_trees)
     with pool.acquire({}) as tree:
         tree.begin_build()
         if args.base_config:
-            _write_config(tree.path, _read(args.base_config))
+            _write_config(tree.path, base_text)
             run_make(src, tree.path, args.arch, args.jobs, ["olddefconfig"])
         else:
             run_make(src, tree.path, args.arch, args.jobs, [args.base])
@@ -113,25 +130,35 @@ def base(args: argparse.Namespace) -> int:
 def configure(args: argparse.Namespace) -> int:
     """Base `.config` + ordered fragments -> `olddefconfig` -> check every requested value."""
     fragments: List[Tuple[str, str]] = []
-    for spec in args.fragment:
-        name, _, path = spec.partition("=")
-        fragments.append((name, _read(path)))
     try:
+        for spec in args.fragment:
+            name, _, path = spec.rpartition("=")
+            fragments.append((name, _read(path)))
         requests = merge_requests(fragments)
     except FragmentError as e:
         print(json.dumps({"error": str(e)}))
+        return 3
+    refused = check_requests(requests.values())
+    if refused:
+        print(json.dumps({"error": refused[0].message()}))
         return 3
     src = unpack_source(args.cache, args.tarball, args.sha256)
     pool = TreePool(args.cache, "conf", args.sha256, max_trees=args.max_trees)
     with pool.acquire({}) as tree:
         tree.begin_build()
         merged = _read(args.base_config) + "".join(
-            f"\n# fragment {n}\n{t}\n" for n, t in fragments)
+            f"\n# fragment {_one_line(n)}\n{t}\n" for n, t in fragments)
         _write_config(tree.path, merged)
         run_make(src, tree.path, args.arch, args.jobs, ["olddefconfig"])
         final_text = _read(os.path.join(tree.path, ".config"))
         tree.finish_build(final_text)
-    violations = config_check.find_violations(requests, parse_config(final_text))
+    final = parse_config(final_text)
+    host_paths = check_final(final, requests, "the final .config (the base configuration or "
+                             "a Kconfig default)")
+    if host_paths:
+        print(json.dumps({"host_paths": [v.message() for v in host_paths]}))
+        return 3
+    violations = config_check.find_violations(requests, final)
     if violations:
         from kernel_rules.domain.kconfig import load_kconfig
 
@@ -147,6 +174,10 @@ def configure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(name: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in name)
+
+
 def _write_output(out: str, config_text: str) -> None:
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, ".config"), "w") as f:
@@ -154,8 +185,17 @@ def _write_output(out: str, config_text: str) -> None:
 
 
 def build(args: argparse.Namespace) -> int:
-    config_text = _read(args.config)
-    values = parse_config(config_text)
+    try:
+        config_text = _read(args.config)
+        values = parse_config(config_text, args.config)
+    except FragmentError as e:
+        print(json.dumps({"error": str(e)}))
+        return 3
+    host_paths = check_final(values, {}, "the configuration to build")
+    if host_paths:
+        print(json.dumps({"error": "the configuration names files outside the kernel tree:\n  "
+                          + "\n  ".join(v.message() for v in host_paths)}))
+        return 3
     src = unpack_source(args.cache, args.tarball, args.sha256)
     pool = TreePool(args.cache, "trees", args.sha256, max_trees=args.max_trees)
     start = time.monotonic()
@@ -254,7 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--base-config", help="a full .config to start from instead of --base")
     c = sub.choices["configure"]
     c.add_argument("--base-config", required=True, help="the output of `base`")
-    c.add_argument("--fragment", action="append", default=[], help="NAME=PATH, in order")
+    c.add_argument("--fragment", action="append", default=[],
+                   help="NAME=PATH, in order (PATH holds no `=`)")
     b = sub.choices["build"]
     b.add_argument("--config", required=True)
     b.add_argument("--stats")

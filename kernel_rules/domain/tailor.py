@@ -40,12 +40,15 @@ import os
 import sys
 import time
 from collections import defaultdict
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from kernel_rules.domain.compose import (
     FORMULA, Requirement, Unsatisfiable, close_over_dependencies, compose, enabled, formula_holds,
     incompatible_with, parse_formula, render_config)
-from kernel_rules.domain.fragments import FragmentError, parse_config, parse_line
+from kernel_rules.domain.config_check import Violation, explain, find_violations
+from kernel_rules.domain.config_policy import (
+    PolicyError, check_final, forbid_symbol, force_value)
+from kernel_rules.domain.fragments import FragmentError, Request, parse_config
 from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
 
 FORMAT = "kernel_rules/requirements@1"
@@ -93,22 +96,21 @@ def set_requirements(label: str, doc: dict, sha256: str, trace_config_sha256: st
 
 
 def field_requirements(target: str, force: Sequence[str], forbid: Sequence[str], kconf,
-                       values: Dict[str, str]) -> List[Requirement]:
+                       values: Dict[str, str], forced: Optional[Dict[str, Request]] = None
+                       ) -> List[Requirement]:
     """`force` lines (`CONFIG_X=y`, `X=m`, `# CONFIG_X is not set`, `CONFIG_N=4`) and `forbid`
-    symbols as requirements; int/hex/string values of `force` go into `values` instead."""
+    symbols as requirements; int/hex/string values of `force` go into `values` instead, and into
+    `forced` (symbol -> Request labelled with the field), so that they can be checked after
+    olddefconfig. Values are parsed as BUILD field validation does (`config_policy`)."""
     import kconfiglib as K
 
     out = []
     for i, line in enumerate(force):
         origin = f"{target} field `force`[{i}]"
-        text = line if line.lstrip().startswith(("CONFIG_", "#")) else "CONFIG_" + line.strip()
         try:
-            parsed = parse_line(text, origin)
-        except FragmentError as e:
+            symbol, value = force_value(line, origin)
+        except PolicyError as e:
             raise InputError(str(e)) from None
-        if parsed is None:
-            raise InputError(f"{origin}: {line!r} is not a `CONFIG_NAME=value` line")
-        symbol, value = parsed
         sym = kconf.syms.get(symbol)
         if sym is None or not sym.nodes:
             raise InputError(f"{origin}: CONFIG_{symbol} is not a Kconfig symbol of this kernel")
@@ -119,10 +121,14 @@ def field_requirements(target: str, force: Sequence[str], forbid: Sequence[str],
             out.append(Requirement(symbol, value, origin))
         else:
             values[symbol] = value
+            if forced is not None:
+                forced[symbol] = Request(symbol, value, origin)
     for i, name in enumerate(forbid):
         origin = f"{target} field `forbid`[{i}]"
-        symbol = name.strip()
-        symbol = symbol[len("CONFIG_"):] if symbol.startswith("CONFIG_") else symbol
+        try:
+            symbol = forbid_symbol(name, origin)
+        except PolicyError as e:
+            raise InputError(str(e)) from None
         sym = kconf.syms.get(symbol)
         if sym is None or not sym.nodes:
             raise InputError(f"{origin}: CONFIG_{symbol} is not a Kconfig symbol of this kernel")
@@ -130,6 +136,21 @@ def field_requirements(target: str, force: Sequence[str], forbid: Sequence[str],
             raise InputError(f"{origin}: CONFIG_{symbol} is not a bool or tristate option")
         out.append(Requirement(symbol, "n", origin))
     return out
+
+
+def dropped_forced_values(forced: Mapping[str, Request], final_text: str, kconf
+                          ) -> List[Violation]:
+    """The int/hex/string `force` values that `make olddefconfig` did not keep in `final_text`,
+    each with the reason from `kconf` (e.g. the symbol's range). Loads `final_text` into `kconf`
+    (written to `final.config` in the working directory) only when one was dropped."""
+    dropped = find_violations(forced, parse_config(final_text))
+    if not dropped:
+        return []
+    path = os.path.join(os.getcwd(), "final.config")
+    with open(path, "w") as f:
+        f.write(final_text)
+    kconf.load_config(path)
+    return explain(dropped, kconf)
 
 
 NO_MODULES = "tailored kernels have no loadable modules"
@@ -263,7 +284,10 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     t0 = time.monotonic()
     with open(args.trace_config, "rb") as f:
         trace_bytes = f.read()
-    trace_config = parse_config(trace_bytes.decode())
+    try:
+        trace_config = parse_config(trace_bytes.decode("utf-8"), "the trace kernel's .config")
+    except (FragmentError, UnicodeDecodeError) as e:
+        raise InputError(str(e)) from None
     trace_sha = hashlib.sha256(trace_bytes).hexdigest()
     reqs: List[Requirement] = []
     inputs = {}
@@ -278,7 +302,8 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     times["parse Kconfig"] = time.monotonic() - t0
     values = dict(trace_config)
     set_reqs, relaxed = without_modules(reqs, kconf, trace_config)
-    field_reqs = field_requirements(args.target, args.force, args.forbid, kconf, values)
+    forced: Dict[str, Request] = {}
+    field_reqs = field_requirements(args.target, args.force, args.forbid, kconf, values, forced)
     policies = []  # traced requirements that cannot hold with these are relaxed, not conflicts
     if args.debug_info:
         field_reqs += [Requirement(s, "y", f"{args.target} field `debug_info=True`")
@@ -321,6 +346,11 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         final = olddefconfig(args, src, render_config(solution))
         conf_s += time.monotonic() - t
         got = parse_config(final)
+        dropped = dropped_forced_values(forced, final, kconf)
+        if dropped:
+            raise InputError(
+                f"{len(dropped)} `force` value(s) did not survive `make olddefconfig`:\n  "
+                + "\n  ".join(v.message() for v in dropped))
         changed = sorted(s for s in model.symbols
                          if solution.get(s, "n") != got.get(s, "n"))
         lost = [r for r in reqs if not formula_holds(parse_formula(r.symbol), got)
@@ -339,6 +369,11 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         log(f"olddefconfig changed {len(changed)} symbols and lost {len(lost)} requirements; "
             "blocking that assignment and solving again")
         model.clauses.append(blocking_clause(model, solution, changed))
+    host_paths = check_final(parse_config(final), forced, "the composed .config (a value of "
+                             "the trace kernel's configuration or a Kconfig default)")
+    if host_paths:
+        raise InputError("the composed configuration names files outside the kernel tree:\n  "
+                         + "\n  ".join(v.message() for v in host_paths))
     times["solve (MaxSAT)"] = solve_s
     times["olddefconfig"] = conf_s
 

@@ -34,7 +34,8 @@ from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.fragments import FragmentError, parse_fragment
+from kernel_rules.domain.config_policy import check_requests
+from kernel_rules.domain.fragments import FragmentError, decode, parse_fragment
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.source import LinuxSource, LinuxSourceRequest, tarball_in_sandbox
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest, kbuild_toolchain_request
@@ -52,7 +53,7 @@ from kernel_rules.target_types import (
 CACHE_NAME = "kernel_rules"
 CACHE_DIR = ".kernel_rules_cache"
 DEBUG_INFO_FRAGMENT = "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO_DWARF5=y\n"
-KBUILD_MODULES = ("fragments", "config_check", "kconfig", "warm_trees", "kbuild")
+KBUILD_MODULES = ("fragments", "config_check", "config_policy", "kconfig", "warm_trees", "kbuild")
 ARTIFACTS = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json")
 # Expensive processes wait this long for a remote cache answer before also starting locally
 # (Pants' default, 0, starts a Kbuild run that a remote hit then cancels half way).
@@ -60,7 +61,8 @@ REMOTE_CACHE_FIRST_MS = 10_000
 
 
 class KernelConfigError(Exception):
-    """A fragment is malformed or a requested value did not survive olddefconfig."""
+    """A fragment or base config is malformed or names a host file, or a requested value did not
+    survive olddefconfig."""
 
 
 class KernelBuildError(Exception):
@@ -117,7 +119,7 @@ async def _fragment_digest(fs: KernelImageFieldSet) -> Tuple[Digest, List[str]]:
     by_path = {c.path: c.content for c in contents}
     for path in paths:
         try:
-            parse_fragment(by_path[path].decode("utf-8", "replace"), path)
+            _check_config_text(by_path[path], path)
         except FragmentError as e:
             raise KernelConfigError(f"{fs.address}: field `fragments`: {e}") from None
     if fs.debug_info.value:
@@ -126,6 +128,14 @@ async def _fragment_digest(fs: KernelImageFieldSet) -> Tuple[Digest, List[str]]:
         digest = await Get(Digest, MergeDigests([digest, extra]))
         paths.append("kernel_rules_debug_info.config")
     return digest, paths
+
+
+def _check_config_text(data: bytes, name: str) -> None:
+    """Raise FragmentError (naming `name:line`) unless `data` is UTF-8 `.config` text whose
+    values are all data and name no host file (fragments, `base_config`)."""
+    violations = check_requests(parse_fragment(decode(data, name), name))
+    if violations:
+        raise FragmentError(violations[0].message())
 
 
 def _fragment_name(fs: KernelImageFieldSet, path: str) -> str:
@@ -195,8 +205,13 @@ async def base_config(request: BaseConfigRequest) -> BaseConfig:
         if not hydrated.snapshot.files:
             raise KernelConfigError(
                 f"{fs.address}: field `base_config`: file {fs.base_config.value!r} not found")
-        args, inputs = ("--base-config", hydrated.snapshot.files[0]), hydrated.snapshot.digest
         what = hydrated.snapshot.files[0]
+        contents = await Get(DigestContents, Digest, hydrated.snapshot.digest)
+        try:
+            _check_config_text(next(c.content for c in contents if c.path == what), what)
+        except FragmentError as e:
+            raise KernelConfigError(f"{fs.address}: field `base_config`: {e}") from None
+        args, inputs = ("--base-config", what), hydrated.snapshot.digest
     else:
         args, inputs, what = ("--base", fs.base.value), EMPTY_DIGEST, fs.base.value
     result = await Get(FallibleProcessResult, KbuildProcess(
@@ -229,6 +244,10 @@ async def configure_kernel(request: KernelConfigRequest) -> KernelConfig:
         report = json.loads(result.stdout.decode())
         if "error" in report:
             raise KernelConfigError(f"{fs.address}: field `fragments`: {report['error']}")
+        if "host_paths" in report:
+            raise KernelConfigError(
+                f"{fs.address}: the final configuration names files outside the kernel tree:\n  "
+                + "\n  ".join(report["host_paths"]))
         raise KernelConfigError(
             f"{fs.address}: {len(report['violations'])} requested config value(s) did not "
             "survive `make olddefconfig`:\n  " + "\n  ".join(report["violations"])
@@ -270,6 +289,8 @@ async def build_kernel(request: KernelBuildRequest) -> KernelBuild:
         ("--config", "input/.config", "--stats", "build-stats.json"), config_file,
         f"Build kernel {config.address} (Kbuild in a warm tree)",
         output_files=("build-stats.json",)))
+    if result.exit_code == 3:
+        raise KernelConfigError(f"{config.address}: {json.loads(result.stdout.decode())['error']}")
     if result.exit_code != 0:
         raise KernelBuildError(
             f"{config.address}: the kernel build failed (exit code {result.exit_code}); "

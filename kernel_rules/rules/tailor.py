@@ -43,7 +43,7 @@ from kernel_rules.tailor_target_types import (
 from kernel_rules.trace_target_types import AppWorkloadField, BaselineKernelField
 
 TAILOR_MODULES = ("tailor", "compose", "kconfig_model", "kconfig", "fragments", "warm_trees",
-                  "kbuild", "config_check", "conditions", "kbuild_conditions")
+                  "kbuild", "config_check", "config_policy", "conditions", "kbuild_conditions")
 SANDBOX_SITE = "third_party/python/sandbox/site"
 
 

@@ -9,9 +9,10 @@ from pysat.solvers import Solver
 from kernel_rules.domain.compose import Requirement, compose
 from kernel_rules.domain.kconfig_model import KconfigModel
 from kernel_rules.domain.report import build_report, render_markdown, symbol_sizes
+from kernel_rules.domain.fragments import Request
 from kernel_rules.domain.tailor import (
-    InputError, blocking_clause, composed_set, field_requirements, holds, set_requirements,
-    universe_of)
+    InputError, blocking_clause, composed_set, dropped_forced_values, field_requirements, holds,
+    set_requirements, universe_of)
 from tests.unit.test_kconfig_model import synthetic_kconf
 
 KCONFIG = """
@@ -88,6 +89,63 @@ def test_force_and_forbid_become_labelled_requirements(kconf):
 def test_bad_force_or_forbid_names_the_field(kconf, force, forbid, message):
     with pytest.raises(InputError, match=message):
         field_requirements("ex:k", force, forbid, kconf, {})
+
+
+def test_int_hex_string_force_values_are_kept_for_the_olddefconfig_check(kconf):
+    forced = {}
+    field_requirements("ex:k", ["CONFIG_A=y", "N=8"], [], kconf, {}, forced)
+    assert forced == {"N": Request("N", "8", "ex:k field `force`[1]")}
+
+
+@pytest.mark.parametrize("force, message", [
+    (['CONFIG_N="$(shell touch /tmp/x)"'], r"field `force`\[0\]: CONFIG_N: the string value"),
+    (['CONFIG_INITRAMFS_SOURCE="/some/host/dir"'], r"field `force`\[0\]: CONFIG_INITRAMFS_SOURCE="),
+    (["CONFIG_A=y\nCONFIG_B=y"], r"field `force`\[0\]: .* holds a newline"),
+])
+def test_force_values_that_are_code_or_host_paths_are_refused(kconf, force, message):
+    with pytest.raises(InputError, match=message):
+        field_requirements("ex:k", force, [], kconf, {})
+
+
+RANGES = """
+config A
+\tbool "A"
+
+config SHIFT
+\tint "shift"
+\trange 12 25
+\tdefault 17
+
+config ADDR
+\thex "addr"
+\tdefault 0x1000
+
+config NAME
+\tstring "name"
+\tdepends on A
+\tdefault "x"
+"""
+
+
+def test_dropped_force_values_name_the_field_value_and_range(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kconf = synthetic_kconf(tmp_path, RANGES)
+    forced = {"SHIFT": Request("SHIFT", "99", "ex:k field `force`[0]"),
+              "ADDR": Request("ADDR", "0x2000", "ex:k field `force`[1]"),
+              "NAME": Request("NAME", '"tailored"', "ex:k field `force`[2]")}
+    final = '# CONFIG_A is not set\nCONFIG_SHIFT=17\nCONFIG_ADDR=0x2000\n'
+    messages = [v.message() for v in dropped_forced_values(forced, final, kconf)]
+    assert messages == [
+        "ex:k field `force`[0]: CONFIG_SHIFT: requested 99, got 17 (value outside its allowed "
+        "range or not visible: 12..25)",
+        'ex:k field `force`[2]: CONFIG_NAME: requested "tailored", got n (unmet dependency: A '
+        "[A=n])"]
+
+
+def test_kept_force_values_are_not_violations(tmp_path):
+    kconf = synthetic_kconf(tmp_path, RANGES)
+    forced = {"SHIFT": Request("SHIFT", "20", "f"), "ADDR": Request("ADDR", "0x2000", "g")}
+    assert dropped_forced_values(forced, "CONFIG_SHIFT=20\nCONFIG_ADDR=0x2000\n", kconf) == []
 
 
 def test_universe_lets_every_choice_member_be_picked(kconf):
