@@ -73,7 +73,8 @@ from kernel_rules.domain.initramfs import (  # noqa: E402
     busybox_applets, busybox_initramfs, cpio_newc, directory, gzip_deterministic, regular,
     with_parent_dirs)
 from kernel_rules.domain.kbuild import PINNED_ENV, make_argv  # noqa: E402
-from kernel_rules.domain.app_check import verdict  # noqa: E402
+from kernel_rules.domain.app_check import (  # noqa: E402
+    OUTPUT_BEGIN, WorkloadReport, verdict, workload_report)
 from kernel_rules.domain.qemu import (  # noqa: E402
     INIT_MARKER, BootSpec, Machine, command_line, watch_console)
 from kernel_rules.domain.report import symbol_sizes  # noqa: E402
@@ -736,6 +737,15 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def _report(console: str, status: Optional["re.Match"]) -> WorkloadReport:
+    """The workload's report: framed by an app_profile image's init (domain.guest_init); the
+    development images' init prints the workload's output and status on the console as they
+    are, so there the console stands for the output."""
+    if OUTPUT_BEGIN in console:
+        return workload_report(console)
+    return WorkloadReport(int(status.group(1)) if status else None, console.encode())
+
+
 def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, timeout: float,
               console_path: Path, success: Optional[str]) -> dict:
     spec = BootSpec("qemu-system-x86_64", str(kernel.image), str(initrd), cmdline, machine, "tcg")
@@ -766,8 +776,8 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
     load = os.getloadavg()[0]
     busy0, qemu0, wall0 = _host_busy_seconds(), _children_cpu(), time.monotonic()
     try:
-        buf, timed_out, proc = watch_console(command_line(spec), timeout, on_output,
-                                             stdin=subprocess.PIPE)
+        run = watch_console(command_line(spec), timeout, on_output, stdin=subprocess.PIPE)
+        buf, timed_out = run.console, run.timed_out
     finally:
         live.close()
     wall = time.monotonic() - wall0
@@ -785,7 +795,7 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
         "mem_used_kb": int(mem.group(1)) - int(mem.group(2)) if mem else None,
         "status": int(status.group(1)) if status else None, "timed_out": timed_out,
         "verdict": (f"no {DONE} within {timeout:.0f} s" if timed_out and not status
-                    else verdict(console, int(status.group(1)) if status else None, success)),
+                    else verdict(_report(console, status), success)),
         "modules": MODULE_LINE.findall(console), "load": round(load, 2),
         "other_cpu": round(other, 2), "console": str(console_path),
     }

@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kernel_rules.domain import tracer  # noqa: E402
+from kernel_rules.domain.app_check import verdict, workload_report  # noqa: E402
 from kernel_rules.domain.guest_init import BOOT_INIT, BOOT_SCRIPT, render_app_init  # noqa: E402
 from kernel_rules.domain.qemu import (  # noqa: E402
     CHECK_PARAM, INIT_MARKER, BootSpec, Machine, watch_console)
@@ -142,7 +143,7 @@ def _guests(tmp: Path, env: Dict[str, str], kernel: Path) -> List[Guest]:
                                                                         f"{EXAMPLE}:{KERNEL}"):
             continue
         machines[name] = t
-        extra = (["--file", f"{base_dir / t['boot_script_raw']}={BOOT_SCRIPT}"]
+        extra = (["--file", str(base_dir / t['boot_script_raw']), BOOT_SCRIPT]
                  if t["boot_script_raw"] else [])
         image = _initramfs(tmp, name, env, BOOT_INIT, extra)
         spec = BootSpec(qemu, str(kernel), str(image), f"{t['cmdline']} nokaslr {CHECK_PARAM}",
@@ -155,10 +156,10 @@ def _guests(tmp: Path, env: Dict[str, str], kernel: Path) -> List[Guest]:
         workload = base_dir / t["workload_raw"]
         args = ["--gcc", _tool("gcc"), "--marker-source",
                 str(REPO / "kernel_rules/domain/window_marker.c"),
-                "--file", f"{workload}=app/{workload.name}"]
+                "--file", str(workload), f"app/{workload.name}"]
         for pattern in t["files_raw"]:
             for f in sorted(glob.glob(str(base_dir / pattern), recursive=True)):
-                args += ["--file", f"{f}=app/{os.path.relpath(f, base_dir)}"]
+                args += ["--file", f, f"app/{os.path.relpath(f, base_dir)}"]
         for p in t["programs_raw"]:
             args += ["--program", str(base_dir / p)]
         for binary in t["binaries"]:
@@ -187,10 +188,9 @@ def _traced(g: Guest, env: Dict[str, str], out: Path) -> float:
     if result.returncode != 0:
         raise SystemExit(f"tracing {g.name} failed:\n{result.stderr[-4000:]}")
     if g.mode == "app":
-        status = json.loads((out / "trace.json").read_text())["window"]["workload_status"]
-        console = (out / "console.log").read_text().replace("\r", "")
-        if status != 0 or (g.success and not re.search(g.success, console, re.M)):
-            raise SystemExit(f"{g.name}: the traced workload failed (status {status})")
+        failed = verdict(workload_report((out / "console.log").read_text()), g.success)
+        if failed:
+            raise SystemExit(f"{g.name}: the traced workload failed: {failed}")
     return seconds
 
 
@@ -224,11 +224,10 @@ def _plain(g: Guest, work: Path, icount: bool = True) -> float:
                 answered.append(True)
             return 10.0 if tracer.DONE.encode() in buf else None
 
-        buf, timed_out, _proc = watch_console(argv, g.timeout, on_output, stdin=subprocess.PIPE)
+        run = watch_console(argv, g.timeout, on_output, stdin=subprocess.PIPE)
         seconds = time.monotonic() - start
-        text = buf.decode(errors="replace").replace("\r", "")
-        ok = (not timed_out and "KR_WORKLOAD_STATUS 0" in text
-              and (not g.success or re.search(g.success, text, re.M) is not None))
+        text = run.console.decode(errors="replace").replace("\r", "")
+        ok = not run.timed_out and not verdict(workload_report(text), g.success)
     if not ok or os.path.exists(log):
         tail = "\n".join(text.splitlines()[-30:])
         raise SystemExit(f"the plain run of {g.name} failed:\n{tail}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional, Tuple
 
 from pants.core.goals.package import OutputPathField
@@ -19,7 +20,20 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
+from kernel_rules.domain.qemu import APPENDED_TO_CMDLINE, cmdline_problem, memory_problem
 from kernel_rules.domain.qemu_devices import device_problem
+
+
+def invalid_field(alias: str, address: Address, problem: str) -> InvalidFieldException:
+    """The error for a field value refused when the BUILD file is read."""
+    return InvalidFieldException(f"{address}: field `{alias}`: {problem}")
+
+
+def positive_int(alias: str, value: Optional[int], address: Address) -> Optional[int]:
+    """`value` when it is None or greater than 0, else the error naming the field."""
+    if value is not None and value <= 0:
+        raise invalid_field(alias, address, f"must be greater than 0, but was {value}")
+    return value
 
 
 class BaselineKernelField(StringField):
@@ -37,19 +51,49 @@ class BaselineKernelField(StringField):
 class MachineTypeField(StringField):
     alias = "machine"
     default = "q35"
-    help = "QEMU machine type (`-machine`), e.g. `q35`, `pc`, `microvm`."
+    help = help_text(
+        """
+        QEMU machine type (`-machine`), e.g. `q35`, `pc`, `microvm`. QEMU itself judges it: a
+        type it does not know fails the trace with QEMU's own error.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        if not value or not value.strip() or value.startswith("-"):
+            raise invalid_field(cls.alias, address, f"{value!r} is not a QEMU machine type "
+                                "(such as `q35`)")
+        return value
 
 
 class MachineCpusField(IntField):
     alias = "cpus"
     default = 1
-    help = "Virtual CPUs (`-smp`)."
+    help = "Virtual CPUs (`-smp`), at least 1."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> Optional[int]:
+        return positive_int(cls.alias, super().compute_value(raw_value, address), address)
 
 
 class MachineMemoryField(StringField):
     alias = "memory"
     default = "256M"
-    help = "Guest memory in QEMU's syntax (`256M`, `1G`)."
+    help = help_text(
+        """
+        Guest memory in QEMU's syntax: a number of MiB or a number with a `K`, `M`, `G` or `T`
+        suffix (`256M`, `1G`), at least `16M`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        problem = memory_problem(value)
+        if problem:
+            raise invalid_field(cls.alias, address, problem)
+        return value
 
 
 class MachineDevicesField(StringSequenceField):
@@ -84,11 +128,21 @@ class BaselineCmdlineField(StringField):
     alias = "cmdline"
     default = "console=ttyS0"
     help = help_text(
-        """
+        f"""
         Kernel command line. kernel_rules adds `nokaslr` (traced addresses must match the
-        vmlinux) and its own init parameters. One QEMU argument; never seen by a shell.
+        vmlinux) and its own init parameters (`{APPENDED_TO_CMDLINE.strip()}` at most). One QEMU
+        argument; never seen by a shell. With what kernel_rules adds it must fit in the
+        kernel's 2,047 bytes (x86's COMMAND_LINE_SIZE): the kernel silently drops the rest.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        problem = cmdline_problem(value)
+        if problem:
+            raise invalid_field(cls.alias, address, problem)
+        return value
 
 
 class BaselineModulesField(StringSequenceField):
@@ -114,7 +168,7 @@ class BaselineBootScriptField(OptionalSingleSourceField):
         Optional shell script (busybox sh) run by the guest's init during the traced boot, after
         /proc, /sys and /dev are mounted and before the init marker: the deployment's own start-up
         (bringing up devices, mounting filesystems). Everything it makes the kernel do is part of
-        the baseline.
+        the baseline. It must exit 0: any other exit status fails the boot trace.
         """
     )
 
@@ -122,7 +176,17 @@ class BaselineBootScriptField(OptionalSingleSourceField):
 class TraceTimeoutField(IntField):
     alias = "timeout"
     default = 300
-    help = "Seconds a traced guest may run before the trace fails (QEMU runs in TCG: be generous)."
+    help = help_text(
+        """
+        Seconds a traced guest may run before the trace fails (QEMU runs in TCG: be generous);
+        greater than 0. When an app's workload runs out of time, the failure shows what it
+        printed so far.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> Optional[int]:
+        return positive_int(cls.alias, super().compute_value(raw_value, address), address)
 
 
 class KernelBaselineTarget(Target):
@@ -187,7 +251,12 @@ class AppProgramsField(MultipleSourcesField):
 class AppFilesField(MultipleSourcesField):
     alias = "files"
     default = ()
-    help = "Data files, relative to the BUILD file, copied under `/app/` in the guest."
+    help = help_text(
+        """
+        Data files, relative to the BUILD file, copied under `/app/` in the guest at the same
+        relative paths (any file name, `=` included).
+        """
+    )
 
 
 class AppWorkloadField(SingleSourceField):
@@ -206,10 +275,22 @@ class AppSuccessField(StringField):
     alias = "success"
     help = help_text(
         """
-        Optional regular expression (Python syntax) that must match the workload's output for
-        the run to count as passed, in addition to exit status 0.
+        Optional regular expression (Python syntax, multi-line mode) that must match the
+        workload's own output (its stdout and stderr; never the kernel's messages or anything
+        else on the console) for the run to count as passed, in addition to exit status 0.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            try:
+                re.compile(value, re.M)
+            except re.error as e:
+                raise invalid_field(cls.alias, address, f"{value!r} is not a regular expression "
+                                    f"(Python syntax): {e}") from None
+        return value
 
 
 class AppProfileTarget(Target):
@@ -233,7 +314,8 @@ class AppProfileTarget(Target):
         files, the workload), boots the baseline's trace kernel on the baseline's machine, and
         records every kernel instruction executed between the start and the end of the workload,
         including code that already ran at boot. The result is an *app config set*
-        (`config-set.json`) and `summary.md` in dist/. The workload must pass (exit 0, and match
-        `success` if set), otherwise packaging fails with the console tail.
+        (`config-set.json`), `summary.md` and the workload's own output `workload.log` in dist/.
+        The workload must pass (exit 0, and its output must match `success` if set), otherwise
+        packaging fails with the console tail and the workload's output.
         """
     )

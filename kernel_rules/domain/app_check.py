@@ -1,68 +1,187 @@
-"""Boot a kernel with each application's image and run its workload, untraced.
+"""Boot a kernel with each application's image and run its workload, untraced; and the host's
+side of the app guests' console protocol (the workload's framed report), for traces too.
 
 `python3 -m kernel_rules.domain.app_check --apps apps.json --kernel bzImage --qemu ... --out out`
 
 `apps.json` is a list of {"name", "initrd", "success" (a regex or null), "timeout"}. Each image is
 an app_profile's traced-guest image (see domain.guest_init): its init prints the init marker with
-the guest's uptime, marks the application window, runs the workload and prints
-`KR_WORKLOAD_STATUS <n>`. Here nothing stops the guest and nothing is logged: this is the plain
-run of the same guest that the trace observed.
+the guest's uptime, marks the application window, runs the workload and reports its output and
+exit status framed (`KR_OUTPUT_BEGIN`, base64 `KR_OUTPUT` lines, `KR_WORKLOAD_STATUS <status>
+<bytes> <sha256>`). Here nothing stops the guest and nothing is logged: this is the plain run of
+the same guest that the trace observed.
 
-An app passes when its workload exits 0 within its timeout and, if `success` is set, the console
-matches it (multi-line mode). Per app, `out/<n>.console.log` keeps the whole console; on stdout a
-line per app; `out/results.json` lists {name, passed, reason, workload_status, boot_seconds (guest
-uptime when init started), seconds (wall time of the whole run)}. Exit 0 when every app passed,
-1 otherwise (each failure's console tail on stdout, under the app's name).
+The verdict comes only from that report (`workload_report`), never from the rest of the console:
+an app passes when the report is intact, its workload exited 0 within its timeout and, if
+`success` is set, the workload's own output matches it (multi-line mode). When the timeout
+passes, the host asks the guest for the output so far (a `KR_DUMP` line on the console) and shows
+it. Per app, `out/<n>.console.log` keeps the whole console; on stdout a line per app;
+`out/results.json` lists {name, passed, reason, workload_status, boot_seconds (guest uptime when
+init started), seconds (wall time of the whole run)}. Exit 0 when every app passed, 1 otherwise
+(each failure's reason, the workload's output and the console tail on stdout, under the app's
+name).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from kernel_rules.domain.qemu import INIT_MARKER, BootSpec, Machine, command_line, console_tail, watch_console
+from kernel_rules.domain.qemu import (
+    INIT_MARKER, BootSpec, Machine, cmdline_problem, command_line, console_tail, watch_console,
+    with_qemu_stderr)
 
-WORKLOAD_STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
+OUTPUT_BEGIN = "KR_OUTPUT_BEGIN"
+OUTPUT_LINE = "KR_OUTPUT"
+WORKLOAD_STATUS_LINE = "KR_WORKLOAD_STATUS"
+WORKLOAD_RUNNING = "KR_WORKLOAD_RUNNING"
+DUMP_REQUEST = "KR_DUMP"
+_END = re.compile(r"(?:KR_WORKLOAD_STATUS (\d+)|KR_WORKLOAD_RUNNING) (\d+) ([0-9a-f]{64})")
 UPTIME = re.compile(re.escape(INIT_MARKER) + r" kernel \S+ uptime ([0-9.]+)")
 DONE = "KR_DONE"
+DUMP_GRACE = 20.0  # seconds the guest gets to report a timed-out workload's output
 
 
-def verdict(console: str, status: Optional[int], success: Optional[str]) -> str:
-    """Empty when the workload passed, else why not."""
-    if status is None:
-        return "the guest stopped before the workload finished"
-    if status != 0:
-        return f"the workload exited with status {status}"
-    if success and not re.search(success, console.replace("\r", ""), re.M):
-        return f"its output does not match `success` {success!r}"
+@dataclass(frozen=True)
+class WorkloadReport:
+    """What an app guest reported about its workload, from its framed report only.
+
+    `status` is the exit status (None: the report is of a workload still running, or there is
+    none); `output` its stdout and stderr (so far, for a running one); `problem` says why there is
+    no usable report ("" when there is one)."""
+
+    status: Optional[int]
+    output: bytes
+    running: bool = False
+    problem: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+
+def workload_report(console: str) -> WorkloadReport:
+    """The last complete report framed on `console` (see the module docstring); a frame whose
+    lines were damaged (its size or sha256 do not match) is a `problem`, never a verdict."""
+    found: Optional[WorkloadReport] = None
+    chunks: Optional[List[str]] = None
+    for raw in console.split("\n"):
+        line = raw.rstrip("\r")
+        if line == OUTPUT_BEGIN:
+            chunks = []
+        elif chunks is not None and line.startswith(OUTPUT_LINE + " "):
+            chunks.append(line[len(OUTPUT_LINE) + 1:].strip())
+        elif chunks is not None and _END.fullmatch(line):
+            m = _END.fullmatch(line)
+            found = _decoded(chunks, m)
+            chunks = None
+    if found is None:
+        return WorkloadReport(None, b"", problem="the guest never reported the workload's output "
+                              "and exit status (the run ended before the workload finished?)")
+    return found
+
+
+def _decoded(chunks: List[str], end: "re.Match") -> WorkloadReport:
+    status = int(end.group(1)) if end.group(1) is not None else None
+    size, digest = int(end.group(2)), end.group(3)
+    try:
+        data = base64.b64decode("".join(chunks), validate=True)
+    except (binascii.Error, ValueError):
+        data = None
+    if data is None or len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+        got = "undecodable" if data is None else f"{len(data)} bytes"
+        return WorkloadReport(None, b"", problem=(
+            f"the guest's report of the workload's output was damaged on the console ({size} "
+            f"bytes sent, {got} received): something else wrote into it"))
+    return WorkloadReport(status, data, running=status is None)
+
+
+def verdict(report: WorkloadReport, success: Optional[str]) -> str:
+    """Empty when the workload passed, else why not (from its report alone)."""
+    if report.problem:
+        return report.problem
+    if report.running:
+        return "the workload had not finished when the run ended"
+    if report.status != 0:
+        return f"the workload exited with status {report.status}"
+    if success and not re.search(success, report.text, re.M):
+        printed = "it printed nothing" if not report.output else f"it printed {len(report.output)} bytes"
+        return f"its output does not match `success` {success!r} ({printed})"
     return ""
 
 
+def without_frames(console: str) -> str:
+    """`console` without the framed report's base64 lines (for showing a console tail)."""
+    return "\n".join(line for line in console.replace("\r", "").split("\n")
+                     if not line.startswith(OUTPUT_LINE + " "))
+
+
+def failure_details(console: str, report: WorkloadReport, lines: int = 40) -> str:
+    """The console tail (without the framed report) and the workload's own output (its last
+    `lines` lines; so far, for a running one), for a failure message."""
+    tail = console_tail(without_frames(console), lines)
+    parts = ["console tail:\n" + "\n".join("  | " + ln for ln in tail.splitlines())]
+    if not report.problem:
+        what = "so far" if report.running else "(stdout and stderr)"
+        out = report.text.splitlines()[-lines:]
+        parts.append(f"workload output {what}:\n" + ("\n".join("  | " + ln for ln in out)
+                                                     if out else "  (nothing)"))
+    return "\n".join(parts)
+
+
+_RUNNING_REPORTED = re.compile(rb"\nKR_WORKLOAD_RUNNING \d+ [0-9a-f]{64}")
+
+
 def run_app(spec: BootSpec, timeout: float, success: Optional[str]) -> dict:
-    """One untraced run of an app image; see the module docstring for the result's keys."""
+    """One untraced run of an app image; see the module docstring for the result's keys (plus
+    `console` and `details`, the failure's console tail and workload output)."""
+    asked: List[bool] = []
+
     def on_output(buf: bytes, proc: subprocess.Popen) -> Optional[float]:
-        return 10.0 if DONE.encode() in buf else None
+        if DONE.encode() in buf:
+            return 10.0
+        if asked and _RUNNING_REPORTED.search(buf):
+            return 1.0
+        return None
+
+    def on_timeout(proc: subprocess.Popen) -> Optional[float]:
+        asked.append(True)
+        try:
+            proc.stdin.write(f"{DUMP_REQUEST}\n".encode())
+            proc.stdin.flush()
+        except OSError:
+            return None
+        return DUMP_GRACE
 
     start = time.monotonic()
-    buf, timed_out, _ = watch_console(command_line(spec), timeout, on_output)
+    run = watch_console(command_line(spec), timeout, on_output, stdin=subprocess.PIPE,
+                        on_timeout=on_timeout)
     seconds = time.monotonic() - start
-    console = buf.decode(errors="replace")
-    m = WORKLOAD_STATUS.search(console)
-    status = int(m.group(1)) if m else None
+    console = run.console.decode(errors="replace")
+    report = workload_report(console)
     up = UPTIME.search(console)
-    reason = (f"the workload did not finish within {timeout:.0f} s" if timed_out and status is None
-              else verdict(console, status, success))
-    if not up and not reason:
+    if run.timed_out and (report.running or report.problem):
+        reason = f"the workload did not finish within {timeout:.0f} s"
+        if report.problem:
+            reason += " (the guest did not report its output so far)"
+    elif not up:
         reason = "the guest never reached its init"
-    return {"passed": not reason, "reason": reason, "workload_status": status,
+    else:
+        reason = verdict(report, success)
+    if reason:
+        reason = with_qemu_stderr(reason, run.stderr)
+    return {"passed": not reason, "reason": reason, "workload_status": report.status,
             "boot_seconds": float(up.group(1)) if up else None, "seconds": round(seconds, 2),
-            "console": console}
+            "console": console, "details": failure_details(console, report) if reason else ""}
 
 
 def main(argv: Sequence[str]) -> int:
@@ -78,6 +197,10 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    problem = cmdline_problem(args.cmdline, "")
+    if problem:
+        print(f"kernel_rules: app check refused: {problem}")
+        return 1
     with open(args.apps) as f:
         apps = json.load(f)
     os.makedirs(args.out, exist_ok=True)
@@ -87,14 +210,14 @@ def main(argv: Sequence[str]) -> int:
         spec = BootSpec(args.qemu, args.kernel, app["initrd"], args.cmdline, machine, args.accel)
         r = run_app(spec, float(app["timeout"]), app.get("success"))
         with open(os.path.join(args.out, f"{i}.console.log"), "w") as f:
-            f.write(r.pop("console") if r["passed"] else r["console"])
+            f.write(r.pop("console"))
+        details = r.pop("details")
         if r["passed"]:
             print(f"PASS {app['name']}: workload passed; init after {r['boot_seconds']} s "
                   f"(guest uptime), whole run {r['seconds']} s ({args.accel})")
         else:
             failed += 1
-            print(f"FAIL {app['name']}: {r['reason']}; console tail:\n"
-                  + "\n".join("  | " + line for line in console_tail(r.pop("console")).splitlines()))
+            print(f"FAIL {app['name']}: {r['reason']}; {details}")
         results.append({"name": app["name"], **r})
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 
 class GdbError(Exception):
@@ -23,7 +23,10 @@ def packet(data: str) -> bytes:
 
 
 class GdbClient:
-    def __init__(self, path: str, timeout: float = 30) -> None:
+    def __init__(self, path: str, timeout: float = 30,
+                 alive: Optional[Callable[[], bool]] = None) -> None:
+        """Connect to the stub at `path`, retrying for up to `timeout` seconds while QEMU starts;
+        `alive()` (when given) says whether QEMU still runs: once it does not, give up at once."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -32,6 +35,8 @@ class GdbClient:
                 break
             except OSError:
                 self.sock.close()
+                if alive is not None and not alive():
+                    raise GdbError("QEMU exited before its gdbstub accepted a connection") from None
                 if time.monotonic() > deadline:
                     raise GdbError(f"cannot connect to QEMU's gdbstub at {path}") from None
                 time.sleep(0.05)

@@ -1,13 +1,34 @@
-"""The `/init` of the minimal guest image used by `run` and boot checks of kernel images.
+"""The guests' `/init` programs and the console protocol they speak to the host.
 
-It mounts /proc, /sys and /dev when the kernel supports them, runs the baseline's boot step
-(`/etc/kernel_rules/boot.sh`) if the image has one, prints the init marker (the proof
-that the kernel booted to user space), and then either powers off at once (`kernel_rules.mode=check`
-on the kernel command line, used by `pants test`) or gives the console a shell (`pants run`).
-Leaving the shell ends the guest.
+`BOOT_INIT`, the minimal guest image used by `run`, boot checks and boot traces: it mounts /proc,
+/sys and /dev when the kernel supports them, runs the baseline's boot step
+(`/etc/kernel_rules/boot.sh`) if the image has one, prints the init marker (the proof that the
+kernel booted to user space) and then confirms the mode it runs in: with `kernel_rules.mode=check`
+on the kernel command line (`pants test`, boot traces) it lowers the console loglevel, prints
+`KR_MODE check boot_script=<none|exit status>` and powers off; otherwise it prints
+`KR_MODE interactive boot_script=... cmdline_bytes=<n>` and gives the console a shell
+(`pants run`; leaving the shell ends the guest). See domain.qemu.check_problem for the host's
+reading.
+
+`render_app_init`, the app guest (traces and app checks): it runs the workload with its stdin on
+/dev/null and its stdout and stderr in a file, between the window markers, and then reports it
+*framed*, so that nothing else on the console (kernel messages, above all) can be taken for the
+workload's output or status: it lowers the console loglevel (`dmesg -n 1`, printk no longer
+reaches the console), then prints
+
+    KR_OUTPUT_BEGIN
+    KR_OUTPUT <base64 of the output, 76 characters a line>
+    ...
+    KR_WORKLOAD_STATUS <exit status> <output bytes> <sha256 of the output>
+
+If the host sends a line `KR_DUMP` on the console (it does when the workload ran out of time), a
+listener started before the window reports the output so far the same way, ending with
+`KR_WORKLOAD_RUNNING <output bytes> <sha256>`. See domain.app_check for the host's reading.
 """
 
-from kernel_rules.domain.qemu import CHECK_PARAM, INIT_MARKER
+from kernel_rules.domain.app_check import (
+    DUMP_REQUEST, OUTPUT_BEGIN, OUTPUT_LINE, WORKLOAD_RUNNING, WORKLOAD_STATUS_LINE)
+from kernel_rules.domain.qemu import CHECK_PARAM, INIT_MARKER, MODE_LINE
 
 BOOT_SCRIPT = "etc/kernel_rules/boot.sh"
 MODULE_LIST = "etc/kernel_rules/modules"  # see domain.prebuilt
@@ -44,12 +65,21 @@ mount -t proc proc /proc 2>/dev/null
 mount -t sysfs sysfs /sys 2>/dev/null
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 {LOAD_MODULES}
-[ -f /{BOOT_SCRIPT} ] && /bin/sh /{BOOT_SCRIPT}
+kr_boot=none
+if [ -f /{BOOT_SCRIPT} ]; then
+  /bin/sh /{BOOT_SCRIPT}
+  kr_boot=$?
+  [ "$kr_boot" = 0 ] || echo "kernel_rules: the boot step (boot_script) exited with status $kr_boot"
+fi
 {LIST_MODULE_SECTIONS}
 echo "{INIT_MARKER} kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime 2>/dev/null)"
 case " $(cat /proc/cmdline 2>/dev/null) " in
-  *" {CHECK_PARAM} "*) reboot -f ;;
+  *" {CHECK_PARAM} "*)
+    dmesg -n 1 2>/dev/null
+    echo "{MODE_LINE} check boot_script=$kr_boot"
+    reboot -f ;;
 esac
+echo "{MODE_LINE} interactive boot_script=$kr_boot cmdline_bytes=$(tr -d "\\n" < /proc/cmdline | wc -c)"
 echo "kernel_rules: busybox shell; 'exit' powers the guest off"
 setsid cttyhack sh
 reboot -f
@@ -70,6 +100,19 @@ ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 echo "{{ marker }} kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
 {{ meminfo }}
 cd /app 2>/dev/null || cd /
+# kr_frame END: the workload's output (a snapshot) framed for the host, ending with the line
+# "END <bytes> <sha256>"; printk is kept off the console first.
+kr_frame() {
+  dmesg -n 1 2>/dev/null
+  cat /tmp/kr-workload.log > /tmp/kr-frame 2>/dev/null
+  echo {{ begin }}
+  base64 /tmp/kr-frame | sed 's/^/{{ line }} /'
+  echo "$1 $(wc -c < /tmp/kr-frame) $(sha256sum /tmp/kr-frame | cut -d' ' -f1)"
+}
+# The output so far, on the host's request (a timeout). Started before the quiet wait, so that
+# it is already blocked reading the console when the window begins.
+( read -r kr_request && [ "$kr_request" = {{ dump }} ] && kr_frame {{ running }} ) < /dev/console &
+kr_listener=$!
 # Let asynchronous boot work (device probing) finish first, so that it does not run inside the
 # window: wait until the kernel log has been quiet for 3 checks in a row (at most 6 s).
 quiet=0; last=""; i=0
@@ -80,11 +123,11 @@ while [ $quiet -lt 3 ] && [ $i -lt 30 ]; do
 done
 echo {{ request }}
 /bin/kr-window-begin
-/bin/sh /app/{{ workload | q }} > /tmp/kr-workload.log 2>&1
+/bin/sh /app/{{ workload | q }} < /dev/null > /tmp/kr-workload.log 2>&1
 status=$?
 /bin/kr-window-end
-cat /tmp/kr-workload.log
-echo "KR_WORKLOAD_STATUS $status"
+kill $kr_listener 2>/dev/null
+kr_frame "{{ status }} $status"
 sed 's/^/KR_MODULE /' /proc/modules 2>/dev/null
 {{ list_module_sections }}
 echo KR_DONE
@@ -104,6 +147,7 @@ def render_app_init(app: str, workload: str) -> str:
     env.filters["q"] = shlex.quote
     return env.from_string(APP_INIT_TEMPLATE).render(
         app=app, workload=workload, marker=INIT_MARKER, request=WINDOW_REQUEST,
-
+        begin=OUTPUT_BEGIN, line=OUTPUT_LINE, dump=DUMP_REQUEST, running=WORKLOAD_RUNNING,
+        status=WORKLOAD_STATUS_LINE,
         load_modules=LOAD_MODULES.strip(), list_module_sections=LIST_MODULE_SECTIONS.strip(),
         meminfo=PRINT_MEMINFO)

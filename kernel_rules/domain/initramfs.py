@@ -173,7 +173,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--binary", action="append", default=[], help="host program (+ its libraries)")
     p.add_argument("--program", action="append", default=[], help="C source -> /usr/bin/<stem>")
-    p.add_argument("--file", action="append", default=[], help="SRC=DEST (DEST in the guest)")
+    p.add_argument("--file", action="append", nargs=2, default=[], metavar=("SRC", "DEST"),
+                   help="a file and its path in the guest (two arguments: any name, `=` too)")
     p.add_argument("--tree", action="append", default=[],
                    help="a directory whose files go into the image at the same relative paths")
     p.add_argument("--marker-source", help="window_marker.c: adds /bin/kr-window-{begin,end}")
@@ -206,8 +207,7 @@ def main(argv: Sequence[str]) -> int:
                     src = os.path.join(dirpath, name)
                     with open(src, "rb") as f:
                         extra.append(regular(os.path.relpath(src, tree), f.read()))
-        for spec in args.file:
-            src, _, dest = spec.partition("=")
+        for src, dest in args.file:
             with open(src, "rb") as f:
                 extra.append(regular(dest.strip("/"), f.read(), executable=os.access(src, os.X_OK)))
         entries = busybox_initramfs(busybox, busybox_applets(args.busybox), init, extra)

@@ -7,15 +7,28 @@ ends QEMU. Kernels are booted with `nokaslr` so that addresses stay comparable b
 Acceleration: TCG always works. KVM is used only when `/dev/kvm` opens *and* a probe boot reaches
 the marker (some hosts expose `/dev/kvm` but cannot run an ordinary guest).
 
+Check boots (`kernel_rules.mode=check` on the command line) end with the guest's confirmation,
+a line `KR_MODE check boot_script=<none|status>` printed after the init marker (see
+domain.guest_init): a boot passes only when the guest says it ran in check mode and its boot step,
+if it had one, exited 0. A guest that says `KR_MODE interactive` (the kernel dropped the parameter,
+e.g. from a command line longer than the kernel keeps) is stopped at once instead of sitting in a
+shell until the timeout. QEMU's own error output is kept apart from the console and is part of
+every failure's reason.
+
 Run as `python3 -m kernel_rules.domain.qemu boot --qemu PATH --kernel F --initrd F ...`: exits 0
-when the marker appeared, 1 otherwise, and writes the whole console log to `--console`.
+when the guest confirmed its check boot, 1 otherwise, and writes the whole console log to
+`--console`. `python3 .../qemu.py run -- QEMU ARGS...` runs an interactive QEMU that dies with
+the run (see `run_guarded`); it imports nothing but the standard library, so it runs by path.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import re
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +37,79 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 INIT_MARKER = "KERNEL_RULES_INIT_OK"
 CHECK_PARAM = "kernel_rules.mode=check"
+MODE_LINE = "KR_MODE"  # `KR_MODE check|interactive boot_script=<none|status> ...`
+MODE = re.compile(r"^KR_MODE (check|interactive) boot_script=(none|\d+)", re.M)
+# x86's COMMAND_LINE_SIZE: the kernel keeps at most this many bytes of its command line, the
+# terminating NUL included, and silently drops the rest.
+COMMAND_LINE_SIZE = 2048
+# The most kernel_rules itself appends to a target's `cmdline` (boot traces).
+APPENDED_TO_CMDLINE = f" nokaslr {CHECK_PARAM}"
+MIN_MEMORY_MIB = 16
+_MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)([kKmMgGtT]?)[bB]?")
+_MIB_PER_UNIT = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def memory_problem(value: str) -> str:
+    """Why `value` is not a guest memory size for QEMU's `-m` (a number of MiB, or a number with a
+    K, M, G or T suffix, at least `MIN_MEMORY_MIB` MiB); empty when it is one."""
+    m = _MEMORY.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not m:
+        return (f"{value!r} is not a memory size: expected a number of MiB or a number with a "
+                "K, M, G or T suffix, such as `256M` or `1G`")
+    mib = float(m.group(1)) * _MIB_PER_UNIT[m.group(2).lower()]
+    if mib < MIN_MEMORY_MIB:
+        return (f"{value!r} is too little memory: at least {MIN_MEMORY_MIB}M (a kernel and its "
+                "initramfs need room)")
+    return ""
+
+
+def cmdline_problem(cmdline: str, appended: str = APPENDED_TO_CMDLINE) -> str:
+    """Why `cmdline`, with `appended` after it, would not reach the kernel whole; empty when it
+    fits in `COMMAND_LINE_SIZE`."""
+    size = len((cmdline + appended).encode())
+    if size < COMMAND_LINE_SIZE:
+        return ""
+    room = COMMAND_LINE_SIZE - 1 - len(appended.encode())
+    added = (f", {size} with what kernel_rules appends ({appended.strip()!r})"
+             if appended.strip() else "")
+    return (f"the kernel command line is too long: {len(cmdline.encode())} bytes{added}, but "
+            f"the kernel keeps only {COMMAND_LINE_SIZE - 1} (x86 COMMAND_LINE_SIZE) and silently "
+            f"drops the rest, `{CHECK_PARAM}` included; at most {room} bytes")
+
+
+def check_problem(console: str, marker: str = INIT_MARKER) -> str:
+    """Why the console of a check boot does not show a confirmed, passing check; empty when the
+    guest printed `marker` and then `KR_MODE check` with a boot step that passed."""
+    text = console.replace("\r", "")
+    if marker not in text:
+        return "the guest never printed its init marker"
+    m = MODE.search(text, text.index(marker))
+    if m is None:
+        return (f"the guest printed its init marker but never confirmed the check mode "
+                f"(no `{MODE_LINE}` line)")
+    if m.group(1) != "check":
+        size = re.search(r"cmdline_bytes=(\d+)", text[m.start():].split("\n", 1)[0])
+        got = f" ({size.group(1)} bytes as the guest saw it)" if size else ""
+        return (f"the guest did not run in check mode: its kernel command line{got} lacks "
+                f"`{CHECK_PARAM}` (the kernel drops what goes beyond its COMMAND_LINE_SIZE, "
+                f"{COMMAND_LINE_SIZE} bytes)")
+    if m.group(2) not in ("none", "0"):
+        return f"the boot step (`boot_script`) exited with status {m.group(2)}"
+    return ""
+
+
+def interactive(console: str) -> bool:
+    """True once the guest said it is giving its console a shell (not a check boot)."""
+    return f"{MODE_LINE} interactive" in console
+
+
+def with_qemu_stderr(reason: str, stderr: str, lines: int = 20) -> str:
+    """`reason`, followed by QEMU's own error output (its last `lines` lines) when it printed any."""
+    text = stderr.strip()
+    if not text:
+        return reason
+    tail = text.splitlines()[-lines:]
+    return f"{reason}; QEMU's error output:\n" + "\n".join("  " + line for line in tail)
 
 
 @dataclass(frozen=True)
@@ -77,59 +163,110 @@ class BootResult:
     reason: str
 
 
+@dataclass(frozen=True)
+class ConsoleRun:
+    """A finished QEMU run: its console (stdout), whether it ran out of time, QEMU's exit code
+    (negative: the signal that ended it) and its own error output (stderr)."""
+
+    console: bytes
+    timed_out: bool
+    returncode: Optional[int]
+    stderr: str
+
+
+STDERR_LIMIT = 65536
+
+
 def watch_console(argv: List[str], timeout: float,
                   on_output: Callable[[bytes, subprocess.Popen], Optional[float]],
-                  stdin: int = subprocess.DEVNULL) -> Tuple[bytes, bool, subprocess.Popen]:
+                  stdin: int = subprocess.DEVNULL,
+                  on_timeout: Optional[Callable[[subprocess.Popen], Optional[float]]] = None,
+                  ) -> ConsoleRun:
     """Run QEMU (`argv`, console on stdout) until it exits or `timeout` seconds pass, calling
     `on_output(everything so far, process)` after each chunk; when it returns a number, QEMU gets
-    at most that many more seconds. Returns (console bytes, timed out, the finished process)."""
-    proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
+    at most that many more seconds (and the run does not count as timed out). When `timeout`
+    passes first, `on_timeout(process)` (if given) is called once: a number it returns gives QEMU
+    that many more seconds (to report, say) before it is killed; the run counts as timed out.
+    QEMU's stderr is collected apart from the console (its last `STDERR_LIMIT` bytes)."""
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    buf, deadline, timed_out = b"", time.monotonic() + timeout, True
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
+    buf, err = b"", b""
+    deadline, timed_out, finishing = time.monotonic() + timeout, False, False
     try:
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=0.2):
-                if proc.poll() is not None:
-                    timed_out = False
+        while True:
+            if time.monotonic() >= deadline:
+                if finishing or timed_out:
                     break
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                timed_out = False
+                timed_out = True
+                grace = on_timeout(proc) if on_timeout is not None else None
+                if grace is None:
+                    break
+                deadline = time.monotonic() + grace
+            events = sel.select(timeout=0.2)
+            if not events and proc.poll() is not None:
                 break
-            buf += chunk
-            grace = on_output(buf, proc)
-            if grace is not None:
-                deadline = min(deadline, time.monotonic() + grace)
-                timed_out = False
+            eof = False
+            for key, _ in events:
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if key.data == "err":
+                    if chunk:
+                        err = (err + chunk)[-STDERR_LIMIT:]
+                    else:
+                        sel.unregister(key.fileobj)
+                    continue
+                if not chunk:
+                    eof = True
+                    break
+                buf += chunk
+                grace = on_output(buf, proc)
+                if grace is not None:
+                    deadline = min(deadline, time.monotonic() + grace)
+                    finishing = finishing or not timed_out
+            if eof:
+                break
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-    return buf, timed_out, proc
+        err = (err + proc.stderr.read())[-STDERR_LIMIT:]
+        sel.close()
+        proc.stdout.close()
+        proc.stderr.close()
+    return ConsoleRun(buf, timed_out, proc.returncode, err.decode(errors="replace"))
 
 
 def boot_until(spec: BootSpec, marker: str, timeout: float) -> BootResult:
-    """Boot `spec`; succeed when `marker` appears on the console, then let the guest finish
-    (it is expected to `reboot -f`) for a few seconds before QEMU is stopped."""
+    """Boot `spec` (a check boot: its command line has `CHECK_PARAM`) until the guest confirms
+    the check after `marker` (see `check_problem`), then let it power off for a few seconds before
+    QEMU is stopped. A guest that says it is interactive is stopped at once."""
     start = time.monotonic()
     seen: List[float] = []
 
     def on_output(buf: bytes, _proc) -> Optional[float]:
         if not seen and marker.encode() in buf:
             seen.append(time.monotonic() - start)
-            return 5.0
+        if seen:
+            text = buf.decode(errors="replace")
+            if interactive(text):
+                return 0.0
+            if MODE.search(text.replace("\r", "")):
+                return 5.0
+            return 15.0  # the confirmation follows the marker at once
         return None
 
-    buf, _timed_out, proc = watch_console(command_line(spec), timeout, on_output)
-    console = buf.decode(errors="replace")
-    if seen:
-        return BootResult(True, console, round(seen[0], 2), "marker seen")
-    why = f"QEMU exited with code {proc.returncode}" if proc.returncode not in (None, -9) \
-        else f"no marker within {timeout:.0f} s"
-    return BootResult(False, console, None, why)
+    run = watch_console(command_line(spec), timeout, on_output)
+    console = run.console.decode(errors="replace")
+    if not seen:
+        why = (f"QEMU exited with code {run.returncode} before the init marker"
+               if run.returncode not in (None, -9) else f"no marker within {timeout:.0f} s")
+        return BootResult(False, console, None, with_qemu_stderr(why, run.stderr))
+    problem = check_problem(console, marker)
+    if problem:
+        return BootResult(False, console, round(seen[0], 2), with_qemu_stderr(problem, run.stderr))
+    return BootResult(True, console, round(seen[0], 2), "marker seen, check confirmed")
 
 
 def choose_accel(spec: BootSpec, requested: str, marker: str) -> Tuple[str, str]:
@@ -147,7 +284,52 @@ def console_tail(console: str, lines: int = 40) -> str:
     return "\n".join(console.splitlines()[-lines:])
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def run_guarded(argv: Sequence[str], poll: float = 0.5) -> int:
+    """Run `argv` (an interactive QEMU, on this process's terminal) as a child that dies with the
+    run, and return its exit status. The child gets SIGTERM when this process dies, however it
+    dies (PR_SET_PDEATHSIG, set for this single-threaded process); this process stops the child
+    when its own parent, the process that started the run (Pants), is gone, and passes SIGINT,
+    SIGTERM and SIGHUP on to it. SIGTERM lets QEMU restore the terminal; SIGKILL follows after
+    5 s."""
+    parent, me = os.getppid(), os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def die_with_me() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != me:  # this process died before prctl took effect
+            os._exit(1)
+
+    proc = subprocess.Popen(list(argv), preexec_fn=die_with_me)
+
+    def forward(signum, _frame) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            code = proc.wait(timeout=poll)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if os.getppid() != parent:
+            proc.terminate()
+            try:
+                code = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            break
+    return code if code >= 0 else 128 - code
+
+
 def main(argv: Sequence[str]) -> int:
+    if argv[:2] == ["run", "--"]:
+        return run_guarded(argv[2:])
     p = argparse.ArgumentParser(prog="qemu", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("boot")
@@ -163,6 +345,10 @@ def main(argv: Sequence[str]) -> int:
     b.add_argument("--timeout", type=float, default=120)
     b.add_argument("--console", required=True)
     args = p.parse_args(argv)
+    problem = cmdline_problem(args.cmdline, "")
+    if problem:
+        print(f"kernel_rules: boot refused: {problem}", file=sys.stderr)
+        return 1
     spec = BootSpec(args.qemu, args.kernel, args.initrd, args.cmdline,
                     Machine(args.machine, args.cpus, args.memory))
     accel, why = choose_accel(spec, args.accel, args.marker)
@@ -179,4 +365,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(list(sys.argv[1:])))

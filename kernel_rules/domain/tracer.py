@@ -5,6 +5,10 @@ marker and powers off. The run is deterministic: `-icount` ties the virtual cloc
 instruction count, the RTC runs on that clock from a fixed date, and the console goes to a file,
 so the same inputs give the same trace.
 
+A boot trace passes only when the guest confirms that it ran in check mode and that its boot
+step (the baseline's `boot_script`), if any, exited 0 (domain.qemu.check_problem); a guest that
+says it is interactive is stopped at once.
+
 `app` traces the application window of a guest whose init (see domain.guest_init) runs the
 `WINDOW_BEGIN` marker, the workload and the `WINDOW_END` marker. QEMU starts stopped (`-S`) with
 its gdbstub on a socket; the tracer sets a breakpoint at `WINDOW_BEGIN` and lets the guest run.
@@ -12,12 +16,19 @@ A breakpoint stops the virtual CPU before that instruction, at the same instruct
 every run; while it is stopped, the tracer switches QEMU's log to `in_asm,nochain` through the HMP
 monitor (so every block executed from then on is translated and logged again, even code that ran
 at boot), removes the breakpoint and continues. The guest never waits for the host, the console
-goes to a file, and the whole run is under `-icount`: it is as deterministic as a boot trace.
+goes to a file (QEMU's stdout), and the whole run is under `-icount`: it is as deterministic as a
+boot trace. The workload's status and output come only from the guest's framed report
+(domain.app_check.workload_report); when the timeout passes, the tracer asks the guest for the
+output so far (a `KR_DUMP` line on the console's input, which stays silent otherwise).
+
+QEMU's stderr is kept (`qemu.stderr`) and is part of every failure's reason; a QEMU that exits
+before its gdbstub accepts a connection fails the trace at once.
 
 Outputs (in --out): `addresses.txt` (sorted hex kernel addresses, modules' included), `trace.json`
 (counts, window, module list, workload status, where each loaded module's code sections were as
-the guest printed them) and `console.log`. Exit code 0 when the guest finished as expected,
-1 otherwise (the reason and the console tail on stderr). The raw QEMU log is deleted.
+the guest printed them), `console.log` and, for an app, `workload.log` (the workload's own output,
+decoded from its report). Exit code 0 when the guest finished as expected, 1 otherwise (the
+reason and the console tail on stderr). The raw QEMU log is deleted.
 """
 
 from __future__ import annotations
@@ -33,13 +44,16 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 from kernel_rules.domain import trace as tr
+from kernel_rules.domain.app_check import (
+    DUMP_GRACE, DUMP_REQUEST, WorkloadReport, failure_details, workload_report)
 from kernel_rules.domain.gdbstub import GdbClient, GdbError
 from kernel_rules.domain.modules import parse_sections
 from kernel_rules.domain.qemu import (
-    INIT_MARKER, BootSpec, Machine, command_line, console_tail)
+    INIT_MARKER, BootSpec, Machine, check_problem, cmdline_problem, command_line, console_tail,
+    interactive, with_qemu_stderr)
 
 WINDOW_REQUEST = "KR_WINDOW_REQUEST"
-WORKLOAD_STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
+_RUNNING_REPORTED = re.compile(r"\nKR_WORKLOAD_RUNNING \d+ [0-9a-f]{64}")
 MODULE_LINE = re.compile(r"^KR_MODULE (\S+) \d+ \d+ \S+ \S+ (0x[0-9a-f]+)", re.M)
 DONE = "KR_DONE"
 DETERMINISM = ["-icount", "shift=5,sleep=off,align=off", "-rtc", "base=2000-01-01T00:00:00,clock=vm",
@@ -52,23 +66,62 @@ def _argv(spec: BootSpec, log: str, serial: str, extra: Sequence[str] = ()) -> L
     return argv + ["-d", "in_asm", "-D", log, *extra]
 
 
+def _read(path: str) -> str:
+    if not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def _log_addresses(log: str, read) -> tr.Trace:
+    """The trace in QEMU's log `log` (read with `read`), which is then deleted; an empty trace
+    when QEMU never wrote one (it failed to start)."""
+    if not os.path.exists(log):
+        with open(os.devnull) as f:
+            return read(f)
+    with open(log, errors="replace") as f:
+        t = read(f)
+    os.unlink(log)
+    return t
+
+
 def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
     log, console = os.path.join(workdir, "qemu.log"), os.path.join(workdir, "console.log")
+    stderr = os.path.join(workdir, "qemu.stderr")
     argv = _argv(spec, log, f"file:{console}", DETERMINISM)
+    timed_out, killed = False, False
+    with open(stderr, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err)
+    deadline = time.monotonic() + timeout
     try:
-        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    text = open(console, errors="replace").read() if os.path.exists(console) else ""
-    ok = INIT_MARKER in text
-    with open(log, errors="replace") as f:
-        t = tr.kernel_addresses(f)
-    os.unlink(log)
-    reason = "" if ok else (f"no init marker within {timeout:.0f} s" if timed_out
-                            else "the guest stopped before its init marker")
-    return {"ok": ok, "reason": reason, "trace": t, "console": text, "window": None}
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            if interactive(_read(console)):
+                break  # it would sit in its shell until the timeout
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            killed = True
+        proc.wait()
+    text = _read(console)
+    t = _log_addresses(log, tr.kernel_addresses)
+    if INIT_MARKER not in text:
+        reason = (f"no init marker within {timeout:.0f} s" if timed_out else
+                  f"QEMU exited with code {proc.returncode} before the guest's init marker"
+                  if not killed and proc.returncode != 0 else
+                  "the guest stopped before its init marker")
+    else:
+        reason = check_problem(text)
+        if reason and timed_out:
+            reason += f" (the run timed out after {timeout:.0f} s)"
+    if reason:
+        reason = with_qemu_stderr(reason, _read(stderr))
+    os.unlink(stderr)
+    return {"ok": not reason, "reason": reason, "trace": t, "console": text, "window": None}
 
 
 def _hmp(sock_path: str, command: str) -> str:
@@ -93,21 +146,30 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
     mon = os.path.join(workdir, "mon.sock")
     gdb = os.path.join(workdir, "gdb.sock")
     console = os.path.join(workdir, "console.raw")
-    argv = _argv(spec, log, f"file:{console}", [
+    stderr = os.path.join(workdir, "qemu.stderr")
+    # The console is QEMU's stdout, a file (every write completes at once, as with `file:`), and
+    # its input a pipe that stays silent unless the workload runs out of time.
+    argv = _argv(spec, log, "stdio", [
         *DETERMINISM, "-S", "-gdb", f"unix:{gdb},server=on,wait=off",
         "-monitor", f"unix:{mon},server=on,wait=off"])
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    with open(console, "wb") as out, open(stderr, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err)
     text, reason, toggled, deadline = "", "", False, time.monotonic() + timeout
+    timed_out, killed = False, False
     try:
-        client = GdbClient(gdb)
+        client = GdbClient(gdb, alive=lambda: proc.poll() is None)
         client.command("?")  # started with -S: stopped before the first instruction
         client.set_breakpoint(tr.WINDOW_BEGIN)
         client.send("c")
         while True:
             if time.monotonic() > deadline:
+                if timed_out:
+                    break
+                timed_out = True
                 reason = f"the workload did not finish within {timeout:.0f} s"
-                break
+                if not _ask_for_output(proc):
+                    break
+                deadline = time.monotonic() + DUMP_GRACE
             stop = client.reply(0.05) if not toggled else None
             if stop is not None and stop[:1] in ("T", "S"):
                 # Stopped at the first instruction of the window, at the same instruction count
@@ -116,40 +178,62 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
                 client.remove_breakpoint(tr.WINDOW_BEGIN)
                 client.send("c")
                 toggled = True
-            if os.path.exists(console):
-                with open(console, errors="replace") as f:
-                    text = f.read()
+            text = _read(console)
             if proc.poll() is not None:
                 break
-            if DONE in text:
-                deadline = min(deadline, time.monotonic() + 10)
+            if DONE in text or (timed_out and _RUNNING_REPORTED.search(text)):
+                deadline = min(deadline, time.monotonic() + (1 if timed_out else 10))
             if toggled:
                 time.sleep(0.05)
         client.close()
     except (GdbError, OSError) as e:
-        reason = f"driving QEMU failed: {e}"
+        if proc.poll() is None:
+            reason = f"driving QEMU failed: {e}"
     finally:
         if proc.poll() is None:
             proc.kill()
+            killed = True
         proc.wait()
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    text = _read(console)
     if os.path.exists(console):
-        with open(console, errors="replace") as f:
-            text = f.read()
         os.unlink(console)
-    with open(log, errors="replace") as f:
-        t = tr.window_addresses(f)
-    os.unlink(log)
-    status = WORKLOAD_STATUS.search(text)
+    t = _log_addresses(log, tr.window_addresses)
+    report = workload_report(text)
     if not reason:
-        if not toggled:
+        if not killed and proc.returncode != 0:
+            reason = f"QEMU exited with code {proc.returncode}" + (
+                "" if toggled else " before the guest reached the application window")
+        elif not toggled:
             reason = "the guest never reached the application window (init failed?)"
-        elif status is None:
+        elif report.problem:
+            reason = report.problem
+        elif report.running:
             reason = "the guest stopped before the workload finished"
         elif not t.window_found:
             reason = "the window markers were not found in the trace"
+    if reason:
+        reason = with_qemu_stderr(reason, _read(stderr))
+    os.unlink(stderr)
     modules = [{"name": n, "address": a} for n, a in MODULE_LINE.findall(text)]
-    window = {"workload_status": int(status.group(1)) if status else None, "modules": modules}
-    return {"ok": not reason, "reason": reason, "trace": t, "console": text, "window": window}
+    window = {"workload_status": report.status, "modules": modules}
+    return {"ok": not reason, "reason": reason, "trace": t, "console": text, "window": window,
+            "report": report}
+
+
+def _ask_for_output(proc: subprocess.Popen) -> bool:
+    """Ask the guest for its workload's output so far (see domain.guest_init)."""
+    if proc.poll() is not None or proc.stdin is None:
+        return False
+    try:
+        proc.stdin.write(f"{DUMP_REQUEST}\n".encode())
+        proc.stdin.flush()
+        return True
+    except OSError:
+        return False
 
 
 def main(argv: Sequence[str]) -> int:
@@ -166,6 +250,10 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    problem = cmdline_problem(args.cmdline, "")
+    if problem:
+        print(f"kernel_rules: tracing refused: {problem}", file=sys.stderr)
+        return 1
     os.makedirs(args.out, exist_ok=True)
     spec = BootSpec(args.qemu, args.kernel, args.initrd, args.cmdline,
                     Machine(args.machine, args.cpus, args.memory, tuple(args.device)), "tcg")
@@ -175,14 +263,19 @@ def main(argv: Sequence[str]) -> int:
         f.writelines(f"{a:x}\n" for a in sorted(t.kernel))
     with open(os.path.join(args.out, "console.log"), "w") as f:
         f.write(run["console"])
+    report: Optional[WorkloadReport] = run.get("report")
+    if report is not None and not report.problem:
+        with open(os.path.join(args.out, "workload.log"), "wb") as f:
+            f.write(report.output)
     with open(os.path.join(args.out, "trace.json"), "w") as f:
         json.dump({"mode": args.mode, "addresses": len(t.kernel),
                    "pre_kernel_instructions": t.pre_kernel_instructions,
                    "window": run["window"], "module_sections": parse_sections(run["console"])},
                   f, indent=2, sort_keys=True)
     if not run["ok"]:
-        print(f"kernel_rules: tracing failed: {run['reason']}; console tail:\n"
-              f"{console_tail(run['console'])}", file=sys.stderr)
+        details = (failure_details(run["console"], report) if report is not None else
+                   "console tail:\n" + console_tail(run["console"]))
+        print(f"kernel_rules: tracing failed: {run['reason']}\n{details}", file=sys.stderr)
         return 1
     print(f"kernel_rules: traced {len(t.kernel)} kernel addresses", file=sys.stderr)
     return 0

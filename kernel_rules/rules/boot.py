@@ -1,4 +1,7 @@
-"""Boot a `kernel_image` under QEMU: `pants run` (interactive) and `pants test` (init marker)."""
+"""Boot a `kernel_image` under QEMU: `pants run` (interactive) and `pants test` (init marker).
+
+`pants run` starts QEMU through a small guard (domain.qemu.run_guarded) so that QEMU dies with the
+run, even when the Pants process that started it is killed."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
 from kernel_rules.domain.guest_init import BOOT_INIT, BOOT_SCRIPT
-from kernel_rules.domain.qemu import CHECK_PARAM, BootSpec, Machine, command_line
+from kernel_rules.domain.qemu import (
+    CHECK_PARAM, BootSpec, Machine, cmdline_problem, command_line, memory_problem)
 from kernel_rules.rules.kernel import KernelBuild, KernelBuildRequest, KernelConfig, KernelConfigRequest, KernelImageFieldSet
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
@@ -63,7 +67,7 @@ async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
         Get(DomainScripts, DomainScriptsRequest(("initramfs",))),
         Get(Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)])),
     )
-    extra = ["--file", f"{request.boot_script}={BOOT_SCRIPT}"] if request.boot_script else []
+    extra = ["--file", request.boot_script, BOOT_SCRIPT] if request.boot_script else []
     if request.modules != EMPTY_DIGEST:
         extra += ["--tree", "guest_modules"]
     result = await Get(
@@ -95,6 +99,19 @@ class KernelRunFieldSet(RunFieldSet):
 
     cmdline: KernelCmdlineField
     memory: KernelMemoryField
+
+
+def check_boot_fields(address: Address, cmdline: str, memory: str, appended: str,
+                      boot_timeout: Optional[int] = None) -> None:
+    """Refuse, before anything boots, a `kernel_image`'s boot fields that cannot work: a
+    command line that with `appended` exceeds what the kernel keeps, a memory size QEMU would
+    misread, a boot timeout <= 0."""
+    problems = [("cmdline", cmdline_problem(cmdline, appended)), ("memory", memory_problem(memory))]
+    if boot_timeout is not None and boot_timeout <= 0:
+        problems.append(("boot_timeout", f"must be greater than 0, but was {boot_timeout}"))
+    for field, problem in problems:
+        if problem:
+            raise BootError(f"{address}: field `{field}`: {problem}")
 
 
 async def _kernel_and_initramfs(address: Address) -> tuple:
@@ -131,7 +148,7 @@ async def _boot_process(kernel: Digest, initramfs: Digest, cmdline: str, memory:
     return Process(
         [toolchain.python, "-m", "kernel_rules.domain.qemu", "boot",
          "--qemu", toolchain.path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
-         "--cmdline", f"{cmdline} {CHECK_PARAM}", "--memory", memory, "--accel", accel,
+         f"--cmdline={cmdline} {CHECK_PARAM}", f"--memory={memory}", "--accel", accel,
          "--timeout", str(timeout), "--console", "console.log"],
         description=description,
         input_digest=await Get(Digest, MergeDigests([kernel, initramfs, scripts.digest])),
@@ -152,7 +169,9 @@ async def probe_accel(request: AccelProbeRequest) -> AccelChoice:
 
 @rule(desc="Boot kernel under QEMU")
 async def run_kernel_image(field_set: KernelRunFieldSet, qemu: QemuSubsystem) -> RunRequest:
+    check_boot_fields(field_set.address, field_set.cmdline.value, field_set.memory.value, "")
     built, initramfs, toolchain = await _kernel_and_initramfs(field_set.address)
+    scripts = await Get(DomainScripts, DomainScriptsRequest(("qemu",)))
     accel = qemu.accel if qemu.accel in ("tcg", "kvm") else "tcg"
     if qemu.accel == "auto":
         accel = await Get(AccelChoice, AccelProbeRequest(built.digest, initramfs.digest))
@@ -168,9 +187,10 @@ async def run_kernel_image(field_set: KernelRunFieldSet, qemu: QemuSubsystem) ->
     argv = command_line(spec)
     # Interactive: serial and QEMU's monitor share the terminal (Ctrl-A X quits).
     argv[argv.index("-serial") + 1] = "mon:stdio"
+    guard = [toolchain.python, "{chroot}/kernel_rules/domain/qemu.py", "run", "--"]
     return RunRequest(
-        digest=await Get(Digest, MergeDigests([built.digest, initramfs.digest])),
-        args=argv,
+        digest=await Get(Digest, MergeDigests([built.digest, initramfs.digest, scripts.digest])),
+        args=guard + argv,
         extra_env={},
     )
 
@@ -209,6 +229,8 @@ async def test_kernel_boot(
     qemu: QemuSubsystem,
 ) -> TestResult:
     fs = batch.single_element
+    check_boot_fields(fs.address, fs.cmdline.value, fs.memory.value, f" {CHECK_PARAM}",
+                      fs.boot_timeout.value)
     built, initramfs, _ = await _kernel_and_initramfs(fs.address)
     process = await _boot_process(
         built.digest, initramfs.digest, fs.cmdline.value, fs.memory.value, qemu.accel,

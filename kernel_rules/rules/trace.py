@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -17,6 +16,7 @@ from pants.engine.target import HydratedSources, HydrateSourcesRequest, Target, 
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from kernel_rules.domain.app_check import failure_details, verdict, workload_report
 from kernel_rules.domain.guest_init import render_app_init
 from kernel_rules.domain.qemu import CHECK_PARAM
 from kernel_rules.rules.boot import QEMU, BootInitramfs, BootInitramfsRequest
@@ -58,7 +58,7 @@ from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
 
 MAPPER_MODULES = ("mapper", "addr2src", "conditions", "cpp_conditions", "kbuild_conditions",
                   "configset", "fragments", "kconfig", "warm_trees", "modules", "prebuilt")
-TRACER_MODULES = ("tracer", "trace", "qemu", "modules", "addr2src", "gdbstub")
+TRACER_MODULES = ("tracer", "trace", "qemu", "modules", "addr2src", "gdbstub", "app_check")
 
 
 class TraceError(Exception):
@@ -74,11 +74,10 @@ class Machine:
     cmdline: str
 
     def process_args(self) -> list:
-        """The machine as arguments of the tracer and app-check programs."""
-        out = ["--machine", self.machine, "--cpus", str(self.cpus), "--memory", self.memory]
-        for dev in self.devices:
-            out += ["--device", dev]
-        return out
+        """The machine as arguments of the tracer and app-check programs (each `--name=value`,
+        so that a value starting with `-` is never taken for an option)."""
+        out = [f"--machine={self.machine}", f"--cpus={self.cpus}", f"--memory={self.memory}"]
+        return out + [f"--device={dev}" for dev in self.devices]
 
     def digest_text(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -179,7 +178,7 @@ class TraceRequest:
 
 @dataclass(frozen=True)
 class TraceResult:
-    digest: Digest  # trace/addresses.txt, trace/trace.json, trace/console.log
+    digest: Digest  # trace/addresses.txt, trace/trace.json, trace/console.log (+ workload.log)
     console: str
     trace_json_text: str
 
@@ -198,7 +197,7 @@ async def run_trace(request: TraceRequest) -> TraceResult:
     kernel = await Get(Digest, DigestSubset(request.kernel.build.digest, PathGlobs(["bzImage"])))
     argv = [toolchain.python, "-m", "kernel_rules.domain.tracer", request.mode,
             "--qemu", toolchain.path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
-            "--cmdline", f"{m.cmdline} nokaslr" + (f" {CHECK_PARAM}" if request.mode == "boot" else ""),
+            "--cmdline=" + f"{m.cmdline} nokaslr" + (f" {CHECK_PARAM}" if request.mode == "boot" else ""),
             *m.process_args(), "--timeout", str(request.timeout), "--out", "trace"]
     result = await Get(FallibleProcessResult, Process(
         argv,
@@ -371,11 +370,11 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
             "--busybox", toolchain.path("busybox"), "--gcc", toolchain.path("gcc"),
             "--init", "init", "--out", "initramfs.cpio.gz",
             "--marker-source", "kernel_rules/domain/window_marker.c",
-            "--file", f"{workload_path}=app/{workload_name}"]
+            "--file", workload_path, f"app/{workload_name}"]
     base = fs.address.spec_path
     for f in files.snapshot.files:
         rel = f[len(base) + 1:] if base and f.startswith(base + "/") else f
-        argv += ["--file", f"{f}=app/{rel}"]
+        argv += ["--file", f, f"app/{rel}"]
     for p in programs.snapshot.files:
         argv += ["--program", p]
     if request.modules.digest != EMPTY_DIGEST:
@@ -427,10 +426,9 @@ async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
     initramfs = await Get(AppInitramfs, AppInitramfsRequest(fs, kernel.modules))
     trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "app", fs.address,
                                                 fs.timeout.value))
-    verdict = workload_verdict(trace, fs.success.value)
-    if verdict:
-        raise TraceError(f"{fs.address}: the workload failed: {verdict}\nconsole tail:\n"
-                         + workload_tail(trace.console))
+    failed = workload_verdict(trace, fs.success.value)
+    if failed:
+        raise TraceError(f"{fs.address}: {failed}")
     config_set = await Get(ConfigSet, MapRequest(kernel, trace, "app", fs.address, initramfs.sha256))
     return TracedApp(baseline.address, kernel, initramfs, trace, config_set)
 
@@ -443,23 +441,13 @@ async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
                           traced.initramfs.digest)
 
 
-def workload_tail(console: str, lines: int = 40) -> str:
-    """The last `lines` console lines up to the workload's status line (the module listing
-    that follows it says nothing about a failure)."""
-    text = console.replace("\r", "").splitlines()
-    end = next((i + 1 for i in range(len(text) - 1, -1, -1)
-                if text[i].startswith("KR_WORKLOAD_STATUS")), len(text))
-    return "\n".join(text[max(0, end - lines):end])
-
-
 def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:
-    """Empty if the workload passed, else why not."""
-    status = (trace.trace_json.get("window") or {}).get("workload_status")
-    if status != 0:
-        return f"exit status {status}"
-    if success and not re.search(success, trace.console.replace("\r", ""), re.M):
-        return f"its output does not match `success` {success!r}"
-    return ""
+    """Empty if the workload passed, else why not, followed by the console tail and the
+    workload's own output. The verdict comes from the guest's framed report of the workload
+    alone (domain.app_check), never from the rest of the console."""
+    report = workload_report(trace.console)
+    why = verdict(report, success)
+    return f"{why}\n{failure_details(trace.console, report)}" if why else ""
 
 
 def rules():

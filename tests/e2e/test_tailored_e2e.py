@@ -166,7 +166,7 @@ def test_a_failing_workload_names_the_app_and_shows_the_console_tail(tailored, t
                     "--busybox", "/bin/busybox", "--init", str(tmp_path / "init"),
                     "--out", str(tmp_path / "app.cpio.gz"),
                     "--marker-source", str(REPO / "kernel_rules/domain/window_marker.c"),
-                    "--file", f"{tmp_path / 'fail.sh'}=app/fail.sh"],
+                    "--file", str(tmp_path / "fail.sh"), "app/fail.sh"],
                    cwd=tmp_path, env=env, check=True)  # the marker programs are built in cwd
     (tmp_path / "apps.json").write_text(json.dumps([
         {"name": "//demo:broken", "initrd": str(tmp_path / "app.cpio.gz"), "success": None,

@@ -67,7 +67,7 @@ def test_app_image_with_host_binaries_and_programs_is_byte_identical(tmp_path, m
                      "--binary", "/usr/bin/sqlite3",
                      "--program", str(repo / "examples/tracing/ipc_demo.c"),
                      "--marker-source", str(repo / "kernel_rules/domain/window_marker.c"),
-                     "--file", "w.sh=app/w.sh"]) == 0
+                     "--file", "w.sh", "app/w.sh"]) == 0
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     listing = subprocess.run(["cpio", "-it"], input=gzip.decompress(outs[0]),
@@ -76,3 +76,16 @@ def test_app_image_with_host_binaries_and_programs_is_byte_identical(tmp_path, m
                  "lib64/ld-linux-x86-64.so.2", "dev/console"):
         assert path in listing, path
     assert any(p.endswith("libsqlite3.so.0") for p in listing)
+
+
+def test_a_file_whose_name_holds_an_equals_sign_keeps_its_name(tmp_path, monkeypatch):
+    from kernel_rules.domain.initramfs import main
+
+    (tmp_path / "init").write_text("#!/bin/sh\n")
+    (tmp_path / "a=b.txt").write_text("data\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--busybox", "/bin/busybox", "--init", "init", "--out", "out.cpio.gz",
+                 "--file", "a=b.txt", "app/x=y/a=b.txt"]) == 0
+    listing = subprocess.run(["cpio", "-it"], input=gzip.decompress(
+        (tmp_path / "out.cpio.gz").read_bytes()), capture_output=True, check=True).stdout.decode()
+    assert "app/x=y/a=b.txt" in listing.split()
