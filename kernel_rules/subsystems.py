@@ -8,6 +8,11 @@ from pants.option.option_types import IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
+# Seconds any other step (unpack, map, compose, initramfs, measure, probe) may run before it is
+# stopped: ten times the slowest measured (mapping a Debian boot, about 25 s; unpacking Debian's
+# debug package, about 18 s), with room for a loaded machine.
+STEP_TIMEOUT = 3600
+
 
 class KernelBuildSubsystem(Subsystem):
     options_scope = "kernel-build"
@@ -40,6 +45,17 @@ class KernelBuildSubsystem(Subsystem):
             configurations warm at the cost of disk (a tiny kernel with debug info: ~0.5 GB a tree;
             a distribution kernel: 10+ GB). They live in the Pants named cache `kernel_rules`
             (`[GLOBAL].named_caches_dir`).
+            """
+        ),
+    )
+
+    build_timeout = IntOption(
+        default=4 * 3600,
+        help=help_text(
+            """
+            Seconds one Kbuild step (configure or build) may run before it is stopped and fails.
+            A tiny kernel builds in minutes; a distribution kernel on 2 cores in about 15 minutes
+            cold. Part of the build step's cache key (Pants keys processes on their timeout).
             """
         ),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import re
 from typing import Iterable, Optional, Tuple
 
@@ -231,9 +233,24 @@ class AppBinariesField(StringSequenceField):
         Absolute paths of host programs to put in the guest at the same paths (e.g.
         `/usr/bin/sqlite3`), with every shared library they need, found from their ELF dynamic
         sections (`DT_NEEDED`, `DT_RUNPATH`, the `PT_INTERP` loader). Their contents are part of
-        the cache key.
+        the cache key. Each must be an absolute, normalised path of an existing host file.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
+                      ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for path in value or ():
+            if not path.startswith("/") or os.path.normpath(path) != path:
+                raise InvalidFieldException(
+                    f"{address}: field `{cls.alias}`: {path!r} is not an absolute, normalised "
+                    "host path (e.g. `/usr/bin/sqlite3`)")
+            if not os.path.isfile(path):
+                raise InvalidFieldException(
+                    f"{address}: field `{cls.alias}`: {path!r} does not exist on this host "
+                    "(install the package that provides it)")
+        return value
 
 
 class AppProgramsField(MultipleSourcesField):

@@ -25,7 +25,7 @@ from kernel_rules.domain.qemu import (
 from kernel_rules.rules.kernel import KernelBuild, KernelBuildRequest, KernelConfig, KernelConfigRequest, KernelImageFieldSet
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
-from kernel_rules.subsystems import QemuSubsystem
+from kernel_rules.subsystems import STEP_TIMEOUT, QemuSubsystem
 from kernel_rules.target_types import (
     KernelBootTimeoutField,
     KernelCmdlineField,
@@ -77,6 +77,7 @@ async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
              "--busybox", toolchain.path("busybox"), "--init", "init",
              "--out", "initramfs.cpio.gz", *extra],
             description="Build the busybox initramfs",
+            timeout_seconds=STEP_TIMEOUT,
             input_digest=await Get(Digest, MergeDigests([
                 scripts.digest, init, request.digest,
                 await Get(Digest, AddPrefix(request.modules, "guest_modules"))])),

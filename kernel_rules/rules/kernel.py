@@ -181,6 +181,7 @@ async def kbuild_process(request: KbuildProcess, build: KernelBuildSubsystem) ->
         output_directories=("out",),
         output_files=request.output_files,
         concurrency_available=build.make_jobs(),
+        timeout_seconds=build.build_timeout,
         level=LogLevel.INFO,
         remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS,
     )

@@ -15,6 +15,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Target
 from pants.util.logging import LogLevel
 
+from kernel_rules.subsystems import STEP_TIMEOUT
 from kernel_rules.prebuilt_target_types import (
     PrebuiltDebugDebField,
     PrebuiltDebugSha256Field,
@@ -106,6 +107,7 @@ async def prebuilt_kernel(request: PrebuiltKernelRequest) -> PrebuiltKernel:
          "--tarball", tarball_in_sandbox(source), "--tarball-sha256", source.sha256,
          "--out", "out"],
         description=f"Unpack and measure the prebuilt kernel {tgt.address}",
+        timeout_seconds=STEP_TIMEOUT,
         input_digest=scripts.digest,
         immutable_input_digests={PACKAGES_DIR: packages_digest, "linux_source": source.digest},
         append_only_caches={CACHE_NAME: CACHE_DIR},
@@ -160,6 +162,7 @@ async def guest_modules(request: ModulesRequest) -> GuestModules:
     result = await Get(FallibleProcessResult, Process(
         argv,
         description=f"Gather the kernel modules of {request.owner}",
+        timeout_seconds=STEP_TIMEOUT,
         input_digest=scripts.digest,
         immutable_input_digests={PACKAGES_DIR: request.kernel.packages},
         env=toolchain.env,

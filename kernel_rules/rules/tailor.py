@@ -36,7 +36,7 @@ from kernel_rules.rules.source import tarball_in_sandbox
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest, kbuild_toolchain_request
 from kernel_rules.rules.trace import (
     AppProfileFieldSet, BaselineFieldSet, TracedApp, TracedBaseline, _one_target, app_baseline)
-from kernel_rules.subsystems import QemuSubsystem
+from kernel_rules.subsystems import STEP_TIMEOUT, QemuSubsystem
 from kernel_rules.tailor_target_types import (
     TailoredAppsField, TailoredBaselineField, TailoredDebugInfoField, TailoredForbidField,
     TailoredForceField, TailoredObjectiveField)
@@ -155,6 +155,7 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
         argv,
         description=f"Compose {fs.address} ({len(sets)} config sets, objective "
                     f"{fs.objective.value})",
+        timeout_seconds=STEP_TIMEOUT,
         input_digest=await Get(Digest, MergeDigests(
             [scripts.digest, site.digest, trace_dir, *set_digests])),
         immutable_input_digests={"linux_source": source.digest},
@@ -266,6 +267,7 @@ async def symbol_sizes_of(request: SymbolSizesRequest) -> SymbolSizes:
     result = await Get(ProcessResult, Process(
         [toolchain.path("nm"), "-S", "--defined-only", "vmlinux"],
         description=f"Measure {request.build.address} (nm)",
+        timeout_seconds=STEP_TIMEOUT,
         input_digest=vmlinux,
         env=toolchain.env,
         level=LogLevel.DEBUG,

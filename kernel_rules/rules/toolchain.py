@@ -15,7 +15,7 @@ from pants.util.logging import LogLevel
 
 from kernel_rules.domain.toolchain import KBUILD_TOOLS
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
-from kernel_rules.subsystems import KernelBuildSubsystem
+from kernel_rules.subsystems import STEP_TIMEOUT, KernelBuildSubsystem
 
 
 class MissingToolError(Exception):
@@ -60,6 +60,7 @@ async def find_toolchain(request: ToolchainRequest, build: KernelBuildSubsystem)
             (python.path, "-m", "kernel_rules.domain.toolchain", ":".join(build.search_path),
              *request.tools),
             description=f"Probe host tools for {request.purpose}",
+            timeout_seconds=STEP_TIMEOUT,
             input_digest=scripts.digest,
             env={"PYTHONPATH": ".", "PATH": ":".join(build.search_path)},
             cache_scope=ProcessCacheScope.PER_SESSION,

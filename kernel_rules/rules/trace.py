@@ -16,6 +16,7 @@ from pants.engine.target import HydratedSources, HydrateSourcesRequest, Target, 
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from kernel_rules.subsystems import STEP_TIMEOUT
 from kernel_rules.domain.app_check import failure_details, verdict, workload_report
 from kernel_rules.domain.guest_init import render_app_init
 from kernel_rules.domain.qemu import CHECK_PARAM
@@ -262,6 +263,7 @@ async def map_trace(request: MapRequest) -> ConfigSet:
          "--kind", request.kind, "--target", str(request.target),
          "--traced-on", json.dumps(traced_on, sort_keys=True), *prebuilt_args, "--out", "out"],
         description=f"Map the trace of {request.target} to a config set",
+        timeout_seconds=STEP_TIMEOUT,
         input_digest=await Get(Digest, MergeDigests(
             [vmlinux_and_config, request.trace.digest, scripts.digest])),
         immutable_input_digests=immutable,
@@ -386,6 +388,7 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
     result = await Get(FallibleProcessResult, Process(
         argv,
         description=f"Build the initramfs of {fs.address}",
+        timeout_seconds=STEP_TIMEOUT,
         input_digest=await Get(Digest, MergeDigests([
             scripts.digest, init, workload.snapshot.digest, files.snapshot.digest,
             programs.snapshot.digest,
