@@ -37,7 +37,6 @@ import importlib
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
