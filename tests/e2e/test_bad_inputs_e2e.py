@@ -160,3 +160,13 @@ def test_bad_input_is_a_clear_error_before_any_build(ws, state_before, case):
 
 def test_the_table_is_large_enough():
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
+
+
+def test_a_kbuild_step_over_its_timeout_is_stopped_and_named(ws):
+    result = ws.pants("--kernel-build-build-timeout=2", "package", "examples/minimal:kernel",
+                      timeout=600)
+    assert result.returncode != 0
+    assert "examples/minimal:kernel: making the base config 'tinyconfig' failed" in result.output, \
+        result.output[-3000:]
+    assert "Exceeded timeout of 2.0 seconds" in result.output
+    assert "Traceback" not in result.output

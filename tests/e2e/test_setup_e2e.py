@@ -162,3 +162,17 @@ def test_move_pins_moves_every_pin_together_and_back(tmp_path):
     assert back.returncode == 0, back.stderr[-3000:]
     assert {name: (root / name).read_bytes() for name in LOCKED_FILES} == originals
     assert {name: (REPO / name).read_bytes() for name in LOCKED_FILES} == real
+
+
+def test_the_example_servers_are_installed_but_not_enabled():
+    """`setup.sh --debian-cloud` (run by ./run-tests as root) leaves no example service enabled
+    for the host's next boot, and restores the host's policy-rc.d."""
+    example = _lock(REPO / "third_party/debian/example-packages.lock")
+    if not all(_installed(p) for p in example):
+        pytest.skip("the example servers are not installed (third_party/setup.sh --debian-cloud)")
+    wants = Path("/etc/systemd/system/multi-user.target.wants")
+    for unit in ("nginx.service", "redis-server.service", "memcached.service"):
+        assert not (wants / unit).exists(), f"{unit} is enabled on the host"
+    policy = Path("/usr/sbin/policy-rc.d")
+    assert not policy.exists() or policy.read_text() != "#!/bin/sh\nexit 101\n", \
+        "the setup's policy-rc.d was left behind"
