@@ -66,7 +66,32 @@ class MachineTypeField(StringField):
         if not value or not value.strip() or value.startswith("-"):
             raise invalid_field(cls.alias, address, f"{value!r} is not a QEMU machine type "
                                 "(such as `q35`)")
+        problem = machine_problem(value)
+        if problem:
+            raise invalid_field(cls.alias, address, f"{value!r}: {problem}")
         return value
+
+
+# -machine properties that name host files or host-side objects.
+HOST_MACHINE_PROPERTIES = frozenset({
+    "dumpdtb", "dtb", "kernel", "initrd", "append", "firmware", "memory-backend", "pflash0",
+    "pflash1", "confidential-guest-support", "memory-encryption", "sgx-epc", "dump-guest-core",
+    "mem-merge", "graphics", "usb"})
+
+
+def machine_problem(value: str) -> str:
+    """Why a `machine` value may not be used (empty when it may): a type name, optionally with
+    `key=value` properties that name no host file or host-side object."""
+    kind, *props = value.split(",")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", kind):
+        return "a machine type is a name such as `q35` or `pc-q35-7.2`"
+    for prop in props:
+        key, _, val = prop.partition("=")
+        if key in HOST_MACHINE_PROPERTIES or not re.fullmatch(r"[A-Za-z0-9._-]*", val) or not key:
+            return (f"the property `{prop}` may reach host files or host resources; guests may "
+                    "not (machine properties are names and numbers only, and not "
+                    f"{', '.join(sorted(HOST_MACHINE_PROPERTIES))})")
+    return ""
 
 
 class MachineCpusField(IntField):

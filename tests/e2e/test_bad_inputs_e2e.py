@@ -109,6 +109,8 @@ CASES = [
          ("field `devices`[0]", "the `loader` device loads a host file")),
     Case("baseline-device-file", _base('devices=["virtio-blk-pci,drive=d0", "pflash,file=/etc/passwd"]'),
          ("field `devices`", "guests may not reach host files or host resources")),
+    Case("baseline-machine-dumpdtb", _base('machine="q35,dumpdtb=/tmp/x.dtb"'),
+         ("field `machine`: 'q35,dumpdtb=/tmp/x.dtb': the property `dumpdtb=/tmp/x.dtb` may reach host files",)),
     # app_profile
     Case("app-success-regex", _app('success="(["'), ("field `success`: '([' is not a regular expression",),
          files=W),

@@ -56,3 +56,13 @@ def test_devices_without_a_host_side_are_allowed(device):
 def test_devices_that_reach_the_host_are_refused(device, problem):
     why = device_problem(device)
     assert why is not None and problem in why, why
+
+
+def test_machine_properties_that_reach_the_host_are_refused():
+    from kernel_rules.trace_target_types import machine_problem
+
+    for ok in ("q35", "pc-q35-7.2", "q35,accel=tcg", "microvm,x-option-roms=off"):
+        assert machine_problem(ok) == "", ok
+    for bad in ("q35,dumpdtb=/tmp/x.dtb", "q35,memory-backend=m0", "pc,firmware=x.bin",
+                "q35,x=a/b", "q35;rm"):
+        assert machine_problem(bad), bad
