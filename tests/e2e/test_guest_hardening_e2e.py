@@ -34,28 +34,28 @@ app_profile(name="equals", baseline=":minimal", files=["data/a=b.txt"], workload
 
 # One directory each: a BUILD file with a bad field fails as a whole when it is read.
 PARSE_TIME = {
-    "regex": ('app_profile(name="t", baseline="//hardening:minimal", workload="w.sh", '
+    "regex": ('app_profile(name="t", baseline="//guests:minimal", workload="w.sh", '
               'success="([")',
-              "hardening_bad/regex:t: field `success`: '([' is not a regular expression (Python "
+              "guests_bad/regex:t: field `success`: '([' is not a regular expression (Python "
               "syntax): unterminated character set at position 1"),
     "memory-negative": (f'kernel_baseline(name="t", kernel="{KERNEL}", memory="-5M")',
-                        "hardening_bad/memory-negative:t: field `memory`: '-5M' is not a memory "
+                        "guests_bad/memory-negative:t: field `memory`: '-5M' is not a memory "
                         "size: expected a number of MiB or a number with a K, M, G or T suffix, "
                         "such as `256M` or `1G`"),
     "memory-zero": (f'kernel_baseline(name="t", kernel="{KERNEL}", memory="0")',
-                    "hardening_bad/memory-zero:t: field `memory`: '0' is too little memory: at "
+                    "guests_bad/memory-zero:t: field `memory`: '0' is too little memory: at "
                     "least 16M (a kernel and its initramfs need room)"),
     "cpus": (f'kernel_baseline(name="t", kernel="{KERNEL}", cpus=0)',
-             "hardening_bad/cpus:t: field `cpus`: must be greater than 0, but was 0"),
+             "guests_bad/cpus:t: field `cpus`: must be greater than 0, but was 0"),
     "timeout": (f'kernel_baseline(name="t", kernel="{KERNEL}", timeout=-5)',
-                "hardening_bad/timeout:t: field `timeout`: must be greater than 0, but was -5"),
-    "app-timeout": ('app_profile(name="t", baseline="//hardening:minimal", workload="w.sh", '
+                "guests_bad/timeout:t: field `timeout`: must be greater than 0, but was -5"),
+    "app-timeout": ('app_profile(name="t", baseline="//guests:minimal", workload="w.sh", '
                     'timeout=0)',
-                    "hardening_bad/app-timeout:t: field `timeout`: must be greater than 0, but "
+                    "guests_bad/app-timeout:t: field `timeout`: must be greater than 0, but "
                     "was 0"),
     "cmdline": (f'kernel_baseline(name="t", kernel="{KERNEL}", cmdline="console=ttyS0 " + '
                 '"x" * 2002)',
-                "hardening_bad/cmdline:t: field `cmdline`: the kernel command line is too long: "
+                "guests_bad/cmdline:t: field `cmdline`: the kernel command line is too long: "
                 "2016 bytes, 2048 with what kernel_rules appends ('nokaslr "
                 "kernel_rules.mode=check'), but the kernel keeps only 2047 (x86 "
                 "COMMAND_LINE_SIZE) and silently drops the rest, `kernel_rules.mode=check` "
@@ -72,7 +72,7 @@ kernel_image(name="cmdline", source="//third_party/linux:linux-6.1", cmdline="co
 
 @pytest.fixture(scope="module")
 def guests(ws):
-    d = ws.root / "hardening"
+    d = ws.root / "guests"
     d.mkdir()
     (d / "BUILD").write_text(GUESTS)
     (d / "exit7.sh").write_text('echo "boot step: about to fail"\nexit 7\n')
@@ -82,7 +82,7 @@ def guests(ws):
     (d / "data").mkdir()
     (d / "data/a=b.txt").write_text("contents of a=b\n")
     (d / "equals.sh").write_text("cat /app/data/a=b.txt\nexit 5\n")
-    bad = ws.root / "hardening_bad"
+    bad = ws.root / "guests_bad"
     for name, (build, _) in PARSE_TIME.items():
         (bad / name).mkdir(parents=True)
         (bad / name / "BUILD").write_text(build + "\n")
@@ -103,68 +103,68 @@ def _failed(ws, *args: str) -> str:
 
 @pytest.mark.parametrize("case", sorted(PARSE_TIME))
 def test_bad_field_is_refused_when_the_build_file_is_read(ws, guests, case):
-    result = ws.pants("package", f"hardening_bad/{case}:t")
+    result = ws.pants("package", f"guests_bad/{case}:t")
     assert result.returncode != 0
     assert PARSE_TIME[case][1] in result.output, result.output[-3000:]
     assert "Starting:" not in result.output  # nothing was built or run
 
 
 @pytest.mark.parametrize("target, expected", [
-    ("memory", "hardening_bad/boot:memory: field `memory`: '-5M' is not a memory size"),
-    ("timeout", "hardening_bad/boot:timeout: field `boot_timeout`: must be greater than 0, "
+    ("memory", "guests_bad/boot:memory: field `memory`: '-5M' is not a memory size"),
+    ("timeout", "guests_bad/boot:timeout: field `boot_timeout`: must be greater than 0, "
                 "but was -5"),
-    ("cmdline", "hardening_bad/boot:cmdline: field `cmdline`: the kernel command line is too "
+    ("cmdline", "guests_bad/boot:cmdline: field `cmdline`: the kernel command line is too "
                 "long: 2034 bytes, 2058 with what kernel_rules appends "
                 "('kernel_rules.mode=check')"),
 ])
 def test_bad_boot_field_of_a_kernel_image_is_refused_before_booting(ws, guests, target,
                                                                     expected):
-    output = _failed(ws, "test", f"hardening_bad/boot:{target}")
+    output = _failed(ws, "test", f"guests_bad/boot:{target}")
     assert expected in output, output[-3000:]
     assert "Starting: Build kernel" not in output and "Starting: Boot" not in output
 
 
 def test_a_silent_workload_no_longer_passes_on_a_kernel_message(ws, guests):
-    output = _failed(ws, "package", "hardening:silent")
-    assert ("hardening:silent: its output does not match `success` 'Run /init as init process' "
+    output = _failed(ws, "package", "guests:silent")
+    assert ("guests:silent: its output does not match `success` 'Run /init as init process' "
             "(it printed nothing)") in output, output[-4000:]
     assert "workload output (stdout and stderr):\n  (nothing)" in output
     assert "Run /init as init process" in output  # it is on the console, shown in its tail
 
 
 def test_a_failing_boot_script_fails_the_baseline(ws, guests):
-    output = _failed(ws, "package", "hardening:boot-exit-7")
-    assert ("hardening:boot-exit-7: kernel_rules: tracing failed: the boot step (`boot_script`) "
+    output = _failed(ws, "package", "guests:boot-exit-7")
+    assert ("guests:boot-exit-7: kernel_rules: tracing failed: the boot step (`boot_script`) "
             "exited with status 7") in output, output[-4000:]
     assert "boot step: about to fail" in output  # the console tail
-    assert not (ws.root / "dist/hardening/boot-exit-7/config-set.json").exists()
+    assert not (ws.root / "dist/guests/boot-exit-7/config-set.json").exists()
     assert "Starting: Map the trace" not in output
 
 
 def test_qemus_error_for_a_machine_it_does_not_know(ws, guests):
-    output = _failed(ws, "package", "hardening:bad-machine")
-    assert ("hardening:bad-machine: kernel_rules: tracing failed: QEMU exited with code 1 before "
+    output = _failed(ws, "package", "guests:bad-machine")
+    assert ("guests:bad-machine: kernel_rules: tracing failed: QEMU exited with code 1 before "
             "the guest's init marker; QEMU's error output:") in output, output[-4000:]
     assert "unsupported machine type" in output
 
 
 def test_an_app_on_a_machine_qemu_refuses_fails_at_once_with_qemus_error(ws, guests):
     start = time.monotonic()
-    output = _failed(ws, "package", "hardening:app-on-bad-machine")
+    output = _failed(ws, "package", "guests:app-on-bad-machine")
     assert "QEMU exited with code 1 before the guest reached the application window" in output
     assert "unsupported machine type" in output and "gdbstub" not in output
     assert time.monotonic() - start < 120  # no 30 s wait for the gdbstub (pants starts in ~20)
 
 
 def test_a_hung_workload_shows_what_it_printed_so_far(ws, guests):
-    output = _failed(ws, "package", "hardening:hung")
+    output = _failed(ws, "package", "guests:hung")
     assert "tracing failed: the workload did not finish within 45 s" in output, output[-4000:]
     assert "workload output so far:\n  | waiting for a writer that never comes" in output
 
 
 def test_a_file_whose_name_holds_an_equals_sign_reaches_the_guest(ws, guests):
-    output = _failed(ws, "package", "hardening:equals")
-    assert "hardening:equals: the workload exited with status 5" in output, output[-4000:]
+    output = _failed(ws, "package", "guests:equals")
+    assert "guests:equals: the workload exited with status 5" in output, output[-4000:]
     assert "workload output (stdout and stderr):\n  | contents of a=b" in output
 
 
