@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address, UnparsedAddressInputs
-from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs, RemovePrefix
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs, RemovePrefix, Snapshot
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, Target, Targets
@@ -284,13 +284,13 @@ async def map_trace(request: MapRequest) -> ConfigSet:
 async def _package(trace: TraceResult, out_dir: str,
                    config_set: ConfigSet, image: Digest = EMPTY_DIGEST) -> BuiltPackage:
     """dist/<dir>/: config-set.json, summary.md, the traced guest's console.log and, for an app,
-    its guest image initramfs.cpio.gz."""
-    console = await Get(Digest, RemovePrefix(
-        await Get(Digest, DigestSubset(trace.digest, PathGlobs(["trace/console.log"]))), "trace"))
-    merged = await Get(Digest, MergeDigests([config_set.digest, console, image]))
+    its workload's own output workload.log and its guest image initramfs.cpio.gz."""
+    logs = await Get(Snapshot, Digest, await Get(Digest, RemovePrefix(await Get(Digest, DigestSubset(
+        trace.digest, PathGlobs(["trace/console.log", "trace/workload.log"]))), "trace")))
+    merged = await Get(Digest, MergeDigests([config_set.digest, logs.digest, image]))
     prefixed = await Get(Digest, AddPrefix(merged, out_dir))
-    names = ("summary.md", "console.log") + (("initramfs.cpio.gz",) if image != EMPTY_DIGEST
-                                             else ())
+    names = ("summary.md", *sorted(logs.files)) + (
+        ("initramfs.cpio.gz",) if image != EMPTY_DIGEST else ())
     return BuiltPackage(prefixed, (
         BuiltPackageArtifact(f"{out_dir}/config-set.json",
                              extra_log_lines=(f"config set sha256 {config_set.sha256}",)),
