@@ -139,7 +139,8 @@ def bad_trace(ws, traced):
     ("badtrace:no-debug-baseline", "field `kernel`: badtrace:no-debug must set `debug_info=True`"),
     ("badtrace:wrong-baseline", "field `baseline` must name a `kernel_baseline` target"),
     ("badtrace:failing", "badtrace:failing: the workload exited with status 1"),
-    ("badtrace:relative-binary", "field `binaries`: 'sqlite3' must be an absolute path"),
+    ("badtrace:relative-binary",
+     "field `binaries`: 'sqlite3' is not an absolute, normalised host path"),
 ])
 def test_bad_trace_input_gets_a_clear_error(ws, bad_trace, target, expected):
     result = ws.pants("package", target)
