@@ -103,7 +103,7 @@ def _enabled(config: dict) -> int:
 def main() -> int:
     t0 = time.monotonic()
     print("packaging the tailored examples (cached when already built) ...", flush=True)
-    _pants("package", "examples/tailored::")
+    _pants("package", *(f"examples/tailored:{name}" for name in EXAMPLES))
     src = _source_tree()
     kconf = load_kconfig(src, "x86_64", {**os.environ, "PATH": "/usr/bin:/bin"})
     trace = _trace_config()

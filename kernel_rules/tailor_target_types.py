@@ -9,6 +9,7 @@ from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     BoolField,
+    IntField,
     InvalidFieldException,
     StringField,
     StringSequenceField,
@@ -116,6 +117,45 @@ class TailoredDebugInfoField(BoolField):
     )
 
 
+class TailoredMinimiseField(StringField):
+    alias = "minimise"
+    default = "off"
+    valid_choices = ("off", "baseline", "traced")
+    help = help_text(
+        """
+        Verified minimisation: leave out *soft* requirements when booting the kernel and running
+        every app's workload shows they are not needed. `off`: every traced requirement is kept
+        (a boot executes the initcalls of everything built in, so this keeps much that no app
+        needs). `baseline`: the requirements only the baseline's trace has are soft. `traced`:
+        every traced requirement is soft (code an app's window executed, e.g. at process exit,
+        is not always code it needs). `force` always holds. Each try composes, builds (in a warm
+        tree) and runs the workloads; every try is cached, so a rerun repeats none. The search
+        bisects groups of requirements (by Kconfig file), then the members of the kept groups;
+        `minimise.json` lists every try.
+        """
+    )
+
+
+class TailoredMinimiseMaxTriesField(IntField):
+    alias = "minimise_max_tries"
+    default = 120
+    help = help_text(
+        """
+        At most this many tries (each a build and a boot per app) for `minimise`; when they run
+        out, the kernel is the smallest passing candidate so far and the report says the
+        minimisation is incomplete.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
+        value = super().compute_value(raw_value, address)
+        if value < 1:
+            raise InvalidFieldException(
+                f"{address} field `{cls.alias}`: must be at least 1, got {value}")
+        return value
+
+
 class TailoredKernelTarget(Target):
     alias = "tailored_kernel"
     core_fields = (
@@ -126,6 +166,8 @@ class TailoredKernelTarget(Target):
         TailoredForbidField,
         TailoredObjectiveField,
         TailoredDebugInfoField,
+        TailoredMinimiseField,
+        TailoredMinimiseMaxTriesField,
         OutputPathField,
     )
     help = help_text(

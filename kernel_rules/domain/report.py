@@ -44,8 +44,9 @@ def build_report(target: str, baseline: str, apps: Sequence[str], tailored: Mapp
                  trace: Mapping[str, str], tailored_sizes: Mapping, trace_sizes: Mapping,
                  tailored_symbols: Mapping[str, int], trace_symbols: Mapping[str, int],
                  compose_stats: Mapping, build_stats: Optional[Mapping],
-                 app_results: Sequence[Mapping]) -> dict:
-    """The report as a dict (see `FORMAT`); every input is already parsed."""
+                 app_results: Sequence[Mapping], minimisation: Optional[Mapping] = None) -> dict:
+    """The report as a dict (see `FORMAT`); every input is already parsed. `minimisation` is the
+    `minimise.json` document of a minimised kernel."""
     boots = [r["boot_seconds"] for r in app_results if r.get("boot_seconds") is not None]
     only_trace = sorted(s for s, v in trace.items() if v in ("y", "m")
                         and tailored.get(s, "n") not in ("y", "m"))
@@ -68,6 +69,24 @@ def build_report(target: str, baseline: str, apps: Sequence[str], tailored: Mapp
         "app_results": [{k: r.get(k) for k in ("name", "passed", "reason", "boot_seconds",
                                                "seconds")} for r in app_results],
         "all_apps_passed": all(r.get("passed") for r in app_results),
+        "minimisation": _minimisation_summary(minimisation) if minimisation else None,
+    }
+
+
+def _minimisation_summary(m: Mapping) -> dict:
+    tries = m["tries"]
+    failing = {t["try"]: t for t in tries if not t["passed"]}
+    return {
+        "mode": m["mode"],
+        "complete": m["complete"],
+        "cost": m["cost"],
+        "removed_groups": [g["name"] for g in m["groups"] if g["removed"]],
+        "removed": m["removed"],
+        "kept": [{"item": k["item"], "proved_by_try": k["proved_by_try"],
+                  "failure": (failing[k["proved_by_try"]].get("reason") or "")[-600:]
+                  if k["proved_by_try"] in failing else None} for k in m["kept"]],
+        "tries": [{k: t.get(k) for k in ("try", "left_out", "new_groups", "passed", "enabled",
+                                         "text", "objects_compiled")} for t in tries],
     }
 
 
@@ -112,4 +131,32 @@ def render_markdown(report: Mapping) -> str:
     for r in report["app_results"]:
         verdict = "passed" if r["passed"] else f"FAILED: {r['reason']}"
         lines.append(f"| `{r['name']}` | {verdict} | {r['boot_seconds']} | {r['seconds']} |")
+    m = report.get("minimisation")
+    if m:
+        lines += _render_minimisation(m)
     return "\n".join(lines) + "\n"
+
+
+def _render_minimisation(m: Mapping) -> List[str]:
+    cost = m["cost"]
+    lines = [
+        "", "## Verified minimisation", "",
+        f"Soft requirements: `{m['mode']}`. {cost['tries']} tries ({cost['builds']} builds, "
+        f"{cost['objects_compiled']} objects compiled, {cost['boots']} boots per app); "
+        + ("complete: no kept requirement can be left out alone without a failure."
+           if m["complete"] else "**incomplete**: `minimise_max_tries` ran out; this is the "
+           "smallest passing candidate so far."),
+        "", f"Left out ({len(m['removed'])}): " + (", ".join(f"`{r}`" for r in m["removed"])
+                                                 or "nothing") + ".",
+        "", "Had to stay:", "", "| requirement | proved by try | failure (tail) |", "|---|---:|---|",
+    ]
+    for k in m["kept"]:
+        tail = (k["failure"] or "").strip().splitlines()[-1:] if k["failure"] else []
+        lines.append(f"| `{k['item']}` | {k['proved_by_try'] or '-'} | "
+                     + (tail[0].replace("|", "\\|")[:160] if tail else "-") + " |")
+    lines += ["", "| try | new groups left out | passed | options | text |", "|---:|---|---|---:|---:|"]
+    for t in m["tries"]:
+        lines.append(f"| {t['try']} | {', '.join(t['new_groups'] or []) or '(members)'} | "
+                     f"{'yes' if t['passed'] else 'no'} | {t['enabled'] or '-'} | "
+                     f"{t['text'] or '-'} |")
+    return lines

@@ -23,9 +23,18 @@ This is the program of the composition process (`python3 -m kernel_rules.domain.
    value must have survived. If one did not, the assignment `conf` disagreed with becomes a
    blocking clause and the solver runs again (at most MAX_ROUNDS rounds).
 
+Soft requirements (`--soft baseline|traced`, for verified minimisation, see `domain.minimise`):
+traced requirements that a boot and the workloads may show to be unneeded. `baseline`: those only
+the baseline's trace has (no app's set, no `force`); `traced`: every traced requirement that is
+not a `force`. Only requirements that something be on are soft (off costs nothing). They are
+written to `soft.json`, grouped by the Kconfig file of their symbol. `--drop-file` names a JSON
+list of soft items (symbols, or condition formulas) whose requirements are left out of this
+composition: the solver then keeps them only where something else needs them.
+
 Outputs in --out: `.config` (the olddefconfig output), `requirements.json` (the composed
-requirement set: every symbol, its value and all its sources) and `compose.json` (counts and
-timings, including the Cozart-style closure of the same requirements for comparison).
+requirement set: every symbol, its value and all its sources), `compose.json` (counts and
+timings, including the Cozart-style closure of the same requirements for comparison) and, with
+`--soft`, `soft.json`.
 
 Exit codes: 0 success; 3 bad input or unsatisfiable (JSON `{"error": ...}` on stdout);
 anything else: a failure of Kbuild or of this program (details on stderr).
@@ -49,12 +58,14 @@ from kernel_rules.domain.config_check import Violation, explain, find_violations
 from kernel_rules.domain.config_policy import (
     PolicyError, check_final, forbid_symbol, force_value)
 from kernel_rules.domain.fragments import FragmentError, Request, parse_config
+from kernel_rules.domain.minimise import groups_document, soft_groups
 from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
 
 FORMAT = "kernel_rules/requirements@1"
 MAX_ROUNDS = 5
 OTHER_CHOICE_COST = 10_000_000  # picking a choice member the trace kernel did not pick
 OBJECTIVES = ("size", "options")
+SOFT = ("baseline", "traced")
 
 
 class InputError(Exception):
@@ -228,6 +239,53 @@ def size_weights(srctree: str, sizes: Mapping[str, int], is_option) -> Dict[str,
     return {s: 1 + int(b) // 64 for s, b in share.items()}
 
 
+def soft_items(set_reqs: Sequence[Requirement], field_reqs: Sequence[Requirement], mode: str,
+               kconf) -> List[str]:
+    """The soft items of `mode` (see the module docstring): symbols with a prompt (a user can set
+    them; the others follow from `select`s and defaults), or formulas of conditions."""
+    on = ("y", "m", "ym", FORMULA)
+    hard = {r.symbol for r in field_reqs if r.value != "n"}
+    if mode == "baseline":
+        hard |= {r.symbol for r in set_reqs if not r.source.startswith("baseline ")}
+
+    def settable(r: Requirement) -> bool:
+        if r.value == FORMULA:
+            return True
+        sym = kconf.syms.get(r.symbol)
+        return sym is not None and any(node.prompt for node in sym.nodes)
+
+    return sorted({r.symbol for r in set_reqs if r.value in on and settable(r)} - hard)
+
+
+def formula_symbols(text: str) -> List[str]:
+    """The symbols a condition formula names, in order."""
+    out: List[str] = []
+
+    def walk(tree):
+        if tree[0] == "sym":
+            out.append(tree[1])
+        else:
+            for sub in tree[1:]:
+                walk(sub)
+
+    walk(parse_formula(text))
+    return out
+
+
+def _is_symbol(item: str) -> bool:
+    return item.replace("_", "").isalnum()
+
+
+def read_drop_file(path: Optional[str]) -> frozenset:
+    if not path:
+        return frozenset()
+    with open(path) as f:
+        items = json.load(f)
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise InputError(f"{path}: not a JSON list of soft requirement items")
+    return frozenset(items)
+
+
 def olddefconfig(args: argparse.Namespace, src: str, text: str) -> str:
     """The kernel's own `make olddefconfig` run on `text`, in a configuration tree."""
     from kernel_rules.domain.kbuild import _write_config, run_make
@@ -323,6 +381,13 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     # Only traced requirements are relaxed: a `force` against a policy is a conflict to report.
     set_reqs, dropped = drop_incompatible(model, set_reqs, policies)
     relaxed += dropped
+    soft = soft_items(set_reqs, field_reqs, args.soft, kconf) if args.soft else []
+    drop = read_drop_file(args.drop_file)
+    if drop - set(soft):
+        raise InputError("--drop-file names items that are not soft requirements: "
+                         + ", ".join(sorted(drop - set(soft))[:10]))
+    left_out = [r for r in set_reqs if r.symbol in drop and r.value != "n"]
+    set_reqs = [r for r in set_reqs if not (r.symbol in drop and r.value != "n")]
     reqs = set_reqs + field_reqs + policies
     weights: Dict[str, int] = {}
     if args.objective == "size":
@@ -334,6 +399,22 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
             if trace_config.get(member.name, "n") not in ("y", "m"):
                 weights[member.name] = weights.get(member.name, 1) + OTHER_CHOICE_COST
     times["build model"] = time.monotonic() - t
+    soft_doc = None
+    if args.soft:
+        seen_by_apps = {r.symbol for r in set_reqs if not r.source.startswith("baseline ")}
+
+        def group_of(item: str) -> str:  # items the apps' traces saw too are likelier needed
+            name = item if _is_symbol(item) else formula_symbols(item)[0]
+            sym = kconf.syms.get(name)
+            where = sym.nodes[0].filename if sym is not None and sym.nodes else "(no Kconfig)"
+            return f"{where} (apps)" if item in seen_by_apps else where
+
+        soft_doc = groups_document(soft_groups(
+            soft, group_of,
+            lambda item: sum(weights.get(n, 1) for n in (
+                [item] if _is_symbol(item) else formula_symbols(item))),
+            first=lambda group: group.endswith(" (apps)")))
+        soft_doc["mode"] = args.soft
 
     rounds, disagreements, final = 0, [], ""
     solve_s = conf_s = 0.0
@@ -392,9 +473,14 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
                       if s in model.symbols),
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }
+    if args.soft:
+        stats["soft"] = {"mode": args.soft, "items": len(soft), "left_out": len(drop),
+                         "left_out_requirements": len(left_out)}
     doc = composed_set(reqs, inputs, args.objective)
     doc["relaxed"] = relaxed
-    return final, doc, stats
+    if drop:
+        doc["left_out"] = [str(r) for r in left_out]
+    return final, doc, stats, soft_doc
 
 
 def main(argv: Sequence[str]) -> int:
@@ -413,10 +499,12 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--forbid", action="append", default=[])
     p.add_argument("--objective", choices=OBJECTIVES, default="size")
     p.add_argument("--debug-info", action="store_true", help="require DWARF debug info")
+    p.add_argument("--soft", choices=SOFT, help="write soft.json: the soft requirements")
+    p.add_argument("--drop-file", help="JSON list of soft items to leave out")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     try:
-        final, doc, stats = run(args)
+        final, doc, stats, soft_doc = run(args)
     except (InputError, Unsatisfiable) as e:
         report = {"error": str(e)}
         if isinstance(e, Unsatisfiable):
@@ -430,6 +518,9 @@ def main(argv: Sequence[str]) -> int:
         f.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     with open(os.path.join(args.out, "compose.json"), "w") as f:
         f.write(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    if soft_doc is not None:
+        with open(os.path.join(args.out, "soft.json"), "w") as f:
+            f.write(json.dumps(soft_doc, indent=2, sort_keys=True) + "\n")
     log(f"composed {stats['enabled']} enabled options (trace kernel {stats['trace_kernel_enabled']},"
         f" closure {stats['closure_enabled']}) in {stats['rounds']} round(s); "
         + ", ".join(f"{k} {v} s" for k, v in stats["seconds"].items()))

@@ -7,9 +7,11 @@ the baseline's machine with every app's image and runs each workload.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from dataclasses import dataclass
-from typing import Any, List, Tuple
+from typing import Any, FrozenSet, List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
@@ -26,10 +28,12 @@ from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
 from kernel_rules.domain.fragments import parse_config
+from kernel_rules.domain.minimise import groups_from_document, minimisation_record, plan
 from kernel_rules.domain.report import build_report, render_markdown, symbol_sizes
 from kernel_rules.rules.boot import QEMU, AccelChoice, AccelProbeRequest, BootInitramfs, BootInitramfsRequest
 from kernel_rules.rules.kernel import (
-    CACHE_DIR, CACHE_NAME, REMOTE_CACHE_FIRST_MS, KernelBuild, KernelBuildRequest, KernelConfig)
+    CACHE_DIR, CACHE_NAME, REMOTE_CACHE_FIRST_MS, KernelBuild, KernelBuildError,
+    KernelBuildRequest, KernelConfig, KernelConfigError)
 from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.source import tarball_in_sandbox
@@ -39,16 +43,24 @@ from kernel_rules.rules.trace import (
 from kernel_rules.subsystems import STEP_TIMEOUT, QemuSubsystem
 from kernel_rules.tailor_target_types import (
     TailoredAppsField, TailoredBaselineField, TailoredDebugInfoField, TailoredForbidField,
-    TailoredForceField, TailoredObjectiveField)
+    TailoredForceField, TailoredMinimiseField, TailoredMinimiseMaxTriesField,
+    TailoredObjectiveField)
 from kernel_rules.trace_target_types import AppWorkloadField, BaselineKernelField
 
-TAILOR_MODULES = ("tailor", "compose", "kconfig_model", "kconfig", "fragments", "warm_trees",
+TAILOR_MODULES = ("tailor", "minimise", "compose", "kconfig_model", "kconfig", "fragments", "warm_trees",
                   "kbuild", "config_check", "config_policy", "conditions", "kbuild_conditions")
 SANDBOX_SITE = "third_party/python/sandbox/site"
 
 
+logger = logging.getLogger(__name__)
+
+
 class TailorError(Exception):
     """A tailored kernel cannot be composed: bad fields, inputs, or unsatisfiable requirements."""
+
+
+async def _texts(digest: Digest) -> dict:
+    return {c.path: c.content.decode() for c in await Get(DigestContents, Digest, digest)}
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,8 @@ class TailoredKernelFieldSet(PackageFieldSet):
     forbid: TailoredForbidField
     objective: TailoredObjectiveField
     debug_info: TailoredDebugInfoField
+    minimise: TailoredMinimiseField
+    minimise_max_tries: TailoredMinimiseMaxTriesField
     output_path: OutputPathField
 
 
@@ -108,8 +122,13 @@ async def tailored_inputs(fs: TailoredKernelFieldSet) -> TailoredInputs:
 
 @dataclass(frozen=True)
 class ComposeRequest:
+    """Compose `fs` from `inputs`; with `soft`, also list the soft requirements of that mode
+    (soft.json) and leave out the soft items in `drop` (a minimisation try)."""
+
     fs: TailoredKernelFieldSet
     inputs: TailoredInputs
+    soft: str = ""
+    drop: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,13 +170,22 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
         argv += ["--forbid", name]
     if fs.debug_info.value:
         argv += ["--debug-info"]
+    extra: List[Digest] = []
+    if request.soft:
+        argv += ["--soft", request.soft]
+    if request.drop:
+        argv += ["--drop-file", "drop.json"]
+        extra.append(await Get(Digest, CreateDigest([FileContent(
+            "drop.json", json.dumps(sorted(request.drop), indent=1).encode())])))
     result = await Get(FallibleProcessResult, Process(
         argv,
         description=f"Compose {fs.address} ({len(sets)} config sets, objective "
-                    f"{fs.objective.value})",
+                    f"{fs.objective.value}"
+                    + (f", {len(request.drop)} soft requirements left out)" if request.drop
+                       else ")"),
         timeout_seconds=STEP_TIMEOUT,
         input_digest=await Get(Digest, MergeDigests(
-            [scripts.digest, site.digest, trace_dir, *set_digests])),
+            [scripts.digest, site.digest, trace_dir, *set_digests, *extra])),
         immutable_input_digests={"linux_source": source.digest},
         append_only_caches={CACHE_NAME: CACHE_DIR},
         env={**toolchain.env, "PYTHONPATH": f".:{SANDBOX_SITE}"},
@@ -173,7 +201,8 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
     out = await Get(Digest, RemovePrefix(result.output_digest, "out"))
     config, rest = await MultiGet(
         Get(Digest, DigestSubset(out, PathGlobs([".config"]))),
-        Get(Digest, DigestSubset(out, PathGlobs(["requirements.json", "compose.json"]))),
+        Get(Digest, DigestSubset(out, PathGlobs(
+            ["requirements.json", "compose.json", "soft.json"]))),
     )
     return ComposedConfig(KernelConfig(fs.address, source, kernel.config.arch, config), rest)
 
@@ -183,14 +212,7 @@ class TailoredKernel:
     inputs: TailoredInputs
     composed: ComposedConfig
     build: KernelBuild
-
-
-@rule(desc="Compose and build a tailored kernel")
-async def tailored_kernel(fs: TailoredKernelFieldSet) -> TailoredKernel:
-    inputs = await Get(TailoredInputs, TailoredKernelFieldSet, fs)
-    composed = await Get(ComposedConfig, ComposeRequest(fs, inputs))
-    build = await Get(KernelBuild, KernelBuildRequest(composed.config))
-    return TailoredKernel(inputs, composed, build)
+    minimisation: Optional[Digest] = None  # minimise.json, when the kernel was minimised
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +268,134 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
 
 
 # ---------------------------------------------------------------------------------------------
+# verified minimisation: which soft requirements can go (domain.minimise drives the search)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MinimiseRequest:
+    fs: TailoredKernelFieldSet
+    inputs: TailoredInputs
+
+
+@dataclass(frozen=True)
+class Minimised:
+    composed: ComposedConfig
+    build: KernelBuild
+    record: Digest  # minimise.json
+
+
+def _listing(names: List[str], most: int = 4) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    passed: bool
+    detail: dict
+    composed: Optional[ComposedConfig] = None
+    build: Optional[KernelBuild] = None
+
+
+async def _minimisation_try(fs: TailoredKernelFieldSet, inputs: TailoredInputs,
+                            drop: Tuple[str, ...]) -> _Verdict:
+    """Compose without `drop`, build, and run every app's workload: one fact, cached by Pants
+    like any other result (failed app checks too: their cache scope is ALWAYS)."""
+    try:
+        composed = await Get(ComposedConfig, ComposeRequest(fs, inputs, fs.minimise.value, drop))
+        build = await Get(KernelBuild, KernelBuildRequest(composed.config))
+    except (TailorError, KernelConfigError, KernelBuildError) as e:
+        return _Verdict(False, {"reason": "the candidate did not compose or build: "
+                                + str(e)[-1500:]})
+    kernel = TailoredKernel(inputs, composed, build)
+    check = (await Get(AppCheck, AppCheckRequest(kernel, fs.address,
+                                                 ProcessCacheScope.ALWAYS))).result
+    files = await _texts(await Get(Digest, DigestSubset(
+        build.digest, PathGlobs(["config", "sizes.json"]))))
+    stats = await _texts(build.stats)
+    sizes = json.loads(files["sizes.json"])
+    detail = {"enabled": sum(1 for v in parse_config(files["config"]).values() if v in "ym"),
+              "bzImage": sizes["bzImage"], "text": sizes["vmlinux"][0],
+              "objects_compiled": json.loads(stats["build-stats.json"]).get("compiled")
+              if stats else None}
+    if check.exit_code != 0:
+        detail["reason"] = "\n".join(
+            check.stdout.decode(errors="replace").splitlines()[-25:])[-2500:]
+    return _Verdict(check.exit_code == 0, detail, composed, build)
+
+
+@rule(desc="Minimise a tailored kernel by booting candidates")
+async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
+    fs, inputs = request.fs, request.inputs
+    if not inputs.apps:
+        raise TailorError(f"{fs.address}: field `minimise`: a minimisation verifies candidates "
+                          "by running the apps' workloads, and `apps` is empty.")
+    started = time.monotonic()
+    first = await Get(ComposedConfig, ComposeRequest(fs, inputs, fs.minimise.value))
+    soft = await _texts(await Get(Digest, DigestSubset(first.digest, PathGlobs(["soft.json"]))))
+    groups = groups_from_document(json.loads(soft["soft.json"]))
+    group_of = {item: g.name for g in groups for item in g.symbols}
+    budget = fs.minimise_max_tries.value
+    search = plan(groups)
+    tries: List[dict] = []
+    accepted: FrozenSet[str] = frozenset()
+    best: Optional[_Verdict] = None
+    exhausted = False
+    try:
+        candidate = next(search)
+        while True:
+            if len(tries) >= budget:
+                exhausted = True
+                break
+            delta = sorted(candidate - accepted)
+            whole = sorted({group_of[i] for i in delta}
+                           if all(set(g.symbols) <= candidate for g in groups
+                                  if g.name in {group_of[i] for i in delta}) else [])
+            logger.info(f"{fs.address}: minimisation try {len(tries) + 1}: leaving out "
+                        f"{len(candidate)} of {len(group_of)} soft requirements; new: "
+                        + _listing(whole or delta))
+            verdict = await _minimisation_try(fs, inputs, tuple(sorted(candidate)))
+            tries.append({"try": len(tries) + 1, "left_out": len(candidate),
+                          "new": delta, "new_groups": whole, "passed": verdict.passed,
+                          **verdict.detail})
+            logger.info(f"{fs.address}: minimisation try {len(tries)}: "
+                        + ("passed" if verdict.passed else "failed")
+                        + (f" ({verdict.detail['enabled']} options, text "
+                           f"{verdict.detail['text']} bytes)" if "enabled" in verdict.detail
+                           else ""))
+            if verdict.passed:
+                accepted, best = candidate, verdict
+            candidate = search.send(verdict.passed)
+    except StopIteration:
+        pass
+    if best is None:
+        composed = first
+        build = await Get(KernelBuild, KernelBuildRequest(first.config))
+    else:
+        composed, build = best.composed, best.build
+    record = minimisation_record(
+        mode=fs.minimise.value, groups=groups, tries=tries, removed=accepted,
+        exhausted=exhausted, budget=budget, seconds=time.monotonic() - started)
+    digest = await Get(Digest, CreateDigest([FileContent(
+        "minimise.json", (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())]))
+    logger.info(f"{fs.address}: minimisation done after {len(tries)} tries: left out "
+                f"{len(accepted)} of {len(group_of)} soft requirements")
+    return Minimised(composed, build, digest)
+
+
+@rule(desc="Compose and build a tailored kernel")
+async def tailored_kernel(fs: TailoredKernelFieldSet) -> TailoredKernel:
+    inputs = await Get(TailoredInputs, TailoredKernelFieldSet, fs)
+    if fs.minimise.value != "off":
+        m = await Get(Minimised, MinimiseRequest(fs, inputs))
+        return TailoredKernel(inputs, m.composed, m.build, m.record)
+    composed = await Get(ComposedConfig, ComposeRequest(fs, inputs))
+    build = await Get(KernelBuild, KernelBuildRequest(composed.config))
+    return TailoredKernel(inputs, composed, build)
+
+
+# ---------------------------------------------------------------------------------------------
 # package
 # ---------------------------------------------------------------------------------------------
 
@@ -273,10 +423,6 @@ async def symbol_sizes_of(request: SymbolSizesRequest) -> SymbolSizes:
         level=LogLevel.DEBUG,
     ))
     return SymbolSizes(result.stdout.decode(errors="replace"))
-
-
-async def _texts(digest: Digest) -> dict:
-    return {c.path: c.content.decode() for c in await Get(DigestContents, Digest, digest)}
 
 
 @rule(desc="Package a tailored kernel")
@@ -315,13 +461,16 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         trace_symbols=symbol_sizes(theirs_nm.nm_output),
         compose_stats=json.loads(comp["compose.json"]),
         build_stats=json.loads(stats[0].content) if stats else None,
-        app_results=app_results)
+        app_results=app_results,
+        minimisation=json.loads((await _texts(k.minimisation))["minimise.json"])
+        if k.minimisation else None)
     report_files = await Get(Digest, CreateDigest([
         FileContent("report.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()),
         FileContent("report.md", render_markdown(report).encode()),
     ]))
     digest = await Get(Digest, AddPrefix(await Get(Digest, MergeDigests(
-        [k.build.digest, k.composed.digest, report_files])), out_dir))
+        [k.build.digest, k.composed.digest, report_files,
+         *([k.minimisation] if k.minimisation else [])])), out_dir))
     passed = sum(1 for r in app_results if r.get("passed"))
     o = report["options"]
     sizes = report["sizes"]
@@ -330,7 +479,8 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
                f"kernel {sizes['trace_kernel']['code']}); {passed} of {len(app_results)} "
                "apps passed")
     names = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json",
-             "requirements.json", "compose.json", "report.json", "report.md")
+             "requirements.json", "compose.json", "report.json", "report.md",
+             *(("soft.json", "minimise.json") if k.minimisation else ()))
     return BuiltPackage(digest, tuple(
         BuiltPackageArtifact(os.path.join(out_dir, n),
                              extra_log_lines=(summary,) if n == "report.md" else ())

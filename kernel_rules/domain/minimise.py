@@ -1,0 +1,155 @@
+"""Verified minimisation: which soft requirements can go, decided by booting and running the apps.
+
+A composed configuration keeps every traced requirement. Many of the baseline's are *soft*: code
+that ran only because it was built in (initcalls of drivers for absent devices, protocols nobody
+opens). The oracle for "needed" is the product's own check: build the candidate, boot it on the
+baseline's machine and run every app's workload. This module holds the search, without any
+build or boot of its own:
+
+- `soft_groups` gathers the soft requirements into groups (by the Kconfig file that defines the
+  symbol: `net/ipv6/Kconfig`, `drivers/tty/serial/8250/Kconfig`, ...), heaviest first.
+- `search` is a generator: it yields candidate sets of removed items and receives each one's
+  verdict (True: the candidate passed). It bisects: a chunk whose removal passes is removed
+  whole; a chunk whose removal fails is split in two and each half is tried; a single item whose
+  removal fails is needed. When the first half of a failing chunk was removed, removing the
+  second as well is known to fail (the whole chunk failed), so it is split without a try. The
+  result is 1-minimal over the items (removing any one kept item fails), under the assumption
+  that removing more never makes a failing candidate pass.
+- `minimise` runs the search over groups, then over the members of the kept groups that have
+  more than one, and returns every try in order.
+
+A try is named by the sorted items it removes; the caller caches verdicts by that name (in this
+product: Pants' process cache holds every compose, build and app check, so a rerun repeats none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, FrozenSet, Generator, Iterable, List, Mapping, Sequence, Tuple
+
+FORMAT = "kernel_rules/soft-requirements@1"
+RECORD_FORMAT = "kernel_rules/minimisation@1"
+
+
+@dataclass(frozen=True)
+class SoftGroup:
+    """Soft requirements on the symbols defined in one Kconfig file; `weight` is their size."""
+
+    name: str
+    symbols: Tuple[str, ...]
+    weight: int
+
+
+def soft_groups(items: Iterable[str], group_of: Callable[[str], str],
+                weight_of: Callable[[str], int], first: Callable[[str], bool] = lambda g: False
+                ) -> List[SoftGroup]:
+    """The soft items grouped by `group_of` (e.g. the Kconfig file defining the symbol), heaviest
+    group first (ties by name) except that groups for which `first` is true come after the
+    others (so that likely-needed groups are bisected together), each group's items heaviest
+    first."""
+    by_file: Dict[str, List[str]] = {}
+    for s in sorted(set(items)):
+        by_file.setdefault(group_of(s), []).append(s)
+    groups = [SoftGroup(name, tuple(sorted(syms, key=lambda s: (-weight_of(s), s))),
+                        sum(weight_of(s) for s in syms))
+              for name, syms in by_file.items()]
+    return sorted(groups, key=lambda g: (first(g.name), -g.weight, g.name))
+
+
+def groups_document(groups: Sequence[SoftGroup]) -> dict:
+    return {"format": FORMAT,
+            "groups": [{"name": g.name, "symbols": list(g.symbols), "weight": g.weight}
+                       for g in groups]}
+
+
+def groups_from_document(doc: Mapping) -> List[SoftGroup]:
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"not a {FORMAT} document")
+    return [SoftGroup(g["name"], tuple(g["symbols"]), int(g["weight"])) for g in doc["groups"]]
+
+
+def search(items: Sequence[str], removed: FrozenSet[str] = frozenset()
+           ) -> Generator[FrozenSet[str], bool, FrozenSet[str]]:
+    """Yields sets of removed items to try (always a superset of `removed`), receives whether
+    each passed; returns the final removed set (see the module docstring)."""
+    current = frozenset(removed)
+
+    def visit(chunk: Tuple[str, ...], known_to_fail: bool):
+        nonlocal current
+        if not chunk:
+            return
+        if not known_to_fail:
+            candidate = current | frozenset(chunk)
+            if (yield candidate):
+                current = candidate
+                return
+        if len(chunk) == 1:
+            return  # needed
+        half = (len(chunk) + 1) // 2
+        first, second = chunk[:half], chunk[half:]
+        before = current
+        yield from visit(first, False)
+        yield from visit(second, current != before and set(first) <= current)
+
+    yield from visit(tuple(items), False)
+    return current
+
+
+def symbols_of(groups: Sequence[SoftGroup], names: Iterable[str]) -> FrozenSet[str]:
+    wanted = set(names)
+    return frozenset(s for g in groups if g.name in wanted for s in g.symbols)
+
+
+def plan(groups: Sequence[SoftGroup]
+         ) -> Generator[FrozenSet[str], bool, Tuple[FrozenSet[str], List[str]]]:
+    """The whole minimisation as one generator of removed-symbol sets: first over groups, then
+    over the members of each kept group with more than one symbol. Returns (removed symbols, kept
+    groups)."""
+    removed_groups = yield from _mapped(search([g.name for g in groups]),
+                                        lambda names: symbols_of(groups, names))
+    removed = symbols_of(groups, removed_groups)
+    kept = [g for g in groups if g.name not in removed_groups]
+    for g in kept:
+        if len(g.symbols) > 1:
+            removed = yield from search(g.symbols, removed)
+    return removed, [g.name for g in kept]
+
+
+def _mapped(gen: Generator, f: Callable) -> Generator:
+    """`gen` with every yielded value passed through `f` (verdicts go back unchanged)."""
+    try:
+        value = next(gen)
+        while True:
+            value = gen.send((yield f(value)))
+    except StopIteration as stop:
+        return stop.value
+
+
+def minimisation_record(mode: str, groups: Sequence[SoftGroup], tries: Sequence[Mapping],
+                        removed: FrozenSet[str], exhausted: bool, budget: int, seconds: float
+                        ) -> dict:
+    """The `minimise.json` document: every try in order ({try, left_out, new (the items this try
+    left out beyond the last passing one), new_groups, passed, enabled, bzImage, text, reason}),
+    what was removed, what had to stay and the try that proved it (the failing try whose only
+    new item it was), and the cost."""
+    proof: Dict[str, int] = {}
+    for t in tries:
+        if not t["passed"] and len(t["new"]) == 1:
+            proof.setdefault(t["new"][0], t["try"])
+    kept = [item for g in groups for item in g.symbols if item not in removed]
+    return {
+        "format": RECORD_FORMAT,
+        "mode": mode,
+        "groups": [{"name": g.name, "symbols": list(g.symbols), "weight": g.weight,
+                    "removed": all(i in removed for i in g.symbols)} for g in groups],
+        "tries": list(tries),
+        "removed": sorted(removed),
+        "kept": [{"item": i, "proved_by_try": proof.get(i)} for i in sorted(kept)],
+        "complete": not exhausted,
+        "max_tries": budget,
+        "cost": {"tries": len(tries),
+                 "builds": sum(1 for t in tries if "enabled" in t),
+                 "boots": sum(1 for t in tries if "enabled" in t),
+                 "objects_compiled": sum(t.get("objects_compiled") or 0 for t in tries),
+                 "seconds_this_run": round(seconds, 1)},
+    }
