@@ -246,7 +246,8 @@ def soft_items(set_reqs: Sequence[Requirement], field_reqs: Sequence[Requirement
     on = ("y", "m", "ym", FORMULA)
     hard = {r.symbol for r in field_reqs if r.value != "n"}
     if mode == "baseline":
-        hard |= {r.symbol for r in set_reqs if not r.source.startswith("baseline ")}
+        hard |= {r.symbol for r in set_reqs
+                 if not r.source.startswith("baseline ") and r.value in on}
 
     def settable(r: Requirement) -> bool:
         if r.value == FORMULA:

@@ -478,6 +478,10 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
                f"{o['trace_kernel']['enabled']}); code {sizes['tailored']['code']} bytes (trace "
                f"kernel {sizes['trace_kernel']['code']}); {passed} of {len(app_results)} "
                "apps passed")
+    if report["minimisation"]:
+        m = report["minimisation"]
+        summary += (f"; minimised in {m['cost']['tries']} tries, {len(m['removed'])} soft "
+                    f"requirements left out" + ("" if m["complete"] else " (incomplete)"))
     names = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json",
              "requirements.json", "compose.json", "report.json", "report.md",
              *(("soft.json", "minimise.json") if k.minimisation else ()))

@@ -288,3 +288,42 @@ def test_no_modules_builds_module_code_in_and_relaxes_what_needs_modules(tmp_pat
                         "why": f"cannot hold with {policy} ({NO_MODULES})"}]
     solution = compose(model, kept + [policy])
     assert (solution["MODULES"], solution["DRV"], solution["NET"]) == ("n", "y", "y")
+
+
+KCONFIG_SOFT = """
+config A
+\tbool "A"
+
+config B
+\tbool "B"
+
+config HIDDEN
+\tbool
+\tdefault y
+"""
+
+
+def test_soft_items_by_mode(tmp_path):
+    from kernel_rules.domain.tailor import soft_items
+
+    kconf = synthetic_kconf(tmp_path, KCONFIG_SOFT)
+    reqs = [Requirement("A", "y", "baseline b (x.c:1)"), Requirement("B", "ym", "baseline b"),
+            Requirement("B", "y", "app a (y.c:2)"), Requirement("HIDDEN", "y", "baseline b"),
+            Requirement("A || B", "holds", "baseline b"), Requirement("A", "n", "app c")]
+    assert soft_items(reqs, [], "baseline", kconf) == ["A", "A || B"]
+    assert soft_items(reqs, [], "traced", kconf) == ["A", "A || B", "B"]
+    # what `force` asks for is never soft; a symbol without a prompt follows from others
+    assert soft_items(reqs, [Requirement("A", "y", "t field `force`[0]")], "traced",
+                      kconf) == ["A || B", "B"]
+
+
+def test_drop_file_must_be_a_list_of_strings(tmp_path):
+    from kernel_rules.domain.tailor import read_drop_file
+
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text('["A", "A || B"]')
+    bad.write_text('{"A": 1}')
+    assert read_drop_file(str(good)) == {"A", "A || B"}
+    assert read_drop_file(None) == frozenset()
+    with pytest.raises(InputError, match="bad.json"):
+        read_drop_file(str(bad))
