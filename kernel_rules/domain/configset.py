@@ -1,10 +1,10 @@
 """Config sets: what one trace says about the kernel configuration, as a small, deterministic,
 content-addressed JSON document.
 
-Format `kernel_rules/config-set@1` (keys sorted, two-space indent, newline at the end):
+Format `kernel_rules/config-set@2` (keys sorted, two-space indent, newline at the end):
 
     {
-      "format": "kernel_rules/config-set@1",
+      "format": "kernel_rules/config-set@2",
       "kind": "baseline" | "app",
       "target": "<address of the kernel_baseline or app_profile>",
       "traced_on": {"source_sha256", "trace_config_sha256", "machine_sha256", "workload_sha256"},
@@ -12,14 +12,16 @@ Format `kernel_rules/config-set@1` (keys sorted, two-space indent, newline at th
         "<SYMBOL>": {"value": "y" | "m" | "ym" | "n" | "not-y",
                      "lines": <executed lines implying it>,
                      "module_lines": <of those, executed in loadable modules; absent if 0>,
-                     "evidence": ["<file>:<line>", ...up to 3, sorted]}
+                     "evidence": ["<file>:<line>", ...up to 3, sorted],
+                     "phases": ["boot", "init"]}  # when it was executed, sorted (see below)
       },
       "conditions": [                     # executed code under a condition that is not a plain
-        {"formula": "<A || B>", ...}      # conjunction (kept for the composer; not requirements)
-      ],
+        {"formula": "<A || B>", "lines", "evidence", "phases"}  # conjunction (kept for the
+      ],                                  # composer; not requirements)
       "unresolved": {"lines": <n>, "notes": ["...", ...up to 20]},
       "stats": {"addresses", "mapped_addresses", "unmapped_addresses", "lines", "files",
                 "pre_kernel_instructions", "contradictions": [...],
+                "phase_addresses": {"<phase>": <traced addresses seen in it>, ...},
                 "modules": {"loaded": [...], "traced": {"<module>": {"addresses", "mapped"}},
                             "without_debug_file": [...]}}   # only when modules were loaded
     }
@@ -30,6 +32,14 @@ condition of the object holding the executed code AND the C preprocessor conditi
 line, in every frame of its inline chain. `contradictions` lists facts that do not hold in the
 trace kernel's own configuration: a mapping error (the check should always find none).
 
+Phases (domain.trace): `init`, code executed during kernel initialisation, before the baseline's
+first user-space program; `boot`, code executed in the baseline's user-space boot (complete: code
+that ran during initialisation and runs again is seen again); `app`, code executed in an app's
+window (every entry of an app set has `["app"]`). The phases of a requirement or condition are
+those of all the executed addresses behind its evidence lines; a requirement seen only in `init`
+is needed to boot but never used once user space runs. Format 1 was the same without `phases`
+and `phase_addresses`; readers accept both (`FORMATS`).
+
 The set is named by the sha256 of its bytes.
 """
 
@@ -39,12 +49,14 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
 
 from kernel_rules.domain.addr2src import Location
 from kernel_rules.domain.conditions import Formula, conj, TRUE, Unknown, And, Sym, Not
 
-FORMAT = "kernel_rules/config-set@1"
+FORMAT = "kernel_rules/config-set@2"
+FORMATS = ("kernel_rules/config-set@1", FORMAT)  # what readers accept
+APP_PHASES = ("app",)
 EVIDENCE_SAMPLES = 3
 
 
@@ -60,6 +72,7 @@ class TracedOn:
 class _Acc:
     lines: Set[str] = field(default_factory=set)
     module_lines: Set[str] = field(default_factory=set)  # lines executed in module code
+    phases: Set[str] = field(default_factory=set)
 
 
 def _holds(symbol: str, value: str, config: Mapping[str, str]) -> bool:
@@ -81,13 +94,21 @@ def build_config_set(
     pre_kernel_instructions: int = 0,
     module_stats: Optional[dict] = None,
     module_addresses: Set[int] = frozenset(),
+    address_phases: Optional[Mapping[int, Iterable[str]]] = None,
 ) -> dict:
     """The config-set document for one trace.
 
     `line_condition(file, line)`: C preprocessor condition of a source line.
     `object_condition(file)`: Kbuild condition of the object a .c/.S file is compiled into, and
     a note when it could not be resolved. `facts_of(formula)`: its definite facts.
+    `address_phases`: every traced address -> the phases it was seen in; an app's may be left
+    out (all `app`), a baseline's may not.
     """
+    if address_phases is None:
+        if kind != "app":
+            raise ValueError(f"{target}: the phases of a {kind} trace's addresses are needed")
+        address_phases = {a: APP_PHASES for a in locations}
+    phases_at: Dict[int, FrozenSet[str]] = {a: frozenset(p) for a, p in address_phases.items()}
     facts: Dict[Tuple[str, str], _Acc] = defaultdict(_Acc)
     formulas: Dict[str, _Acc] = defaultdict(_Acc)
     notes: Set[str] = set()
@@ -96,17 +117,20 @@ def build_config_set(
     files: Set[str] = set()
     mapped = 0
     kbuild_cache: Dict[str, Tuple[Formula, Optional[str]]] = {}
-    triples: Set[Tuple[str, str, int]] = set()  # (owning .c file, frame file, frame line)
+    # (owning .c file, frame file, frame line) -> the phases it was executed in
+    triples: Dict[Tuple[str, str, int], Set[str]] = defaultdict(set)
     in_modules: Set[Tuple[str, str, int]] = set()  # ... of those, executed in module code
     for loc in locations.values():
         if not loc.frames:
             continue
         mapped += 1
         for frame in loc.frames:
-            triples.add((loc.outermost.file, frame.file, frame.line))
+            triple = (loc.outermost.file, frame.file, frame.line)
+            triples[triple] |= phases_at.get(loc.address, frozenset())
             if loc.address in module_addresses:
-                in_modules.add((loc.outermost.file, frame.file, frame.line))
+                in_modules.add(triple)
     for owner, path, line in sorted(triples):
+        phases = triples[(owner, path, line)]
         if owner not in kbuild_cache:
             kbuild_cache[owner] = object_condition(owner)
         kbuild, note = kbuild_cache[owner]
@@ -119,23 +143,28 @@ def build_config_set(
         cond = conj(kbuild, line_condition(path, line))
         for fact in facts_of(cond):
             facts[fact].lines.add(where)
+            facts[fact].phases |= phases
             if (owner, path, line) in in_modules:
                 facts[fact].module_lines.add(where)
         residue = _residue(cond)
         if residue is not None:
             formulas[str(residue)].lines.add(where)
+            formulas[str(residue)].phases |= phases
     requirements = {}
     contradictions = []
     for (symbol, value), acc in sorted(facts.items()):
         if not _holds(symbol, value, trace_config):
             contradictions.append(f"{symbol}={value} ({min(acc.lines)})")
             continue
+        phases = set(acc.phases)
         if symbol in requirements:  # two facts on one symbol: keep the stronger one
             value = _stronger(requirements[symbol]["value"], value)
+            phases |= set(requirements[symbol]["phases"])
         requirements[symbol] = {
             "value": value,
             "lines": len(acc.lines),
             "evidence": _samples(acc.lines),
+            "phases": sorted(phases),
             **({"module_lines": len(acc.module_lines)} if acc.module_lines else {}),
         }
     return {
@@ -145,7 +174,8 @@ def build_config_set(
         "traced_on": traced_on.__dict__,
         "requirements": requirements,
         "conditions": [
-            {"formula": f, "lines": len(acc.lines), "evidence": _samples(acc.lines)}
+            {"formula": f, "lines": len(acc.lines), "evidence": _samples(acc.lines),
+             "phases": sorted(acc.phases)}
             for f, acc in sorted(formulas.items())
         ],
         "unresolved": {"lines": len(unresolved_lines), "notes": sorted(notes)[:20]},
@@ -157,9 +187,27 @@ def build_config_set(
             "files": len(files),
             "pre_kernel_instructions": pre_kernel_instructions,
             "contradictions": contradictions,
+            "phase_addresses": _phase_counts(phases_at.values()),
             **({"modules": module_stats} if module_stats and module_stats.get("loaded") else {}),
         },
     }
+
+
+def _phase_counts(phase_sets: Iterable[FrozenSet[str]]) -> Dict[str, int]:
+    counts: Dict[str, int] = defaultdict(int)
+    for phases in phase_sets:
+        for p in phases:
+            counts[p] += 1
+    return dict(sorted(counts.items()))
+
+
+def phase_groups(items: Iterable[dict]) -> Dict[str, int]:
+    """How many of `items` (requirements or conditions) have each combination of phases, keyed
+    `boot+init`; a format 1 set's items, without phases, count under `?`."""
+    counts: Dict[str, int] = defaultdict(int)
+    for item in items:
+        counts["+".join(item.get("phases", ["?"]))] += 1
+    return dict(sorted(counts.items()))
 
 
 def _samples(lines: Set[str]) -> List[str]:
@@ -217,7 +265,13 @@ def summary(doc: dict, digest: str) -> str:
         f"- other conditions: {len(doc['conditions'])}; lines with an unresolved Kbuild "
         f"condition: {doc['unresolved']['lines']}",
         f"- contradictions with the trace kernel's config: {len(s['contradictions'])}",
+        "- addresses by phase: " + _counts(s.get("phase_addresses", {})),
+        "- requirements by phases: " + _counts(phase_groups(reqs.values())),
     ]
+    if doc["kind"] == "baseline":
+        lines.append(f"- init-only requirements (executed during kernel initialisation, never "
+                     f"in the user-space boot): "
+                     f"{sum(1 for r in reqs.values() if r.get('phases') == ['init'])}")
     mods = s.get("modules")
     if mods:
         traced = mods["traced"]
@@ -229,12 +283,17 @@ def summary(doc: dict, digest: str) -> str:
                if mods["without_debug_file"] else ""))
     lines += [
         "",
-        "| symbol | value | lines | evidence |",
-        "|---|---|---|---|",
+        "| symbol | value | phases | lines | evidence |",
+        "|---|---|---|---|---|",
     ]
     for sym, r in sorted(reqs.items()):
-        lines.append(f"| {sym} | {r['value']} | {r['lines']} | {r['evidence'][0]} |")
+        lines.append(f"| {sym} | {r['value']} | {', '.join(r.get('phases', []))} | {r['lines']} "
+                     f"| {r['evidence'][0]} |")
     return "\n".join(lines) + "\n"
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in counts.items()) or "none"
 
 
 def evaluate_against(doc: dict, config: Mapping[str, str]) -> List[str]:

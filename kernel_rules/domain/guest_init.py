@@ -1,6 +1,8 @@
 """The guests' `/init` programs and the console protocol they speak to the host.
 
-`BOOT_INIT`, the minimal guest image used by `run`, boot checks and boot traces: it mounts /proc,
+`BOOT_INIT`, the minimal guest image used by `run`, boot checks and boot traces: it first runs
+the user-space marker (`/bin/kr-userspace-begin`, a jump to domain.trace.USERSPACE_BEGIN, where a
+boot trace's kernel initialisation phase ends; elsewhere it does nothing), then mounts /proc,
 /sys and /dev when the kernel supports them, runs the baseline's boot step
 (`/etc/kernel_rules/boot.sh`) if the image has one, prints the init marker (the proof that the
 kernel booted to user space) and then confirms the mode it runs in: with `kernel_rules.mode=check`
@@ -59,7 +61,10 @@ PRINT_MEMINFO = (
     f'echo "{MEMINFO} $(sed -n "s/^MemTotal: *\\([0-9]*\\).*/\\1/p" /proc/meminfo)'
     ' $(sed -n "s/^MemAvailable: *\\([0-9]*\\).*/\\1/p" /proc/meminfo)"')
 
+USERSPACE_MARKER = "/bin/kr-userspace-begin"
+
 BOOT_INIT = f"""#!/bin/sh
+{USERSPACE_MARKER}
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc 2>/dev/null
 mount -t sysfs sysfs /sys 2>/dev/null

@@ -5,6 +5,8 @@ owner is root, inode numbers are assigned in order, and gzip carries no name and
 
 `busybox_initramfs()` lays out the minimal image every kernel_rules guest starts from: a static
 busybox with a symlink per applet, `/dev/console`, the usual mount points, and an `/init`.
+With `--marker-source` (window_marker.c) the image also holds the marker programs of `MARKERS`,
+each a jump to its fixed user address (see domain.trace).
 
 Run as `python3 -m kernel_rules.domain.initramfs --busybox PATH --init FILE --out FILE`.
 """
@@ -21,6 +23,10 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from kernel_rules.domain.trace import USERSPACE_BEGIN, WINDOW_BEGIN, WINDOW_END
+
+MARKERS = (("bin/kr-userspace-begin", USERSPACE_BEGIN), ("bin/kr-window-begin", WINDOW_BEGIN),
+           ("bin/kr-window-end", WINDOW_END))
 DIRS = ("bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin")
 
 
@@ -177,7 +183,8 @@ def main(argv: Sequence[str]) -> int:
                    help="a file and its path in the guest (two arguments: any name, `=` too)")
     p.add_argument("--tree", action="append", default=[],
                    help="a directory whose files go into the image at the same relative paths")
-    p.add_argument("--marker-source", help="window_marker.c: adds /bin/kr-window-{begin,end}")
+    p.add_argument("--marker-source", help="window_marker.c: adds the marker programs "
+                   "(/bin/kr-userspace-begin, /bin/kr-window-{begin,end})")
     p.add_argument("--gcc", default="gcc")
     args = p.parse_args(argv)
     with open(args.busybox, "rb") as f:
@@ -195,11 +202,10 @@ def main(argv: Sequence[str]) -> int:
             extra.append(regular(f"usr/bin/{stem}",
                                  compile_static(args.gcc, src, f"{stem}.bin"), executable=True))
         if args.marker_source:
-            for name, define in (("begin", "MARKER_ADDRESS=0x333333333000L"),
-                                 ("end", "MARKER_ADDRESS=0x222222222000L")):
-                data = compile_static(args.gcc, args.marker_source, f"kr-window-{name}",
-                                      [define], nostdlib=True)
-                extra.append(regular(f"bin/kr-window-{name}", data, executable=True))
+            for path, address in MARKERS:
+                data = compile_static(args.gcc, args.marker_source, os.path.basename(path),
+                                      [f"MARKER_ADDRESS={address:#x}L"], nostdlib=True)
+                extra.append(regular(path, data, executable=True))
         for tree in args.tree:
             for dirpath, dirs, names in os.walk(tree):
                 dirs.sort()

@@ -19,7 +19,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from kernel_rules.domain import configset
 from kernel_rules.domain.addr2src import DEFAULT_PREFIXES, resolve
@@ -117,6 +117,16 @@ def resolve_all(args, addresses: List[int], loaded: Dict[str, Dict[str, int]],
                                               "without_debug_file": split.missing_debug}
 
 
+def read_addresses(lines: Iterable[str]) -> Dict[int, Tuple[str, ...]]:
+    """address -> its phases, from the tracer's `addresses.txt` (`<hex> <phase>[,<phase>...]`)."""
+    out: Dict[int, Tuple[str, ...]] = {}
+    for line in lines:
+        fields = line.split()
+        if fields:
+            out[int(fields[0], 16)] = tuple(fields[1].split(",")) if len(fields) > 1 else ()
+    return out
+
+
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mapper", description=__doc__.splitlines()[0])
     p.add_argument("--tarball", required=True)
@@ -140,7 +150,8 @@ def main(argv: Sequence[str]) -> int:
     prefixes = tuple(args.prefix) or DEFAULT_PREFIXES
 
     with open(args.addresses) as f:
-        addresses = [int(line, 16) for line in f if line.strip()]
+        phases = read_addresses(f)
+    addresses = sorted(phases)
     with open(args.trace) as f:
         trace = json.load(f)
     with open(args.config) as f:
@@ -166,6 +177,7 @@ def main(argv: Sequence[str]) -> int:
         pre_kernel_instructions=trace.get("pre_kernel_instructions", 0),
         module_stats=module_stats,
         module_addresses=module_addresses,
+        address_phases=phases,
     )
     text = configset.dumps(doc)
     digest = configset.name_of(text)

@@ -172,6 +172,7 @@ class ConsoleRun:
     timed_out: bool
     returncode: Optional[int]
     stderr: str
+    stalled: bool = False  # stopped because `must_see` did not appear in time
 
 
 STDERR_LIMIT = 65536
@@ -181,22 +182,29 @@ def watch_console(argv: List[str], timeout: float,
                   on_output: Callable[[bytes, subprocess.Popen], Optional[float]],
                   stdin: int = subprocess.DEVNULL,
                   on_timeout: Optional[Callable[[subprocess.Popen], Optional[float]]] = None,
+                  must_see: Optional[Tuple[bytes, float]] = None,
                   ) -> ConsoleRun:
     """Run QEMU (`argv`, console on stdout) until it exits or `timeout` seconds pass, calling
     `on_output(everything so far, process)` after each chunk; when it returns a number, QEMU gets
     at most that many more seconds (and the run does not count as timed out). When `timeout`
     passes first, `on_timeout(process)` (if given) is called once: a number it returns gives QEMU
     that many more seconds (to report, say) before it is killed; the run counts as timed out.
-    QEMU's stderr is collected apart from the console (its last `STDERR_LIMIT` bytes)."""
+    QEMU's stderr is collected apart from the console (its last `STDERR_LIMIT` bytes).
+    `must_see=(text, seconds)`: stop early (the run counts as stalled) when `text` has not
+    appeared on the console within `seconds`."""
     proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "out")
     sel.register(proc.stderr, selectors.EVENT_READ, "err")
     buf, err = b"", b""
-    deadline, timed_out, finishing = time.monotonic() + timeout, False, False
+    started = time.monotonic()
+    deadline, timed_out, finishing, stalled = started + timeout, False, False, False
     try:
         while True:
+            if must_see and must_see[0] not in buf and time.monotonic() - started >= must_see[1]:
+                stalled = True
+                break
             if time.monotonic() >= deadline:
                 if finishing or timed_out:
                     break
@@ -235,7 +243,7 @@ def watch_console(argv: List[str], timeout: float,
         sel.close()
         proc.stdout.close()
         proc.stderr.close()
-    return ConsoleRun(buf, timed_out, proc.returncode, err.decode(errors="replace"))
+    return ConsoleRun(buf, timed_out, proc.returncode, err.decode(errors="replace"), stalled)
 
 
 def boot_until(spec: BootSpec, marker: str, timeout: float) -> BootResult:

@@ -81,8 +81,9 @@ def holds(value: str, got: str) -> bool:
 def set_requirements(label: str, doc: dict, sha256: str, trace_config_sha256: str
                      ) -> List[Requirement]:
     """The requirements of one config set document, each with its target and first evidence."""
-    if doc.get("format") != "kernel_rules/config-set@1":
-        raise InputError(f"{label}: not a kernel_rules/config-set@1 document")
+    if doc.get("format") not in ("kernel_rules/config-set@1", "kernel_rules/config-set@2"):
+        raise InputError(f"{label}: its config-set.json has format {doc.get('format')!r}, not "
+                         "kernel_rules/config-set@1 or kernel_rules/config-set@2")
     on = doc.get("traced_on", {})
     if on.get("source_sha256") != sha256:
         raise InputError(f"{label}: traced on source {on.get('source_sha256')}, but the kernel "

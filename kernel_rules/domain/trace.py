@@ -11,25 +11,30 @@ coarse timeline of the boot:
    mapping: those are rebased to virtual addresses (`+ __START_KERNEL_map`);
 3. everything else at kernel virtual addresses (vmlinux, then modules).
 
-User-space addresses are dropped, except the window markers: a guest program that jumps to
-`WINDOW_BEGIN` and later to `WINDOW_END` shows up as blocks at those addresses, so
-`window_addresses()` can return exactly the kernel code executed between them. For a complete
-window the tracer switches logging to `in_asm,nochain` just before `WINDOW_BEGIN`: that changes
-QEMU's translation flags, so every block executed afterwards is translated (and logged) again,
-even code that already ran during boot.
+User-space addresses are dropped, except the markers: a guest program that jumps to a fixed
+user address shows up as a block at exactly that address. In a boot, the baseline's /init jumps
+to `USERSPACE_BEGIN` first of all, and the tracer stops the guest there and switches logging to
+`in_asm,nochain` (QEMU's translation cache is flushed, so every block executed afterwards is
+translated and logged again, even code that already ran): `kernel_addresses()` splits the boot
+at the first block at `USERSPACE_BEGIN` into the *init* phase (kernel initialisation, up to the
+first user-space program) and the *boot* phase (the user-space boot, complete). An app's
+window is the same: `window_addresses()` returns exactly the kernel code executed between the
+blocks at `WINDOW_BEGIN` and `WINDOW_END`, its *app* phase.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import IO, Iterable, Iterator, Set
+from typing import IO, Dict, FrozenSet, Iterable, Iterator, Set
 
 KERNEL_VIRTUAL_MIN = 0xFFFF800000000000
 START_KERNEL_MAP = 0xFFFFFFFF80000000
 DEFAULT_PHYSICAL_START = 0x1000000
 WINDOW_BEGIN = 0x333333333000
 WINDOW_END = 0x222222222000
+USERSPACE_BEGIN = 0x444444444000
+INIT, BOOT, APP = "init", "boot", "app"  # the phases of evidence
 
 _INSN = re.compile(r"^0x([0-9a-f]+):")
 
@@ -42,6 +47,11 @@ class Trace:
     pre_kernel_instructions: int = 0  # firmware, setup, decompressor (distinct addresses)
     user_instructions: int = 0
     window_found: bool = False
+    phases: Dict[str, Set[int]] = field(default_factory=dict)  # phase -> its kernel addresses
+    userspace_found: bool = False  # a boot: the USERSPACE_BEGIN block was logged
+
+    def phases_of(self, address: int) -> FrozenSet[str]:
+        return frozenset(p for p, addrs in self.phases.items() if address in addrs)
 
 
 def instruction_addresses(log: Iterable[str]) -> Iterator[int]:
@@ -53,22 +63,34 @@ def instruction_addresses(log: Iterable[str]) -> Iterator[int]:
 
 
 def kernel_addresses(log: Iterable[str], physical_start: int = DEFAULT_PHYSICAL_START,
-                     image_size: int = 1 << 30) -> Trace:
-    """All kernel addresses of a whole boot log (see the module docstring for the phases)."""
+                     image_size: int = 1 << 30, boundary: int = USERSPACE_BEGIN) -> Trace:
+    """All kernel addresses of a whole boot log (see the module docstring for its stages), each
+    in phase `init` when logged before the first block at `boundary`, `boot` when after it (an
+    address may be in both). Without that block, everything is `init` and `userspace_found`
+    is False."""
     trace = Trace()
     pre: Set[int] = set()
-    phase = "pre"  # -> "physical" at startup_64 -> "virtual" at the first kernel virtual address
+    init: Set[int] = set()
+    boot: Set[int] = set()
+    current = init
+    stage = "pre"  # -> "physical" at startup_64 -> "virtual" at the first kernel virtual address
     for addr in instruction_addresses(log):
         if addr >= KERNEL_VIRTUAL_MIN:
-            phase = "virtual"
-            trace.kernel.add(addr)
-        elif phase == "pre" and addr != physical_start:
+            stage = "virtual"
+            current.add(addr)
+        elif addr == boundary and not trace.userspace_found:
+            trace.userspace_found = True
+            current = boot
+            trace.user_instructions += 1
+        elif stage == "pre" and addr != physical_start:
             pre.add(addr)
-        elif phase != "virtual" and physical_start <= addr < physical_start + image_size:
-            phase = "physical"
-            trace.kernel.add(addr + START_KERNEL_MAP)
+        elif stage != "virtual" and physical_start <= addr < physical_start + image_size:
+            stage = "physical"
+            current.add(addr + START_KERNEL_MAP)
         else:
             trace.user_instructions += 1
+    trace.kernel = init | boot
+    trace.phases = {INIT: init, BOOT: boot}
     trace.pre_kernel_instructions = len(pre)
     return trace
 
@@ -92,6 +114,7 @@ def window_addresses(log: Iterable[str], begin: int = WINDOW_BEGIN,
             else:
                 trace.user_instructions += 1
     trace.window_found = state == "after"
+    trace.phases = {APP: trace.kernel}
     return trace
 
 

@@ -3,7 +3,12 @@
 `boot` traces a whole boot, from the first instruction, until the guest's init prints the
 marker and powers off. The run is deterministic: `-icount` ties the virtual clock to the
 instruction count, the RTC runs on that clock from a fixed date, and the console goes to a file,
-so the same inputs give the same trace.
+so the same inputs give the same trace. The baseline's /init runs the `USERSPACE_BEGIN` marker
+as its first command; QEMU starts stopped (`-S`) with its gdbstub on a socket, and the tracer
+stops the guest there exactly as it stops an app at its window (below) and logs every block
+again from then on: addresses logged before that point are the boot's *init* phase (kernel
+initialisation), those after it its *boot* phase (the user-space boot), each complete
+(domain.trace.kernel_addresses). A guest that never runs the marker fails the trace.
 
 A boot trace passes only when the guest confirms that it ran in check mode and that its boot
 step (the baseline's `boot_script`), if any, exited 0 (domain.qemu.check_problem); a guest that
@@ -24,7 +29,9 @@ output so far (a `KR_DUMP` line on the console's input, which stays silent other
 QEMU's stderr is kept (`qemu.stderr`) and is part of every failure's reason; a QEMU that exits
 before its gdbstub accepts a connection fails the trace at once.
 
-Outputs (in --out): `addresses.txt` (sorted hex kernel addresses, modules' included), `trace.json`
+Outputs (in --out): `addresses.txt` (sorted hex kernel addresses, modules' included, one a line,
+each followed by a space and its phases, comma-separated and sorted: `ffffffff81000000 boot,init`;
+an app's are all `app`), `trace.json`
 (counts, window, module list, workload status, where each loaded module's code sections were as
 the guest printed them), `console.log` and, for an app, `workload.log` (the workload's own output,
 decoded from its report). Exit code 0 when the guest finished as expected, 1 otherwise (the
@@ -85,23 +92,55 @@ def _log_addresses(log: str, read) -> tr.Trace:
     return t
 
 
+def _stopped(gdb: str, mon: str) -> List[str]:
+    """QEMU arguments: start stopped, with the gdbstub and the HMP monitor on sockets."""
+    return ["-S", "-gdb", f"unix:{gdb},server=on,wait=off",
+            "-monitor", f"unix:{mon},server=on,wait=off"]
+
+
+def _log_again_from(client: GdbClient, mon: str, address: int) -> None:
+    """The guest is stopped at the breakpoint at `address`, at the same instruction count on
+    every run: switch the log to `in_asm,nochain`, remove the breakpoint (QEMU 7.2 flushes its
+    translation cache: every block from here on is translated and logged again) and go on."""
+    _hmp(mon, "log in_asm,nochain")
+    client.remove_breakpoint(address)
+    client.send("c")
+
+
+def _is_stop(reply: Optional[str]) -> bool:
+    return reply is not None and reply[:1] in ("T", "S")
+
+
 def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
     log, console = os.path.join(workdir, "qemu.log"), os.path.join(workdir, "console.log")
+    mon, gdb = os.path.join(workdir, "mon.sock"), os.path.join(workdir, "gdb.sock")
     stderr = os.path.join(workdir, "qemu.stderr")
-    argv = _argv(spec, log, f"file:{console}", DETERMINISM)
-    timed_out, killed = False, False
+    argv = _argv(spec, log, f"file:{console}", [*DETERMINISM, *_stopped(gdb, mon)])
+    timed_out, killed, toggled, reason = False, False, False, ""
     with open(stderr, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err)
     deadline = time.monotonic() + timeout
     try:
+        client = GdbClient(gdb, alive=lambda: proc.poll() is None)
+        client.command("?")  # started with -S: stopped before the first instruction
+        client.set_breakpoint(tr.USERSPACE_BEGIN)
+        client.send("c")
         while proc.poll() is None:
             if time.monotonic() > deadline:
                 timed_out = True
                 break
             if interactive(_read(console)):
                 break  # it would sit in its shell until the timeout
-            time.sleep(0.2)
+            if toggled:
+                time.sleep(0.2)
+            elif _is_stop(client.reply(0.2)):
+                _log_again_from(client, mon, tr.USERSPACE_BEGIN)  # init ends, user space begins
+                toggled = True
+        client.close()
+    except (GdbError, OSError) as e:
+        if not _exits(proc):
+            reason = f"driving QEMU failed: {e}"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -109,19 +148,33 @@ def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
         proc.wait()
     text = _read(console)
     t = _log_addresses(log, tr.kernel_addresses)
-    if INIT_MARKER not in text:
+    if reason:
+        pass
+    elif INIT_MARKER not in text:
         reason = (f"no init marker within {timeout:.0f} s" if timed_out else
                   f"QEMU exited with code {proc.returncode} before the guest's init marker"
                   if not killed and proc.returncode != 0 else
                   "the guest stopped before its init marker")
     else:
-        reason = check_problem(text)
+        reason = check_problem(text) or (
+            "the guest's /init never ran the user-space marker (/bin/kr-userspace-begin)"
+            if not toggled else
+            "the user-space marker was not found in the trace" if not t.userspace_found else "")
         if reason and timed_out:
             reason += f" (the run timed out after {timeout:.0f} s)"
     if reason:
         reason = with_qemu_stderr(reason, _read(stderr))
     os.unlink(stderr)
     return {"ok": not reason, "reason": reason, "trace": t, "console": text, "window": None}
+
+
+def _exits(proc: subprocess.Popen, grace: float = 5) -> bool:
+    """Whether QEMU has exited or exits within `grace` seconds (its gdbstub closes first)."""
+    try:
+        proc.wait(grace)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _hmp(sock_path: str, command: str) -> str:
@@ -149,9 +202,7 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
     stderr = os.path.join(workdir, "qemu.stderr")
     # The console is QEMU's stdout, a file (every write completes at once, as with `file:`), and
     # its input a pipe that stays silent unless the workload runs out of time.
-    argv = _argv(spec, log, "stdio", [
-        *DETERMINISM, "-S", "-gdb", f"unix:{gdb},server=on,wait=off",
-        "-monitor", f"unix:{mon},server=on,wait=off"])
+    argv = _argv(spec, log, "stdio", [*DETERMINISM, *_stopped(gdb, mon)])
     with open(console, "wb") as out, open(stderr, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err)
     text, reason, toggled, deadline = "", "", False, time.monotonic() + timeout
@@ -170,13 +221,8 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
                 if not _ask_for_output(proc):
                     break
                 deadline = time.monotonic() + DUMP_GRACE
-            stop = client.reply(0.05) if not toggled else None
-            if stop is not None and stop[:1] in ("T", "S"):
-                # Stopped at the first instruction of the window, at the same instruction count
-                # on every run: switch logging on, then let the guest go on.
-                _hmp(mon, "log in_asm,nochain")
-                client.remove_breakpoint(tr.WINDOW_BEGIN)
-                client.send("c")
+            if not toggled and _is_stop(client.reply(0.05)):
+                _log_again_from(client, mon, tr.WINDOW_BEGIN)  # the window begins
                 toggled = True
             text = _read(console)
             if proc.poll() is not None:
@@ -260,7 +306,7 @@ def main(argv: Sequence[str]) -> int:
     run = (trace_boot if args.mode == "boot" else trace_app)(spec, args.out, args.timeout)
     t: tr.Trace = run["trace"]
     with open(os.path.join(args.out, "addresses.txt"), "w") as f:
-        f.writelines(f"{a:x}\n" for a in sorted(t.kernel))
+        f.writelines(f"{a:x} {','.join(sorted(t.phases_of(a)))}\n" for a in sorted(t.kernel))
     with open(os.path.join(args.out, "console.log"), "w") as f:
         f.write(run["console"])
     report: Optional[WorkloadReport] = run.get("report")
@@ -269,6 +315,7 @@ def main(argv: Sequence[str]) -> int:
             f.write(report.output)
     with open(os.path.join(args.out, "trace.json"), "w") as f:
         json.dump({"mode": args.mode, "addresses": len(t.kernel),
+                   "phase_addresses": {p: len(a) for p, a in t.phases.items()},
                    "pre_kernel_instructions": t.pre_kernel_instructions,
                    "window": run["window"], "module_sections": parse_sections(run["console"])},
                   f, indent=2, sort_keys=True)

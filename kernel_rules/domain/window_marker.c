@@ -1,6 +1,7 @@
-/* Marks the start or the end of the application window in an instruction trace: maps one page at
- * the fixed user address MARKER_ADDRESS, writes a `ret` there and calls it, so QEMU's log shows a
- * block at exactly that address. No libc: built with -static -nostdlib. */
+/* Marks a point in an instruction trace (the start of user space in a boot, the start or the end
+ * of an application window; see domain/trace.py): maps one page at the fixed user address
+ * MARKER_ADDRESS, writes a `ret` there and calls it, so QEMU's log shows a block at exactly that
+ * address. No libc: built with -static -nostdlib. */
 #define SYS_mmap 9
 #define SYS_exit 60
 

@@ -47,8 +47,9 @@ class BootError(Exception):
 
 @dataclass(frozen=True)
 class BootInitramfsRequest:
-    """The minimal busybox image with the standard `/init` (see domain.guest_init), plus an
-    optional boot step: `boot_script` (a path in `digest`) runs before the init marker."""
+    """The minimal busybox image with the standard `/init` (see domain.guest_init) and the
+    marker programs, plus an optional boot step: `boot_script` (a path in `digest`) runs before
+    the init marker."""
 
     boot_script: Optional[str] = None
     digest: Digest = EMPTY_DIGEST
@@ -63,11 +64,14 @@ class BootInitramfs:
 @rule(desc="Build the busybox initramfs", level=LogLevel.DEBUG)
 async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
     toolchain, scripts, init = await MultiGet(
-        Get(Toolchain, ToolchainRequest(("busybox",), "initramfs images")),
-        Get(DomainScripts, DomainScriptsRequest(("initramfs",))),
+        Get(Toolchain, ToolchainRequest(("busybox", "gcc"), "initramfs images")),
+        Get(DomainScripts, DomainScriptsRequest(("initramfs", "trace", "window_marker"))),
         Get(Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)])),
     )
-    extra = ["--file", request.boot_script, BOOT_SCRIPT] if request.boot_script else []
+    # The marker programs: BOOT_INIT runs the user-space marker first (see domain.guest_init).
+    extra = ["--gcc", toolchain.path("gcc"), "--marker-source", "kernel_rules/domain/window_marker.c"]
+    if request.boot_script:
+        extra += ["--file", request.boot_script, BOOT_SCRIPT]
     if request.modules != EMPTY_DIGEST:
         extra += ["--tree", "guest_modules"]
     result = await Get(

@@ -222,9 +222,16 @@ class TailoredKernel:
 
 @dataclass(frozen=True)
 class AppCheckRequest:
+    """Run every app of `kernel`. `for_try`: a minimisation candidate, which fails at once when
+    its guest has not reached init after TRY_INIT_TIMEOUT seconds, and at its first failing app."""
+
     kernel: TailoredKernel
     address: Address
     cache_scope: ProcessCacheScope
+    for_try: bool = False
+
+
+TRY_INIT_TIMEOUT = 90
 
 
 @dataclass(frozen=True)
@@ -239,11 +246,14 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
         Get(Toolchain, ToolchainRequest((QEMU,), "QEMU boots")),
         Get(DomainScripts, DomainScriptsRequest(("app_check", "qemu"))),
     )
-    bz_image = await Get(Digest, DigestSubset(k.build.digest, PathGlobs(["bzImage"])))
+    bz_image, trace_bz_image = await MultiGet(
+        Get(Digest, DigestSubset(k.build.digest, PathGlobs(["bzImage"]))),
+        Get(Digest, DigestSubset(k.inputs.baseline.kernel.build.digest, PathGlobs(["bzImage"]))),
+    )
     accel = qemu.accel
-    if accel == "auto":
+    if accel == "auto":  # probed once per trace kernel: a candidate may not boot at all
         boot = await Get(BootInitramfs, BootInitramfsRequest())
-        accel = (await Get(AccelChoice, AccelProbeRequest(bz_image, boot.digest))).accel
+        accel = (await Get(AccelChoice, AccelProbeRequest(trace_bz_image, boot.digest))).accel
     images = await MultiGet(Get(Digest, AddPrefix(t.initramfs.digest, f"apps/{i}"))
                             for i, (_, t) in enumerate(k.inputs.apps))
     apps = [{"name": str(a.address), "initrd": f"apps/{i}/initramfs.cpio.gz",
@@ -255,6 +265,8 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
     argv = [toolchain.python, "-m", "kernel_rules.domain.app_check", "--qemu", toolchain.path(QEMU),
             "--kernel", "bzImage", "--apps", "apps.json", "--cmdline", f"{m.cmdline} nokaslr",
             *m.process_args(), "--accel", accel, "--out", "check"]
+    if request.for_try:
+        argv += ["--init-timeout", str(TRY_INIT_TIMEOUT), "--fail-fast"]
     return AppCheck(await Get(FallibleProcessResult, Process(
         argv,
         description=f"Run {len(apps)} app workload(s) on {request.address} (QEMU {accel})",
@@ -309,8 +321,8 @@ async def _minimisation_try(fs: TailoredKernelFieldSet, inputs: TailoredInputs,
         return _Verdict(False, {"reason": "the candidate did not compose or build: "
                                 + str(e)[-1500:]})
     kernel = TailoredKernel(inputs, composed, build)
-    check = (await Get(AppCheck, AppCheckRequest(kernel, fs.address,
-                                                 ProcessCacheScope.ALWAYS))).result
+    check = (await Get(AppCheck, AppCheckRequest(kernel, fs.address, ProcessCacheScope.ALWAYS,
+                                                 for_try=True))).result
     files = await _texts(await Get(Digest, DigestSubset(
         build.digest, PathGlobs(["config", "sizes.json"]))))
     stats = await _texts(build.stats)

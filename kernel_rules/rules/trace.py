@@ -358,7 +358,7 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
     fs = request.fs
     toolchain, scripts, workload, files, programs = await MultiGet(
         Get(Toolchain, ToolchainRequest(("busybox", "gcc"), "application initramfs images")),
-        Get(DomainScripts, DomainScriptsRequest(("initramfs", "elfdeps", "window_marker"),
+        Get(DomainScripts, DomainScriptsRequest(("initramfs", "elfdeps", "trace", "window_marker"),
                                                 third_party=("elftools",))),
         Get(HydratedSources, HydrateSourcesRequest(fs.workload)),
         Get(HydratedSources, HydrateSourcesRequest(fs.files)),
