@@ -240,23 +240,17 @@ def size_weights(srctree: str, sizes: Mapping[str, int], is_option) -> Dict[str,
     return {s: 1 + int(b) // 64 for s, b in share.items()}
 
 
-def soft_items(set_reqs: Sequence[Requirement], field_reqs: Sequence[Requirement], mode: str,
-               kconf) -> List[str]:
-    """The soft items of `mode` (see the module docstring): symbols with a prompt (a user can set
-    them; the others follow from `select`s and defaults), or formulas of conditions."""
+def soft_items(set_reqs: Sequence[Requirement], field_reqs: Sequence[Requirement], mode: str
+               ) -> List[str]:
+    """The soft items of `mode` (see the module docstring): symbols, or formulas of conditions.
+    Symbols without a prompt are soft too: a hard requirement on one (X86_IO_APIC) would keep
+    on whatever selects it or it depends on."""
     on = ("y", "m", "ym", FORMULA)
     hard = {r.symbol for r in field_reqs if r.value != "n"}
     if mode == "baseline":
         hard |= {r.symbol for r in set_reqs
                  if not r.source.startswith("baseline ") and r.value in on}
-
-    def settable(r: Requirement) -> bool:
-        if r.value == FORMULA:
-            return True
-        sym = kconf.syms.get(r.symbol)
-        return sym is not None and any(node.prompt for node in sym.nodes)
-
-    return sorted({r.symbol for r in set_reqs if r.value in on and settable(r)} - hard)
+    return sorted({r.symbol for r in set_reqs if r.value in on} - hard)
 
 
 def formula_symbols(text: str) -> List[str]:
@@ -383,7 +377,7 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     # Only traced requirements are relaxed: a `force` against a policy is a conflict to report.
     set_reqs, dropped = drop_incompatible(model, set_reqs, policies)
     relaxed += dropped
-    soft = soft_items(set_reqs, field_reqs, args.soft, kconf) if args.soft else []
+    soft = soft_items(set_reqs, field_reqs, args.soft) if args.soft else []
     drop = read_drop_file(args.drop_file)
     if drop - set(soft):
         raise InputError("--drop-file names items that are not soft requirements: "

@@ -290,31 +290,17 @@ def test_no_modules_builds_module_code_in_and_relaxes_what_needs_modules(tmp_pat
     assert (solution["MODULES"], solution["DRV"], solution["NET"]) == ("n", "y", "y")
 
 
-KCONFIG_SOFT = """
-config A
-\tbool "A"
-
-config B
-\tbool "B"
-
-config HIDDEN
-\tbool
-\tdefault y
-"""
-
-
-def test_soft_items_by_mode(tmp_path):
+def test_soft_items_by_mode():
     from kernel_rules.domain.tailor import soft_items
 
-    kconf = synthetic_kconf(tmp_path, KCONFIG_SOFT)
     reqs = [Requirement("A", "y", "baseline b (x.c:1)"), Requirement("B", "ym", "baseline b"),
             Requirement("B", "y", "app a (y.c:2)"), Requirement("HIDDEN", "y", "baseline b"),
             Requirement("A || B", "holds", "baseline b"), Requirement("A", "n", "app c")]
-    assert soft_items(reqs, [], "baseline", kconf) == ["A", "A || B"]
-    assert soft_items(reqs, [], "traced", kconf) == ["A", "A || B", "B"]
-    # what `force` asks for is never soft; a symbol without a prompt follows from others
-    assert soft_items(reqs, [Requirement("A", "y", "t field `force`[0]")], "traced",
-                      kconf) == ["A || B", "B"]
+    assert soft_items(reqs, [], "baseline") == ["A", "A || B", "HIDDEN"]
+    assert soft_items(reqs, [], "traced") == ["A", "A || B", "B", "HIDDEN"]
+    # what `force` asks for is never soft
+    assert soft_items(reqs, [Requirement("A", "y", "t field `force`[0]")], "traced"
+                      ) == ["A || B", "B", "HIDDEN"]
 
 
 def test_drop_file_must_be_a_list_of_strings(tmp_path):
