@@ -142,8 +142,10 @@ def _guests(tmp: Path, env: Dict[str, str], kernel: Path) -> List[Guest]:
                                                                         f"{EXAMPLE}:{KERNEL}"):
             continue
         machines[name] = t
-        extra = (["--file", str(base_dir / t['boot_script_raw']), BOOT_SCRIPT]
-                 if t["boot_script_raw"] else [])
+        extra = ["--gcc", _tool("gcc"), "--marker-source",
+                 str(REPO / "kernel_rules/domain/window_marker.c")]
+        if t["boot_script_raw"]:
+            extra += ["--file", str(base_dir / t['boot_script_raw']), BOOT_SCRIPT]
         image = _initramfs(tmp, name, env, BOOT_INIT, extra)
         spec = BootSpec(qemu, str(kernel), str(image), f"{t['cmdline']} nokaslr {CHECK_PARAM}",
                         Machine(t["machine"], t["cpus"], t["memory"], tuple(t["devices"] or ())))

@@ -44,3 +44,9 @@ def test_app_init_reports_the_workload_framed_after_the_window():
     assert "cat /tmp/kr-workload.log\n" not in text  # the output never reaches the console raw
     frame = text[text.index("kr_frame() {"):]
     assert frame.index("dmesg -n 1") < frame.index("echo KR_OUTPUT_BEGIN")
+
+
+def test_boot_init_runs_the_user_space_marker_first():
+    from kernel_rules.domain.guest_init import BOOT_INIT
+
+    assert BOOT_INIT.splitlines()[:2] == ["#!/bin/sh", "/bin/kr-userspace-begin"]

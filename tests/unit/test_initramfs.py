@@ -72,7 +72,8 @@ def test_app_image_with_host_binaries_and_programs_is_byte_identical(tmp_path, m
     assert outs[0] == outs[1]
     listing = subprocess.run(["cpio", "-it"], input=gzip.decompress(outs[0]),
                              capture_output=True, check=True).stdout.decode().split()
-    for path in ("usr/bin/sqlite3", "usr/bin/ipc_demo", "bin/kr-window-begin", "app/w.sh", "init",
+    for path in ("usr/bin/sqlite3", "usr/bin/ipc_demo", "bin/kr-window-begin", "bin/kr-window-end",
+                 "bin/kr-userspace-begin", "app/w.sh", "init",
                  "lib64/ld-linux-x86-64.so.2", "dev/console"):
         assert path in listing, path
     assert any(p.endswith("libsqlite3.so.0") for p in listing)

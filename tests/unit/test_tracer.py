@@ -82,3 +82,47 @@ def test_machine_values_starting_with_a_dash_reach_the_tracer_as_values(tmp_path
          "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 1 and "usage:" not in done.stderr
     assert "bad size" in done.stderr
+
+
+def _insns(*addrs: int) -> str:
+    return "".join(f"----------------\nIN: \n0x{a:016x}:  90   nop\n\n" for a in addrs)
+
+
+def test_a_boot_trace_stops_at_the_user_space_marker_and_logs_everything_again(tmp_path):
+    from kernel_rules.domain.trace import USERSPACE_BEGIN
+
+    log = (_insns(0xFFFFFFFF81000100, 0xFFFFFFFF81000200) + "AT_BREAKPOINT\n"
+           + _insns(USERSPACE_BEGIN, 0xFFFFFFFF81000200, 0xFFFFFFFF81000300))
+    qemu = fake_qemu(tmp_path, MARKER_LINE + "KR_MODE check boot_script=none\n", log=log)
+    r = trace_boot(BootSpec(qemu, "k", "i"), str(tmp_path), 60)
+    assert r["ok"], r["reason"]
+    assert r["trace"].phases == {"init": {0xFFFFFFFF81000100, 0xFFFFFFFF81000200},
+                                 "boot": {0xFFFFFFFF81000200, 0xFFFFFFFF81000300}}
+    assert (tmp_path / "fake.hmp").read_text() == "log in_asm,nochain\n"
+
+
+def test_a_boot_whose_init_never_runs_the_user_space_marker_fails(tmp_path):
+    qemu = fake_qemu(tmp_path, MARKER_LINE + "KR_MODE check boot_script=none\n",
+                     log=_insns(0xFFFFFFFF81000100), stops=False)
+    r = trace_boot(BootSpec(qemu, "k", "i"), str(tmp_path), 60)
+    assert not r["ok"]
+    assert r["reason"] == ("the guest's /init never ran the user-space marker "
+                           "(/bin/kr-userspace-begin)")
+
+
+def test_addresses_txt_gives_each_address_its_phases(tmp_path):
+    from kernel_rules.domain.mapper import read_addresses
+    from kernel_rules.domain.trace import USERSPACE_BEGIN
+
+    log = (_insns(0xFFFFFFFF81000100, 0xFFFFFFFF81000200) + "AT_BREAKPOINT\n"
+           + _insns(USERSPACE_BEGIN, 0xFFFFFFFF81000200))
+    qemu = fake_qemu(tmp_path, MARKER_LINE + "KR_MODE check boot_script=none\n", log=log)
+    done = subprocess.run(
+        [sys.executable, "-m", "kernel_rules.domain.tracer", "boot", "--qemu", qemu,
+         "--kernel", "k", "--initrd", "i", "--cmdline=console=ttyS0", "--out",
+         str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "out/addresses.txt").read_text()
+    assert text == "ffffffff81000100 init\nffffffff81000200 boot,init\n"
+    assert read_addresses(text.splitlines()) == {0xFFFFFFFF81000100: ("init",),
+                                                 0xFFFFFFFF81000200: ("boot", "init")}
