@@ -223,7 +223,8 @@ class TailoredKernel:
 @dataclass(frozen=True)
 class AppCheckRequest:
     """Run every app of `kernel`. `for_try`: a minimisation candidate, which fails at once when
-    its guest has not reached init after TRY_INIT_TIMEOUT seconds, and at its first failing app."""
+    its guest has not reached init after TRY_INIT_TIMEOUT seconds, when it panics (`panic=-1`
+    reboots, and QEMU runs with `-no-reboot`), and at its first failing app."""
 
     kernel: TailoredKernel
     address: Address
@@ -231,7 +232,7 @@ class AppCheckRequest:
     for_try: bool = False
 
 
-TRY_INIT_TIMEOUT = 90
+TRY_INIT_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,8 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
         "apps.json", json.dumps(apps, indent=1, sort_keys=True).encode())]))
     m = k.inputs.baseline.kernel.machine
     argv = [toolchain.python, "-m", "kernel_rules.domain.app_check", "--qemu", toolchain.path(QEMU),
-            "--kernel", "bzImage", "--apps", "apps.json", "--cmdline", f"{m.cmdline} nokaslr",
+            "--kernel", "bzImage", "--apps", "apps.json",
+            "--cmdline", f"{m.cmdline} nokaslr" + (" panic=-1" if request.for_try else ""),
             *m.process_args(), "--accel", accel, "--out", "check"]
     if request.for_try:
         argv += ["--init-timeout", str(TRY_INIT_TIMEOUT), "--fail-fast"]
