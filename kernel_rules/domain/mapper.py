@@ -10,7 +10,8 @@ printed are in `trace.json`.
 Run as `python3 -m kernel_rules.domain.mapper --tarball F --sha256 H --cache DIR --vmlinux F --config F
 --addresses F --trace F --kind baseline|app --target ADDR --traced-on JSON --out DIR
 [--prefix P] [--debug-deb F --debug-sha256 H --release R]`.
-Writes `config-set.json` and `summary.md` to --out.
+--addresses is the tracer's `addresses.txt` (each address with the phases it was executed in,
+which the config set keeps: domain.configset). Writes `config-set.json` and `summary.md` to --out.
 """
 
 from __future__ import annotations

@@ -100,6 +100,16 @@ def symbols_of(groups: Sequence[SoftGroup], names: Iterable[str]) -> FrozenSet[s
     return frozenset(s for g in groups if g.name in wanted for s in g.symbols)
 
 
+def whole_groups(groups: Sequence[SoftGroup], new: Iterable[str], candidate: FrozenSet[str]
+                 ) -> List[str]:
+    """The names of the groups the `new` items belong to, when `candidate` leaves each of those
+    groups out whole; [] when the new items are members of a partly kept group."""
+    names = {g.name for g in groups if set(g.symbols) & set(new)}
+    if all(set(g.symbols) <= candidate for g in groups if g.name in names):
+        return sorted(names)
+    return []
+
+
 def plan(groups: Sequence[SoftGroup]
          ) -> Generator[FrozenSet[str], bool, Tuple[FrozenSet[str], List[str]]]:
     """The whole minimisation as one generator of removed-symbol sets: first over groups, then

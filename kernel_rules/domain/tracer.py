@@ -148,14 +148,12 @@ def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
         proc.wait()
     text = _read(console)
     t = _log_addresses(log, tr.kernel_addresses)
-    if reason:
-        pass
-    elif INIT_MARKER not in text:
+    if not reason and INIT_MARKER not in text:
         reason = (f"no init marker within {timeout:.0f} s" if timed_out else
                   f"QEMU exited with code {proc.returncode} before the guest's init marker"
                   if not killed and proc.returncode != 0 else
                   "the guest stopped before its init marker")
-    else:
+    elif not reason:
         reason = check_problem(text) or (
             "the guest's /init never ran the user-space marker (/bin/kr-userspace-begin)"
             if not toggled else

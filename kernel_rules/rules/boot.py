@@ -69,7 +69,8 @@ async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
         Get(Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)])),
     )
     # The marker programs: BOOT_INIT runs the user-space marker first (see domain.guest_init).
-    extra = ["--gcc", toolchain.path("gcc"), "--marker-source", "kernel_rules/domain/window_marker.c"]
+    extra = ["--gcc", toolchain.path("gcc"),
+             "--marker-source", "kernel_rules/domain/window_marker.c"]
     if request.boot_script:
         extra += ["--file", request.boot_script, BOOT_SCRIPT]
     if request.modules != EMPTY_DIGEST:

@@ -28,7 +28,8 @@ from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
 from kernel_rules.domain.fragments import parse_config
-from kernel_rules.domain.minimise import groups_from_document, minimisation_record, plan
+from kernel_rules.domain.minimise import (
+    groups_from_document, minimisation_record, plan, whole_groups)
 from kernel_rules.domain.report import build_report, render_markdown, symbol_sizes
 from kernel_rules.rules.boot import QEMU, AccelChoice, AccelProbeRequest, BootInitramfs, BootInitramfsRequest
 from kernel_rules.rules.kernel import (
@@ -349,7 +350,7 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
     first = await Get(ComposedConfig, ComposeRequest(fs, inputs, fs.minimise.value))
     soft = await _texts(await Get(Digest, DigestSubset(first.digest, PathGlobs(["soft.json"]))))
     groups = groups_from_document(json.loads(soft["soft.json"]))
-    group_of = {item: g.name for g in groups for item in g.symbols}
+    soft_count = sum(len(g.symbols) for g in groups)
     budget = fs.minimise_max_tries.value
     search = plan(groups)
     tries: List[dict] = []
@@ -363,11 +364,9 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
                 exhausted = True
                 break
             delta = sorted(candidate - accepted)
-            whole = sorted({group_of[i] for i in delta}
-                           if all(set(g.symbols) <= candidate for g in groups
-                                  if g.name in {group_of[i] for i in delta}) else [])
+            whole = whole_groups(groups, delta, candidate)
             logger.info(f"{fs.address}: minimisation try {len(tries) + 1}: leaving out "
-                        f"{len(candidate)} of {len(group_of)} soft requirements; new: "
+                        f"{len(candidate)} of {soft_count} soft requirements; new: "
                         + _listing(whole or delta))
             verdict = await _minimisation_try(fs, inputs, tuple(sorted(candidate)))
             tries.append({"try": len(tries) + 1, "left_out": len(candidate),
@@ -394,7 +393,7 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
     digest = await Get(Digest, CreateDigest([FileContent(
         "minimise.json", (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())]))
     logger.info(f"{fs.address}: minimisation done after {len(tries)} tries: left out "
-                f"{len(accepted)} of {len(group_of)} soft requirements")
+                f"{len(accepted)} of {soft_count} soft requirements")
     return Minimised(composed, build, digest)
 
 

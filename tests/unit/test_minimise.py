@@ -9,7 +9,7 @@ import pytest
 
 from kernel_rules.domain.minimise import (
     SoftGroup, groups_document, groups_from_document, minimisation_record, plan, search,
-    soft_groups)
+    soft_groups, whole_groups)
 
 
 def drive(gen, passes: Callable[[FrozenSet[str]], bool]) -> Tuple[FrozenSet[str], List[FrozenSet[str]]]:
@@ -97,3 +97,10 @@ def test_record_names_the_try_that_proved_each_kept_item():
     assert record["kept"] == [{"item": "B", "proved_by_try": 3}]
     assert record["complete"] and record["cost"]["builds"] == 2
     assert record["groups"][0]["removed"] is False
+
+
+def test_whole_groups_names_groups_only_when_left_out_whole():
+    groups = [SoftGroup("net", ("NET", "INET"), 2), SoftGroup("tty", ("TTY",), 1)]
+    assert whole_groups(groups, ["NET", "INET", "TTY"], frozenset({"NET", "INET", "TTY"})) == [
+        "net", "tty"]
+    assert whole_groups(groups, ["INET"], frozenset({"INET", "TTY"})) == []
