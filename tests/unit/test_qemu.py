@@ -131,6 +131,16 @@ def test_watch_console_keeps_stderr_apart_and_asks_before_giving_up(tmp_path):
     assert run.stderr == "qemu: warning: something\n"
 
 
+def test_watch_console_stops_a_guest_that_does_not_show_a_line_in_time(tmp_path):
+    qemu = fake_qemu(tmp_path, "booting\nHANG\n")
+    start = time.monotonic()
+    run = watch_console([qemu], 120, lambda buf, proc: None, must_see=(b"KERNEL_RULES_INIT", 1))
+    assert run.stalled and not run.timed_out
+    assert time.monotonic() - start < 10
+    seen = watch_console([qemu], 2, lambda buf, proc: None, must_see=(b"booting", 1))
+    assert not seen.stalled and seen.timed_out
+
+
 def _gone(pid: int, within: float = 10) -> bool:
     """True once `pid` has ended (a zombie nobody reaped yet counts as ended)."""
     deadline = time.monotonic() + within
