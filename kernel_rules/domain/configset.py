@@ -37,8 +37,8 @@ first user-space program; `boot`, code executed in the baseline's user-space boo
 that ran during initialisation and runs again is seen again); `app`, code executed in an app's
 window (every entry of an app set has `["app"]`). The phases of a requirement or condition are
 those of all the executed addresses behind its evidence lines; a requirement seen only in `init`
-is needed to boot but never used once user space runs. Format 1 was the same without `phases`
-and `phase_addresses`; readers accept both (`FORMATS`).
+comes from code that ran during initialisation and not again in the traced user-space boot. Format 1 was the same without `phases`
+and `phase_addresses`; readers (domain.tailor) accept both.
 
 The set is named by the sha256 of its bytes.
 """
@@ -55,7 +55,6 @@ from kernel_rules.domain.addr2src import Location
 from kernel_rules.domain.conditions import Formula, conj, TRUE, Unknown, And, Sym, Not
 
 FORMAT = "kernel_rules/config-set@2"
-FORMATS = ("kernel_rules/config-set@1", FORMAT)  # what readers accept
 APP_PHASES = ("app",)
 EVIDENCE_SAMPLES = 3
 
