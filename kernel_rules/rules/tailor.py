@@ -372,8 +372,11 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
             tries.append({"try": len(tries) + 1, "left_out": len(candidate),
                           "new": delta, "new_groups": whole, "passed": verdict.passed,
                           **verdict.detail})
+            why = [line for line in verdict.detail.get("reason", "").splitlines()
+                   if line.startswith("FAIL ") or "did not compose" in line][:1]
             logger.info(f"{fs.address}: minimisation try {len(tries)}: "
                         + ("passed" if verdict.passed else "failed")
+                        + (f" ({why[0][:200]})" if why else "")
                         + (f" ({verdict.detail['enabled']} options, text "
                            f"{verdict.detail['text']} bytes)" if "enabled" in verdict.detail
                            else ""))
