@@ -30,11 +30,43 @@ def _set(traced: Path, name: str) -> dict:
 def test_every_example_packages_a_config_set(traced):
     for name in ("qemu-q35", *APPS):
         doc = _set(traced, name)
-        assert doc["format"] == "kernel_rules/config-set@1"
+        assert doc["format"] == "kernel_rules/config-set@2"
         assert doc["stats"]["addresses"] > 1000, name
         assert (traced / name / "summary.md").read_text().startswith("# Config set")
     assert _set(traced, "qemu-q35")["kind"] == "baseline"
     assert _set(traced, "ipc")["kind"] == "app"
+
+
+def test_baseline_evidence_has_its_phase(traced):
+    """The boot is split where the guest's /init runs its first program: initcalls that never
+    run again (IPv6, the PS/2 mouse protocols probed) are `init` only; code that ran during
+    initialisation and again in the user-space boot is seen again, and has both phases."""
+    doc = _set(traced, "qemu-q35")
+    reqs = doc["requirements"]
+    for sym, req in reqs.items():
+        assert req["phases"] and set(req["phases"]) <= {"init", "boot"}, sym
+        assert req["phases"] == sorted(req["phases"]), sym
+    assert all(c["phases"] for c in doc["conditions"])
+    init_only = {s for s, r in reqs.items() if r["phases"] == ["init"]}
+    assert {"IPV6", "IPV6_SIT"} <= init_only
+    assert any(s.startswith("MOUSE_PS2_") for s in init_only)
+    for sym in ("PROC_FS", "DEVTMPFS", "BINFMT_ELF"):  # registered at init, used by /init
+        assert reqs[sym]["phases"] == ["boot", "init"], sym
+    assert any(r["phases"] == ["boot"] for r in reqs.values())
+    stats = doc["stats"]
+    phases = stats["phase_addresses"]
+    assert min(phases["init"], phases["boot"]) > 10000
+    assert phases["init"] + phases["boot"] > stats["addresses"]  # logged again after the split
+    summary = (traced / "qemu-q35" / "summary.md").read_text()
+    assert f"init-only requirements (executed during kernel initialisation, never in the " \
+           f"user-space boot): {len(init_only)}" in summary
+
+
+def test_app_evidence_is_all_in_the_app_phase(traced):
+    for name in APPS:
+        doc = _set(traced, name)
+        assert {tuple(r["phases"]) for r in doc["requirements"].values()} == {("app",)}, name
+        assert list(doc["stats"]["phase_addresses"]) == ["app"], name
 
 
 def test_ipc_program_needs_epoll_eventfd_futex_and_unix_sockets(traced):
