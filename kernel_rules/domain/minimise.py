@@ -41,19 +41,19 @@ class SoftGroup:
 
 
 def soft_groups(items: Iterable[str], group_of: Callable[[str], str],
-                weight_of: Callable[[str], int], first: Callable[[str], bool] = lambda g: False
+                weight_of: Callable[[str], int], later: Callable[[str], int] = lambda g: 0
                 ) -> List[SoftGroup]:
-    """The soft items grouped by `group_of` (e.g. the Kconfig file defining the symbol), heaviest
-    group first (ties by name) except that groups for which `first` is true come after the
-    others (so that likely-needed groups are bisected together), each group's items heaviest
-    first."""
+    """The soft items grouped by `group_of` (e.g. the Kconfig file defining the symbol), ordered
+    by `later(name)` (e.g. 0 for items seen only during kernel initialisation, 2 for those an
+    app saw too: likely-needed groups are then bisected together), then heaviest first (ties by
+    name); each group's items heaviest first."""
     by_file: Dict[str, List[str]] = {}
     for s in sorted(set(items)):
         by_file.setdefault(group_of(s), []).append(s)
     groups = [SoftGroup(name, tuple(sorted(syms, key=lambda s: (-weight_of(s), s))),
                         sum(weight_of(s) for s in syms))
               for name, syms in by_file.items()]
-    return sorted(groups, key=lambda g: (first(g.name), -g.weight, g.name))
+    return sorted(groups, key=lambda g: (later(g.name), -g.weight, g.name))
 
 
 def groups_document(groups: Sequence[SoftGroup]) -> dict:

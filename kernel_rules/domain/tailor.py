@@ -240,16 +240,26 @@ def size_weights(srctree: str, sizes: Mapping[str, int], is_option) -> Dict[str,
     return {s: 1 + int(b) // 64 for s, b in share.items()}
 
 
-def soft_items(set_reqs: Sequence[Requirement], field_reqs: Sequence[Requirement], mode: str
-               ) -> List[str]:
+def item_phases(doc: dict) -> Dict[str, Tuple[str, ...]]:
+    """{symbol or condition formula: phases} of a config-set@2 document ({} for format 1)."""
+    out = {s: tuple(r["phases"]) for s, r in doc.get("requirements", {}).items() if "phases" in r}
+    out.update({c["formula"]: tuple(c["phases"]) for c in doc.get("conditions", [])
+                if "phases" in c})
+    return out
+
+
+def soft_items(set_reqs: Sequence[Requirement], field_reqs: Sequence[Requirement], mode: str,
+               phases_of: Mapping[str, Tuple[str, ...]] = {}) -> List[str]:
     """The soft items of `mode` (see the module docstring): symbols, or formulas of conditions.
-    Symbols without a prompt are soft too: a hard requirement on one (X86_IO_APIC) would keep
-    on whatever selects it or it depends on."""
+    `baseline`: what only the baseline's trace has and, when its set records phases, saw only
+    during kernel initialisation. `traced`: every traced item. Symbols without a prompt are soft
+    too: a hard requirement on one (X86_IO_APIC) would keep on whatever it depends on."""
     on = ("y", "m", "ym", FORMULA)
     hard = {r.symbol for r in field_reqs if r.value != "n"}
     if mode == "baseline":
         hard |= {r.symbol for r in set_reqs
                  if not r.source.startswith("baseline ") and r.value in on}
+        hard |= {item for item, phases in phases_of.items() if tuple(phases) != ("init",)}
     return sorted({r.symbol for r in set_reqs if r.value in on} - hard)
 
 
@@ -345,12 +355,16 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     trace_sha = hashlib.sha256(trace_bytes).hexdigest()
     reqs: List[Requirement] = []
     inputs = {}
+    phases_of: Dict[str, Tuple[str, ...]] = {}  # baseline items -> phases (config-set@2)
     for spec in args.set:
         label, _, path = spec.partition("=")
         with open(path, "rb") as f:
             data = f.read()
         inputs[label] = hashlib.sha256(data).hexdigest()
-        reqs += set_requirements(label, json.loads(data), args.sha256, trace_sha)
+        doc = json.loads(data)
+        reqs += set_requirements(label, doc, args.sha256, trace_sha)
+        if doc.get("kind") == "baseline":
+            phases_of.update(item_phases(doc))
     src = unpack_source(args.cache, args.tarball, args.sha256)
     kconf = load_kconfig(src, args.arch, os.environ)
     times["parse Kconfig"] = time.monotonic() - t0
@@ -377,7 +391,7 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     # Only traced requirements are relaxed: a `force` against a policy is a conflict to report.
     set_reqs, dropped = drop_incompatible(model, set_reqs, policies)
     relaxed += dropped
-    soft = soft_items(set_reqs, field_reqs, args.soft) if args.soft else []
+    soft = soft_items(set_reqs, field_reqs, args.soft, phases_of) if args.soft else []
     drop = read_drop_file(args.drop_file)
     if drop - set(soft):
         raise InputError("--drop-file names items that are not soft requirements: "
@@ -399,17 +413,20 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     if args.soft:
         seen_by_apps = {r.symbol for r in set_reqs if not r.source.startswith("baseline ")}
 
-        def group_of(item: str) -> str:  # items the apps' traces saw too are likelier needed
+        def group_of(item: str) -> str:  # items seen after kernel init are likelier needed
             name = item if _is_symbol(item) else formula_symbols(item)[0]
             sym = kconf.syms.get(name)
             where = sym.nodes[0].filename if sym is not None and sym.nodes else "(no Kconfig)"
-            return f"{where} (apps)" if item in seen_by_apps else where
+            if item in seen_by_apps:
+                return f"{where} (apps)"
+            return f"{where} (boot)" if "boot" in phases_of.get(item, ()) else where
 
         soft_doc = groups_document(soft_groups(
             soft, group_of,
             lambda item: sum(weights.get(n, 1) for n in (
                 [item] if _is_symbol(item) else formula_symbols(item))),
-            first=lambda group: group.endswith(" (apps)")))
+            later=lambda group: 2 if group.endswith(" (apps)") else
+            1 if group.endswith(" (boot)") else 0))
         soft_doc["mode"] = args.soft
 
     rounds, disagreements, final = 0, [], ""

@@ -79,7 +79,7 @@ def test_soft_groups_order_and_document_round_trip():
     files = {"NET": "net/Kconfig", "INET": "net/Kconfig", "TTY": "drivers/tty/Kconfig (apps)",
              "IPV6": "net/ipv6/Kconfig"}
     weights = {"NET": 10, "INET": 30, "TTY": 100, "IPV6": 20}
-    groups = soft_groups(files, files.get, weights.get, first=lambda g: g.endswith("(apps)"))
+    groups = soft_groups(files, files.get, weights.get, later=lambda g: int(g.endswith("(apps)")))
     assert [g.name for g in groups] == ["net/Kconfig", "net/ipv6/Kconfig",
                                         "drivers/tty/Kconfig (apps)"]
     assert groups[0].symbols == ("INET", "NET") and groups[0].weight == 40

@@ -298,6 +298,10 @@ def test_soft_items_by_mode():
             Requirement("A || B", "holds", "baseline b"), Requirement("A", "n", "app c")]
     assert soft_items(reqs, [], "baseline") == ["A", "A || B", "HIDDEN"]
     assert soft_items(reqs, [], "traced") == ["A", "A || B", "B", "HIDDEN"]
+    # with phases (config-set@2), only what ran during kernel initialisation alone is soft
+    assert soft_items(reqs, [], "baseline", {"A": ("init",), "A || B": ("boot", "init"),
+                                             "HIDDEN": ("init",)}) == ["A", "HIDDEN"]
+    assert soft_items(reqs, [], "traced", {"A": ("boot",)}) == ["A", "A || B", "B", "HIDDEN"]
     # what `force` asks for is never soft
     assert soft_items(reqs, [Requirement("A", "y", "t field `force`[0]")], "traced"
                       ) == ["A || B", "B", "HIDDEN"]
@@ -313,3 +317,12 @@ def test_drop_file_must_be_a_list_of_strings(tmp_path):
     assert read_drop_file(None) == frozenset()
     with pytest.raises(InputError, match="bad.json"):
         read_drop_file(str(bad))
+
+
+def test_item_phases_reads_format_2_and_nothing_from_format_1():
+    from kernel_rules.domain.tailor import item_phases
+
+    doc = {"requirements": {"A": {"value": "y", "phases": ["init"]}, "B": {"value": "y"}},
+           "conditions": [{"formula": "A || B", "phases": ["boot", "init"]}]}
+    assert item_phases(doc) == {"A": ("init",), "A || B": ("boot", "init")}
+    assert item_phases({"requirements": {"A": {"value": "y"}}, "conditions": []}) == {}
