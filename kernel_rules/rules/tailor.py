@@ -330,7 +330,8 @@ async def _minimisation_try(fs: TailoredKernelFieldSet, inputs: TailoredInputs,
         build.digest, PathGlobs(["config", "sizes.json"]))))
     stats = await _texts(build.stats)
     sizes = json.loads(files["sizes.json"])
-    detail = {"enabled": sum(1 for v in parse_config(files["config"]).values() if v in "ym"),
+    detail = {"enabled": sum(1 for v in parse_config(files["config"]).values()
+                             if v in ("y", "m")),
               "bzImage": sizes["bzImage"], "text": sizes["vmlinux"][0],
               "objects_compiled": json.loads(stats["build-stats.json"]).get("compiled")
               if stats else None}
