@@ -336,8 +336,9 @@ async def _minimisation_try(fs: TailoredKernelFieldSet, inputs: TailoredInputs,
               "objects_compiled": json.loads(stats["build-stats.json"]).get("compiled")
               if stats else None}
     if check.exit_code != 0:
-        detail["reason"] = "\n".join(
-            check.stdout.decode(errors="replace").splitlines()[-25:])[-2500:]
+        out = check.stdout.decode(errors="replace").splitlines()
+        fails = [line[:300] for line in out if line.startswith("FAIL ")]
+        detail["reason"] = "\n".join(fails + out[-25:])[-3000:]
     return _Verdict(check.exit_code == 0, detail, composed, build)
 
 
