@@ -103,17 +103,22 @@ def main() -> int:
     lines += [
         "", f"Minimisation (`minimise=\"{record['mode']}\"`): {cost['tries']} tries, "
         f"{cost['builds']} builds ({cost['objects_compiled']} objects compiled), {cost['boots']} "
-        f"boots; {'complete (1-minimal over the soft requirements)' if record['complete'] else 'incomplete (max tries)'}; "
-        f"first run {first_s:.0f} s wall (including any try already cached), rerun "
+        f"boots, {cost['build_seconds']:.0f} s of Kbuild as measured when each try was built; "
+        f"{'complete (1-minimal over the soft requirements)' if record['complete'] else 'incomplete: minimise_max_tries=' + str(record['max_tries']) + ' ran out'}. "
+        f"This run: {first_s:.0f} s wall (tries already cached are not repeated), then a rerun "
         f"{rerun_s:.0f} s with {rerun_builds} builds and {rerun_boots} boots.",
         "", f"Apps passing on the minimised kernel: "
         + ", ".join(f"`{r['name']}` {'passed' if r['passed'] else 'FAILED'}"
                     for r in mini["app_results"]) + ".",
         "", f"Left out ({len(record['removed'])} soft requirements): "
         + ", ".join(f"`{r}`" for r in record["removed"]) + ".",
-        "", "Had to stay: " + ", ".join(
-            f"`{k['item']}`" + (f" (try {k['proved_by_try']})" if k["proved_by_try"] else "")
-            for k in record["kept"]) + ".",
+        "", "Kept, with the failing try that left out only it or only its group: " + ", ".join(
+            f"`{k['item']}` (try {k['proved_by_try']})" for k in record["kept"]
+            if k["proved_by_try"]) + ".",
+        "", "Kept, not decided when the tries ran out: " + (", ".join(
+            f"`{k['item']}`" for k in record["kept"] if not k["proved_by_try"]) or "none") + ".",
+        "", "A requirement left out is not an option turned off: the solver keeps an option on "
+        "when a remaining requirement needs it (`NET` for `UNIX`).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

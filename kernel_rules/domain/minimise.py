@@ -140,12 +140,14 @@ def minimisation_record(mode: str, groups: Sequence[SoftGroup], tries: Sequence[
                         ) -> dict:
     """The `minimise.json` document: every try in order ({try, left_out, new (the items this try
     left out beyond the last passing one), new_groups, passed, enabled, bzImage, text, reason}),
-    what was removed, what had to stay and the try that proved it (the failing try whose only
-    new item it was), and the cost."""
-    proof: Dict[str, int] = {}
-    for t in tries:
-        if not t["passed"] and len(t["new"]) == 1:
-            proof.setdefault(t["new"][0], t["try"])
+    what was removed, what was kept and the try that proved it (the failing try that left out
+    only it, or only its group; none when the tries ran out before it was decided), and the cost
+    (`build_seconds` as measured when each build ran, cached or not)."""
+    proof: Dict[str, int] = {}  # the failing try that left out only this item, or its group
+    for t in sorted(tries, key=lambda t: (len(t["new"]), t["try"])):
+        if not t["passed"] and (len(t["new"]) == 1 or len(t.get("new_groups") or []) == 1):
+            for item in t["new"]:
+                proof.setdefault(item, t["try"])
     kept = [item for g in groups for item in g.symbols if item not in removed]
     return {
         "format": RECORD_FORMAT,
@@ -161,5 +163,6 @@ def minimisation_record(mode: str, groups: Sequence[SoftGroup], tries: Sequence[
                  "builds": sum(1 for t in tries if "enabled" in t),
                  "boots": sum(1 for t in tries if "enabled" in t),
                  "objects_compiled": sum(t.get("objects_compiled") or 0 for t in tries),
+                 "build_seconds": round(sum(t.get("build_seconds") or 0 for t in tries), 1),
                  "seconds_this_run": round(seconds, 1)},
     }

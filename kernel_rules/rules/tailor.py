@@ -333,13 +333,18 @@ async def _minimisation_try(fs: TailoredKernelFieldSet, inputs: TailoredInputs,
     detail = {"enabled": sum(1 for v in parse_config(files["config"]).values()
                              if v in ("y", "m")),
               "bzImage": sizes["bzImage"], "text": sizes["vmlinux"][0],
-              "objects_compiled": json.loads(stats["build-stats.json"]).get("compiled")
-              if stats else None}
+              **_build_cost(stats)}
     if check.exit_code != 0:
         out = check.stdout.decode(errors="replace").splitlines()
         fails = [line[:300] for line in out if line.startswith("FAIL ")]
         detail["reason"] = "\n".join(fails + out[-25:])[-3000:]
     return _Verdict(check.exit_code == 0, detail, composed, build)
+
+
+def _build_cost(stats: dict) -> dict:
+    """Objects compiled and seconds of a try's build, from its (cached) build-stats.json."""
+    data = json.loads(stats["build-stats.json"]) if stats else {}
+    return {"objects_compiled": data.get("compiled"), "build_seconds": data.get("seconds")}
 
 
 @rule(desc="Minimise a tailored kernel by booting candidates")

@@ -95,6 +95,11 @@ def test_record_names_the_try_that_proved_each_kept_item():
              {"try": 3, "new": ["B"], "passed": False, "enabled": 4, "reason": "FAIL ipc"}]
     record = minimisation_record("traced", groups, tries, frozenset({"A"}), False, 10, 1.0)
     assert record["kept"] == [{"item": "B", "proved_by_try": 3}]
+    by_group = minimisation_record("traced", [SoftGroup("g", ("A", "B"), 2)], [
+        {"try": 1, "new": ["A", "B"], "new_groups": ["g"], "passed": False}],
+        frozenset(), True, 1, 1.0)
+    assert by_group["kept"] == [{"item": "A", "proved_by_try": 1},
+                                {"item": "B", "proved_by_try": 1}]
     assert record["complete"] and record["cost"]["builds"] == 2
     assert record["groups"][0]["removed"] is False
 
