@@ -126,7 +126,8 @@ class TailoredMinimiseField(StringField):
         Verified minimisation: leave out *soft* requirements when booting the kernel and running
         every app's workload shows they are not needed. `off`: every traced requirement is kept
         (a boot executes the initcalls of everything built in, so this keeps much that no app
-        needs). `baseline`: the requirements only the baseline's trace has are soft. `traced`:
+        needs). `baseline`: the requirements only the baseline's trace has, and that ran only
+        during kernel initialisation, are soft. `traced`:
         every traced requirement is soft (code an app's window executed, e.g. at process exit,
         is not always code it needs). `force` always holds. Each try composes, builds (in a warm
         tree) and runs the workloads; every try is cached, so a rerun repeats none. The search

@@ -25,7 +25,8 @@ This is the program of the composition process (`python3 -m kernel_rules.domain.
 
 Soft requirements (`--soft baseline|traced`, for verified minimisation, see `domain.minimise`):
 traced requirements that a boot and the workloads may show to be unneeded. `baseline`: those only
-the baseline's trace has (no app's set, no `force`); `traced`: every traced requirement that is
+the baseline's trace has (no app's set, no `force`) and, when its set records phases, saw only
+during kernel initialisation; `traced`: every traced requirement that is
 not a `force`. Only requirements that something be on are soft (off costs nothing). They are
 written to `soft.json`, grouped by the Kconfig file of their symbol. `--drop-file` names a JSON
 list of soft items (symbols, or condition formulas) whose requirements are left out of this

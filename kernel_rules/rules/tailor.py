@@ -350,9 +350,6 @@ def _build_cost(stats: dict) -> dict:
 @rule(desc="Minimise a tailored kernel by booting candidates")
 async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
     fs, inputs = request.fs, request.inputs
-    if not inputs.apps:
-        raise TailorError(f"{fs.address}: field `minimise`: a minimisation verifies candidates "
-                          "by running the apps' workloads, and `apps` is empty.")
     started = time.monotonic()
     first = await Get(ComposedConfig, ComposeRequest(fs, inputs, fs.minimise.value))
     soft = await _texts(await Get(Digest, DigestSubset(first.digest, PathGlobs(["soft.json"]))))
@@ -409,6 +406,9 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
 
 @rule(desc="Compose and build a tailored kernel")
 async def tailored_kernel(fs: TailoredKernelFieldSet) -> TailoredKernel:
+    if fs.minimise.value != "off" and not fs.apps.value:
+        raise TailorError(f"{fs.address}: field `minimise`: a minimisation verifies candidates "
+                          "by running the apps' workloads, and `apps` is empty.")
     inputs = await Get(TailoredInputs, TailoredKernelFieldSet, fs)
     if fs.minimise.value != "off":
         m = await Get(Minimised, MinimiseRequest(fs, inputs))
