@@ -31,12 +31,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kernel_rules.domain.compose import close_over_dependencies  # noqa: E402
-from kernel_rules.domain.fragments import config_lines, parse_config  # noqa: E402
-from kernel_rules.domain.kconfig import load_kconfig  # noqa: E402
-from kernel_rules.domain.report import symbol_sizes  # noqa: E402
-from kernel_rules.domain.tailor import holds  # noqa: E402
-from kernel_rules.domain.warm_trees import unpack_source  # noqa: E402
+from kernel_rules.domain.compose.solver import close_over_dependencies  # noqa: E402
+from kernel_rules.domain.kconfig.fragments import config_lines, parse_config  # noqa: E402
+from kernel_rules.domain.kconfig.tree import load_kconfig  # noqa: E402
+from kernel_rules.domain.compose.report import symbol_sizes  # noqa: E402
+from kernel_rules.domain.compose.tailor import holds  # noqa: E402
+from kernel_rules.domain.build.warm_trees import unpack_source  # noqa: E402
 
 EXAMPLES = ("ipc", "httpd", "sqlite", "proc-reader", "all")
 SCRATCH = REPO / "benchmarks/compose-scratch"

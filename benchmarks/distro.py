@@ -68,17 +68,17 @@ from typing import Dict, List, Optional, Sequence, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kernel_rules.domain.fragments import parse_config  # noqa: E402
-from kernel_rules.domain.initramfs import (  # noqa: E402
+from kernel_rules.domain.kconfig.fragments import parse_config  # noqa: E402
+from kernel_rules.domain.guest.initramfs import (  # noqa: E402
     busybox_applets, busybox_initramfs, cpio_newc, directory, gzip_deterministic, regular,
     with_parent_dirs)
-from kernel_rules.domain.kbuild import PINNED_ENV, make_argv  # noqa: E402
-from kernel_rules.domain.app_check import (  # noqa: E402
+from kernel_rules.domain.build.kbuild import PINNED_ENV, make_argv  # noqa: E402
+from kernel_rules.domain.guest.app_check import (  # noqa: E402
     OUTPUT_BEGIN, WorkloadReport, verdict, workload_report)
-from kernel_rules.domain.qemu import (  # noqa: E402
+from kernel_rules.domain.guest.qemu import (  # noqa: E402
     INIT_MARKER, BootSpec, Machine, command_line, watch_console)
-from kernel_rules.domain.report import symbol_sizes  # noqa: E402
-from kernel_rules.domain.warm_trees import (  # noqa: E402
+from kernel_rules.domain.compose.report import symbol_sizes  # noqa: E402
+from kernel_rules.domain.build.warm_trees import (  # noqa: E402
     BUILDING, locked, repair_interrupted, unpack_source)
 
 APPS = ("nginx", "redis", "memcached")
@@ -669,8 +669,8 @@ DEV_ETC = {"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/
 def dev_image(app: str) -> Path:
     """A stand-in for the app's image: busybox, the app's Debian binaries (with their shared
     libraries) and a small workload, with the same console protocol as the real image."""
-    from kernel_rules.domain.elfdeps import closure
-    from kernel_rules.domain.initramfs import host_file_entries
+    from kernel_rules.domain.guest.elfdeps import closure
+    from kernel_rules.domain.guest.initramfs import host_file_entries
 
     spec = DEV_APPS[app]
     files = {**DEV_ETC, **spec["files"], "app/workload.sh": spec["workload"]}
@@ -738,7 +738,7 @@ def _children_cpu() -> float:
 
 
 def _report(console: str, status: Optional["re.Match"]) -> WorkloadReport:
-    """The workload's report: framed by an app_profile image's init (domain.guest_init); the
+    """The workload's report: framed by an app_profile image's init (domain.guest.init); the
     development images' init prints the workload's output and status on the console as they
     are, so there the console stands for the output."""
     if OUTPUT_BEGIN in console:

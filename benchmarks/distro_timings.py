@@ -17,7 +17,7 @@ is kept in the JSON (`full_builds`), since later packaging of the same kernel is
 `nginx-kernel` is built and before `all-kernel` is. It snapshots the warm tree that holds
 nginx-kernel's configuration, packages all-kernel (nginx + redis + memcached), and compares what
 Kbuild compiled with Kbuild's lower bound for that configuration delta
-(`kernel_rules.domain.kbuild_deps`), and its time with nginx-kernel's full build.
+(`kernel_rules.domain.build.kbuild_deps`), and its time with nginx-kernel's full build.
 
 Writes JSON (default docs/benchmarks/distro-timings.json, merged with what is there), which
 `benchmarks/distro.py --timings` puts in its table, and prints it.
@@ -77,9 +77,9 @@ def run_pants(*targets: str, cached: bool = False) -> str:
 def incremental() -> dict:
     """Add redis and memcached to nginx-kernel (-> all-kernel) in nginx-kernel's warm tree."""
     sys.path.insert(0, str(REPO))
-    from kernel_rules.domain.fragments import parse_config
-    from kernel_rules.domain.kbuild import LAST_BUILD, object_files
-    from kernel_rules.domain.kbuild_deps import (
+    from kernel_rules.domain.kconfig.fragments import parse_config
+    from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files
+    from kernel_rules.domain.build.kbuild_deps import (
         changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
 
     trees_root = Path.home() / ".cache/pants/named_caches/kernel_rules/trees"

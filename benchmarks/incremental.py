@@ -11,7 +11,7 @@ include/linux/sched.h mentions it, so most objects depend on it).
 
 For each step: wall time, objects Kbuild compiled (from its own `CC`/`AS` lines), the lower bound
 (objects whose Kbuild dependency file names a changed symbol, new objects, and the bzImage
-assembly objects; see kernel_rules/domain/kbuild_deps.py), objects compiled outside that bound,
+assembly objects; see kernel_rules/domain/build/kbuild_deps.py), objects compiled outside that bound,
 and the total objects in the image. Prints a Markdown table and writes docs/benchmarks/incremental.md.
 
 Usage: .venv/bin/python benchmarks/incremental.py   (~8 minutes on 2 cores)
@@ -31,11 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kernel_rules.domain.fragments import parse_config  # noqa: E402
-from kernel_rules.domain.kbuild import LAST_BUILD, object_files  # noqa: E402
-from kernel_rules.domain.kbuild_deps import (  # noqa: E402
+from kernel_rules.domain.kconfig.fragments import parse_config  # noqa: E402
+from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files  # noqa: E402
+from kernel_rules.domain.build.kbuild_deps import (  # noqa: E402
     changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
-from kernel_rules.domain.warm_trees import LAST_CONFIG  # noqa: E402
+from kernel_rules.domain.build.warm_trees import LAST_CONFIG  # noqa: E402
 from tests.e2e.workspace import Workspace  # noqa: E402
 
 BENCH_BUILD = '''kernel_image(

@@ -58,11 +58,11 @@ from typing import Dict, List, Mapping, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kernel_rules.domain.compose import (  # noqa: E402
+from kernel_rules.domain.compose.solver import (  # noqa: E402
     Requirement, Unsatisfiable, compose, render_config)
-from kernel_rules.domain.kconfig import load_kconfig  # noqa: E402
-from kernel_rules.domain.kconfig_model import KconfigModel  # noqa: E402
-from kernel_rules.domain.warm_trees import unpack_source  # noqa: E402
+from kernel_rules.domain.kconfig.tree import load_kconfig  # noqa: E402
+from kernel_rules.domain.kconfig.model import KconfigModel  # noqa: E402
+from kernel_rules.domain.build.warm_trees import unpack_source  # noqa: E402
 from pysat.solvers import Solver  # noqa: E402
 from tests.unit.test_kconfig_model import (  # noqa: E402
     ENV, allconfig_text, comparison_key, comparisons, conf_randconfigs, make,

@@ -4,12 +4,12 @@
 Inputs come from the real pipeline: `pants package examples/tracing:trace-kernel` (bzImage,
 vmlinux and config in dist/, a cache hit when built before) and `pants peek examples/tracing:`
 (every kernel_baseline of that kernel with its machine, and every app_profile on them). The
-initramfs images are built with `kernel_rules.domain.initramfs` and the argv of the rules
+initramfs images are built with `kernel_rules.domain.guest.initramfs` and the argv of the rules
 (rules/boot.py boot_initramfs, rules/trace.py app_initramfs), in a scratch directory.
 
 For each baseline boot and each app, REPEATS rounds, each timing back to back (the order
 alternates between rounds), from process start to the guest powering off (QEMU exits):
-  traced   `python3 -m kernel_rules.domain.tracer boot|app ...` with the argv of rules/trace.py
+  traced   `python3 -m kernel_rules.domain.trace.tracer boot|app ...` with the argv of rules/trace.py
            run_trace: QEMU with `-d in_asm` logging, then the log parsed and the outputs written.
   plain    QEMU with the tracer's own command line minus `-d in_asm -D <log>`: the same kernel,
            initramfs, machine and console, and for boots the tracer's `-icount`/`-rtc` flags;
@@ -50,12 +50,12 @@ from typing import Dict, List, Optional
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kernel_rules.domain import tracer  # noqa: E402
-from kernel_rules.domain.app_check import verdict, workload_report  # noqa: E402
-from kernel_rules.domain.guest_init import BOOT_INIT, BOOT_SCRIPT, render_app_init  # noqa: E402
-from kernel_rules.domain.qemu import (  # noqa: E402
+from kernel_rules.domain.trace import tracer  # noqa: E402
+from kernel_rules.domain.guest.app_check import verdict, workload_report  # noqa: E402
+from kernel_rules.domain.guest.init import BOOT_INIT, BOOT_SCRIPT, render_app_init  # noqa: E402
+from kernel_rules.domain.guest.qemu import (  # noqa: E402
     CHECK_PARAM, INIT_MARKER, BootSpec, Machine, watch_console)
-from kernel_rules.domain.warm_trees import unpack_source  # noqa: E402
+from kernel_rules.domain.build.warm_trees import unpack_source  # noqa: E402
 
 EXAMPLE = "examples/tracing"
 KERNEL = "trace-kernel"
@@ -124,7 +124,7 @@ def _initramfs(tmp: Path, name: str, env: Dict[str, str], init: str, args: List[
     (work / "init").write_text(init)
     (work / "init").chmod(0o755)
     out = tmp / f"{name}.cpio.gz"
-    _run([_tool("python3"), "-m", "kernel_rules.domain.initramfs", "--busybox", _tool("busybox"),
+    _run([_tool("python3"), "-m", "kernel_rules.domain.guest.initramfs", "--busybox", _tool("busybox"),
           "--init", "init", "--out", str(out), *args], env, work)
     return out
 
@@ -143,7 +143,7 @@ def _guests(tmp: Path, env: Dict[str, str], kernel: Path) -> List[Guest]:
             continue
         machines[name] = t
         extra = ["--gcc", _tool("gcc"), "--marker-source",
-                 str(REPO / "kernel_rules/domain/window_marker.c")]
+                 str(REPO / "kernel_rules/domain/guest/window_marker.c")]
         if t["boot_script_raw"]:
             extra += ["--file", str(base_dir / t['boot_script_raw']), BOOT_SCRIPT]
         image = _initramfs(tmp, name, env, BOOT_INIT, extra)
@@ -156,7 +156,7 @@ def _guests(tmp: Path, env: Dict[str, str], kernel: Path) -> List[Guest]:
         b = machines[t["baseline"].lstrip(":")]
         workload = base_dir / t["workload_raw"]
         args = ["--gcc", _tool("gcc"), "--marker-source",
-                str(REPO / "kernel_rules/domain/window_marker.c"),
+                str(REPO / "kernel_rules/domain/guest/window_marker.c"),
                 "--file", str(workload), f"app/{workload.name}"]
         for pattern in t["files_raw"]:
             for f in sorted(glob.glob(str(base_dir / pattern), recursive=True)):
@@ -177,7 +177,7 @@ def _guests(tmp: Path, env: Dict[str, str], kernel: Path) -> List[Guest]:
 def _traced(g: Guest, env: Dict[str, str], out: Path) -> float:
     """The tracer with the argv of rules/trace.py run_trace; checked as the rule checks it."""
     m = g.spec.machine
-    argv = [_tool("python3"), "-m", "kernel_rules.domain.tracer", g.mode,
+    argv = [_tool("python3"), "-m", "kernel_rules.domain.trace.tracer", g.mode,
             "--qemu", g.spec.qemu, "--kernel", g.spec.kernel, "--initrd", g.spec.initrd,
             "--cmdline", g.spec.cmdline, "--machine", m.machine, "--cpus", str(m.cpus),
             "--memory", m.memory, "--timeout", str(g.timeout), "--out", str(out)]
@@ -247,7 +247,7 @@ def _map(g: Guest, env: Dict[str, str], trace: Path, inputs: Path, cache: Path, 
         "machine_sha256": hashlib.sha256(json.dumps(machine, sort_keys=True).encode()).hexdigest(),
         "workload_sha256": g.initramfs_sha256,
     }
-    argv = [_tool("python3"), "-m", "kernel_rules.domain.mapper",
+    argv = [_tool("python3"), "-m", "kernel_rules.domain.map.mapper",
             "--tarball", str(TARBALL), "--sha256", sha256, "--cache", str(cache),
             "--vmlinux", str(inputs / "vmlinux"), "--config", str(inputs / "config"),
             "--addresses", str(trace / "addresses.txt"), "--trace", str(trace / "trace.json"),
@@ -385,7 +385,7 @@ def main() -> int:
         "# Tracing cost\n\n"
         "Written by `benchmarks/trace.py` (re-run it to refresh). The example trace kernel "
         f"(`{EXAMPLE}:{KERNEL}`), every baseline boot and app profile of `{EXAMPLE}`. "
-        "*Traced*: the whole `kernel_rules.domain.tracer` process with the argv the rules give it "
+        "*Traced*: the whole `kernel_rules.domain.trace.tracer` process with the argv the rules give it "
         "(QEMU with `-d in_asm` logging, then the log parsed and the outputs written). *Plain*: "
         "QEMU with the tracer's own command line minus `-d in_asm -D <log>` (same kernel, "
         "initramfs, machine and console; boots keep the tracer's `-icount`/`-rtc` "
@@ -400,7 +400,7 @@ def main() -> int:
         "process on this host can skew single runs; the paired ratios absorb most of it).\n\n"
         + table + "\n\n" + verdict + "\n\n"
         "## Mapping\n\n"
-        "`kernel_rules.domain.mapper` once on each round's trace of each guest, with the argv "
+        "`kernel_rules.domain.map.mapper` once on each round's trace of each guest, with the argv "
         "the rules give it and the unpacked source already in Pants' named cache (host "
         "`python3`). *Distinct traces*: how many different addresses.txt the rounds gave; counts "
         "are min-max over the rounds, seconds median (min-max). From config-set.json: *mapped* "

@@ -2,7 +2,7 @@
 
 from kernel_rules.prebuilt_target_types import PrebuiltKernelTarget
 from kernel_rules.rules import (
-    boot, kernel, output_paths, prebuilt, scripts, source, tailor, toolchain, trace)
+    boot, kernel, output_paths, prebuilt, process, scripts, source, tailor, toolchain, trace)
 from kernel_rules.target_types import KernelImageTarget, LinuxSourceTarget
 from kernel_rules.tailor_target_types import TailoredKernelTarget
 from kernel_rules.trace_target_types import AppProfileTarget, KernelBaselineTarget
@@ -16,6 +16,7 @@ def target_types():
 def rules():
     return [
         *scripts.rules(),
+        *process.rules(),
         *toolchain.rules(),
         *source.rules(),
         *output_paths.rules(),

@@ -17,7 +17,7 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
-from kernel_rules.domain.config_policy import PolicyError, forbid_symbol, force_value
+from kernel_rules.domain.kconfig.config_policy import PolicyError, forbid_symbol, force_value
 
 
 class TailoredBaselineField(StringField):

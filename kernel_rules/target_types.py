@@ -19,8 +19,8 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
-from kernel_rules.domain.fragments import fragment_file_problem
-from kernel_rules.domain.kbuild import CONFIG_TARGETS
+from kernel_rules.domain.kconfig.fragments import fragment_file_problem
+from kernel_rules.domain.build.kbuild import CONFIG_TARGETS
 
 # ----------------------------------------------------------------------------------------------
 # linux_source

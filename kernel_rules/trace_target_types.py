@@ -22,8 +22,8 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
-from kernel_rules.domain.qemu import APPENDED_TO_CMDLINE, cmdline_problem, memory_problem
-from kernel_rules.domain.qemu_devices import device_problem
+from kernel_rules.domain.guest.qemu import APPENDED_TO_CMDLINE, cmdline_problem, memory_problem
+from kernel_rules.domain.guest.qemu_devices import device_problem
 
 
 def invalid_field(alias: str, address: Address, problem: str) -> InvalidFieldException:

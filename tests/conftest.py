@@ -55,7 +55,7 @@ def require_tools(*tools: str) -> None:
 @pytest.fixture(scope="session")
 def kernel_srctree(tarball, tarball_sha256, tmp_path_factory) -> Path:
     """The pinned kernel source, unpacked once per test session (read-only: do not modify)."""
-    from kernel_rules.domain.warm_trees import unpack_source
+    from kernel_rules.domain.build.warm_trees import unpack_source
 
     cache = tmp_path_factory.mktemp("srctree-cache")
     return Path(unpack_source(str(cache), str(tarball), tarball_sha256))

@@ -1,6 +1,6 @@
 """Boot a `kernel_image` under QEMU: `pants run` (interactive) and `pants test` (init marker).
 
-`pants run` starts QEMU through a small guard (domain.qemu.run_guarded) so that QEMU dies with the
+`pants run` starts QEMU through a small guard (domain.guest.qemu.run_guarded) so that QEMU dies with the
 run, even when the Pants process that started it is killed."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pants.option.option_types import SkipOption
 from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.guest_init import BOOT_INIT, BOOT_SCRIPT
-from kernel_rules.domain.qemu import (
+from kernel_rules.domain.guest.init import BOOT_INIT, BOOT_SCRIPT
+from kernel_rules.domain.guest.qemu import (
     CHECK_PARAM, BootSpec, Machine, cmdline_problem, command_line, memory_problem)
 from kernel_rules.rules.kernel import KernelBuild, KernelBuildRequest, KernelConfig, KernelConfigRequest, KernelImageFieldSet
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
@@ -47,7 +47,7 @@ class BootError(Exception):
 
 @dataclass(frozen=True)
 class BootInitramfsRequest:
-    """The minimal busybox image with the standard `/init` (see domain.guest_init) and the
+    """The minimal busybox image with the standard `/init` (see domain.guest.init) and the
     marker programs, plus an optional boot step: `boot_script` (a path in `digest`) runs before
     the init marker."""
 
@@ -65,12 +65,12 @@ class BootInitramfs:
 async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
     toolchain, scripts, init = await MultiGet(
         Get(Toolchain, ToolchainRequest(("busybox", "gcc"), "initramfs images")),
-        Get(DomainScripts, DomainScriptsRequest(("initramfs", "trace", "window_marker"))),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.initramfs")),
         Get(Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)])),
     )
-    # The marker programs: BOOT_INIT runs the user-space marker first (see domain.guest_init).
+    # The marker programs: BOOT_INIT runs the user-space marker first (see domain.guest.init).
     extra = ["--gcc", toolchain.path("gcc"),
-             "--marker-source", "kernel_rules/domain/window_marker.c"]
+             "--marker-source", "kernel_rules/domain/guest/window_marker.c"]
     if request.boot_script:
         extra += ["--file", request.boot_script, BOOT_SCRIPT]
     if request.modules != EMPTY_DIGEST:
@@ -78,7 +78,7 @@ async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
     result = await Get(
         ProcessResult,
         Process(
-            [toolchain.python, "-m", "kernel_rules.domain.initramfs",
+            [toolchain.python, "-m", "kernel_rules.domain.guest.initramfs",
              "--busybox", toolchain.path("busybox"), "--init", "init",
              "--out", "initramfs.cpio.gz", *extra],
             description="Build the busybox initramfs",
@@ -149,10 +149,10 @@ async def _boot_process(kernel: Digest, initramfs: Digest, cmdline: str, memory:
                         cache_scope: ProcessCacheScope) -> Process:
     toolchain, scripts = await MultiGet(
         Get(Toolchain, ToolchainRequest((QEMU,), "QEMU boots")),
-        Get(DomainScripts, DomainScriptsRequest(("qemu",))),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.qemu")),
     )
     return Process(
-        [toolchain.python, "-m", "kernel_rules.domain.qemu", "boot",
+        [toolchain.python, "-m", "kernel_rules.domain.guest.qemu", "boot",
          "--qemu", toolchain.path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
          f"--cmdline={cmdline} {CHECK_PARAM}", f"--memory={memory}", "--accel", accel,
          "--timeout", str(timeout), "--console", "console.log"],
@@ -177,7 +177,7 @@ async def probe_accel(request: AccelProbeRequest) -> AccelChoice:
 async def run_kernel_image(field_set: KernelRunFieldSet, qemu: QemuSubsystem) -> RunRequest:
     check_boot_fields(field_set.address, field_set.cmdline.value, field_set.memory.value, "")
     built, initramfs, toolchain = await _kernel_and_initramfs(field_set.address)
-    scripts = await Get(DomainScripts, DomainScriptsRequest(("qemu",)))
+    scripts = await Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.qemu"))
     accel = qemu.accel if qemu.accel in ("tcg", "kvm") else "tcg"
     if qemu.accel == "auto":
         accel = await Get(AccelChoice, AccelProbeRequest(built.digest, initramfs.digest))
@@ -193,7 +193,7 @@ async def run_kernel_image(field_set: KernelRunFieldSet, qemu: QemuSubsystem) ->
     argv = command_line(spec)
     # Interactive: serial and QEMU's monitor share the terminal (Ctrl-A X quits).
     argv[argv.index("-serial") + 1] = "mon:stdio"
-    guard = [toolchain.python, "{chroot}/kernel_rules/domain/qemu.py", "run", "--"]
+    guard = [toolchain.python, "{chroot}/kernel_rules/domain/guest/qemu.py", "run", "--"]
     return RunRequest(
         digest=await Get(Digest, MergeDigests([built.digest, initramfs.digest, scripts.digest])),
         args=guard + argv,

@@ -1,6 +1,6 @@
 """`kernel_image`: configure (base + fragments, checked) -> build (Kbuild, warm tree) -> package.
 
-Each step is one Pants `Process` running `kernel_rules.domain.kbuild`, whose cache key holds the
+Each step is one Pants `Process` running `kernel_rules.domain.build.kbuild`, whose cache key holds the
 tarball digest, the fragments or final `.config`, the toolchain fingerprint and the driver's own
 code. The warm trees live in the named cache `kernel_rules`: they make builds fast, never
 different.
@@ -34,8 +34,8 @@ from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.config_policy import check_requests
-from kernel_rules.domain.fragments import FragmentError, decode, parse_fragment
+from kernel_rules.domain.kconfig.config_policy import check_requests
+from kernel_rules.domain.kconfig.fragments import FragmentError, decode, parse_fragment
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.source import LinuxSource, LinuxSourceRequest, tarball_in_sandbox
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest, kbuild_toolchain_request
@@ -53,7 +53,6 @@ from kernel_rules.target_types import (
 CACHE_NAME = "kernel_rules"
 CACHE_DIR = ".kernel_rules_cache"
 DEBUG_INFO_FRAGMENT = "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO_DWARF5=y\n"
-KBUILD_MODULES = ("fragments", "config_check", "config_policy", "kconfig", "warm_trees", "kbuild")
 ARTIFACTS = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json")
 # Expensive processes wait this long for a remote cache answer before also starting locally
 # (Pants' default, 0, starts a Kbuild run that a remote hit then cancels half way).
@@ -146,7 +145,7 @@ def _fragment_name(fs: KernelImageFieldSet, path: str) -> str:
 
 @dataclass(frozen=True)
 class KbuildProcess:
-    """One run of the Kbuild driver (`kernel_rules.domain.kbuild <command>`) on `source`.
+    """One run of the Kbuild driver (`kernel_rules.domain.build.kbuild <command>`) on `source`.
 
     `args` follow the common ones (tarball, cache, arch, jobs); `input_digest` holds the files
     they name. The unpacked source and the warm trees come from the named cache `kernel_rules`.
@@ -159,17 +158,16 @@ class KbuildProcess:
     input_digest: Digest
     description: str
     output_files: Tuple[str, ...] = ()
-    with_kconfiglib: bool = False
 
 
 @rule(level=LogLevel.DEBUG)
 async def kbuild_process(request: KbuildProcess, build: KernelBuildSubsystem) -> Process:
     toolchain, scripts = await MultiGet(
         Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
-        Get(DomainScripts, DomainScriptsRequest(KBUILD_MODULES, request.with_kconfiglib)),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.build.kbuild")),
     )
     return Process(
-        [toolchain.python, "-m", "kernel_rules.domain.kbuild", request.command,
+        [toolchain.python, "-m", "kernel_rules.domain.build.kbuild", request.command,
          "--tarball", tarball_in_sandbox(request.source), "--sha256", request.source.sha256,
          "--cache", CACHE_DIR, "--arch", request.arch, "--jobs", "{pants_concurrency}",
          "--max-trees", str(build.max_warm_trees), "--out", "out", *request.args],
@@ -239,8 +237,7 @@ async def configure_kernel(request: KernelConfigRequest) -> KernelConfig:
         "configure", source, fs.arch.value, tuple(args),
         await Get(Digest, MergeDigests([base.digest, fragments])),
         f"Configure kernel {fs.address} ({fs.base_config.value or fs.base.value}"
-        f" + {len(fragment_paths)} fragments)",
-        with_kconfiglib=True))
+        f" + {len(fragment_paths)} fragments)"))
     if result.exit_code == 3:
         report = json.loads(result.stdout.decode())
         if "error" in report:

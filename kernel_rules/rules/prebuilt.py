@@ -96,11 +96,10 @@ async def prebuilt_kernel(request: PrebuiltKernelRequest) -> PrebuiltKernel:
 
     toolchain, scripts = await MultiGet(
         Get(Toolchain, ToolchainRequest(TOOLS, "unpacking prebuilt kernels")),
-        Get(DomainScripts, DomainScriptsRequest(("prebuilt", "warm_trees", "fragments"),
-                                                third_party=("elftools",))),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.prebuilt.debian")),
     )
     result = await Get(FallibleProcessResult, Process(
-        [toolchain.python, "-m", "kernel_rules.domain.prebuilt", "unpack",
+        [toolchain.python, "-m", "kernel_rules.domain.prebuilt.debian", "unpack",
          "--image-deb", f"{PACKAGES_DIR}/image.deb", "--debug-deb", f"{PACKAGES_DIR}/debug.deb",
          "--debug-sha256", debug_sha256, "--cache", CACHE_DIR,
          "--source-version", source.version, "--source-package-version", source.package_version,
@@ -152,10 +151,9 @@ async def guest_modules(request: ModulesRequest) -> GuestModules:
         return GuestModules(EMPTY_DIGEST)
     toolchain, scripts = await MultiGet(
         Get(Toolchain, ToolchainRequest(TOOLS, "gathering kernel modules")),
-        Get(DomainScripts, DomainScriptsRequest(("prebuilt", "warm_trees", "fragments"),
-                                                third_party=("elftools",))),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.prebuilt.debian")),
     )
-    argv = [toolchain.python, "-m", "kernel_rules.domain.prebuilt", "modules",
+    argv = [toolchain.python, "-m", "kernel_rules.domain.prebuilt.debian", "modules",
             "--image-deb", request.kernel.image_deb(), "--out", "out"]
     for name in request.modules:
         argv += ["--module", name]

@@ -27,10 +27,10 @@ from pants.option.option_types import SkipOption
 from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.fragments import parse_config
-from kernel_rules.domain.minimise import (
+from kernel_rules.domain.kconfig.fragments import parse_config
+from kernel_rules.domain.compose.minimise import (
     groups_from_document, minimisation_record, plan, whole_groups)
-from kernel_rules.domain.report import build_report, render_markdown, symbol_sizes
+from kernel_rules.domain.compose.report import build_report, render_markdown, symbol_sizes
 from kernel_rules.rules.boot import QEMU, AccelChoice, AccelProbeRequest, BootInitramfs, BootInitramfsRequest
 from kernel_rules.rules.kernel import (
     CACHE_DIR, CACHE_NAME, REMOTE_CACHE_FIRST_MS, KernelBuild, KernelBuildError,
@@ -48,8 +48,6 @@ from kernel_rules.tailor_target_types import (
     TailoredObjectiveField)
 from kernel_rules.trace_target_types import AppWorkloadField, BaselineKernelField
 
-TAILOR_MODULES = ("tailor", "minimise", "compose", "kconfig_model", "kconfig", "fragments", "warm_trees",
-                  "kbuild", "config_check", "config_policy", "conditions", "kbuild_conditions")
 SANDBOX_SITE = "third_party/python/sandbox/site"
 
 
@@ -145,7 +143,7 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
     source = kernel.config.source
     toolchain, scripts, site = await MultiGet(
         Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
-        Get(DomainScripts, DomainScriptsRequest(TAILOR_MODULES, with_kconfiglib=True)),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.compose.tailor")),
         Get(Snapshot, PathGlobs([f"{SANDBOX_SITE}/**", f"!{SANDBOX_SITE}/bin/**"])),
     )
     if not any(f.startswith(f"{SANDBOX_SITE}/pysat/") for f in site.files):
@@ -158,7 +156,7 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
     trace_files = await Get(Digest, DigestSubset(kernel.build.digest, PathGlobs(["sizes.json"])))
     trace_dir = await Get(Digest, AddPrefix(
         await Get(Digest, MergeDigests([kernel.config.digest, trace_files])), "trace"))
-    argv = [toolchain.python, "-m", "kernel_rules.domain.tailor",
+    argv = [toolchain.python, "-m", "kernel_rules.domain.compose.tailor",
             "--tarball", tarball_in_sandbox(source), "--sha256", source.sha256,
             "--cache", CACHE_DIR, "--arch", kernel.config.arch, "--jobs", "1",
             "--target", str(fs.address), "--trace-config", "trace/.config",
@@ -246,7 +244,7 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
     k = request.kernel
     toolchain, scripts = await MultiGet(
         Get(Toolchain, ToolchainRequest((QEMU,), "QEMU boots")),
-        Get(DomainScripts, DomainScriptsRequest(("app_check", "qemu"))),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.app_check")),
     )
     bz_image, trace_bz_image = await MultiGet(
         Get(Digest, DigestSubset(k.build.digest, PathGlobs(["bzImage"]))),
@@ -264,7 +262,7 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
     listing = await Get(Digest, CreateDigest([FileContent(
         "apps.json", json.dumps(apps, indent=1, sort_keys=True).encode())]))
     m = k.inputs.baseline.kernel.machine
-    argv = [toolchain.python, "-m", "kernel_rules.domain.app_check", "--qemu", toolchain.path(QEMU),
+    argv = [toolchain.python, "-m", "kernel_rules.domain.guest.app_check", "--qemu", toolchain.path(QEMU),
             "--kernel", "bzImage", "--apps", "apps.json",
             "--cmdline", f"{m.cmdline} nokaslr" + (" panic=-1" if request.for_try else ""),
             *m.process_args(), "--accel", accel, "--out", "check"]
@@ -283,7 +281,7 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
 
 
 # ---------------------------------------------------------------------------------------------
-# verified minimisation: which soft requirements can go (domain.minimise drives the search)
+# verified minimisation: which soft requirements can go (domain.compose.minimise drives the search)
 # ---------------------------------------------------------------------------------------------
 
 

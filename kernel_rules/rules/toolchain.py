@@ -1,4 +1,4 @@
-"""Find and fingerprint the host tools (rule side of `kernel_rules.domain.toolchain`)."""
+"""Find and fingerprint the host tools (rule side of `kernel_rules.domain.build.toolchain`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.toolchain import KBUILD_TOOLS
+from kernel_rules.domain.build.toolchain import KBUILD_TOOLS
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.subsystems import STEP_TIMEOUT, KernelBuildSubsystem
 
@@ -53,11 +53,11 @@ async def find_toolchain(request: ToolchainRequest, build: KernelBuildSubsystem)
             f"kernel_rules needs `python3` for {request.purpose}, and it is not in "
             f"[kernel-build].search_path {build.search_path}. Install it: apt-get install python3"
         )
-    scripts = await Get(DomainScripts, DomainScriptsRequest(("toolchain",)))
+    scripts = await Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.build.toolchain"))
     result = await Get(
         ProcessResult,
         Process(
-            (python.path, "-m", "kernel_rules.domain.toolchain", ":".join(build.search_path),
+            (python.path, "-m", "kernel_rules.domain.build.toolchain", ":".join(build.search_path),
              *request.tools),
             description=f"Probe host tools for {request.purpose}",
             timeout_seconds=STEP_TIMEOUT,

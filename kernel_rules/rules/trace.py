@@ -17,9 +17,9 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from kernel_rules.subsystems import STEP_TIMEOUT
-from kernel_rules.domain.app_check import failure_details, verdict, workload_report
-from kernel_rules.domain.guest_init import render_app_init
-from kernel_rules.domain.qemu import CHECK_PARAM
+from kernel_rules.domain.guest.app_check import failure_details, verdict, workload_report
+from kernel_rules.domain.guest.init import render_app_init
+from kernel_rules.domain.guest.qemu import CHECK_PARAM
 from kernel_rules.rules.boot import QEMU, BootInitramfs, BootInitramfsRequest
 from kernel_rules.rules.kernel import (
     CACHE_DIR,
@@ -57,9 +57,6 @@ from kernel_rules.trace_target_types import (
 )
 from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
 
-MAPPER_MODULES = ("mapper", "addr2src", "conditions", "cpp_conditions", "kbuild_conditions",
-                  "configset", "fragments", "kconfig", "warm_trees", "modules", "prebuilt")
-TRACER_MODULES = ("tracer", "trace", "qemu", "modules", "addr2src", "gdbstub", "app_check")
 
 
 class TraceError(Exception):
@@ -192,11 +189,11 @@ class TraceResult:
 async def run_trace(request: TraceRequest) -> TraceResult:
     toolchain, scripts = await MultiGet(
         Get(Toolchain, ToolchainRequest((QEMU,), "tracing")),
-        Get(DomainScripts, DomainScriptsRequest(TRACER_MODULES)),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.trace.tracer")),
     )
     m = request.kernel.machine
     kernel = await Get(Digest, DigestSubset(request.kernel.build.digest, PathGlobs(["bzImage"])))
-    argv = [toolchain.python, "-m", "kernel_rules.domain.tracer", request.mode,
+    argv = [toolchain.python, "-m", "kernel_rules.domain.trace.tracer", request.mode,
             "--qemu", toolchain.path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
             "--cmdline=" + f"{m.cmdline} nokaslr" + (f" {CHECK_PARAM}" if request.mode == "boot" else ""),
             *m.process_args(), "--timeout", str(request.timeout), "--out", "trace"]
@@ -237,8 +234,7 @@ async def map_trace(request: MapRequest) -> ConfigSet:
     k = request.kernel
     toolchain, scripts, config_contents = await MultiGet(
         Get(Toolchain, ToolchainRequest(("addr2line", "gcc", "tar", "xz"), "mapping traces")),
-        Get(DomainScripts, DomainScriptsRequest(MAPPER_MODULES, with_kconfiglib=True,
-                                                third_party=("elftools",))),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.map.mapper")),
         Get(DigestContents, Digest, k.config.digest),
     )
     vmlinux_and_config = await Get(Digest, DigestSubset(k.build.digest, PathGlobs(["vmlinux", "config"])))
@@ -256,7 +252,7 @@ async def map_trace(request: MapRequest) -> ConfigSet:
         "workload_sha256": request.workload_sha256,
     }
     result = await Get(FallibleProcessResult, Process(
-        [toolchain.python, "-m", "kernel_rules.domain.mapper",
+        [toolchain.python, "-m", "kernel_rules.domain.map.mapper",
          "--tarball", tarball_in_sandbox(k.config.source), "--sha256", k.config.source.sha256,
          "--cache", CACHE_DIR, "--vmlinux", "vmlinux", "--config", "config",
          "--addresses", "trace/addresses.txt", "--trace", "trace/trace.json",
@@ -358,8 +354,7 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
     fs = request.fs
     toolchain, scripts, workload, files, programs = await MultiGet(
         Get(Toolchain, ToolchainRequest(("busybox", "gcc"), "application initramfs images")),
-        Get(DomainScripts, DomainScriptsRequest(("initramfs", "elfdeps", "trace", "window_marker"),
-                                                third_party=("elftools",))),
+        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.initramfs")),
         Get(HydratedSources, HydrateSourcesRequest(fs.workload)),
         Get(HydratedSources, HydrateSourcesRequest(fs.files)),
         Get(HydratedSources, HydrateSourcesRequest(fs.programs)),
@@ -368,10 +363,10 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
     workload_name = workload_path.rsplit("/", 1)[-1]
     init = await Get(Digest, CreateDigest([FileContent(
         "init", render_app_init(str(fs.address), workload_name).encode(), is_executable=True)]))
-    argv = [toolchain.python, "-m", "kernel_rules.domain.initramfs",
+    argv = [toolchain.python, "-m", "kernel_rules.domain.guest.initramfs",
             "--busybox", toolchain.path("busybox"), "--gcc", toolchain.path("gcc"),
             "--init", "init", "--out", "initramfs.cpio.gz",
-            "--marker-source", "kernel_rules/domain/window_marker.c",
+            "--marker-source", "kernel_rules/domain/guest/window_marker.c",
             "--file", workload_path, f"app/{workload_name}"]
     base = fs.address.spec_path
     for f in files.snapshot.files:
@@ -447,7 +442,7 @@ async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
 def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:
     """Empty if the workload passed, else why not, followed by the console tail and the
     workload's own output. The verdict comes from the guest's framed report of the workload
-    alone (domain.app_check), never from the rest of the console."""
+    alone (domain.guest.app_check), never from the rest of the console."""
     report = workload_report(trace.console)
     why = verdict(report, success)
     return f"{why}\n{failure_details(trace.console, report)}" if why else ""

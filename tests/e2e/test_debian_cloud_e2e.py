@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel_rules.domain.fragments import parse_config
-from kernel_rules.domain.tailor import holds
+from kernel_rules.domain.kconfig.fragments import parse_config
+from kernel_rules.domain.compose.tailor import holds
 from tests.conftest import host_python
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ def test_composition_over_debian_builds_module_code_in(traced, tmp_path, tarball
            "PYTHONPATH": f"{REPO}:{REPO}/third_party/python/sandbox/site:{tmp_path / 'py'}"}
     out = tmp_path / "out"
     proc = subprocess.run(
-        [host_python(), "-m", "kernel_rules.domain.tailor", "--tarball", str(tarball),
+        [host_python(), "-m", "kernel_rules.domain.compose.tailor", "--tarball", str(tarball),
          "--sha256", tarball_sha256, "--cache", str(session_dir / "cache"), "--jobs", "2",
          "--target", "test:debian", "--trace-config", str(config), "--objective", "options",
          "--set", f"examples/debian-cloud:virtio={traced / 'virtio/config-set.json'}",

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel_rules.domain.kbuild_deps import (
+from kernel_rules.domain.build.kbuild_deps import (
     changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
-from kernel_rules.domain.fragments import parse_config
-from kernel_rules.domain.kbuild import LAST_BUILD, object_files
+from kernel_rules.domain.kconfig.fragments import parse_config
+from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files
 from tests.conftest import _lock_value
 from tests.e2e.workspace import (
     build_stats,
@@ -49,7 +49,7 @@ def _configure(ws, tarball, sha, extra: str, tmp: Path) -> Path:
     frag = tmp / "extra.config"
     frag.write_text(extra)
     out = tmp / "configured"
-    argv = ["python3", "-m", "kernel_rules.domain.kbuild", "configure", "--tarball", str(tarball),
+    argv = ["python3", "-m", "kernel_rules.domain.build.kbuild", "configure", "--tarball", str(tarball),
             "--sha256", sha, "--cache", str(ws.kernel_cache), "--out", str(out),
             "--base-config", str(_base(ws, tarball, sha, tmp)),
             "--fragment", f"boot={REPO / 'examples/minimal/boot.config'}",
@@ -60,7 +60,7 @@ def _configure(ws, tarball, sha, extra: str, tmp: Path) -> Path:
 
 
 def _base(ws, tarball, sha, tmp: Path) -> Path:
-    argv = ["python3", "-m", "kernel_rules.domain.kbuild", "base", "--tarball", str(tarball),
+    argv = ["python3", "-m", "kernel_rules.domain.build.kbuild", "base", "--tarball", str(tarball),
             "--sha256", sha, "--cache", str(ws.kernel_cache), "--out", str(tmp / "base"),
             "--base", "tinyconfig"]
     done = run_driver(argv)

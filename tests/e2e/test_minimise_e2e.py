@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from kernel_rules.domain.fragments import parse_config
+from kernel_rules.domain.kconfig.fragments import parse_config
 
 TRIES = 4
 BUILD = f"""

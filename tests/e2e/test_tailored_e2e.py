@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kernel_rules.domain.fragments import parse_config
-from kernel_rules.domain.kbuild import LAST_BUILD, object_files
-from kernel_rules.domain.kbuild_deps import (
+from kernel_rules.domain.kconfig.fragments import parse_config
+from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files
+from kernel_rules.domain.build.kbuild_deps import (
     changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
-from kernel_rules.domain.tailor import holds
+from kernel_rules.domain.compose.tailor import holds
 
 KERNELS = ("ipc", "httpd", "sqlite", "proc-reader", "all")
 DIST = Path("dist/examples.tailored")
@@ -155,24 +155,24 @@ def test_a_failing_workload_names_the_app_and_shows_the_console_tail(tailored, t
     import subprocess
     import sys
 
-    from kernel_rules.domain.guest_init import render_app_init
+    from kernel_rules.domain.guest.init import render_app_init
     from tests.conftest import REPO
 
     dist, _, _ = tailored
     (tmp_path / "init").write_text(render_app_init("//demo:broken", "fail.sh"))
     (tmp_path / "fail.sh").write_text("echo 'about to fail'\nexit 3\n")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-m", "kernel_rules.domain.initramfs",
+    subprocess.run([sys.executable, "-m", "kernel_rules.domain.guest.initramfs",
                     "--busybox", "/bin/busybox", "--init", str(tmp_path / "init"),
                     "--out", str(tmp_path / "app.cpio.gz"),
-                    "--marker-source", str(REPO / "kernel_rules/domain/window_marker.c"),
+                    "--marker-source", str(REPO / "kernel_rules/domain/guest/window_marker.c"),
                     "--file", str(tmp_path / "fail.sh"), "app/fail.sh"],
                    cwd=tmp_path, env=env, check=True)  # the marker programs are built in cwd
     (tmp_path / "apps.json").write_text(json.dumps([
         {"name": "//demo:broken", "initrd": str(tmp_path / "app.cpio.gz"), "success": None,
          "timeout": 120}]))
     done = subprocess.run(
-        [sys.executable, "-m", "kernel_rules.domain.app_check", "--qemu",
+        [sys.executable, "-m", "kernel_rules.domain.guest.app_check", "--qemu",
          "/usr/bin/qemu-system-x86_64", "--kernel", str(dist / "ipc/bzImage"),
          "--apps", str(tmp_path / "apps.json"), "--cmdline", "console=ttyS0 nokaslr",
          "--out", str(tmp_path / "out")], cwd=REPO, env=env, capture_output=True, text=True)

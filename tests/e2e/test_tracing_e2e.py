@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kernel_rules.domain.conditions import Not, Sym
-from kernel_rules.domain.cpp_conditions import line_conditions
-from kernel_rules.domain.fragments import parse_config
+from kernel_rules.domain.map.conditions import Not, Sym
+from kernel_rules.domain.map.cpp_conditions import line_conditions
+from kernel_rules.domain.kconfig.fragments import parse_config
 
 APPS = ("httpd", "ipc", "sqlite", "proc-reader")
 DIST = Path("dist/examples.tracing")

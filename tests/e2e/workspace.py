@@ -79,7 +79,7 @@ def driver_env() -> Dict[str, str]:
 
 def driver_build_argv(cache: Path, tarball: Path, sha256: str, config: Path, out: Path,
                       stats: Optional[Path] = None) -> List[str]:
-    argv = ["python3", "-m", "kernel_rules.domain.kbuild", "build", "--tarball", str(tarball),
+    argv = ["python3", "-m", "kernel_rules.domain.build.kbuild", "build", "--tarball", str(tarball),
             "--sha256", sha256, "--cache", str(cache), "--jobs", str(os.cpu_count() or 1),
             "--config", str(config), "--out", str(out)]
     return argv + (["--stats", str(stats)] if stats else [])

@@ -1,4 +1,4 @@
-from kernel_rules.domain.addr2src import Frame, parse_addr2line
+from kernel_rules.domain.map.addr2src import Frame, parse_addr2line
 
 OUTPUT = """0xffffffff81000010
 inner_inline

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel_rules.domain.app_check import (
+from kernel_rules.domain.guest.app_check import (
     WorkloadReport, failure_details, run_app, verdict, without_frames, workload_report)
-from kernel_rules.domain.guest_init import render_app_init
-from kernel_rules.domain.qemu import BootSpec
+from kernel_rules.domain.guest.init import render_app_init
+from kernel_rules.domain.guest.qemu import BootSpec
 from tests.conftest import require_tools
 from tests.unit.fake_qemu import fake_qemu
 
@@ -155,7 +155,7 @@ def test_qemus_own_error_is_in_the_reason(tmp_path):
 def test_app_check_refuses_a_command_line_the_kernel_would_cut(tmp_path):
     (tmp_path / "apps.json").write_text(json.dumps([]))
     done = subprocess.run(
-        [sys.executable, "-m", "kernel_rules.domain.app_check", "--qemu", "qemu", "--kernel",
+        [sys.executable, "-m", "kernel_rules.domain.guest.app_check", "--qemu", "qemu", "--kernel",
          "k", "--apps", str(tmp_path / "apps.json"), "--cmdline=" + "x" * 2048,
          "--out", str(tmp_path / "out")],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])

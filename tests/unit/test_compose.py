@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kernel_rules.domain.compose import (
+from kernel_rules.domain.compose.solver import (
     Requirement, Unsatisfiable, close_over_dependencies, compose, enabled, minimal_conflict,
     render_config, requirements)
-from kernel_rules.domain.fragments import parse_config
-from kernel_rules.domain.kconfig_model import KconfigModel
+from kernel_rules.domain.kconfig.fragments import parse_config
+from kernel_rules.domain.kconfig.model import KconfigModel
 from tests.unit.test_kconfig_model import (
     TRISTATES, conf_olddefconfig, kconf_for, make, synthetic_kconf, timed, universe_for)
 

@@ -1,5 +1,5 @@
-from kernel_rules.domain.config_check import find_violations
-from kernel_rules.domain.fragments import merge_requests
+from kernel_rules.domain.kconfig.config_check import find_violations
+from kernel_rules.domain.kconfig.fragments import merge_requests
 
 
 def test_violations_compare_final_values_and_treat_absent_as_n():

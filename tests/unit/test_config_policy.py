@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kernel_rules.domain import kbuild
-from kernel_rules.domain.config_policy import (
+from kernel_rules.domain.build import kbuild
+from kernel_rules.domain.kconfig.config_policy import (
     PATH_OPTIONS, PolicyError, check_final, check_requests, forbid_symbol, force_value,
     path_problem)
-from kernel_rules.domain.fragments import merge_requests, parse_config, parse_fragment
+from kernel_rules.domain.kconfig.fragments import merge_requests, parse_config, parse_fragment
 from tests.conftest import REPO
 
 

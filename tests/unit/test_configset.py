@@ -1,12 +1,12 @@
 import json
 
-from kernel_rules.domain.addr2src import Frame, Location
-from kernel_rules.domain.conditions import TRUE, Not, Or, Sym, Unknown, definite_facts
+from kernel_rules.domain.map.addr2src import Frame, Location
+from kernel_rules.domain.map.conditions import TRUE, Not, Or, Sym, Unknown, definite_facts
 import pytest
 
-from kernel_rules.domain.configset import (
+from kernel_rules.domain.map.configset import (
     TracedOn, build_config_set, dumps, evaluate_against, name_of, summary)
-from kernel_rules.domain.mapper import SourceConditions
+from kernel_rules.domain.map.mapper import SourceConditions
 
 LINE_CONDS = {
     ("fs/eventpoll.c", 10): TRUE,
@@ -112,7 +112,7 @@ def test_a_baseline_without_phases_is_refused():
 
 
 def test_readers_accept_format_1_and_2_and_name_the_target_of_any_other():
-    from kernel_rules.domain.tailor import InputError, set_requirements
+    from kernel_rules.domain.compose.tailor import InputError, set_requirements
 
     doc = json.loads(dumps(_baseline({1: ("init",), 2: ("init",), 5: ("boot",)})))
     reqs = set_requirements("x:b", doc, "s", "c")

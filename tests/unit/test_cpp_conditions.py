@@ -1,8 +1,8 @@
 import time
 
-from kernel_rules.domain.conditions import (
+from kernel_rules.domain.map.conditions import (
     FALSE, TRUE, And, Not, Or, Sym, Unknown, conj, definite_facts, evaluate, neg)
-from kernel_rules.domain.cpp_conditions import (
+from kernel_rules.domain.map.cpp_conditions import (
     definite_facts_for, expression_condition, line_conditions)
 
 

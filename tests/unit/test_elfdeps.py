@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from kernel_rules.domain.elfdeps import MissingLibrary, NotAnElf, closure
+from kernel_rules.domain.guest.elfdeps import MissingLibrary, NotAnElf, closure
 
 
 def test_dynamic_program_closure_includes_loader_and_libc():

@@ -1,6 +1,6 @@
 import pytest
 
-from kernel_rules.domain.fragments import (
+from kernel_rules.domain.kconfig.fragments import (
     FragmentError,
     config_distance,
     decode,

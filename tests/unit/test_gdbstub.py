@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from kernel_rules.domain.gdbstub import GdbClient, packet
+from kernel_rules.domain.trace.gdbstub import GdbClient, packet
 from tests.conftest import require_tools
 
 

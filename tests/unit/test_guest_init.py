@@ -1,4 +1,4 @@
-from kernel_rules.domain.guest_init import render_app_init
+from kernel_rules.domain.guest.init import render_app_init
 
 
 def test_build_values_are_shell_quoted():
@@ -14,7 +14,7 @@ def test_app_init_never_waits_for_the_host():
 
 
 def test_modules_load_only_on_a_kernel_with_module_support():
-    from kernel_rules.domain.guest_init import BOOT_INIT
+    from kernel_rules.domain.guest.init import BOOT_INIT
 
     for text in (BOOT_INIT, render_app_init("examples/x:app", "w.sh")):
         assert '[ -d "$kr_modules" ] && [ -e /proc/modules ]' in text
@@ -22,7 +22,7 @@ def test_modules_load_only_on_a_kernel_with_module_support():
 
 
 def test_boot_init_confirms_its_mode_and_reports_the_boot_step():
-    from kernel_rules.domain.guest_init import BOOT_INIT
+    from kernel_rules.domain.guest.init import BOOT_INIT
 
     step = BOOT_INIT.index("/bin/sh /etc/kernel_rules/boot.sh")
     assert BOOT_INIT.index("kr_boot=$?", step) < BOOT_INIT.index("KERNEL_RULES_INIT_OK")
@@ -47,6 +47,6 @@ def test_app_init_reports_the_workload_framed_after_the_window():
 
 
 def test_boot_init_runs_the_user_space_marker_first():
-    from kernel_rules.domain.guest_init import BOOT_INIT
+    from kernel_rules.domain.guest.init import BOOT_INIT
 
     assert BOOT_INIT.splitlines()[:2] == ["#!/bin/sh", "/bin/kr-userspace-begin"]

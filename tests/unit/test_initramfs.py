@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from kernel_rules.domain.initramfs import (
+from kernel_rules.domain.guest.initramfs import (
     char_device,
     cpio_newc,
     directory,
@@ -54,7 +54,7 @@ def test_static_elf_detection():
 
 
 def test_app_image_with_host_binaries_and_programs_is_byte_identical(tmp_path, monkeypatch):
-    from kernel_rules.domain.initramfs import main
+    from kernel_rules.domain.guest.initramfs import main
 
     repo = __import__("pathlib").Path(__file__).resolve().parents[2]
     (tmp_path / "init").write_text("#!/bin/sh\n")
@@ -66,7 +66,7 @@ def test_app_image_with_host_binaries_and_programs_is_byte_identical(tmp_path, m
         assert main(["--busybox", "/bin/busybox", "--init", "init", "--out", str(out),
                      "--binary", "/usr/bin/sqlite3",
                      "--program", str(repo / "examples/tracing/ipc_demo.c"),
-                     "--marker-source", str(repo / "kernel_rules/domain/window_marker.c"),
+                     "--marker-source", str(repo / "kernel_rules/domain/guest/window_marker.c"),
                      "--file", "w.sh", "app/w.sh"]) == 0
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
@@ -80,7 +80,7 @@ def test_app_image_with_host_binaries_and_programs_is_byte_identical(tmp_path, m
 
 
 def test_a_file_whose_name_holds_an_equals_sign_keeps_its_name(tmp_path, monkeypatch):
-    from kernel_rules.domain.initramfs import main
+    from kernel_rules.domain.guest.initramfs import main
 
     (tmp_path / "init").write_text("#!/bin/sh\n")
     (tmp_path / "a=b.txt").write_text("data\n")

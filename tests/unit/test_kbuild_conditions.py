@@ -9,9 +9,9 @@ from typing import Dict, Iterable
 
 import pytest
 
-from kernel_rules.domain.conditions import (
+from kernel_rules.domain.map.conditions import (
     FALSE, TRUE, Formula, Not, Sym, Unknown, conj, definite_facts, disj, evaluate)
-from kernel_rules.domain.kbuild_conditions import KbuildCondition, KbuildIndex
+from kernel_rules.domain.map.kbuild_conditions import KbuildCondition, KbuildIndex
 
 
 def tree(root: Path, files: Dict[str, str]) -> KbuildIndex:

@@ -1,4 +1,4 @@
-from kernel_rules.domain.kbuild_deps import changed_symbols, lower_bound, object_symbols
+from kernel_rules.domain.build.kbuild_deps import changed_symbols, lower_bound, object_symbols
 
 
 def test_object_symbols_reads_fixdep_output(tmp_path):
@@ -22,7 +22,7 @@ def test_changed_symbols_treats_absent_as_n():
 
 
 def test_objects_depending_on_a_regenerated_header_are_in_the_bound(tmp_path):
-    from kernel_rules.domain.kbuild_deps import changed_files, generated_digests, object_deps
+    from kernel_rules.domain.build.kbuild_deps import changed_files, generated_digests, object_deps
 
     (tmp_path / "arch/x86/entry").mkdir(parents=True)
     (tmp_path / "include/generated").mkdir(parents=True)

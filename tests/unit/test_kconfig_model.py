@@ -34,9 +34,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pytest
 
-from kernel_rules.domain.fragments import config_lines, parse_config
-from kernel_rules.domain.kconfig import kbuild_environment, load_kconfig
-from kernel_rules.domain.kconfig_model import KconfigModel, _compare
+from kernel_rules.domain.kconfig.fragments import config_lines, parse_config
+from kernel_rules.domain.kconfig.tree import kbuild_environment, load_kconfig
+from kernel_rules.domain.kconfig.model import KconfigModel, _compare
 
 ENV = {"PATH": "/usr/bin:/bin"}
 SEEDS = range(1, 51)  # restricted to the universe

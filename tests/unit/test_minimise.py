@@ -7,7 +7,7 @@ from typing import Callable, FrozenSet, List, Set, Tuple
 
 import pytest
 
-from kernel_rules.domain.minimise import (
+from kernel_rules.domain.compose.minimise import (
     SoftGroup, groups_document, groups_from_document, minimisation_record, plan, search,
     soft_groups, whole_groups)
 

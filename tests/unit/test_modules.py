@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from kernel_rules.domain.modules import (
+from kernel_rules.domain.map.modules import (
     debug_files, parse_sections, resolve_modules, section_sizes, split_addresses)
 from tests.conftest import require_tools
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from kernel_rules.domain.prebuilt import (
+from kernel_rules.domain.prebuilt.debian import (
     PrebuiltError, _outer_files, check_versions, load_order, release_of)
 from tests.conftest import require_tools
 

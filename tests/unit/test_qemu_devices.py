@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kernel_rules.domain.qemu_devices import device_problem, parse_device
+from kernel_rules.domain.guest.qemu_devices import device_problem, parse_device
 
 
 def test_parses_like_qemu_options():

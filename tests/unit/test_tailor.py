@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from pysat.solvers import Solver
 
-from kernel_rules.domain.compose import Requirement, compose
-from kernel_rules.domain.kconfig_model import KconfigModel
-from kernel_rules.domain.report import build_report, render_markdown, symbol_sizes
-from kernel_rules.domain.fragments import Request
-from kernel_rules.domain.tailor import (
+from kernel_rules.domain.compose.solver import Requirement, compose
+from kernel_rules.domain.kconfig.model import KconfigModel
+from kernel_rules.domain.compose.report import build_report, render_markdown, symbol_sizes
+from kernel_rules.domain.kconfig.fragments import Request
+from kernel_rules.domain.compose.tailor import (
     InputError, blocking_clause, composed_set, dropped_forced_values, field_requirements, holds,
     set_requirements, universe_of)
 from tests.unit.test_kconfig_model import synthetic_kconf
@@ -202,7 +202,7 @@ def test_report_compares_with_the_trace_kernel():
 
 
 def test_formulas_parse_and_evaluate():
-    from kernel_rules.domain.compose import formula_holds, parse_formula
+    from kernel_rules.domain.compose.solver import formula_holds, parse_formula
 
     tree = parse_formula("!(INPUT_LEDS && LEDS_TRIGGERS=y) || X=m")
     assert tree == ("or", ("not", ("and", ("sym", "INPUT_LEDS", "ym"),
@@ -218,7 +218,7 @@ def test_formulas_parse_and_evaluate():
 def test_condition_formulas_are_solved_and_explained(kconf):
     """A set's condition `A || C2`: C2 would do, but forbidding it leaves A; forbidding A too
     is a conflict naming the formula."""
-    from kernel_rules.domain.compose import Unsatisfiable
+    from kernel_rules.domain.compose.solver import Unsatisfiable
 
     doc = _doc()
     doc["requirements"] = {}
@@ -262,7 +262,7 @@ config DRV
 
 
 def test_no_modules_builds_module_code_in_and_relaxes_what_needs_modules(tmp_path):
-    from kernel_rules.domain.tailor import NO_MODULES, drop_incompatible, without_modules
+    from kernel_rules.domain.compose.tailor import NO_MODULES, drop_incompatible, without_modules
 
     kconf = synthetic_kconf(tmp_path, MODULES_KCONFIG)
     trace = {"MODULES": "y", "MODULE_SIG": "y", "KPROBES": "y", "TRACER": "y", "NET": "y",
@@ -291,7 +291,7 @@ def test_no_modules_builds_module_code_in_and_relaxes_what_needs_modules(tmp_pat
 
 
 def test_soft_items_by_mode():
-    from kernel_rules.domain.tailor import soft_items
+    from kernel_rules.domain.compose.tailor import soft_items
 
     reqs = [Requirement("A", "y", "baseline b (x.c:1)"), Requirement("B", "ym", "baseline b"),
             Requirement("B", "y", "app a (y.c:2)"), Requirement("HIDDEN", "y", "baseline b"),
@@ -308,7 +308,7 @@ def test_soft_items_by_mode():
 
 
 def test_drop_file_must_be_a_list_of_strings(tmp_path):
-    from kernel_rules.domain.tailor import read_drop_file
+    from kernel_rules.domain.compose.tailor import read_drop_file
 
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text('["A", "A || B"]')
@@ -320,7 +320,7 @@ def test_drop_file_must_be_a_list_of_strings(tmp_path):
 
 
 def test_item_phases_reads_format_2_and_nothing_from_format_1():
-    from kernel_rules.domain.tailor import item_phases
+    from kernel_rules.domain.compose.tailor import item_phases
 
     doc = {"requirements": {"A": {"value": "y", "phases": ["init"]}, "B": {"value": "y"}},
            "conditions": [{"formula": "A || B", "phases": ["boot", "init"]}]}

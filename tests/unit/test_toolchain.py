@@ -1,6 +1,6 @@
 import os
 
-from kernel_rules.domain.toolchain import probe
+from kernel_rules.domain.build.toolchain import probe
 
 
 def test_missing_tools_are_named_with_their_debian_package(tmp_path):

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from kernel_rules.domain.qemu import BootSpec, Machine
-from kernel_rules.domain.tracer import trace_app, trace_boot
+from kernel_rules.domain.guest.qemu import BootSpec, Machine
+from kernel_rules.domain.trace.tracer import trace_app, trace_boot
 from tests.conftest import require_tools
 from tests.unit.fake_qemu import fake_qemu
 
@@ -66,7 +66,7 @@ def test_a_boot_trace_without_the_guests_confirmation_fails(tmp_path):
 
 def test_the_tracer_refuses_a_command_line_the_kernel_would_cut(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "kernel_rules.domain.tracer", "boot", "--qemu", "qemu",
+        [sys.executable, "-m", "kernel_rules.domain.trace.tracer", "boot", "--qemu", "qemu",
          "--kernel", "k", "--initrd", "i", "--cmdline=" + "x" * 2100, "--out", str(tmp_path)],
         capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 1
@@ -77,7 +77,7 @@ def test_machine_values_starting_with_a_dash_reach_the_tracer_as_values(tmp_path
     """`memory="-5M"` gave an argparse usage dump: the rules pass `--memory=-5M`."""
     qemu = fake_qemu(tmp_path, "", stderr="qemu-system-x86_64: -m -5M: bad size\n", code=1)
     done = subprocess.run(
-        [sys.executable, "-m", "kernel_rules.domain.tracer", "boot", "--qemu", qemu,
+        [sys.executable, "-m", "kernel_rules.domain.trace.tracer", "boot", "--qemu", qemu,
          "--kernel", "k", "--initrd", "i", "--cmdline=console=ttyS0", "--memory=-5M",
          "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 1 and "usage:" not in done.stderr
@@ -89,7 +89,7 @@ def _insns(*addrs: int) -> str:
 
 
 def test_a_boot_trace_stops_at_the_user_space_marker_and_logs_everything_again(tmp_path):
-    from kernel_rules.domain.trace import USERSPACE_BEGIN
+    from kernel_rules.domain.trace.log import USERSPACE_BEGIN
 
     log = (_insns(0xFFFFFFFF81000100, 0xFFFFFFFF81000200) + "AT_BREAKPOINT\n"
            + _insns(USERSPACE_BEGIN, 0xFFFFFFFF81000200, 0xFFFFFFFF81000300))
@@ -111,14 +111,14 @@ def test_a_boot_whose_init_never_runs_the_user_space_marker_fails(tmp_path):
 
 
 def test_addresses_txt_gives_each_address_its_phases(tmp_path):
-    from kernel_rules.domain.mapper import read_addresses
-    from kernel_rules.domain.trace import USERSPACE_BEGIN
+    from kernel_rules.domain.map.mapper import read_addresses
+    from kernel_rules.domain.trace.log import USERSPACE_BEGIN
 
     log = (_insns(0xFFFFFFFF81000100, 0xFFFFFFFF81000200) + "AT_BREAKPOINT\n"
            + _insns(USERSPACE_BEGIN, 0xFFFFFFFF81000200))
     qemu = fake_qemu(tmp_path, MARKER_LINE + "KR_MODE check boot_script=none\n", log=log)
     done = subprocess.run(
-        [sys.executable, "-m", "kernel_rules.domain.tracer", "boot", "--qemu", qemu,
+        [sys.executable, "-m", "kernel_rules.domain.trace.tracer", "boot", "--qemu", qemu,
          "--kernel", "k", "--initrd", "i", "--cmdline=console=ttyS0", "--out",
          str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kernel_rules.domain.warm_trees import BUILDING, LAST_CONFIG, TreePool, repair_interrupted, unpack_source
+from kernel_rules.domain.build.warm_trees import BUILDING, LAST_CONFIG, TreePool, repair_interrupted, unpack_source
 
 SHA = "ab" * 32
 
@@ -44,7 +44,7 @@ def test_lock_is_exclusive_across_processes(tmp_path):
         _finish(t0, "CONFIG_A=y\n")
     code = (
         "import sys, time; sys.path.insert(0, %r)\n"
-        "from kernel_rules.domain.warm_trees import TreePool\n"
+        "from kernel_rules.domain.build.warm_trees import TreePool\n"
         "p = TreePool(%r, 'trees', %r, max_trees=1)\n"
         "t = time.monotonic()\n"
         "with p.acquire({}) as tree: print(round(time.monotonic() - t, 1))\n"
@@ -79,7 +79,7 @@ def test_interrupted_build_removes_only_files_written_after_it_began(tmp_path):
 def test_killed_holder_releases_the_tree(tmp_path):
     code = (
         "import sys, time; sys.path.insert(0, %r)\n"
-        "from kernel_rules.domain.warm_trees import TreePool\n"
+        "from kernel_rules.domain.build.warm_trees import TreePool\n"
         "p = TreePool(%r, 'trees', %r, max_trees=1)\n"
         "with p.acquire({}) as tree:\n"
         "    tree.begin_build(); open(tree.path + '/x.o', 'w').write('partial')\n"
@@ -137,7 +137,7 @@ def _tarball(path, top="linux-x"):
 
 _UNPACK = (
     "import sys; sys.path.insert(0, {repo!r})\n"
-    "from kernel_rules.domain import warm_trees as w\n"
+    "from kernel_rules.domain.build import warm_trees as w\n"
     "w.SOURCES_KEPT = 1\n"
     "print(w.unpack_source({cache!r}, {tarball!r}, {sha!r}))\n"
 )

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from kernel_rules.domain.fragments import config_distance, parse_config
+from kernel_rules.domain.kconfig.fragments import config_distance, parse_config
 
 LAST_CONFIG = ".kr-last-config"
 BUILDING = ".kr-building"

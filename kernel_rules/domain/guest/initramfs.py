@@ -6,9 +6,9 @@ owner is root, inode numbers are assigned in order, and gzip carries no name and
 `busybox_initramfs()` lays out the minimal image every kernel_rules guest starts from: a static
 busybox with a symlink per applet, `/dev/console`, the usual mount points, and an `/init`.
 With `--marker-source` (window_marker.c) the image also holds the marker programs of `MARKERS`,
-each a jump to its fixed user address (see domain.trace).
+each a jump to its fixed user address (see domain.trace.log).
 
-Run as `python3 -m kernel_rules.domain.initramfs --busybox PATH --init FILE --out FILE`.
+Run as `python3 -m kernel_rules.domain.guest.initramfs --busybox PATH --init FILE --out FILE`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from kernel_rules.domain.trace import USERSPACE_BEGIN, WINDOW_BEGIN, WINDOW_END
+from kernel_rules.domain.trace.log import USERSPACE_BEGIN, WINDOW_BEGIN, WINDOW_END
 
 MARKERS = (("bin/kr-userspace-begin", USERSPACE_BEGIN), ("bin/kr-window-begin", WINDOW_BEGIN),
            ("bin/kr-window-end", WINDOW_END))
@@ -194,7 +194,7 @@ def main(argv: Sequence[str]) -> int:
     extra: List[Entry] = []
     try:
         if args.binary:
-            from kernel_rules.domain.elfdeps import closure
+            from kernel_rules.domain.guest.elfdeps import closure
 
             extra += host_file_entries(closure(args.binary))
         for src in args.program:

@@ -5,7 +5,7 @@ PATH), reports the missing ones with the Debian package that provides each, and 
 fingerprint: the version banners of the compiler, binutils and make plus the sha256 of every tool
 binary. The fingerprint goes into the cache key of every build, so a toolchain upgrade rebuilds.
 
-Run as `python3 -m kernel_rules.domain.toolchain SEARCH_PATH [TOOL...]`; prints JSON.
+Run as `python3 -m kernel_rules.domain.build.toolchain SEARCH_PATH [TOOL...]`; prints JSON.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 it takes to boot, and which applications passed on it.
 
 `build_report` gathers plain data (parsed configs, `sizes.json` of both builds, the composition
-stats of `domain.tailor`, the results of `domain.app_check`) into one JSON-able dict;
+stats of `domain.compose.tailor`, the results of `domain.guest.app_check`) into one JSON-able dict;
 `render_markdown` turns that dict into `report.md`.
 """
 

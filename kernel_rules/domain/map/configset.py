@@ -32,13 +32,13 @@ condition of the object holding the executed code AND the C preprocessor conditi
 line, in every frame of its inline chain. `contradictions` lists facts that do not hold in the
 trace kernel's own configuration: a mapping error (the check should always find none).
 
-Phases (domain.trace): `init`, code executed during kernel initialisation, before the baseline's
+Phases (domain.trace.log): `init`, code executed during kernel initialisation, before the baseline's
 first user-space program; `boot`, code executed in the baseline's user-space boot (complete: code
 that ran during initialisation and runs again is seen again); `app`, code executed in an app's
 window (every entry of an app set has `["app"]`). The phases of a requirement or condition are
 those of all the executed addresses behind its evidence lines; a requirement seen only in `init`
 comes from code that ran during initialisation and not again in the traced user-space boot. Format 1 was the same without `phases`
-and `phase_addresses`; readers (domain.tailor) accept both.
+and `phase_addresses`; readers (domain.compose.tailor) accept both.
 
 The set is named by the sha256 of its bytes.
 """
@@ -51,8 +51,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
 
-from kernel_rules.domain.addr2src import Location
-from kernel_rules.domain.conditions import Formula, conj, TRUE, Unknown, And, Sym, Not
+from kernel_rules.domain.map.addr2src import Location
+from kernel_rules.domain.map.conditions import Formula, conj, TRUE, Unknown, And, Sym, Not
 
 FORMAT = "kernel_rules/config-set@2"
 APP_PHASES = ("app",)

@@ -60,7 +60,7 @@ import re
 from bisect import bisect_right
 from typing import Callable, FrozenSet, List, Optional, Tuple
 
-from kernel_rules.domain.conditions import (
+from kernel_rules.domain.map.conditions import (
     FALSE, TRUE, And, Fact, Formula, Not, Sym, Unknown, conj, definite_facts, disj, neg)
 
 # Comments and literals. A block comment becomes one blank plus one splice per newline it held,

@@ -8,13 +8,13 @@ as its first command; QEMU starts stopped (`-S`) with its gdbstub on a socket, a
 stops the guest there exactly as it stops an app at its window (below) and logs every block
 again from then on: addresses logged before that point are the boot's *init* phase (kernel
 initialisation), those after it its *boot* phase (the user-space boot), each complete
-(domain.trace.kernel_addresses). A guest that never runs the marker fails the trace.
+(domain.trace.log.kernel_addresses). A guest that never runs the marker fails the trace.
 
 A boot trace passes only when the guest confirms that it ran in check mode and that its boot
-step (the baseline's `boot_script`), if any, exited 0 (domain.qemu.check_problem); a guest that
+step (the baseline's `boot_script`), if any, exited 0 (domain.guest.qemu.check_problem); a guest that
 says it is interactive is stopped at once.
 
-`app` traces the application window of a guest whose init (see domain.guest_init) runs the
+`app` traces the application window of a guest whose init (see domain.guest.init) runs the
 `WINDOW_BEGIN` marker, the workload and the `WINDOW_END` marker. QEMU starts stopped (`-S`) with
 its gdbstub on a socket; the tracer sets a breakpoint at `WINDOW_BEGIN` and lets the guest run.
 A breakpoint stops the virtual CPU before that instruction, at the same instruction count on
@@ -23,7 +23,7 @@ monitor (so every block executed from then on is translated and logged again, ev
 at boot), removes the breakpoint and continues. The guest never waits for the host, the console
 goes to a file (QEMU's stdout), and the whole run is under `-icount`: it is as deterministic as a
 boot trace. The workload's status and output come only from the guest's framed report
-(domain.app_check.workload_report); when the timeout passes, the tracer asks the guest for the
+(domain.guest.app_check.workload_report); when the timeout passes, the tracer asks the guest for the
 output so far (a `KR_DUMP` line on the console's input, which stays silent otherwise).
 
 QEMU's stderr is kept (`qemu.stderr`) and is part of every failure's reason; a QEMU that exits
@@ -50,12 +50,12 @@ import sys
 import time
 from typing import List, Optional, Sequence, Tuple
 
-from kernel_rules.domain import trace as tr
-from kernel_rules.domain.app_check import (
+from kernel_rules.domain.trace import log as tr
+from kernel_rules.domain.guest.app_check import (
     DUMP_GRACE, DUMP_REQUEST, WorkloadReport, failure_details, workload_report)
-from kernel_rules.domain.gdbstub import GdbClient, GdbError
-from kernel_rules.domain.modules import parse_sections
-from kernel_rules.domain.qemu import (
+from kernel_rules.domain.trace.gdbstub import GdbClient, GdbError
+from kernel_rules.domain.map.modules import parse_sections
+from kernel_rules.domain.guest.qemu import (
     INIT_MARKER, BootSpec, Machine, check_problem, cmdline_problem, command_line, console_tail,
     interactive, with_qemu_stderr)
 
@@ -269,7 +269,7 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
 
 
 def _ask_for_output(proc: subprocess.Popen) -> bool:
-    """Ask the guest for its workload's output so far (see domain.guest_init)."""
+    """Ask the guest for its workload's output so far (see domain.guest.init)."""
     if proc.poll() is not None or proc.stdin is None:
         return False
     try:

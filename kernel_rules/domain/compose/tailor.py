@@ -1,6 +1,6 @@
 """Compose a tailored kernel's `.config`: config sets + force/forbid -> MaxSAT -> olddefconfig.
 
-This is the program of the composition process (`python3 -m kernel_rules.domain.tailor ...`):
+This is the program of the composition process (`python3 -m kernel_rules.domain.compose.tailor ...`):
 
 1. Requirements: every requirement of every config set (the baseline's and each app's), labelled
    with its target and a sample of its file:line evidence, and every condition of a set that is a
@@ -23,7 +23,7 @@ This is the program of the composition process (`python3 -m kernel_rules.domain.
    value must have survived. If one did not, the assignment `conf` disagreed with becomes a
    blocking clause and the solver runs again (at most MAX_ROUNDS rounds).
 
-Soft requirements (`--soft baseline|traced`, for verified minimisation, see `domain.minimise`):
+Soft requirements (`--soft baseline|traced`, for verified minimisation, see `domain.compose.minimise`):
 traced requirements that a boot and the workloads may show to be unneeded. `baseline`: those only
 the baseline's trace has (no app's set, no `force`) and, when its set records phases, saw only
 during kernel initialisation; `traced`: every traced requirement that is
@@ -52,15 +52,15 @@ import time
 from collections import defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from kernel_rules.domain.compose import (
+from kernel_rules.domain.compose.solver import (
     FORMULA, Requirement, Unsatisfiable, close_over_dependencies, compose, enabled, formula_holds,
     incompatible_with, parse_formula, render_config)
-from kernel_rules.domain.config_check import Violation, explain, find_violations
-from kernel_rules.domain.config_policy import (
+from kernel_rules.domain.kconfig.config_check import Violation, explain, find_violations
+from kernel_rules.domain.kconfig.config_policy import (
     PolicyError, check_final, forbid_symbol, force_value)
-from kernel_rules.domain.fragments import FragmentError, Request, parse_config
-from kernel_rules.domain.minimise import groups_document, soft_groups
-from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
+from kernel_rules.domain.kconfig.fragments import FragmentError, Request, parse_config
+from kernel_rules.domain.compose.minimise import groups_document, soft_groups
+from kernel_rules.domain.build.warm_trees import TreePool, log, unpack_source
 
 FORMAT = "kernel_rules/requirements@1"
 MAX_ROUNDS = 5
@@ -228,8 +228,8 @@ def universe_of(kconf, trace_config: Mapping[str, str]) -> Dict[str, str]:
 
 def size_weights(srctree: str, sizes: Mapping[str, int], is_option) -> Dict[str, int]:
     """symbol -> 1 + (bytes of the objects built only with it) // 64, from Kbuild conditions."""
-    from kernel_rules.domain.conditions import definite_facts
-    from kernel_rules.domain.kbuild_conditions import KbuildIndex
+    from kernel_rules.domain.map.conditions import definite_facts
+    from kernel_rules.domain.map.kbuild_conditions import KbuildIndex
 
     index = KbuildIndex(srctree, "x86")
     share: Dict[str, float] = defaultdict(float)
@@ -295,7 +295,7 @@ def read_drop_file(path: Optional[str]) -> frozenset:
 
 def olddefconfig(args: argparse.Namespace, src: str, text: str) -> str:
     """The kernel's own `make olddefconfig` run on `text`, in a configuration tree."""
-    from kernel_rules.domain.kbuild import _write_config, run_make
+    from kernel_rules.domain.build.kbuild import _write_config, run_make
 
     pool = TreePool(args.cache, "conf", args.sha256, max_trees=args.max_trees)
     with pool.acquire({}) as tree:
@@ -342,8 +342,8 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     """(final .config text, requirements document, stats); raises InputError/Unsatisfiable."""
     import kconfiglib as K
 
-    from kernel_rules.domain.kconfig import load_kconfig
-    from kernel_rules.domain.kconfig_model import KconfigModel
+    from kernel_rules.domain.kconfig.tree import load_kconfig
+    from kernel_rules.domain.kconfig.model import KconfigModel
 
     times: Dict[str, float] = {}
     t0 = time.monotonic()

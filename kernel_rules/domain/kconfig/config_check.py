@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
-from kernel_rules.domain.fragments import Request
+from kernel_rules.domain.kconfig.fragments import Request
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,6 @@ def format_report(violations: List[Violation], header: Optional[str] = None) -> 
 
 def final_values(text: str) -> Dict[str, str]:
     """{symbol: value} of a final `.config` text (comments other than `is not set` ignored)."""
-    from kernel_rules.domain.fragments import parse_config
+    from kernel_rules.domain.kconfig.fragments import parse_config
 
     return parse_config(text)

@@ -1,10 +1,10 @@
 """Boot a kernel with each application's image and run its workload, untraced; and the host's
 side of the app guests' console protocol (the workload's framed report), for traces too.
 
-`python3 -m kernel_rules.domain.app_check --apps apps.json --kernel bzImage --qemu ... --out out`
+`python3 -m kernel_rules.domain.guest.app_check --apps apps.json --kernel bzImage --qemu ... --out out`
 
 `apps.json` is a list of {"name", "initrd", "success" (a regex or null), "timeout"}. Each image is
-an app_profile's traced-guest image (see domain.guest_init): its init prints the init marker with
+an app_profile's traced-guest image (see domain.guest.init): its init prints the init marker with
 the guest's uptime, marks the application window, runs the workload and reports its output and
 exit status framed (`KR_OUTPUT_BEGIN`, base64 `KR_OUTPUT` lines, `KR_WORKLOAD_STATUS <status>
 <bytes> <sha256>`). Here nothing stops the guest and nothing is logged: this is the plain run of
@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from kernel_rules.domain.qemu import (
+from kernel_rules.domain.guest.qemu import (
     INIT_MARKER, BootSpec, Machine, cmdline_problem, command_line, console_tail, watch_console,
     with_qemu_stderr)
 

@@ -35,8 +35,8 @@ from pysat.examples.rc2 import RC2Stratified
 from pysat.formula import WCNF
 from pysat.solvers import Solver
 
-from kernel_rules.domain.fragments import config_lines
-from kernel_rules.domain.kconfig_model import KconfigModel
+from kernel_rules.domain.kconfig.fragments import config_lines
+from kernel_rules.domain.kconfig.model import KconfigModel
 
 VALUES = ("y", "m", "ym", "n", "not-y", "holds")
 FORMULA = "holds"  # the value of a Requirement whose `symbol` is a formula (see parse_formula)

@@ -59,7 +59,7 @@ TRI_CONST = {"n": N, "m": M, "y": Y}
 
 
 def _kconfiglib():
-    import kconfiglib  # lazily, like kernel_rules.domain.kconfig
+    import kconfiglib  # lazily, like kernel_rules.domain.kconfig.tree
 
     return kconfiglib
 

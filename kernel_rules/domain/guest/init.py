@@ -1,7 +1,7 @@
 """The guests' `/init` programs and the console protocol they speak to the host.
 
 `BOOT_INIT`, the minimal guest image used by `run`, boot checks and boot traces: it first runs
-the user-space marker (`/bin/kr-userspace-begin`, a jump to domain.trace.USERSPACE_BEGIN, where a
+the user-space marker (`/bin/kr-userspace-begin`, a jump to domain.trace.log.USERSPACE_BEGIN, where a
 boot trace's kernel initialisation phase ends; elsewhere it does nothing), then mounts /proc,
 /sys and /dev when the kernel supports them, runs the baseline's boot step
 (`/etc/kernel_rules/boot.sh`) if the image has one, prints the init marker (the proof that the
@@ -9,7 +9,7 @@ kernel booted to user space) and then confirms the mode it runs in: with `kernel
 on the kernel command line (`pants test`, boot traces) it lowers the console loglevel, prints
 `KR_MODE check boot_script=<none|exit status>` and powers off; otherwise it prints
 `KR_MODE interactive boot_script=... cmdline_bytes=<n>` and gives the console a shell
-(`pants run`; leaving the shell ends the guest). See domain.qemu.check_problem for the host's
+(`pants run`; leaving the shell ends the guest). See domain.guest.qemu.check_problem for the host's
 reading.
 
 `render_app_init`, the app guest (traces and app checks): it runs the workload with its stdin on
@@ -25,16 +25,16 @@ reaches the console), then prints
 
 If the host sends a line `KR_DUMP` on the console (it does when the workload ran out of time), a
 listener started before the window reports the output so far the same way, ending with
-`KR_WORKLOAD_RUNNING <output bytes> <sha256>`. See domain.app_check for the host's reading.
+`KR_WORKLOAD_RUNNING <output bytes> <sha256>`. See domain.guest.app_check for the host's reading.
 """
 
-from kernel_rules.domain.app_check import (
+from kernel_rules.domain.guest.app_check import (
     DUMP_REQUEST, OUTPUT_BEGIN, OUTPUT_LINE, WORKLOAD_RUNNING, WORKLOAD_STATUS_LINE)
-from kernel_rules.domain.qemu import CHECK_PARAM, INIT_MARKER, MODE_LINE
+from kernel_rules.domain.guest.qemu import CHECK_PARAM, INIT_MARKER, MODE_LINE
 
 BOOT_SCRIPT = "etc/kernel_rules/boot.sh"
-MODULE_LIST = "etc/kernel_rules/modules"  # see domain.prebuilt
-MODULE_SECTION = "KR_MODSECT"  # `KR_MODSECT <module> <section> <address>`: see domain.modules
+MODULE_LIST = "etc/kernel_rules/modules"  # see domain.prebuilt.debian
+MODULE_SECTION = "KR_MODSECT"  # `KR_MODSECT <module> <section> <address>`: see domain.map.modules
 MEMINFO = "KR_MEMINFO"  # `KR_MEMINFO <MemTotal kB> <MemAvailable kB>`
 
 # Loads the image's modules, in order, when they are for the running kernel (a tailored kernel
@@ -146,7 +146,7 @@ def render_app_init(app: str, workload: str) -> str:
 
     import jinja2
 
-    from kernel_rules.domain.tracer import WINDOW_REQUEST
+    from kernel_rules.domain.trace.tracer import WINDOW_REQUEST
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["q"] = shlex.quote

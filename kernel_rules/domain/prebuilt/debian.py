@@ -7,7 +7,7 @@ A prebuilt trace kernel is two Debian packages of one kernel build:
 - its debug package (`...-dbg`): the DWARF `vmlinux` under `usr/lib/debug/boot/` and one debug
   file per module under `usr/lib/debug/lib/modules/<release>/`.
 
-Subcommands (run as `python3 -m kernel_rules.domain.prebuilt ...`):
+Subcommands (run as `python3 -m kernel_rules.domain.prebuilt.debian ...`):
 
 `unpack`: checks that both packages are of the same version and that it matches the source the
   tailored kernels are built from, then writes to --out: `bzImage` (the vmlinuz), `vmlinux` (with
@@ -95,8 +95,8 @@ PREBUILT_KEPT = 2  # unpacked debug packages kept (the most recently used; 1.7 G
 
 def debug_tree(cache: str, deb: str, sha256: str) -> str:
     """The debug package unpacked under `cache`, once per sha256 (locked; safe to share; unused
-    ones evicted, see domain.warm_trees.unpack_once)."""
-    from kernel_rules.domain.warm_trees import unpack_once
+    ones evicted, see domain.build.warm_trees.unpack_once)."""
+    from kernel_rules.domain.build.warm_trees import unpack_once
 
     def fill(tmp: str) -> None:
         print(f"kernel_rules: unpacking {os.path.basename(deb)} (once per sha256)", file=sys.stderr)
@@ -328,7 +328,7 @@ def main(argv: Sequence[str]) -> int:
         if args.command == "unpack":
             srctree = args.srctree
             if args.tarball:
-                from kernel_rules.domain.warm_trees import unpack_source
+                from kernel_rules.domain.build.warm_trees import unpack_source
 
                 srctree = unpack_source(args.cache, args.tarball, args.tarball_sha256)
             info = unpack(args.image_deb, args.debug_deb, args.debug_sha256, args.cache,

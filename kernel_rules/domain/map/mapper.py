@@ -1,17 +1,17 @@
 """Turn a trace (kernel addresses) into a config set: the process entry point of the mapping step.
 
 addresses --addr2line--> file:line frames --Kbuild + C preprocessor--> presence conditions
---definite facts, checked against the trace kernel's .config--> config set (domain.configset).
+--definite facts, checked against the trace kernel's .config--> config set (domain.map.configset).
 
-Addresses in loadable modules are resolved against the modules' debug files (domain.modules),
+Addresses in loadable modules are resolved against the modules' debug files (domain.map.modules),
 which come from the prebuilt kernel's debug package (`--debug-deb`); module sections the guest
 printed are in `trace.json`.
 
-Run as `python3 -m kernel_rules.domain.mapper --tarball F --sha256 H --cache DIR --vmlinux F --config F
+Run as `python3 -m kernel_rules.domain.map.mapper --tarball F --sha256 H --cache DIR --vmlinux F --config F
 --addresses F --trace F --kind baseline|app --target ADDR --traced-on JSON --out DIR
 [--prefix P] [--debug-deb F --debug-sha256 H --release R]`.
 --addresses is the tracer's `addresses.txt` (each address with the phases it was executed in,
-which the config set keeps: domain.configset). Writes `config-set.json` and `summary.md` to --out.
+which the config set keeps: domain.map.configset). Writes `config-set.json` and `summary.md` to --out.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import os
 import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from kernel_rules.domain import configset
-from kernel_rules.domain.addr2src import DEFAULT_PREFIXES, resolve
-from kernel_rules.domain.conditions import TRUE, Formula, Unknown
-from kernel_rules.domain.cpp_conditions import LineConditions, definite_facts_for, line_conditions
-from kernel_rules.domain.fragments import parse_config
-from kernel_rules.domain.kbuild_conditions import KbuildIndex
-from kernel_rules.domain.warm_trees import unpack_source
+from kernel_rules.domain.map import configset
+from kernel_rules.domain.map.addr2src import DEFAULT_PREFIXES, resolve
+from kernel_rules.domain.map.conditions import TRUE, Formula, Unknown
+from kernel_rules.domain.map.cpp_conditions import LineConditions, definite_facts_for, line_conditions
+from kernel_rules.domain.kconfig.fragments import parse_config
+from kernel_rules.domain.map.kbuild_conditions import KbuildIndex
+from kernel_rules.domain.build.warm_trees import unpack_source
 
 
 class SourceConditions:
@@ -81,7 +81,7 @@ def object_condition_of(index: KbuildIndex):
 
 def tristate_oracle(srctree: str, arch: str):
     """symbol -> True if tristate, from the real Kconfig (kconfiglib, ~2 s)."""
-    from kernel_rules.domain.kconfig import load_kconfig
+    from kernel_rules.domain.kconfig.tree import load_kconfig
 
     kconf = load_kconfig(srctree, arch, os.environ)
     import kconfiglib
@@ -96,11 +96,11 @@ def tristate_oracle(srctree: str, arch: str):
 def resolve_all(args, addresses: List[int], loaded: Dict[str, Dict[str, int]],
                 prefixes: Tuple[str, ...]):
     """Locations of vmlinux and module addresses, and per-module statistics."""
-    from kernel_rules.domain import modules
+    from kernel_rules.domain.map import modules
 
     debug: Dict[str, str] = {}
     if loaded and args.debug_deb:
-        from kernel_rules.domain.prebuilt import DEBUG_ROOT, debug_tree
+        from kernel_rules.domain.prebuilt.debian import DEBUG_ROOT, debug_tree
 
         root = debug_tree(args.cache, args.debug_deb, args.debug_sha256)
         debug = modules.debug_files(os.path.join(root, DEBUG_ROOT, "lib/modules", args.release))

@@ -1,7 +1,7 @@
 """Configure and build a kernel with Kbuild, reproducibly, in warm trees.
 
 This is the program that runs inside the Pants processes (`python3 -m
-kernel_rules.domain.kbuild configure|build ...`). It uses only the standard library, plus
+kernel_rules.domain.build.kbuild configure|build ...`). It uses only the standard library, plus
 kconfiglib when a configuration check fails and must be explained.
 
 Reproducibility: `KBUILD_BUILD_TIMESTAMP/USER/HOST/VERSION` are pinned and the absolute paths of
@@ -30,11 +30,11 @@ import sys
 import time
 from typing import List, Sequence, Tuple
 
-from kernel_rules.domain import config_check
-from kernel_rules.domain.config_policy import check_final, check_requests
-from kernel_rules.domain.fragments import (
+from kernel_rules.domain.kconfig import config_check
+from kernel_rules.domain.kconfig.config_policy import check_final, check_requests
+from kernel_rules.domain.kconfig.fragments import (
     FragmentError, decode, merge_requests, parse_config, parse_fragment)
-from kernel_rules.domain.warm_trees import TreePool, log, unpack_source
+from kernel_rules.domain.build.warm_trees import TreePool, log, unpack_source
 
 LAST_BUILD = ".kr-last-build.json"
 
@@ -160,7 +160,7 @@ def configure(args: argparse.Namespace) -> int:
         return 3
     violations = config_check.find_violations(requests, final)
     if violations:
-        from kernel_rules.domain.kconfig import load_kconfig
+        from kernel_rules.domain.kconfig.tree import load_kconfig
 
         kconf = load_kconfig(src, args.arch, os.environ)
         config_path = os.path.join(os.getcwd(), "final.config")

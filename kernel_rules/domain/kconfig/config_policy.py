@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Tuple
 
-from kernel_rules.domain.fragments import FragmentError, Request, parse_line
+from kernel_rules.domain.kconfig.fragments import FragmentError, Request, parse_line
 
 # Kconfig string options whose value names host files or directories that Kbuild reads at build
 # time (Linux 6.1, x86), and what Kbuild does with them.

@@ -9,13 +9,13 @@ the marker (some hosts expose `/dev/kvm` but cannot run an ordinary guest).
 
 Check boots (`kernel_rules.mode=check` on the command line) end with the guest's confirmation,
 a line `KR_MODE check boot_script=<none|status>` printed after the init marker (see
-domain.guest_init): a boot passes only when the guest says it ran in check mode and its boot step,
+domain.guest.init): a boot passes only when the guest says it ran in check mode and its boot step,
 if it had one, exited 0. A guest that says `KR_MODE interactive` (the kernel dropped the parameter,
 e.g. from a command line longer than the kernel keeps) is stopped at once instead of sitting in a
 shell until the timeout. QEMU's own error output is kept apart from the console and is part of
 every failure's reason.
 
-Run as `python3 -m kernel_rules.domain.qemu boot --qemu PATH --kernel F --initrd F ...`: exits 0
+Run as `python3 -m kernel_rules.domain.guest.qemu boot --qemu PATH --kernel F --initrd F ...`: exits 0
 when the guest confirmed its check boot, 1 otherwise, and writes the whole console log to
 `--console`. `python3 .../qemu.py run -- QEMU ARGS...` runs an interactive QEMU that dies with
 the run (see `run_guarded`); it imports nothing but the standard library, so it runs by path.

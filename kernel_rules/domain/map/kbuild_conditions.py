@@ -52,7 +52,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterator, List, Optional, Pattern, Set, Tuple
 
-from kernel_rules.domain.conditions import (
+from kernel_rules.domain.map.conditions import (
     FALSE, TRUE, And, Formula, Not, Or, Sym, Unknown, conj, disj, neg)
 
 Tokens = List[Tuple[str, Formula]]  # expanded words, each with the condition it is present under

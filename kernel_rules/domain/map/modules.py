@@ -3,7 +3,7 @@
 A module's code lives wherever the kernel allocated it, so its addresses mean nothing without
 the module list. The guest prints, for every loaded module, where each of its code sections
 starts (`KR_MODSECT <module> <section> <address>`, from `/sys/module/<m>/sections/`; see
-domain.guest_init). Section sizes come from the module's debug file (its ELF section headers).
+domain.guest.init). Section sizes come from the module's debug file (its ELF section headers).
 An address inside `[start, start + size)` of a module section is that section's offset, which
 `addr2line -j <section>` resolves against the debug file, with inline chains, like vmlinux
 addresses. `.init.text` is freed after the module's init ran, and its range may later hold
@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
-from kernel_rules.domain.addr2src import Location, parse_addr2line
+from kernel_rules.domain.map.addr2src import Location, parse_addr2line
 
 SECTION_LINE = re.compile(r"^KR_MODSECT (\S+) (\S+) (0x[0-9a-f]+)\s*$", re.M)
 

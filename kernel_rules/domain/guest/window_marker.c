@@ -1,5 +1,5 @@
 /* Marks a point in an instruction trace (the start of user space in a boot, the start or the end
- * of an application window; see domain/trace.py): maps one page at the fixed user address
+ * of an application window; see domain/trace/log.py): maps one page at the fixed user address
  * MARKER_ADDRESS, writes a `ret` there and calls it, so QEMU's log shows a block at exactly that
  * address. No libc: built with -static -nostdlib. */
 #define SYS_mmap 9
