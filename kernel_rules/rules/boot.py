@@ -11,7 +11,7 @@ from typing import Any, Optional
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
+from pants.engine.process import FallibleProcessResult, ProcessCacheScope, ProcessResult
 from pants.engine.addresses import Address
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
@@ -23,9 +23,10 @@ from kernel_rules.domain.guest.init import BOOT_INIT, BOOT_SCRIPT
 from kernel_rules.domain.guest.qemu import (
     CHECK_PARAM, BootSpec, Machine, cmdline_problem, command_line, memory_problem)
 from kernel_rules.rules.kernel import KernelBuild, KernelBuildRequest, KernelConfig, KernelConfigRequest, KernelImageFieldSet
+from kernel_rules.rules.process import DomainProcess, tool_path
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
-from kernel_rules.subsystems import STEP_TIMEOUT, QemuSubsystem
+from kernel_rules.subsystems import QemuSubsystem
 from kernel_rules.target_types import (
     KernelBootTimeoutField,
     KernelCmdlineField,
@@ -63,33 +64,27 @@ class BootInitramfs:
 
 @rule(desc="Build the busybox initramfs", level=LogLevel.DEBUG)
 async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
-    toolchain, scripts, init = await MultiGet(
-        Get(Toolchain, ToolchainRequest(("busybox", "gcc"), "initramfs images")),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.initramfs")),
-        Get(Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)])),
-    )
+    init = await Get(
+        Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)]))
     # The marker programs: BOOT_INIT runs the user-space marker first (see domain.guest.init).
-    extra = ["--gcc", toolchain.path("gcc"),
+    extra = ["--gcc", tool_path("gcc"),
              "--marker-source", "kernel_rules/domain/guest/window_marker.c"]
     if request.boot_script:
         extra += ["--file", request.boot_script, BOOT_SCRIPT]
     if request.modules != EMPTY_DIGEST:
         extra += ["--tree", "guest_modules"]
-    result = await Get(
-        ProcessResult,
-        Process(
-            [toolchain.python, "-m", "kernel_rules.domain.guest.initramfs",
-             "--busybox", toolchain.path("busybox"), "--init", "init",
-             "--out", "initramfs.cpio.gz", *extra],
-            description="Build the busybox initramfs",
-            timeout_seconds=STEP_TIMEOUT,
-            input_digest=await Get(Digest, MergeDigests([
-                scripts.digest, init, request.digest,
-                await Get(Digest, AddPrefix(request.modules, "guest_modules"))])),
-            env=toolchain.env,
-            output_files=("initramfs.cpio.gz",),
-        ),
-    )
+    result = await Get(ProcessResult, DomainProcess(
+        "kernel_rules.domain.guest.initramfs",
+        ("--busybox", tool_path("busybox"), "--init", "init",
+         "--out", "initramfs.cpio.gz", *extra),
+        "Build the busybox initramfs",
+        ToolchainRequest(("busybox", "gcc"), "initramfs images"),
+        input_digest=await Get(Digest, MergeDigests([
+            init, request.digest, await Get(Digest, AddPrefix(request.modules, "guest_modules"))])),
+        output_directories=(),
+        output_files=("initramfs.cpio.gz",),
+        remote_cache_first=False,
+    ))
     return BootInitramfs(result.output_digest)
 
 
@@ -146,28 +141,26 @@ class AccelChoice:
 
 async def _boot_process(kernel: Digest, initramfs: Digest, cmdline: str, memory: str,
                         accel: str, timeout: int, description: str,
-                        cache_scope: ProcessCacheScope) -> Process:
-    toolchain, scripts = await MultiGet(
-        Get(Toolchain, ToolchainRequest((QEMU,), "QEMU boots")),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.qemu")),
-    )
-    return Process(
-        [toolchain.python, "-m", "kernel_rules.domain.guest.qemu", "boot",
-         "--qemu", toolchain.path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
+                        cache_scope: ProcessCacheScope) -> DomainProcess:
+    return DomainProcess(
+        "kernel_rules.domain.guest.qemu",
+        ("boot", "--qemu", tool_path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
          f"--cmdline={cmdline} {CHECK_PARAM}", f"--memory={memory}", "--accel", accel,
-         "--timeout", str(timeout), "--console", "console.log"],
-        description=description,
-        input_digest=await Get(Digest, MergeDigests([kernel, initramfs, scripts.digest])),
-        env=toolchain.env,
+         "--timeout", str(timeout), "--console", "console.log"),
+        description,
+        ToolchainRequest((QEMU,), "QEMU boots"),
+        input_digest=await Get(Digest, MergeDigests([kernel, initramfs])),
+        output_directories=(),
         output_files=("console.log",),
         timeout_seconds=timeout + 90,
         cache_scope=cache_scope,
+        remote_cache_first=False,
     )
 
 
 @rule(desc="Probe QEMU acceleration", level=LogLevel.DEBUG)
 async def probe_accel(request: AccelProbeRequest) -> AccelChoice:
-    result = await Get(FallibleProcessResult, Process, await _boot_process(
+    result = await Get(FallibleProcessResult, DomainProcess, await _boot_process(
         request.kernel, request.initramfs, "console=ttyS0 nokaslr", "256M", "auto", 60,
         "Probe KVM with a boot", ProcessCacheScope.PER_RESTART_SUCCESSFUL))
     return AccelChoice("kvm" if b"accelerator kvm" in result.stderr else "tcg")
@@ -243,7 +236,7 @@ async def test_kernel_boot(
         fs.boot_timeout.value, f"Boot {fs.address} to its init marker (QEMU)",
         ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL,
     )
-    result = await Get(FallibleProcessResult, Process, process)
+    result = await Get(FallibleProcessResult, DomainProcess, process)
     return TestResult.from_fallible_process_result(
         process_result=result, address=fs.address, output_setting=test_subsystem.output)
 

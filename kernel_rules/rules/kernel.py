@@ -32,11 +32,12 @@ from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from kernel_rules.domain.kconfig.config_policy import check_requests
 from kernel_rules.domain.kconfig.fragments import FragmentError, decode, parse_fragment
-from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.rules.process import CACHE_DIR, DomainProcess, error_tail, user_error
 from kernel_rules.rules.source import LinuxSource, LinuxSourceRequest, tarball_in_sandbox
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest, kbuild_toolchain_request
 from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
@@ -50,13 +51,8 @@ from kernel_rules.target_types import (
     KernelSourceField,
 )
 
-CACHE_NAME = "kernel_rules"
-CACHE_DIR = ".kernel_rules_cache"
 DEBUG_INFO_FRAGMENT = "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO_DWARF5=y\n"
 ARTIFACTS = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json")
-# Expensive processes wait this long for a remote cache answer before also starting locally
-# (Pants' default, 0, starts a Kbuild run that a remote hit then cancels half way).
-REMOTE_CACHE_FIRST_MS = 10_000
 
 
 class KernelConfigError(Exception):
@@ -162,27 +158,21 @@ class KbuildProcess:
 
 @rule(level=LogLevel.DEBUG)
 async def kbuild_process(request: KbuildProcess, build: KernelBuildSubsystem) -> Process:
-    toolchain, scripts = await MultiGet(
-        Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.build.kbuild")),
-    )
-    return Process(
-        [toolchain.python, "-m", "kernel_rules.domain.build.kbuild", request.command,
+    return await Get(Process, DomainProcess(
+        "kernel_rules.domain.build.kbuild",
+        (request.command,
          "--tarball", tarball_in_sandbox(request.source), "--sha256", request.source.sha256,
          "--cache", CACHE_DIR, "--arch", request.arch, "--jobs", "{pants_concurrency}",
-         "--max-trees", str(build.max_warm_trees), "--out", "out", *request.args],
-        description=request.description,
-        input_digest=await Get(Digest, MergeDigests([scripts.digest, request.input_digest])),
-        immutable_input_digests={"linux_source": request.source.digest},
-        append_only_caches={CACHE_NAME: CACHE_DIR},
-        env=toolchain.env,
-        output_directories=("out",),
+         "--max-trees", str(build.max_warm_trees), "--out", "out", *request.args),
+        request.description,
+        kbuild_toolchain_request(),
+        input_digest=request.input_digest,
+        immutable_inputs=FrozenDict({"linux_source": request.source.digest}),
         output_files=request.output_files,
+        uses_cache=True,
         concurrency_available=build.make_jobs(),
         timeout_seconds=build.build_timeout,
-        level=LogLevel.INFO,
-        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS,
-    )
+    ))
 
 
 @dataclass(frozen=True)
@@ -219,7 +209,7 @@ async def base_config(request: BaseConfigRequest) -> BaseConfig:
     if result.exit_code != 0:
         raise KernelBuildError(
             f"{fs.address}: making the base config {what!r} failed (exit code "
-            f"{result.exit_code}):\n" + result.stderr.decode(errors="replace")[-4000:])
+            f"{result.exit_code}):\n" + error_tail(result))
     return BaseConfig(await Get(Digest, AddPrefix(
         await Get(Digest, RemovePrefix(result.output_digest, "out")), "base")))
 
@@ -238,8 +228,8 @@ async def configure_kernel(request: KernelConfigRequest) -> KernelConfig:
         await Get(Digest, MergeDigests([base.digest, fragments])),
         f"Configure kernel {fs.address} ({fs.base_config.value or fs.base.value}"
         f" + {len(fragment_paths)} fragments)"))
-    if result.exit_code == 3:
-        report = json.loads(result.stdout.decode())
+    report = user_error(result)
+    if report is not None:
         if "error" in report:
             raise KernelConfigError(f"{fs.address}: field `fragments`: {report['error']}")
         if "host_paths" in report:
@@ -253,7 +243,7 @@ async def configure_kernel(request: KernelConfigRequest) -> KernelConfig:
     if result.exit_code != 0:
         raise KernelBuildError(
             f"{fs.address}: configuring the kernel failed (exit code {result.exit_code}):\n"
-            + result.stderr.decode(errors="replace")[-4000:]
+            + error_tail(result)
         )
     config = await Get(Digest, RemovePrefix(result.output_digest, "out"))
     return KernelConfig(fs.address, source, fs.arch.value, config)
@@ -287,12 +277,13 @@ async def build_kernel(request: KernelBuildRequest) -> KernelBuild:
         ("--config", "input/.config", "--stats", "build-stats.json"), config_file,
         f"Build kernel {config.address} (Kbuild in a warm tree)",
         output_files=("build-stats.json",)))
-    if result.exit_code == 3:
-        raise KernelConfigError(f"{config.address}: {json.loads(result.stdout.decode())['error']}")
+    report = user_error(result)
+    if report is not None:
+        raise KernelConfigError(f"{config.address}: {report['error']}")
     if result.exit_code != 0:
         raise KernelBuildError(
             f"{config.address}: the kernel build failed (exit code {result.exit_code}); "
-            "Kbuild's output tail:\n" + result.stderr.decode(errors="replace")[-6000:]
+            "Kbuild's output tail:\n" + error_tail(result)
         )
     artifacts, stats = await MultiGet(
         Get(Digest, DigestSubset(result.output_digest, PathGlobs(["out/**"]))),

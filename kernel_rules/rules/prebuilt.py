@@ -10,12 +10,12 @@ from pants.engine.addresses import Address
 from pants.engine.fs import (
     EMPTY_DIGEST, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, FileEntry,
     MergeDigests, PathGlobs, RemovePrefix)
-from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.process import FallibleProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Target
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from kernel_rules.subsystems import STEP_TIMEOUT
 from kernel_rules.prebuilt_target_types import (
     PrebuiltDebugDebField,
     PrebuiltDebugSha256Field,
@@ -23,11 +23,11 @@ from kernel_rules.prebuilt_target_types import (
     PrebuiltImageSha256Field,
     PrebuiltSourceField,
 )
-from kernel_rules.rules.kernel import CACHE_DIR, CACHE_NAME, KernelBuild, KernelConfig
-from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.rules.kernel import KernelBuild, KernelConfig
+from kernel_rules.rules.process import CACHE_DIR, DomainProcess, error_tail
 from kernel_rules.rules.source import (
     SHA256_HEX, LinuxSource, LinuxSourceRequest, single_file, tarball_in_sandbox)
-from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
+from kernel_rules.rules.toolchain import ToolchainRequest
 
 PACKAGES_DIR = "prebuilt"  # where the verified packages appear in a sandbox
 TOOLS = ("addr2line", "dpkg-deb", "nm", "size", "tar", "xz")
@@ -94,29 +94,23 @@ async def prebuilt_kernel(request: PrebuiltKernelRequest) -> PrebuiltKernel:
     packages_digest = await Get(Digest, MergeDigests(packages))
     debug_sha256 = tgt[PrebuiltDebugSha256Field].value.lower()
 
-    toolchain, scripts = await MultiGet(
-        Get(Toolchain, ToolchainRequest(TOOLS, "unpacking prebuilt kernels")),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.prebuilt.debian")),
-    )
-    result = await Get(FallibleProcessResult, Process(
-        [toolchain.python, "-m", "kernel_rules.domain.prebuilt.debian", "unpack",
-         "--image-deb", f"{PACKAGES_DIR}/image.deb", "--debug-deb", f"{PACKAGES_DIR}/debug.deb",
+    result = await Get(FallibleProcessResult, DomainProcess(
+        "kernel_rules.domain.prebuilt.debian",
+        ("unpack", "--image-deb", f"{PACKAGES_DIR}/image.deb",
+         "--debug-deb", f"{PACKAGES_DIR}/debug.deb",
          "--debug-sha256", debug_sha256, "--cache", CACHE_DIR,
          "--source-version", source.version, "--source-package-version", source.package_version,
          "--tarball", tarball_in_sandbox(source), "--tarball-sha256", source.sha256,
-         "--out", "out"],
-        description=f"Unpack and measure the prebuilt kernel {tgt.address}",
-        timeout_seconds=STEP_TIMEOUT,
-        input_digest=scripts.digest,
-        immutable_input_digests={PACKAGES_DIR: packages_digest, "linux_source": source.digest},
-        append_only_caches={CACHE_NAME: CACHE_DIR},
-        env=toolchain.env,
-        output_directories=("out",),
-        level=LogLevel.INFO,
+         "--out", "out"),
+        f"Unpack and measure the prebuilt kernel {tgt.address}",
+        ToolchainRequest(TOOLS, "unpacking prebuilt kernels"),
+        immutable_inputs=FrozenDict(
+            {PACKAGES_DIR: packages_digest, "linux_source": source.digest}),
+        uses_cache=True,
+        remote_cache_first=False,
     ))
     if result.exit_code != 0:
-        raise PrebuiltKernelError(f"{tgt.address}: " + result.stderr.decode(errors="replace")
-                                  .replace("kernel_rules: ", "")[-4000:])
+        raise PrebuiltKernelError(f"{tgt.address}: " + error_tail(result).replace("kernel_rules: ", ""))
     files = await Get(Digest, RemovePrefix(result.output_digest, "out"))
     config_file, info_digest = await MultiGet(
         Get(Digest, DigestSubset(files, PathGlobs(["config"]))),
@@ -149,28 +143,22 @@ class GuestModules:
 async def guest_modules(request: ModulesRequest) -> GuestModules:
     if not request.modules:
         return GuestModules(EMPTY_DIGEST)
-    toolchain, scripts = await MultiGet(
-        Get(Toolchain, ToolchainRequest(TOOLS, "gathering kernel modules")),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.prebuilt.debian")),
-    )
-    argv = [toolchain.python, "-m", "kernel_rules.domain.prebuilt.debian", "modules",
-            "--image-deb", request.kernel.image_deb(), "--out", "out"]
+    args = ["modules", "--image-deb", request.kernel.image_deb(), "--out", "out"]
     for name in request.modules:
-        argv += ["--module", name]
-    result = await Get(FallibleProcessResult, Process(
-        argv,
-        description=f"Gather the kernel modules of {request.owner}",
-        timeout_seconds=STEP_TIMEOUT,
-        input_digest=scripts.digest,
-        immutable_input_digests={PACKAGES_DIR: request.kernel.packages},
-        env=toolchain.env,
-        output_directories=("out",),
+        args += ["--module", name]
+    result = await Get(FallibleProcessResult, DomainProcess(
+        "kernel_rules.domain.prebuilt.debian",
+        tuple(args),
+        f"Gather the kernel modules of {request.owner}",
+        ToolchainRequest(TOOLS, "gathering kernel modules"),
+        immutable_inputs=FrozenDict({PACKAGES_DIR: request.kernel.packages}),
         level=LogLevel.DEBUG,
+        remote_cache_first=False,
     ))
     if result.exit_code != 0:
         raise PrebuiltKernelError(
             f"{request.owner}: field `modules`: "
-            + result.stderr.decode(errors="replace").replace("kernel_rules: ", "")[-3000:])
+            + error_tail(result).replace("kernel_rules: ", ""))
     return GuestModules(await Get(Digest, RemovePrefix(result.output_digest, "out")))
 
 

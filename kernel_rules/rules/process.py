@@ -4,7 +4,8 @@ Every step of the pipeline is a plain-Python module under `kernel_rules/domain/`
 `python3 -m <module> ...` by the host's `python3`, with `PYTHONPATH=.`:
 
 - `DomainScriptsRequest(module)` (rules.scripts) ships that module and its import closure.
-- `DomainProcess` is a step: the module, its arguments, its inputs and host tools. The rule
+- `DomainProcess` is a step: the module, its arguments (where `tool_path(name)` stands for a
+  host tool's path), its inputs and host tools. The rule
   turns it into a Pants `Process` with the same conventions everywhere: the explicit environment
   of the fingerprinted toolchain, a timeout, outputs under `out/`, the named cache of unpacked
   sources and warm trees when the step uses it, and the remote cache asked first.
@@ -70,6 +71,18 @@ class DomainProcess:
     cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
 
 
+def tool_path(tool: str) -> str:
+    """An argument of `DomainProcess.args` that becomes the host path of `tool` (one of its
+    `tools`) when the process is made."""
+    return "{tool:" + tool + "}"
+
+
+def _with_tool_paths(arg: str, toolchain: Toolchain) -> str:
+    for tool, path in toolchain.paths.items():
+        arg = arg.replace("{tool:" + tool + "}", path)
+    return arg
+
+
 @rule(level=LogLevel.DEBUG)
 async def domain_process(request: DomainProcess) -> Process:
     toolchain, scripts = await MultiGet(
@@ -82,7 +95,8 @@ async def domain_process(request: DomainProcess) -> Process:
         inputs.append(request.sandbox_site)
         env["PYTHONPATH"] = f".:{SANDBOX_SITE}"
     return Process(
-        [toolchain.python, "-m", request.module, *request.args],
+        [toolchain.python, "-m", request.module,
+         *(_with_tool_paths(a, toolchain) for a in request.args)],
         description=request.description,
         input_digest=await Get(Digest, MergeDigests(inputs)),
         immutable_input_digests=request.immutable_inputs,
@@ -99,8 +113,8 @@ async def domain_process(request: DomainProcess) -> Process:
 
 
 def error_tail(result: FallibleProcessResult) -> str:
-    """The cause of a failed step: the end of its stderr, without the `kernel_rules: ` prefix."""
-    return result.stderr.decode(errors="replace").replace("kernel_rules: ", "")[-ERROR_TAIL:].strip()
+    """The cause of a failed step: the last ERROR_TAIL characters of its stderr."""
+    return result.stderr.decode(errors="replace")[-ERROR_TAIL:].strip()
 
 
 def user_error(result: FallibleProcessResult) -> Optional[dict]:

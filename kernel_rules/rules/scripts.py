@@ -141,7 +141,7 @@ async def domain_scripts(request: DomainScriptsRequest) -> DomainScripts:
     # Read as workspace files, so that Pants sees every edit; a build root without the domain
     # sources (the backend installed elsewhere) uses the installed package.
     workspace = await Get(Digest, PathGlobs(
-        [f"kernel_rules/__init__.py", f"{DOMAIN_DIR}/**/*.py", f"{DOMAIN_DIR}/**/*.c"],
+        ["kernel_rules/__init__.py", f"{DOMAIN_DIR}/**/*.py", f"{DOMAIN_DIR}/**/*.c"],
         glob_match_error_behavior=GlobMatchErrorBehavior.ignore))
     contents = await Get(DigestContents, Digest, workspace)
     if not any(c.path == f"{DOMAIN_DIR}/__init__.py" for c in contents):

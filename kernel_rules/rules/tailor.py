@@ -25,6 +25,7 @@ from pants.engine.target import Targets, WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionRule
 from pants.option.option_types import SkipOption
 from pants.option.subsystem import Subsystem
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from kernel_rules.domain.kconfig.fragments import parse_config
@@ -33,10 +34,10 @@ from kernel_rules.domain.compose.minimise import (
 from kernel_rules.domain.compose.report import build_report, render_markdown, symbol_sizes
 from kernel_rules.rules.boot import QEMU, AccelChoice, AccelProbeRequest, BootInitramfs, BootInitramfsRequest
 from kernel_rules.rules.kernel import (
-    CACHE_DIR, CACHE_NAME, REMOTE_CACHE_FIRST_MS, KernelBuild, KernelBuildError,
-    KernelBuildRequest, KernelConfig, KernelConfigError)
+    KernelBuild, KernelBuildError, KernelBuildRequest, KernelConfig, KernelConfigError)
 from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
-from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.rules.process import (
+    CACHE_DIR, SANDBOX_SITE, DomainProcess, error_tail, tool_path, user_error)
 from kernel_rules.rules.source import tarball_in_sandbox
 from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest, kbuild_toolchain_request
 from kernel_rules.rules.trace import (
@@ -48,7 +49,6 @@ from kernel_rules.tailor_target_types import (
     TailoredObjectiveField)
 from kernel_rules.trace_target_types import AppWorkloadField, BaselineKernelField
 
-SANDBOX_SITE = "third_party/python/sandbox/site"
 
 
 logger = logging.getLogger(__name__)
@@ -141,11 +141,7 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
     fs, inputs = request.fs, request.inputs
     kernel = inputs.baseline.kernel
     source = kernel.config.source
-    toolchain, scripts, site = await MultiGet(
-        Get(Toolchain, ToolchainRequest, kbuild_toolchain_request()),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.compose.tailor")),
-        Get(Snapshot, PathGlobs([f"{SANDBOX_SITE}/**", f"!{SANDBOX_SITE}/bin/**"])),
-    )
+    site = await Get(Snapshot, PathGlobs([f"{SANDBOX_SITE}/**", f"!{SANDBOX_SITE}/bin/**"]))
     if not any(f.startswith(f"{SANDBOX_SITE}/pysat/") for f in site.files):
         raise TailorError(f"{SANDBOX_SITE}/ has no python-sat: run ./pants once more (its setup "
                           "installs third_party/python/sandbox-requirements.txt there).")
@@ -156,8 +152,7 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
     trace_files = await Get(Digest, DigestSubset(kernel.build.digest, PathGlobs(["sizes.json"])))
     trace_dir = await Get(Digest, AddPrefix(
         await Get(Digest, MergeDigests([kernel.config.digest, trace_files])), "trace"))
-    argv = [toolchain.python, "-m", "kernel_rules.domain.compose.tailor",
-            "--tarball", tarball_in_sandbox(source), "--sha256", source.sha256,
+    argv = ["--tarball", tarball_in_sandbox(source), "--sha256", source.sha256,
             "--cache", CACHE_DIR, "--arch", kernel.config.arch, "--jobs", "1",
             "--target", str(fs.address), "--trace-config", "trace/.config",
             "--sizes", "trace/sizes.json", "--objective", fs.objective.value, "--out", "out"]
@@ -176,27 +171,23 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
         argv += ["--drop-file", "drop.json"]
         extra.append(await Get(Digest, CreateDigest([FileContent(
             "drop.json", json.dumps(sorted(request.drop), indent=1).encode())])))
-    result = await Get(FallibleProcessResult, Process(
-        argv,
-        description=f"Compose {fs.address} ({len(sets)} config sets, objective "
-                    f"{fs.objective.value}"
-                    + (f", {len(request.drop)} soft requirements left out)" if request.drop
-                       else ")"),
-        timeout_seconds=STEP_TIMEOUT,
-        input_digest=await Get(Digest, MergeDigests(
-            [scripts.digest, site.digest, trace_dir, *set_digests, *extra])),
-        immutable_input_digests={"linux_source": source.digest},
-        append_only_caches={CACHE_NAME: CACHE_DIR},
-        env={**toolchain.env, "PYTHONPATH": f".:{SANDBOX_SITE}"},
-        output_directories=("out",),
-        level=LogLevel.INFO,
-        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS,
+    result = await Get(FallibleProcessResult, DomainProcess(
+        "kernel_rules.domain.compose.tailor",
+        tuple(argv),
+        f"Compose {fs.address} ({len(sets)} config sets, objective {fs.objective.value}"
+        + (f", {len(request.drop)} soft requirements left out)" if request.drop else ")"),
+        kbuild_toolchain_request(),
+        input_digest=await Get(Digest, MergeDigests([trace_dir, *set_digests, *extra])),
+        immutable_inputs=FrozenDict({"linux_source": source.digest}),
+        uses_cache=True,
+        sandbox_site=site.digest,
     ))
-    if result.exit_code == 3:
-        raise TailorError(f"{fs.address}: {json.loads(result.stdout.decode())['error']}")
+    report = user_error(result)
+    if report is not None:
+        raise TailorError(f"{fs.address}: {report['error']}")
     if result.exit_code != 0:
         raise TailorError(f"{fs.address}: composing the configuration failed (exit code "
-                          f"{result.exit_code}):\n" + result.stderr.decode(errors="replace")[-5000:])
+                          f"{result.exit_code}):\n" + error_tail(result))
     out = await Get(Digest, RemovePrefix(result.output_digest, "out"))
     config, rest = await MultiGet(
         Get(Digest, DigestSubset(out, PathGlobs([".config"]))),
@@ -242,10 +233,6 @@ class AppCheck:
 @rule(desc="Run the apps' workloads on a tailored kernel", level=LogLevel.DEBUG)
 async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
     k = request.kernel
-    toolchain, scripts = await MultiGet(
-        Get(Toolchain, ToolchainRequest((QEMU,), "QEMU boots")),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.app_check")),
-    )
     bz_image, trace_bz_image = await MultiGet(
         Get(Digest, DigestSubset(k.build.digest, PathGlobs(["bzImage"]))),
         Get(Digest, DigestSubset(k.inputs.baseline.kernel.build.digest, PathGlobs(["bzImage"]))),
@@ -262,21 +249,21 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
     listing = await Get(Digest, CreateDigest([FileContent(
         "apps.json", json.dumps(apps, indent=1, sort_keys=True).encode())]))
     m = k.inputs.baseline.kernel.machine
-    argv = [toolchain.python, "-m", "kernel_rules.domain.guest.app_check", "--qemu", toolchain.path(QEMU),
-            "--kernel", "bzImage", "--apps", "apps.json",
+    argv = ["--qemu", tool_path(QEMU), "--kernel", "bzImage", "--apps", "apps.json",
             "--cmdline", f"{m.cmdline} nokaslr" + (" panic=-1" if request.for_try else ""),
             *m.process_args(), "--accel", accel, "--out", "check"]
     if request.for_try:
         argv += ["--init-timeout", str(TRY_INIT_TIMEOUT), "--fail-fast"]
-    return AppCheck(await Get(FallibleProcessResult, Process(
-        argv,
-        description=f"Run {len(apps)} app workload(s) on {request.address} (QEMU {accel})",
-        input_digest=await Get(Digest, MergeDigests([bz_image, listing, scripts.digest, *images])),
-        env=toolchain.env,
+    return AppCheck(await Get(FallibleProcessResult, DomainProcess(
+        "kernel_rules.domain.guest.app_check",
+        tuple(argv),
+        f"Run {len(apps)} app workload(s) on {request.address} (QEMU {accel})",
+        ToolchainRequest((QEMU,), "QEMU boots"),
+        input_digest=await Get(Digest, MergeDigests([bz_image, listing, *images])),
         output_directories=("check",),
         timeout_seconds=sum(a["timeout"] for a in apps) + 60 * len(apps) + 60,
         cache_scope=request.cache_scope,
-        level=LogLevel.INFO,
+        remote_cache_first=False,
     )))
 
 

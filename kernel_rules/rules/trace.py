@@ -10,30 +10,27 @@ from typing import Optional, Tuple
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address, UnparsedAddressInputs
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs, RemovePrefix, Snapshot
-from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
+from pants.engine.process import FallibleProcessResult, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, Target, Targets
 from pants.engine.unions import UnionRule
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from kernel_rules.subsystems import STEP_TIMEOUT
 from kernel_rules.domain.guest.app_check import failure_details, verdict, workload_report
 from kernel_rules.domain.guest.init import render_app_init
 from kernel_rules.domain.guest.qemu import CHECK_PARAM
 from kernel_rules.rules.boot import QEMU, BootInitramfs, BootInitramfsRequest
 from kernel_rules.rules.kernel import (
-    CACHE_DIR,
-    CACHE_NAME,
-    REMOTE_CACHE_FIRST_MS,
     KernelBuild,
     KernelBuildRequest,
     KernelConfig,
     KernelConfigRequest,
     KernelImageFieldSet,
 )
-from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
+from kernel_rules.rules.process import CACHE_DIR, DomainProcess, error_tail, tool_path
 from kernel_rules.rules.source import tarball_in_sandbox
-from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
+from kernel_rules.rules.toolchain import ToolchainRequest
 from kernel_rules.prebuilt_target_types import PrebuiltImageDebField
 from kernel_rules.rules.prebuilt import (
     PACKAGES_DIR, GuestModules, ModulesRequest, PrebuiltKernel, PrebuiltKernelRequest)
@@ -187,28 +184,22 @@ class TraceResult:
 
 @rule(desc="Trace a guest under QEMU", level=LogLevel.DEBUG)
 async def run_trace(request: TraceRequest) -> TraceResult:
-    toolchain, scripts = await MultiGet(
-        Get(Toolchain, ToolchainRequest((QEMU,), "tracing")),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.trace.tracer")),
-    )
     m = request.kernel.machine
     kernel = await Get(Digest, DigestSubset(request.kernel.build.digest, PathGlobs(["bzImage"])))
-    argv = [toolchain.python, "-m", "kernel_rules.domain.trace.tracer", request.mode,
-            "--qemu", toolchain.path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
+    argv = [request.mode, "--qemu", tool_path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
             "--cmdline=" + f"{m.cmdline} nokaslr" + (f" {CHECK_PARAM}" if request.mode == "boot" else ""),
             *m.process_args(), "--timeout", str(request.timeout), "--out", "trace"]
-    result = await Get(FallibleProcessResult, Process(
-        argv,
-        description=f"Trace {request.target} under QEMU ({request.mode})",
-        input_digest=await Get(Digest, MergeDigests([kernel, request.initramfs, scripts.digest])),
-        env=toolchain.env,
+    result = await Get(FallibleProcessResult, DomainProcess(
+        "kernel_rules.domain.trace.tracer",
+        tuple(argv),
+        f"Trace {request.target} under QEMU ({request.mode})",
+        ToolchainRequest((QEMU,), "tracing"),
+        input_digest=await Get(Digest, MergeDigests([kernel, request.initramfs])),
         output_directories=("trace",),
         timeout_seconds=request.timeout + 120,
-        level=LogLevel.INFO,
-        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS,
     ))
     if result.exit_code != 0:
-        raise TraceError(f"{request.target}: {result.stderr.decode(errors='replace')[-5000:]}")
+        raise TraceError(f"{request.target}: {error_tail(result)}")
     contents = {c.path: c.content for c in await Get(DigestContents, Digest, result.output_digest)}
     return TraceResult(result.output_digest, contents["trace/console.log"].decode(errors="replace"),
                        contents["trace/trace.json"].decode())
@@ -232,11 +223,7 @@ class ConfigSet:
 @rule(desc="Map a trace to a config set", level=LogLevel.DEBUG)
 async def map_trace(request: MapRequest) -> ConfigSet:
     k = request.kernel
-    toolchain, scripts, config_contents = await MultiGet(
-        Get(Toolchain, ToolchainRequest(("addr2line", "gcc", "tar", "xz"), "mapping traces")),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.map.mapper")),
-        Get(DigestContents, Digest, k.config.digest),
-    )
+    config_contents = await Get(DigestContents, Digest, k.config.digest)
     vmlinux_and_config = await Get(Digest, DigestSubset(k.build.digest, PathGlobs(["vmlinux", "config"])))
     immutable = {"linux_source": k.config.source.digest}
     prebuilt_args: list = []
@@ -251,27 +238,22 @@ async def map_trace(request: MapRequest) -> ConfigSet:
         "machine_sha256": hashlib.sha256(k.machine.digest_text().encode()).hexdigest(),
         "workload_sha256": request.workload_sha256,
     }
-    result = await Get(FallibleProcessResult, Process(
-        [toolchain.python, "-m", "kernel_rules.domain.map.mapper",
-         "--tarball", tarball_in_sandbox(k.config.source), "--sha256", k.config.source.sha256,
+    result = await Get(FallibleProcessResult, DomainProcess(
+        "kernel_rules.domain.map.mapper",
+        ("--tarball", tarball_in_sandbox(k.config.source), "--sha256", k.config.source.sha256,
          "--cache", CACHE_DIR, "--vmlinux", "vmlinux", "--config", "config",
          "--addresses", "trace/addresses.txt", "--trace", "trace/trace.json",
          "--kind", request.kind, "--target", str(request.target),
-         "--traced-on", json.dumps(traced_on, sort_keys=True), *prebuilt_args, "--out", "out"],
-        description=f"Map the trace of {request.target} to a config set",
-        timeout_seconds=STEP_TIMEOUT,
-        input_digest=await Get(Digest, MergeDigests(
-            [vmlinux_and_config, request.trace.digest, scripts.digest])),
-        immutable_input_digests=immutable,
-        append_only_caches={CACHE_NAME: CACHE_DIR},
-        env=toolchain.env,
-        output_directories=("out",),
-        level=LogLevel.INFO,
-        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS,
+         "--traced-on", json.dumps(traced_on, sort_keys=True), *prebuilt_args, "--out", "out"),
+        f"Map the trace of {request.target} to a config set",
+        ToolchainRequest(("addr2line", "gcc", "tar", "xz"), "mapping traces"),
+        input_digest=await Get(Digest, MergeDigests([vmlinux_and_config, request.trace.digest])),
+        immutable_inputs=FrozenDict(immutable),
+        uses_cache=True,
     ))
     if result.exit_code != 0:
         raise TraceError(f"{request.target}: mapping the trace failed:\n"
-                         + result.stderr.decode(errors="replace")[-5000:])
+                         + error_tail(result))
     out = await Get(Digest, RemovePrefix(result.output_digest, "out"))
     contents = {c.path: c.content for c in await Get(DigestContents, Digest, out)}
     return ConfigSet(out, hashlib.sha256(contents["config-set.json"]).hexdigest())
@@ -352,9 +334,7 @@ class AppInitramfs:
 @rule(desc="Build an application initramfs", level=LogLevel.DEBUG)
 async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
     fs = request.fs
-    toolchain, scripts, workload, files, programs = await MultiGet(
-        Get(Toolchain, ToolchainRequest(("busybox", "gcc"), "application initramfs images")),
-        Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.initramfs")),
+    workload, files, programs = await MultiGet(
         Get(HydratedSources, HydrateSourcesRequest(fs.workload)),
         Get(HydratedSources, HydrateSourcesRequest(fs.files)),
         Get(HydratedSources, HydrateSourcesRequest(fs.programs)),
@@ -363,8 +343,7 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
     workload_name = workload_path.rsplit("/", 1)[-1]
     init = await Get(Digest, CreateDigest([FileContent(
         "init", render_app_init(str(fs.address), workload_name).encode(), is_executable=True)]))
-    argv = [toolchain.python, "-m", "kernel_rules.domain.guest.initramfs",
-            "--busybox", toolchain.path("busybox"), "--gcc", toolchain.path("gcc"),
+    argv = ["--busybox", tool_path("busybox"), "--gcc", tool_path("gcc"),
             "--init", "init", "--out", "initramfs.cpio.gz",
             "--marker-source", "kernel_rules/domain/guest/window_marker.c",
             "--file", workload_path, f"app/{workload_name}"]
@@ -380,22 +359,23 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
         if not b.startswith("/"):
             raise TraceError(f"{fs.address}: field `binaries`: {b!r} must be an absolute path")
         argv += ["--binary", b]
-    result = await Get(FallibleProcessResult, Process(
-        argv,
-        description=f"Build the initramfs of {fs.address}",
-        timeout_seconds=STEP_TIMEOUT,
+    result = await Get(FallibleProcessResult, DomainProcess(
+        "kernel_rules.domain.guest.initramfs",
+        tuple(argv),
+        f"Build the initramfs of {fs.address}",
+        ToolchainRequest(("busybox", "gcc"), "application initramfs images"),
         input_digest=await Get(Digest, MergeDigests([
-            scripts.digest, init, workload.snapshot.digest, files.snapshot.digest,
-            programs.snapshot.digest,
+            init, workload.snapshot.digest, files.snapshot.digest, programs.snapshot.digest,
             await Get(Digest, AddPrefix(request.modules.digest, "guest_modules"))])),
-        env=toolchain.env,
+        output_directories=(),
         output_files=("initramfs.cpio.gz",),
         # Host binaries are not Pants inputs: rebuild every run; the bytes key everything after.
         cache_scope=ProcessCacheScope.PER_SESSION,
+        remote_cache_first=False,
     ))
     if result.exit_code != 0:
         raise TraceError(f"{fs.address}: building the initramfs failed: "
-                         + result.stderr.decode(errors="replace")[-3000:])
+                         + error_tail(result))
     content = (await Get(DigestContents, Digest, result.output_digest))[0].content
     return AppInitramfs(result.output_digest, hashlib.sha256(content).hexdigest())
 
