@@ -1,11 +1,14 @@
 """The kernel_rules Pants backend: `backend_packages = ["kernel_rules"]`."""
 
-from kernel_rules.prebuilt_target_types import PrebuiltKernelTarget
 from kernel_rules.rules import (
-    boot, kernel, output_paths, prebuilt, process, scripts, source, tailor, toolchain, trace)
-from kernel_rules.target_types import KernelImageTarget, LinuxSourceTarget
-from kernel_rules.tailor_target_types import TailoredKernelTarget
-from kernel_rules.trace_target_types import AppProfileTarget, KernelBaselineTarget
+    boot, build, compose, configure, kbuild, map, minimise, output_paths, prebuilt, process,
+    scripts, source, tailored, toolchain, trace)
+from kernel_rules.targets.app_profile import AppProfileTarget
+from kernel_rules.targets.baseline import KernelBaselineTarget
+from kernel_rules.targets.kernel_image import KernelImageTarget
+from kernel_rules.targets.prebuilt import PrebuiltKernelTarget
+from kernel_rules.targets.source import LinuxSourceTarget
+from kernel_rules.targets.tailored import TailoredKernelTarget
 
 
 def target_types():
@@ -20,9 +23,14 @@ def rules():
         *toolchain.rules(),
         *source.rules(),
         *output_paths.rules(),
-        *kernel.rules(),
+        *kbuild.rules(),
+        *configure.rules(),
+        *build.rules(),
         *boot.rules(),
         *prebuilt.rules(),
         *trace.rules(),
-        *tailor.rules(),
+        *map.rules(),
+        *compose.rules(),
+        *minimise.rules(),
+        *tailored.rules(),
     ]

@@ -1,18 +1,28 @@
 """Boot a `kernel_image` under QEMU: `pants run` (interactive) and `pants test` (init marker).
 
 `pants run` starts QEMU through a small guard (domain.guest.qemu.run_guarded) so that QEMU dies with the
-run, even when the Pants process that started it is killed."""
+run, even when the Pants process that started it is killed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from typing import Any, Optional
 
-from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
-from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
-from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.process import FallibleProcessResult, ProcessCacheScope, ProcessResult
+from pants.core.goals.run import RunRequest
+from pants.core.goals.test import TestRequest, TestResult, TestSubsystem
 from pants.engine.addresses import Address
+from pants.engine.fs import (
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestSubset,
+    EMPTY_DIGEST,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+)
+from pants.engine.process import FallibleProcessResult, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.option.option_types import SkipOption
@@ -21,17 +31,34 @@ from pants.util.logging import LogLevel
 
 from kernel_rules.domain.guest.init import BOOT_INIT, BOOT_SCRIPT
 from kernel_rules.domain.guest.qemu import (
-    CHECK_PARAM, BootSpec, Machine, cmdline_problem, command_line, memory_problem)
-from kernel_rules.rules.kernel import KernelBuild, KernelBuildRequest, KernelConfig, KernelConfigRequest, KernelImageFieldSet
+    BootSpec,
+    CHECK_PARAM,
+    cmdline_problem,
+    command_line,
+    memory_problem,
+)
 from kernel_rules.rules.process import DomainProcess, tool_path
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
-from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
+from kernel_rules.rules.types import (
+    AccelChoice,
+    AccelProbeRequest,
+    AppCheck,
+    AppCheckRequest,
+    BootInitramfs,
+    BootInitramfsRequest,
+    KernelBuild,
+    KernelBuildRequest,
+    KernelConfig,
+    KernelConfigRequest,
+    Machine,
+    Toolchain,
+    ToolchainRequest,
+)
 from kernel_rules.subsystems import QemuSubsystem
-from kernel_rules.target_types import (
-    KernelBootTimeoutField,
-    KernelCmdlineField,
-    KernelMemoryField,
-    KernelSourceField,
+from kernel_rules.targets.kernel_image import (
+    KernelImageFieldSet,
+    KernelRunFieldSet,
+    KernelTestFieldSet,
 )
 
 QEMU = "qemu-system-x86_64"
@@ -39,27 +66,6 @@ QEMU = "qemu-system-x86_64"
 
 class BootError(Exception):
     """A guest could not be prepared or booted."""
-
-
-# ---------------------------------------------------------------------------------------------
-# initramfs
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BootInitramfsRequest:
-    """The minimal busybox image with the standard `/init` (see domain.guest.init) and the
-    marker programs, plus an optional boot step: `boot_script` (a path in `digest`) runs before
-    the init marker."""
-
-    boot_script: Optional[str] = None
-    digest: Digest = EMPTY_DIGEST
-    modules: Digest = EMPTY_DIGEST  # a GuestModules digest: its files go into the image as is
-
-
-@dataclass(frozen=True)
-class BootInitramfs:
-    digest: Digest  # holds initramfs.cpio.gz
 
 
 @rule(desc="Build the busybox initramfs", level=LogLevel.DEBUG)
@@ -88,20 +94,6 @@ async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
     return BootInitramfs(result.output_digest)
 
 
-# ---------------------------------------------------------------------------------------------
-# run
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KernelRunFieldSet(RunFieldSet):
-    required_fields = (KernelSourceField,)
-    run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
-
-    cmdline: KernelCmdlineField
-    memory: KernelMemoryField
-
-
 def check_boot_fields(address: Address, cmdline: str, memory: str, appended: str,
                       boot_timeout: Optional[int] = None) -> None:
     """Refuse, before anything boots, a `kernel_image`'s boot fields that cannot work: a
@@ -126,17 +118,6 @@ async def _kernel_and_initramfs(address: Address) -> tuple:
         Get(Toolchain, ToolchainRequest((QEMU,), "QEMU boots")),
     )
     return built, initramfs, toolchain
-
-
-@dataclass(frozen=True)
-class AccelProbeRequest:
-    kernel: Digest
-    initramfs: Digest
-
-
-@dataclass(frozen=True)
-class AccelChoice:
-    accel: str
 
 
 async def _boot_process(kernel: Digest, initramfs: Digest, cmdline: str, memory: str,
@@ -194,26 +175,12 @@ async def run_kernel_image(field_set: KernelRunFieldSet, qemu: QemuSubsystem) ->
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# test
-# ---------------------------------------------------------------------------------------------
-
-
 class KernelBootTestSubsystem(Subsystem):
     options_scope = "kernel-boot-test"
     name = "kernel boot test"
     help = "Boot checks of `kernel_image` targets with `pants test`."
 
     skip = SkipOption("test")
-
-
-@dataclass(frozen=True)
-class KernelTestFieldSet(TestFieldSet):
-    required_fields = (KernelSourceField,)
-
-    cmdline: KernelCmdlineField
-    memory: KernelMemoryField
-    boot_timeout: KernelBootTimeoutField
 
 
 class KernelBootTestRequest(TestRequest):
@@ -239,6 +206,46 @@ async def test_kernel_boot(
     result = await Get(FallibleProcessResult, DomainProcess, process)
     return TestResult.from_fallible_process_result(
         process_result=result, address=fs.address, output_setting=test_subsystem.output)
+
+
+TRY_INIT_TIMEOUT = 60
+
+
+@rule(desc="Run the apps' workloads on a tailored kernel", level=LogLevel.DEBUG)
+async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
+    k = request.kernel
+    bz_image, trace_bz_image = await MultiGet(
+        Get(Digest, DigestSubset(k.build.digest, PathGlobs(["bzImage"]))),
+        Get(Digest, DigestSubset(k.inputs.baseline.kernel.build.digest, PathGlobs(["bzImage"]))),
+    )
+    accel = qemu.accel
+    if accel == "auto":  # probed once per trace kernel: a candidate may not boot at all
+        boot = await Get(BootInitramfs, BootInitramfsRequest())
+        accel = (await Get(AccelChoice, AccelProbeRequest(trace_bz_image, boot.digest))).accel
+    images = await MultiGet(Get(Digest, AddPrefix(t.initramfs.digest, f"apps/{i}"))
+                            for i, (_, t) in enumerate(k.inputs.apps))
+    apps = [{"name": str(a.address), "initrd": f"apps/{i}/initramfs.cpio.gz",
+             "success": a.success.value, "timeout": a.timeout.value}
+            for i, (a, _) in enumerate(k.inputs.apps)]
+    listing = await Get(Digest, CreateDigest([FileContent(
+        "apps.json", json.dumps(apps, indent=1, sort_keys=True).encode())]))
+    m = k.inputs.baseline.kernel.machine
+    argv = ["--qemu", tool_path(QEMU), "--kernel", "bzImage", "--apps", "apps.json",
+            "--cmdline", f"{m.cmdline} nokaslr" + (" panic=-1" if request.for_try else ""),
+            *m.process_args(), "--accel", accel, "--out", "check"]
+    if request.for_try:
+        argv += ["--init-timeout", str(TRY_INIT_TIMEOUT), "--fail-fast"]
+    return AppCheck(await Get(FallibleProcessResult, DomainProcess(
+        "kernel_rules.domain.guest.app_check",
+        tuple(argv),
+        f"Run {len(apps)} app workload(s) on {request.address} (QEMU {accel})",
+        ToolchainRequest((QEMU,), "QEMU boots"),
+        input_digest=await Get(Digest, MergeDigests([bz_image, listing, *images])),
+        output_directories=("check",),
+        timeout_seconds=sum(a["timeout"] for a in apps) + 60 * len(apps) + 60,
+        cache_scope=request.cache_scope,
+        remote_cache_first=False,
+    )))
 
 
 def rules():

@@ -9,12 +9,11 @@ broken BUILD file elsewhere must not stop this target).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pants.core.goals.package import OutputPathField
-from pants.engine.addresses import Address
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import AllTargets
+
+from kernel_rules.rules.types import OutputDir, OutputDirRequest
 
 # The target types that package into a directory of their own.
 PACKAGED_ALIASES = frozenset({"kernel_image", "kernel_baseline", "app_profile", "tailored_kernel"})
@@ -22,19 +21,6 @@ PACKAGED_ALIASES = frozenset({"kernel_image", "kernel_baseline", "app_profile", 
 
 class OutputPathCollision(Exception):
     """Two targets would write into the same dist/ directory."""
-
-
-@dataclass(frozen=True)
-class OutputDirRequest:
-    address: Address
-    output_path: OutputPathField
-
-
-@dataclass(frozen=True)
-class OutputDir:
-    """The target's directory under dist/, relative to it; no other target writes inside it."""
-
-    path: str
 
 
 def _overlaps(a: str, b: str) -> bool:

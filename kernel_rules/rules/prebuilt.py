@@ -1,70 +1,56 @@
-"""`prebuilt_kernel` -> verified packages -> the trace kernel's files; a baseline's modules."""
+"""`prebuilt_kernel` -> verified packages -> the trace kernel's files; a baseline's modules.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Tuple
 
-from pants.engine.addresses import Address
 from pants.engine.fs import (
-    EMPTY_DIGEST, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, FileEntry,
-    MergeDigests, PathGlobs, RemovePrefix)
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    EMPTY_DIGEST,
+    FileContent,
+    FileEntry,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+)
 from pants.engine.process import FallibleProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import Target
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from kernel_rules.prebuilt_target_types import (
+from kernel_rules.rules.process import CACHE_DIR, DomainProcess, error_tail
+from kernel_rules.rules.source import SHA256_HEX, single_file, tarball_in_sandbox
+from kernel_rules.rules.types import (
+    PACKAGES_DIR,
+    GuestModules,
+    KernelBuild,
+    KernelConfig,
+    LinuxSource,
+    LinuxSourceRequest,
+    ModulesRequest,
+    PrebuiltKernel,
+    PrebuiltKernelRequest,
+    ToolchainRequest,
+)
+from kernel_rules.targets.prebuilt import (
     PrebuiltDebugDebField,
     PrebuiltDebugSha256Field,
     PrebuiltImageDebField,
     PrebuiltImageSha256Field,
     PrebuiltSourceField,
 )
-from kernel_rules.rules.kernel import KernelBuild, KernelConfig
-from kernel_rules.rules.process import CACHE_DIR, DomainProcess, error_tail
-from kernel_rules.rules.source import (
-    SHA256_HEX, LinuxSource, LinuxSourceRequest, single_file, tarball_in_sandbox)
-from kernel_rules.rules.toolchain import ToolchainRequest
 
-PACKAGES_DIR = "prebuilt"  # where the verified packages appear in a sandbox
+
+
 TOOLS = ("addr2line", "dpkg-deb", "nm", "size", "tar", "xz")
 
 
 class PrebuiltKernelError(Exception):
     """A `prebuilt_kernel` whose packages are missing, fail their pins or do not fit."""
-
-
-@dataclass(frozen=True)
-class PrebuiltKernelRequest:
-    target: Target
-
-
-@dataclass(frozen=True)
-class PrebuiltKernel:
-    """A distribution kernel's verified packages and what the trace pipeline needs of them.
-
-    `config` and `build` have the shapes of a built `kernel_image`'s (`build.digest` holds
-    bzImage, vmlinux with DWARF, System.map, config and sizes.json), so tracing and composition
-    treat both kinds of trace kernel alike.
-    """
-
-    address: Address
-    source: LinuxSource
-    packages: Digest  # image.deb and debug.deb at the top: mount as PACKAGES_DIR
-    debug_sha256: str
-    release: str
-    dwarf_prefix: str
-    config: KernelConfig
-    build: KernelBuild
-
-    def image_deb(self) -> str:
-        return f"{PACKAGES_DIR}/image.deb"
-
-    def debug_deb(self) -> str:
-        return f"{PACKAGES_DIR}/debug.deb"
 
 
 @rule(desc="Verify and unpack a prebuilt kernel")
@@ -123,20 +109,6 @@ async def prebuilt_kernel(request: PrebuiltKernelRequest) -> PrebuiltKernel:
         tgt.address, source, packages_digest, debug_sha256, info["release"],
         info["dwarf_prefix"], KernelConfig(tgt.address, source, "x86_64", dot_config),
         KernelBuild(tgt.address, files, EMPTY_DIGEST))
-
-
-@dataclass(frozen=True)
-class ModulesRequest:
-    kernel: PrebuiltKernel
-    modules: Tuple[str, ...]
-    owner: Address  # the baseline, for error messages
-
-
-@dataclass(frozen=True)
-class GuestModules:
-    """`lib/modules/<release>/...ko` in load order and `etc/kernel_rules/modules` (empty if none)."""
-
-    digest: Digest
 
 
 @rule(desc="Gather a baseline's kernel modules")

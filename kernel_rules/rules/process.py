@@ -27,7 +27,7 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
-from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
+from kernel_rules.rules.types import Toolchain, ToolchainRequest
 from kernel_rules.subsystems import STEP_TIMEOUT
 
 SANDBOX_SITE = "third_party/python/sandbox/site"

@@ -1,18 +1,19 @@
-"""`linux_source` -> a verified tarball digest."""
+"""`linux_source` -> a verified tarball digest.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from pants.engine.addresses import Address, UnparsedAddressInputs
+from pants.engine.addresses import UnparsedAddressInputs
 from pants.engine.fs import Digest, DigestEntries, FileEntry
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import HydratedSources, HydrateSourcesRequest, SourcesField, Targets
+from pants.engine.target import HydrateSourcesRequest, HydratedSources, SourcesField, Targets
 
-from kernel_rules.target_types import (
+from kernel_rules.rules.types import LinuxSource, LinuxSourceRequest
+from kernel_rules.targets.source import (
     LinuxSourcePackageVersionField,
     LinuxSourceSha256Field,
     LinuxSourceTarballField,
@@ -24,24 +25,6 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 class LinuxSourceError(Exception):
     """A `linux_source` that is missing, of the wrong kind, or whose tarball fails its pin."""
-
-
-@dataclass(frozen=True)
-class LinuxSourceRequest:
-    """The `source` field of `owner`: an address (relative addresses resolve from `owner`)."""
-
-    spec: str
-    owner: Address
-
-
-@dataclass(frozen=True)
-class LinuxSource:
-    address: Address
-    digest: Digest  # holds exactly `filename`
-    filename: str
-    sha256: str
-    version: str
-    package_version: str = ""
 
 
 async def single_file(field: SourcesField) -> Optional[Tuple[Digest, FileEntry]]:

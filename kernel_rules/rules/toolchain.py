@@ -1,11 +1,10 @@
-"""Find and fingerprint the host tools (rule side of `kernel_rules.domain.build.toolchain`)."""
+"""Find and fingerprint the host tools (rule side of `kernel_rules.domain.build.toolchain`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Tuple
 
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
@@ -15,30 +14,11 @@ from pants.util.logging import LogLevel
 
 from kernel_rules.domain.build.toolchain import KBUILD_TOOLS
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
-from kernel_rules.subsystems import STEP_TIMEOUT, KernelBuildSubsystem
-
+from kernel_rules.rules.types import Toolchain, ToolchainRequest
+from kernel_rules.subsystems import KernelBuildSubsystem, STEP_TIMEOUT
 
 class MissingToolError(Exception):
     """A host tool a step needs is not on `[kernel-build].search_path`."""
-
-
-@dataclass(frozen=True)
-class ToolchainRequest:
-    tools: Tuple[str, ...]
-    purpose: str  # e.g. "kernel builds", for error messages
-
-
-@dataclass(frozen=True)
-class Toolchain:
-    """Where each tool is, and a fingerprint of their versions and binaries for cache keys."""
-
-    python: str
-    paths: FrozenDict[str, str]
-    fingerprint: str
-    env: FrozenDict[str, str]  # the explicit environment of processes using these tools
-
-    def path(self, tool: str) -> str:
-        return self.paths[tool]
 
 
 @rule(desc="Fingerprint host tools", level=LogLevel.DEBUG)

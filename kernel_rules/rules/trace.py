@@ -1,118 +1,75 @@
-"""`kernel_baseline` and `app_profile`: trace under QEMU -> map -> config set -> package."""
+"""`kernel_baseline` and `app_profile`: guest image -> trace under QEMU -> config set (rules.map) -> package.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
-from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.engine.addresses import Address, UnparsedAddressInputs
-from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.fs import (
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    EMPTY_DIGEST,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+    Snapshot,
+)
 from pants.engine.process import FallibleProcessResult, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import HydratedSources, HydrateSourcesRequest, Target, Targets
+from pants.engine.target import HydrateSourcesRequest, HydratedSources, Target, Targets
 from pants.engine.unions import UnionRule
-from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from kernel_rules.domain.guest.app_check import failure_details, verdict, workload_report
 from kernel_rules.domain.guest.init import render_app_init
 from kernel_rules.domain.guest.qemu import CHECK_PARAM
-from kernel_rules.rules.boot import QEMU, BootInitramfs, BootInitramfsRequest
-from kernel_rules.rules.kernel import (
+from kernel_rules.rules.boot import QEMU
+from kernel_rules.rules.process import DomainProcess, error_tail, tool_path
+from kernel_rules.rules.types import (
+    AppInitramfs,
+    AppInitramfsRequest,
+    BootInitramfs,
+    BootInitramfsRequest,
+    ConfigSet,
+    GuestModules,
     KernelBuild,
     KernelBuildRequest,
     KernelConfig,
     KernelConfigRequest,
+    MapRequest,
+    ModulesRequest,
+    OutputDir,
+    OutputDirRequest,
+    PrebuiltKernel,
+    PrebuiltKernelRequest,
+    ToolchainRequest,
+    TraceKernel,
+    TraceRequest,
+    TraceResult,
+    TracedApp,
+    TracedBaseline,
+)
+from kernel_rules.targets.app_profile import AppProfileFieldSet
+from kernel_rules.targets.baseline import BaselineFieldSet, BaselineKernelField
+from kernel_rules.targets.kernel_image import (
+    KernelDebugInfoField,
     KernelImageFieldSet,
+    KernelSourceField,
 )
-from kernel_rules.rules.process import CACHE_DIR, DomainProcess, error_tail, tool_path
-from kernel_rules.rules.source import tarball_in_sandbox
-from kernel_rules.rules.toolchain import ToolchainRequest
-from kernel_rules.prebuilt_target_types import PrebuiltImageDebField
-from kernel_rules.rules.prebuilt import (
-    PACKAGES_DIR, GuestModules, ModulesRequest, PrebuiltKernel, PrebuiltKernelRequest)
-from kernel_rules.target_types import KernelDebugInfoField, KernelSourceField
-from kernel_rules.trace_target_types import (
-    AppBaselineField,
-    AppBinariesField,
-    AppFilesField,
-    AppProgramsField,
-    AppSuccessField,
-    AppWorkloadField,
-    BaselineBootScriptField,
-    BaselineCmdlineField,
-    BaselineKernelField,
-    BaselineModulesField,
-    MachineCpusField,
-    MachineDevicesField,
-    MachineMemoryField,
-    MachineTypeField,
-    TraceTimeoutField,
-)
-from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
-
-
+from kernel_rules.targets.prebuilt import PrebuiltImageDebField
 
 class TraceError(Exception):
     """A traced guest failed, or a trace target is declared wrongly."""
 
 
-@dataclass(frozen=True)
-class Machine:
-    machine: str
-    cpus: int
-    memory: str
-    devices: Tuple[str, ...]
-    cmdline: str
-
-    def process_args(self) -> list:
-        """The machine as arguments of the tracer and app-check programs (each `--name=value`,
-        so that a value starting with `-` is never taken for an option)."""
-        out = [f"--machine={self.machine}", f"--cpus={self.cpus}", f"--memory={self.memory}"]
-        return out + [f"--device={dev}" for dev in self.devices]
-
-    def digest_text(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class BaselineFieldSet(PackageFieldSet):
-    required_fields = (BaselineKernelField,)
-
-    kernel: BaselineKernelField
-    machine: MachineTypeField
-    cpus: MachineCpusField
-    memory: MachineMemoryField
-    devices: MachineDevicesField
-    cmdline: BaselineCmdlineField
-    modules: BaselineModulesField
-    boot_script: BaselineBootScriptField
-    timeout: TraceTimeoutField
-    output_path: OutputPathField
-
-    def machine_description(self) -> Machine:
-        return Machine(self.machine.value, self.cpus.value, self.memory.value,
-                       tuple(self.devices.value or ()), self.cmdline.value)
-
-
-@dataclass(frozen=True)
-class AppProfileFieldSet(PackageFieldSet):
-    required_fields = (AppBaselineField, AppWorkloadField)
-
-    baseline: AppBaselineField
-    binaries: AppBinariesField
-    programs: AppProgramsField
-    files: AppFilesField
-    workload: AppWorkloadField
-    success: AppSuccessField
-    timeout: TraceTimeoutField
-    output_path: OutputPathField
-
-
-async def _one_target(spec: str, owner: Address, field: str, want: type, kind: str) -> Target:
+async def one_target(spec: str, owner: Address, field: str, want: type, kind: str) -> Target:
     targets = await Get(Targets, UnparsedAddressInputs(
         [spec], owning_address=owner, description_of_origin=f"the `{field}` field of {owner}"))
     tgt = targets[0]
@@ -120,20 +77,6 @@ async def _one_target(spec: str, owner: Address, field: str, want: type, kind: s
         raise TraceError(f"{owner}: field `{field}` must name a `{kind}` target, but "
                          f"{tgt.address} is a `{tgt.alias}`.")
     return tgt
-
-
-@dataclass(frozen=True)
-class TraceKernel:
-    """The trace kernel of a baseline: its build (or a prebuilt kernel's files in the same
-    shape), final config, the machine to boot it on, and the modules its guests load."""
-
-    baseline: Address
-    config: KernelConfig
-    build: KernelBuild
-    machine: Machine
-    timeout: int
-    prebuilt: Optional[PrebuiltKernel] = None
-    modules: GuestModules = GuestModules(EMPTY_DIGEST)
 
 
 @rule(desc="Resolve a baseline's trace kernel")
@@ -162,26 +105,6 @@ async def trace_kernel(fs: BaselineFieldSet) -> TraceKernel:
     return TraceKernel(fs.address, config, build, fs.machine_description(), fs.timeout.value)
 
 
-@dataclass(frozen=True)
-class TraceRequest:
-    kernel: TraceKernel
-    initramfs: Digest  # holds initramfs.cpio.gz
-    mode: str  # boot | app
-    target: Address
-    timeout: int
-
-
-@dataclass(frozen=True)
-class TraceResult:
-    digest: Digest  # trace/addresses.txt, trace/trace.json, trace/console.log (+ workload.log)
-    console: str
-    trace_json_text: str
-
-    @property
-    def trace_json(self) -> dict:
-        return json.loads(self.trace_json_text)
-
-
 @rule(desc="Trace a guest under QEMU", level=LogLevel.DEBUG)
 async def run_trace(request: TraceRequest) -> TraceResult:
     m = request.kernel.machine
@@ -205,60 +128,6 @@ async def run_trace(request: TraceRequest) -> TraceResult:
                        contents["trace/trace.json"].decode())
 
 
-@dataclass(frozen=True)
-class MapRequest:
-    kernel: TraceKernel
-    trace: TraceResult
-    kind: str
-    target: Address
-    workload_sha256: str = ""
-
-
-@dataclass(frozen=True)
-class ConfigSet:
-    digest: Digest  # config-set.json, summary.md
-    sha256: str
-
-
-@rule(desc="Map a trace to a config set", level=LogLevel.DEBUG)
-async def map_trace(request: MapRequest) -> ConfigSet:
-    k = request.kernel
-    config_contents = await Get(DigestContents, Digest, k.config.digest)
-    vmlinux_and_config = await Get(Digest, DigestSubset(k.build.digest, PathGlobs(["vmlinux", "config"])))
-    immutable = {"linux_source": k.config.source.digest}
-    prebuilt_args: list = []
-    if k.prebuilt is not None:
-        immutable[PACKAGES_DIR] = k.prebuilt.packages
-        prebuilt_args = ["--prefix", k.prebuilt.dwarf_prefix, "--debug-deb",
-                         k.prebuilt.debug_deb(), "--debug-sha256", k.prebuilt.debug_sha256,
-                         "--release", k.prebuilt.release]
-    traced_on = {
-        "source_sha256": k.config.source.sha256,
-        "trace_config_sha256": hashlib.sha256(config_contents[0].content).hexdigest(),
-        "machine_sha256": hashlib.sha256(k.machine.digest_text().encode()).hexdigest(),
-        "workload_sha256": request.workload_sha256,
-    }
-    result = await Get(FallibleProcessResult, DomainProcess(
-        "kernel_rules.domain.map.mapper",
-        ("--tarball", tarball_in_sandbox(k.config.source), "--sha256", k.config.source.sha256,
-         "--cache", CACHE_DIR, "--vmlinux", "vmlinux", "--config", "config",
-         "--addresses", "trace/addresses.txt", "--trace", "trace/trace.json",
-         "--kind", request.kind, "--target", str(request.target),
-         "--traced-on", json.dumps(traced_on, sort_keys=True), *prebuilt_args, "--out", "out"),
-        f"Map the trace of {request.target} to a config set",
-        ToolchainRequest(("addr2line", "gcc", "tar", "xz"), "mapping traces"),
-        input_digest=await Get(Digest, MergeDigests([vmlinux_and_config, request.trace.digest])),
-        immutable_inputs=FrozenDict(immutable),
-        uses_cache=True,
-    ))
-    if result.exit_code != 0:
-        raise TraceError(f"{request.target}: mapping the trace failed:\n"
-                         + error_tail(result))
-    out = await Get(Digest, RemovePrefix(result.output_digest, "out"))
-    contents = {c.path: c.content for c in await Get(DigestContents, Digest, out)}
-    return ConfigSet(out, hashlib.sha256(contents["config-set.json"]).hexdigest())
-
-
 async def _package(trace: TraceResult, out_dir: str,
                    config_set: ConfigSet, image: Digest = EMPTY_DIGEST) -> BuiltPackage:
     """dist/<dir>/: config-set.json, summary.md, the traced guest's console.log and, for an app,
@@ -274,20 +143,6 @@ async def _package(trace: TraceResult, out_dir: str,
                              extra_log_lines=(f"config set sha256 {config_set.sha256}",)),
         *(BuiltPackageArtifact(f"{out_dir}/{n}") for n in names),
     ))
-
-
-# ---------------------------------------------------------------------------------------------
-# kernel_baseline
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TracedBaseline:
-    """A baseline's trace kernel, boot trace and config set."""
-
-    kernel: TraceKernel
-    trace: TraceResult
-    config_set: ConfigSet
 
 
 @rule(desc="Trace a baseline")
@@ -312,23 +167,6 @@ async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
     out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
     traced = await Get(TracedBaseline, BaselineFieldSet, fs)
     return await _package(traced.trace, out_dir, traced.config_set)
-
-
-# ---------------------------------------------------------------------------------------------
-# app_profile
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AppInitramfsRequest:
-    fs: AppProfileFieldSet
-    modules: GuestModules = GuestModules(EMPTY_DIGEST)  # the baseline's
-
-
-@dataclass(frozen=True)
-class AppInitramfs:
-    digest: Digest  # initramfs.cpio.gz
-    sha256: str
 
 
 @rule(desc="Build an application initramfs", level=LogLevel.DEBUG)
@@ -380,19 +218,8 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
     return AppInitramfs(result.output_digest, hashlib.sha256(content).hexdigest())
 
 
-@dataclass(frozen=True)
-class TracedApp:
-    """An app profile's baseline, guest image, window trace and config set."""
-
-    baseline: Address
-    kernel: TraceKernel
-    initramfs: AppInitramfs
-    trace: TraceResult
-    config_set: ConfigSet
-
-
 async def app_baseline(fs: AppProfileFieldSet) -> BaselineFieldSet:
-    baseline_tgt = await _one_target(fs.baseline.value, fs.address, "baseline",
+    baseline_tgt = await one_target(fs.baseline.value, fs.address, "baseline",
                                      BaselineKernelField, "kernel_baseline")
     return BaselineFieldSet.create(baseline_tgt)
 

@@ -69,7 +69,7 @@ def _base(ws, tarball, sha, tmp: Path) -> Path:
 
 
 def _debug_fragment(tmp: Path) -> Path:
-    from kernel_rules.rules.kernel import DEBUG_INFO_FRAGMENT  # the same text the rule adds
+    from kernel_rules.rules.configure import DEBUG_INFO_FRAGMENT  # the same text the rule adds
 
     path = tmp / "debug.config"
     path.write_text(DEBUG_INFO_FRAGMENT)

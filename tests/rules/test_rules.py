@@ -15,9 +15,10 @@ from pants.engine.rules import QueryRule
 from pants.testutil.rule_runner import RuleRunner
 
 from kernel_rules import register
-from kernel_rules.rules.kernel import KernelConfig, KernelConfigRequest, KernelImageFieldSet
-from kernel_rules.rules.source import LinuxSource, LinuxSourceRequest
-from kernel_rules.rules.toolchain import Toolchain, ToolchainRequest
+from kernel_rules.rules.types import KernelConfig, KernelConfigRequest
+from kernel_rules.targets.kernel_image import KernelImageFieldSet
+from kernel_rules.rules.types import LinuxSource, LinuxSourceRequest
+from kernel_rules.rules.types import Toolchain, ToolchainRequest
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_real_configure_reports_unknown_symbol_and_unmet_dependency(
 
 def test_two_targets_with_one_output_path_are_refused(rule_runner: RuleRunner) -> None:
     from pants.core.goals.package import OutputPathField
-    from kernel_rules.rules.output_paths import OutputDir, OutputDirRequest
+    from kernel_rules.rules.types import OutputDir, OutputDirRequest
 
     runner = RuleRunner(rules=[*register.rules(), QueryRule(OutputDir, [OutputDirRequest])],
                         target_types=register.target_types())

@@ -146,9 +146,9 @@ def test_forbid_symbols():
 
 
 def _fields():
-    from kernel_rules.tailor_target_types import TailoredForbidField, TailoredForceField
-    from kernel_rules.target_types import KernelFragmentsField
-    from kernel_rules.trace_target_types import MachineDevicesField
+    from kernel_rules.targets.tailored import TailoredForbidField, TailoredForceField
+    from kernel_rules.targets.kernel_image import KernelFragmentsField
+    from kernel_rules.targets.fields import MachineDevicesField
 
     return {"fragments": KernelFragmentsField, "force": TailoredForceField,
             "forbid": TailoredForbidField, "devices": MachineDevicesField}

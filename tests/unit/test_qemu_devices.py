@@ -59,7 +59,7 @@ def test_devices_that_reach_the_host_are_refused(device, problem):
 
 
 def test_machine_properties_that_reach_the_host_are_refused():
-    from kernel_rules.trace_target_types import machine_problem
+    from kernel_rules.targets.fields import machine_problem
 
     for ok in ("q35", "pc-q35-7.2", "q35,accel=tcg", "microvm,x-option-roms=off"):
         assert machine_problem(ok) == "", ok

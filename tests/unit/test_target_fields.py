@@ -7,14 +7,10 @@ import pytest
 from pants.engine.addresses import Address
 from pants.engine.target import InvalidFieldException
 
-from kernel_rules.trace_target_types import (
-    AppSuccessField,
-    BaselineCmdlineField,
-    MachineCpusField,
-    MachineMemoryField,
-    MachineTypeField,
-    TraceTimeoutField,
-)
+from kernel_rules.targets.app_profile import AppSuccessField
+from kernel_rules.targets.baseline import BaselineCmdlineField
+from kernel_rules.targets.fields import (
+    MachineCpusField, MachineMemoryField, MachineTypeField, TraceTimeoutField)
 
 ADDRESS = Address("bad", target_name="t")
 

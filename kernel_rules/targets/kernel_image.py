@@ -1,96 +1,29 @@
-"""BUILD file targets: `linux_source` and `kernel_image`."""
+"""BUILD file target `kernel_image`: a kernel configured from a base and fragments, built by Kbuild; and the field sets of its goals (package, run, test).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Optional, Tuple
 
-from pants.core.goals.package import OutputPathField
+from pants.core.goals.package import OutputPathField, PackageFieldSet
+from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior
+from pants.core.goals.test import TestFieldSet
 from pants.engine.addresses import Address
 from pants.engine.target import (
-    COMMON_TARGET_FIELDS,
     BoolField,
+    COMMON_TARGET_FIELDS,
     IntField,
     InvalidFieldException,
     OptionalSingleSourceField,
-    SingleSourceField,
     StringField,
     StringSequenceField,
     Target,
 )
 from pants.util.strutil import help_text
 
-from kernel_rules.domain.kconfig.fragments import fragment_file_problem
 from kernel_rules.domain.build.kbuild import CONFIG_TARGETS
-
-# ----------------------------------------------------------------------------------------------
-# linux_source
-# ----------------------------------------------------------------------------------------------
-
-
-class LinuxSourceTarballField(SingleSourceField):
-    alias = "tarball"
-    expected_file_extensions = (".xz", ".gz", ".bz2", ".tar")  # `.tar.xz` has the suffix `.xz`
-    help = help_text(
-        """
-        The kernel source tarball, relative to the BUILD file. It is not committed: the setup
-        (`./pants` on first use) fetches it and checks it against `sha256`. It must hold exactly one
-        top-level directory with the kernel's `Makefile`.
-        """
-    )
-
-
-class LinuxSourceSha256Field(StringField):
-    alias = "sha256"
-    required = True
-    help = help_text(
-        """
-        The sha256 of the tarball, as 64 hex digits. Every use of this target checks the file
-        against it and fails naming both digests on a mismatch. To move to a new tarball, update
-        this value and `third_party/linux/linux-source.lock` together (see docs/sources.md).
-        """
-    )
-
-
-class LinuxSourceVersionField(StringField):
-    alias = "version"
-    required = True
-    help = "The kernel version the tarball holds (e.g. `6.1.192`), for reports and error messages."
-
-
-class LinuxSourcePackageVersionField(StringField):
-    alias = "package_version"
-    help = help_text(
-        """
-        The distribution package version the tarball comes from (e.g. Debian's `6.1.192-2`),
-        if any. A `prebuilt_kernel` traced for tailored kernels built from this source must be of
-        exactly this version.
-        """
-    )
-
-
-class LinuxSourceTarget(Target):
-    alias = "linux_source"
-    core_fields = (
-        *COMMON_TARGET_FIELDS,
-        LinuxSourceTarballField,
-        LinuxSourceSha256Field,
-        LinuxSourceVersionField,
-        LinuxSourcePackageVersionField,
-    )
-    help = help_text(
-        """
-        A pinned Linux source tarball: the only place kernel sources come from.
-
-        Kernels refer to it by address (`source="//third_party/linux:linux-6.1"`). It is unpacked
-        once per sha256 into the kernel_rules cache and shared by every build.
-        """
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# kernel_image
-# ----------------------------------------------------------------------------------------------
-
+from kernel_rules.domain.kconfig.fragments import fragment_file_problem
 
 class KernelSourceField(StringField):
     alias = "source"
@@ -221,3 +154,34 @@ class KernelImageTarget(Target):
         trees, so a configuration change recompiles only the objects it touches.
         """
     )
+
+
+@dataclass(frozen=True)
+class KernelImageFieldSet(PackageFieldSet):
+    required_fields = (KernelSourceField,)
+
+    source: KernelSourceField
+    base: KernelBaseField
+    base_config: KernelBaseConfigField
+    fragments: KernelFragmentsField
+    debug_info: KernelDebugInfoField
+    arch: KernelArchField
+    output_path: OutputPathField
+
+
+@dataclass(frozen=True)
+class KernelRunFieldSet(RunFieldSet):
+    required_fields = (KernelSourceField,)
+    run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
+
+    cmdline: KernelCmdlineField
+    memory: KernelMemoryField
+
+
+@dataclass(frozen=True)
+class KernelTestFieldSet(TestFieldSet):
+    required_fields = (KernelSourceField,)
+
+    cmdline: KernelCmdlineField
+    memory: KernelMemoryField
+    boot_timeout: KernelBootTimeoutField

@@ -1,14 +1,17 @@
-"""BUILD file target for the product's output: `tailored_kernel`."""
+"""BUILD file target `tailored_kernel`: a baseline, its apps and overrides, composed, built and checked.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Optional, Tuple
 
-from pants.core.goals.package import OutputPathField
+from pants.core.goals.package import OutputPathField, PackageFieldSet
+from pants.core.goals.test import TestFieldSet
 from pants.engine.addresses import Address
 from pants.engine.target import (
-    COMMON_TARGET_FIELDS,
     BoolField,
+    COMMON_TARGET_FIELDS,
     IntField,
     InvalidFieldException,
     StringField,
@@ -18,7 +21,6 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from kernel_rules.domain.kconfig.config_policy import PolicyError, forbid_symbol, force_value
-
 
 class TailoredBaselineField(StringField):
     alias = "baseline"
@@ -187,3 +189,25 @@ class TailoredKernelTarget(Target):
         baseline's machine with each app's image and runs each workload.
         """
     )
+
+
+@dataclass(frozen=True)
+class TailoredKernelFieldSet(PackageFieldSet):
+    required_fields = (TailoredBaselineField,)
+
+    baseline: TailoredBaselineField
+    apps: TailoredAppsField
+    force: TailoredForceField
+    forbid: TailoredForbidField
+    objective: TailoredObjectiveField
+    debug_info: TailoredDebugInfoField
+    minimise: TailoredMinimiseField
+    minimise_max_tries: TailoredMinimiseMaxTriesField
+    output_path: OutputPathField
+
+
+@dataclass(frozen=True)
+class TailoredKernelTestFieldSet(TestFieldSet):
+    required_fields = (TailoredBaselineField,)
+
+    baseline: TailoredBaselineField

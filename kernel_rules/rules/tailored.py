@@ -1,0 +1,224 @@
+"""`tailored_kernel`: traced sets -> compose -> (minimise) -> build -> check apps.
+
+`package` writes the kernel, its composed requirements and a report; `test` boots the kernel on
+the baseline's machine with every app's image and runs each workload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, List
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.core.goals.test import TestRequest, TestResult, TestSubsystem
+from pants.engine.addresses import UnparsedAddressInputs
+from pants.engine.fs import (
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+)
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import Targets, WrappedTarget, WrappedTargetRequest
+from pants.engine.unions import UnionRule
+from pants.option.option_types import SkipOption
+from pants.option.subsystem import Subsystem
+from pants.util.logging import LogLevel
+
+from kernel_rules.domain.compose.report import build_report, render_markdown, symbol_sizes
+from kernel_rules.domain.kconfig.fragments import parse_config
+from kernel_rules.rules.compose import TailorError, digest_texts
+from kernel_rules.rules.trace import one_target, app_baseline
+from kernel_rules.rules.types import (
+    AppCheck,
+    AppCheckRequest,
+    ComposeRequest,
+    ComposedConfig,
+    KernelBuild,
+    KernelBuildRequest,
+    MinimiseRequest,
+    Minimised,
+    OutputDir,
+    OutputDirRequest,
+    SymbolSizes,
+    SymbolSizesRequest,
+    TailoredInputs,
+    TailoredKernel,
+    Toolchain,
+    ToolchainRequest,
+    TracedApp,
+    TracedBaseline,
+)
+from kernel_rules.subsystems import STEP_TIMEOUT
+from kernel_rules.targets.app_profile import AppProfileFieldSet, AppWorkloadField
+from kernel_rules.targets.baseline import BaselineFieldSet, BaselineKernelField
+from kernel_rules.targets.tailored import TailoredKernelFieldSet, TailoredKernelTestFieldSet
+
+logger = logging.getLogger(__name__)
+
+
+@rule(desc="Trace a tailored kernel's baseline and apps")
+async def tailored_inputs(fs: TailoredKernelFieldSet) -> TailoredInputs:
+    baseline_tgt = await one_target(fs.baseline.value, fs.address, "baseline",
+                                     BaselineKernelField, "kernel_baseline")
+    baseline_fs = BaselineFieldSet.create(baseline_tgt)
+    app_tgts = await Get(Targets, UnparsedAddressInputs(
+        fs.apps.value or (), owning_address=fs.address,
+        description_of_origin=f"the `apps` field of {fs.address}"))
+    app_fss: List[AppProfileFieldSet] = []
+    for tgt in app_tgts:
+        if not tgt.has_field(AppWorkloadField):
+            raise TailorError(f"{fs.address}: field `apps`: {tgt.address} is a `{tgt.alias}`, "
+                              "not an `app_profile`.")
+        app_fs = AppProfileFieldSet.create(tgt)
+        traced_on = await app_baseline(app_fs)
+        if traced_on.address != baseline_fs.address:
+            raise TailorError(
+                f"{fs.address}: field `apps`: {tgt.address} is traced on baseline "
+                f"{traced_on.address}, but this kernel's baseline is {baseline_fs.address}; "
+                "config sets of different trace kernels cannot be composed.")
+        app_fss.append(app_fs)
+    baseline = await Get(TracedBaseline, BaselineFieldSet, baseline_fs)
+    apps = await MultiGet(Get(TracedApp, AppProfileFieldSet, a) for a in app_fss)
+    return TailoredInputs(baseline, tuple(zip(app_fss, apps)))
+
+
+@rule(desc="Compose and build a tailored kernel")
+async def tailored_kernel(fs: TailoredKernelFieldSet) -> TailoredKernel:
+    if fs.minimise.value != "off" and not fs.apps.value:
+        raise TailorError(f"{fs.address}: field `minimise`: a minimisation verifies candidates "
+                          "by running the apps' workloads, and `apps` is empty.")
+    inputs = await Get(TailoredInputs, TailoredKernelFieldSet, fs)
+    if fs.minimise.value != "off":
+        m = await Get(Minimised, MinimiseRequest(fs, inputs))
+        return TailoredKernel(inputs, m.composed, m.build, m.record)
+    composed = await Get(ComposedConfig, ComposeRequest(fs, inputs))
+    build = await Get(KernelBuild, KernelBuildRequest(composed.config))
+    return TailoredKernel(inputs, composed, build)
+
+
+@rule(desc="Measure a vmlinux by its symbols", level=LogLevel.DEBUG)
+async def symbol_sizes_of(request: SymbolSizesRequest) -> SymbolSizes:
+    toolchain = await Get(Toolchain, ToolchainRequest(("nm",), "measuring kernels"))
+    vmlinux = await Get(Digest, DigestSubset(request.build.digest, PathGlobs(["vmlinux"])))
+    result = await Get(ProcessResult, Process(
+        [toolchain.path("nm"), "-S", "--defined-only", "vmlinux"],
+        description=f"Measure {request.build.address} (nm)",
+        timeout_seconds=STEP_TIMEOUT,
+        input_digest=vmlinux,
+        env=toolchain.env,
+        level=LogLevel.DEBUG,
+    ))
+    return SymbolSizes(result.stdout.decode(errors="replace"))
+
+
+@rule(desc="Package a tailored kernel")
+async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
+    out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
+    k = await Get(TailoredKernel, TailoredKernelFieldSet, fs)
+    check = (await Get(AppCheck, AppCheckRequest(
+        k, fs.address, ProcessCacheScope.SUCCESSFUL))).result
+    trace_kernel = k.inputs.baseline.kernel
+    mine_nm, theirs_nm = await MultiGet(
+        Get(SymbolSizes, SymbolSizesRequest(k.build)),
+        Get(SymbolSizes, SymbolSizesRequest(trace_kernel.build)),
+    )
+    built, trace_built, composed, results, stats = await MultiGet(
+        Get(DigestContents, Digest, await Get(Digest, DigestSubset(
+            k.build.digest, PathGlobs(["config", "sizes.json"])))),
+        Get(DigestContents, Digest, await Get(Digest, DigestSubset(
+            trace_kernel.build.digest, PathGlobs(["config", "sizes.json"])))),
+        Get(DigestContents, Digest, k.composed.digest),
+        Get(DigestContents, Digest, await Get(Digest, DigestSubset(
+            check.output_digest, PathGlobs(["check/results.json"])))),
+        Get(DigestContents, Digest, k.build.stats),
+    )
+    mine = {c.path: c.content.decode() for c in built}
+    theirs = {c.path: c.content.decode() for c in trace_built}
+    comp = {c.path: c.content.decode() for c in composed}
+    app_results = json.loads(results[0].content) if results else [
+        {"name": str(a.address), "passed": False, "reason": "the app check did not run: "
+         + check.stderr.decode(errors="replace")[-300:]} for a, _ in k.inputs.apps]
+    report = build_report(
+        target=str(fs.address), baseline=str(trace_kernel.baseline),
+        apps=[str(a.address) for a, _ in k.inputs.apps],
+        tailored=parse_config(mine["config"]), trace=parse_config(theirs["config"]),
+        tailored_sizes=json.loads(mine["sizes.json"]), trace_sizes=json.loads(theirs["sizes.json"]),
+        tailored_symbols=symbol_sizes(mine_nm.nm_output),
+        trace_symbols=symbol_sizes(theirs_nm.nm_output),
+        compose_stats=json.loads(comp["compose.json"]),
+        build_stats=json.loads(stats[0].content) if stats else None,
+        app_results=app_results,
+        minimisation=json.loads((await digest_texts(k.minimisation))["minimise.json"])
+        if k.minimisation else None)
+    report_files = await Get(Digest, CreateDigest([
+        FileContent("report.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()),
+        FileContent("report.md", render_markdown(report).encode()),
+    ]))
+    digest = await Get(Digest, AddPrefix(await Get(Digest, MergeDigests(
+        [k.build.digest, k.composed.digest, report_files,
+         *([k.minimisation] if k.minimisation else [])])), out_dir))
+    passed = sum(1 for r in app_results if r.get("passed"))
+    o = report["options"]
+    sizes = report["sizes"]
+    summary = (f"{o['tailored']['enabled']} options enabled (trace kernel "
+               f"{o['trace_kernel']['enabled']}); code {sizes['tailored']['code']} bytes (trace "
+               f"kernel {sizes['trace_kernel']['code']}); {passed} of {len(app_results)} "
+               "apps passed")
+    if report["minimisation"]:
+        m = report["minimisation"]
+        summary += (f"; minimised in {m['cost']['tries']} tries, {len(m['removed'])} soft "
+                    f"requirements left out" + ("" if m["complete"] else " (incomplete)"))
+    names = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json",
+             "requirements.json", "compose.json", "report.json", "report.md",
+             *(("soft.json", "minimise.json") if k.minimisation else ()))
+    return BuiltPackage(digest, tuple(
+        BuiltPackageArtifact(os.path.join(out_dir, n),
+                             extra_log_lines=(summary,) if n == "report.md" else ())
+        for n in names))
+
+
+class TailoredKernelTestSubsystem(Subsystem):
+    options_scope = "tailored-kernel-test"
+    name = "tailored kernel test"
+    help = "Runs every app's workload on `tailored_kernel` targets with `pants test`."
+
+    skip = SkipOption("test")
+
+
+class TailoredKernelTestRequest(TestRequest):
+    tool_subsystem = TailoredKernelTestSubsystem
+    field_set_type = TailoredKernelTestFieldSet
+
+
+@rule(desc="Test a tailored kernel with its apps' workloads")
+async def test_tailored_kernel(
+    batch: TailoredKernelTestRequest.Batch[TailoredKernelTestFieldSet, Any],
+    test_subsystem: TestSubsystem,
+) -> TestResult:
+    address = batch.single_element.address
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(
+        address, description_of_origin="kernel_rules tailored kernel test"))
+    k = await Get(TailoredKernel, TailoredKernelFieldSet, TailoredKernelFieldSet.create(
+        wrapped.target))
+    result = (await Get(AppCheck, AppCheckRequest(
+        k, address,
+        ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL
+    ))).result
+    return TestResult.from_fallible_process_result(
+        process_result=result, address=address, output_setting=test_subsystem.output)
+
+
+def rules():
+    return [
+        *collect_rules(),
+        UnionRule(PackageFieldSet, TailoredKernelFieldSet),
+        *TailoredKernelTestRequest.rules(),
+    ]

@@ -1,0 +1,142 @@
+"""Helpers shared by the BUILD file fields: field errors and the QEMU machine fields of baselines.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional, Tuple
+
+from pants.engine.addresses import Address
+from pants.engine.target import IntField, InvalidFieldException, StringField, StringSequenceField
+from pants.util.strutil import help_text
+
+from kernel_rules.domain.guest.qemu import memory_problem
+from kernel_rules.domain.guest.qemu_devices import device_problem
+
+def invalid_field(alias: str, address: Address, problem: str) -> InvalidFieldException:
+    """The error for a field value refused when the BUILD file is read."""
+    return InvalidFieldException(f"{address}: field `{alias}`: {problem}")
+
+
+def positive_int(alias: str, value: Optional[int], address: Address) -> Optional[int]:
+    """`value` when it is None or greater than 0, else the error naming the field."""
+    if value is not None and value <= 0:
+        raise invalid_field(alias, address, f"must be greater than 0, but was {value}")
+    return value
+
+
+class MachineTypeField(StringField):
+    alias = "machine"
+    default = "q35"
+    help = help_text(
+        """
+        QEMU machine type (`-machine`), e.g. `q35`, `pc`, `microvm`. QEMU itself judges it: a
+        type it does not know fails the trace with QEMU's own error.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        if not value or not value.strip() or value.startswith("-"):
+            raise invalid_field(cls.alias, address, f"{value!r} is not a QEMU machine type "
+                                "(such as `q35`)")
+        problem = machine_problem(value)
+        if problem:
+            raise invalid_field(cls.alias, address, f"{value!r}: {problem}")
+        return value
+
+
+# -machine properties that name host files or host-side objects.
+HOST_MACHINE_PROPERTIES = frozenset({
+    "dumpdtb", "dtb", "kernel", "initrd", "append", "firmware", "memory-backend", "pflash0",
+    "pflash1", "confidential-guest-support", "memory-encryption", "sgx-epc", "dump-guest-core",
+    "mem-merge", "graphics", "usb"})
+
+
+def machine_problem(value: str) -> str:
+    """Why a `machine` value may not be used (empty when it may): a type name, optionally with
+    `key=value` properties that name no host file or host-side object."""
+    kind, *props = value.split(",")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", kind):
+        return "a machine type is a name such as `q35` or `pc-q35-7.2`"
+    for prop in props:
+        key, _, val = prop.partition("=")
+        if key in HOST_MACHINE_PROPERTIES or not re.fullmatch(r"[A-Za-z0-9._-]*", val) or not key:
+            return (f"the property `{prop}` may reach host files or host resources; guests may "
+                    "not (machine properties are names and numbers only, and not "
+                    f"{', '.join(sorted(HOST_MACHINE_PROPERTIES))})")
+    return ""
+
+
+class MachineCpusField(IntField):
+    alias = "cpus"
+    default = 1
+    help = "Virtual CPUs (`-smp`), at least 1."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> Optional[int]:
+        return positive_int(cls.alias, super().compute_value(raw_value, address), address)
+
+
+class MachineMemoryField(StringField):
+    alias = "memory"
+    default = "256M"
+    help = help_text(
+        """
+        Guest memory in QEMU's syntax: a number of MiB or a number with a `K`, `M`, `G` or `T`
+        suffix (`256M`, `1G`), at least `16M`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        problem = memory_problem(value)
+        if problem:
+            raise invalid_field(cls.alias, address, problem)
+        return value
+
+
+class MachineDevicesField(StringSequenceField):
+    alias = "devices"
+    default = ()
+    help = help_text(
+        """
+        Extra QEMU devices, one `-device` value each (e.g. `virtio-rng-pci`), as
+        `driver[,property=value...]`. Guests never get a host network or a host filesystem:
+        network devices have no backend. Devices that reach the host are refused when the BUILD
+        file is read: drivers that load host files or pass host devices through (`loader`,
+        `vfio-pci`, `usb-host`, `vhost-*`, `virtio-9p-*`, sound cards, ...), properties naming
+        host files, devices or backends (`file=`, `romfile=`, `chardev=`, `netdev=`, `drive=`,
+        ...), and any property value holding `/`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
+                      ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for i, device in enumerate(value or ()):
+            why = device_problem(device)
+            if why:
+                raise InvalidFieldException(
+                    f"{address}: field `{cls.alias}`[{i}]: {device!r}: {why}; guests may not reach "
+                    "host files or host resources")
+        return value
+
+
+class TraceTimeoutField(IntField):
+    alias = "timeout"
+    default = 300
+    help = help_text(
+        """
+        Seconds a traced guest may run before the trace fails (QEMU runs in TCG: be generous);
+        greater than 0. When an app's workload runs out of time, the failure shows what it
+        printed so far.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> Optional[int]:
+        return positive_int(cls.alias, super().compute_value(raw_value, address), address)
