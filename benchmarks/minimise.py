@@ -58,7 +58,7 @@ def main() -> int:
     _pants("package", "examples/minimal:kernel", "examples/tailored:ipc")
     print("packaging examples/tailored:ipc-minimised (one build and boot per try) ...", flush=True)
     t0 = time.monotonic()
-    first_log = _pants("package", "examples/tailored:ipc-minimised")
+    _pants("package", "examples/tailored:ipc-minimised")
     first_s = time.monotonic() - t0
     t0 = time.monotonic()
     rerun_log = _pants("package", "examples/tailored:ipc-minimised")
@@ -107,7 +107,7 @@ def main() -> int:
         f"{'complete (1-minimal over the soft requirements)' if record['complete'] else 'incomplete: minimise_max_tries=' + str(record['max_tries']) + ' ran out'}. "
         f"This run: {first_s:.0f} s wall (tries already cached are not repeated), then a rerun "
         f"{rerun_s:.0f} s with {rerun_builds} builds and {rerun_boots} boots.",
-        "", f"Apps passing on the minimised kernel: "
+        "", "Apps passing on the minimised kernel: "
         + ", ".join(f"`{r['name']}` {'passed' if r['passed'] else 'FAILED'}"
                     for r in mini["app_results"]) + ".",
         "", f"Left out ({len(record['removed'])} soft requirements): "

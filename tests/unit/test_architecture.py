@@ -15,9 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Set, Tuple
 
@@ -140,8 +138,8 @@ def test_rules_name_their_steps_as_literals():
     for file, line, call in step_calls():
         arg = _module_arg(call)
         if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-            if not arg.value.startswith(DOMAIN_PACKAGE + ".") or not (
-                    f"{arg.value.replace('.', '/')}.py" in sources):
+            path = f"{arg.value.replace('.', '/')}.py"
+            if not arg.value.startswith(DOMAIN_PACKAGE + ".") or path not in sources:
                 unknown.append(f"{file}:{line} {arg.value}")
         elif not (file == "process.py" and _call_name(call) == "DomainScriptsRequest"):
             hidden.append(f"{file}:{line} {ast.unparse(call)[:80]}")

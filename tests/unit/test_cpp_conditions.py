@@ -239,7 +239,7 @@ def test_real_kernel_fork_c(kernel_srctree):
 
     def after(directive, occurrence=0):
         """The 1-based number of the line after the `occurrence`th line equal to `directive`."""
-        hits = [i for i, l in enumerate(lines, 1) if l.strip() == directive]
+        hits = [i for i, text in enumerate(lines, 1) if text.strip() == directive]
         return hits[occurrence] + 1
 
     mmu = after("#ifdef CONFIG_MMU")
