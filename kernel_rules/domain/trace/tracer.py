@@ -48,7 +48,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 from kernel_rules.domain.trace import log as tr
 from kernel_rules.domain.guest.app_check import (
