@@ -73,10 +73,11 @@ from kernel_rules.domain.guest.initramfs import (  # noqa: E402
     busybox_applets, busybox_initramfs, cpio_newc, directory, gzip_deterministic, regular,
     with_parent_dirs)
 from kernel_rules.domain.build.kbuild import PINNED_ENV, make_argv  # noqa: E402
-from kernel_rules.domain.guest.app_check import (  # noqa: E402
-    OUTPUT_BEGIN, WorkloadReport, verdict, workload_report)
-from kernel_rules.domain.guest.qemu import (  # noqa: E402
-    INIT_MARKER, BootSpec, Machine, command_line, watch_console)
+from kernel_rules.domain.guest.protocol import (
+    OUTPUT_BEGIN, WorkloadReport, verdict, workload_report,
+)
+from kernel_rules.domain.guest.protocol import INIT_MARKER
+from kernel_rules.domain.guest.qemu import BootSpec, Machine, command_line, watch_console
 from kernel_rules.domain.compose.report import symbol_sizes  # noqa: E402
 from kernel_rules.domain.build.warm_trees import (  # noqa: E402
     BUILDING, locked, repair_interrupted, unpack_source)

@@ -51,10 +51,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kernel_rules.domain.trace import tracer  # noqa: E402
-from kernel_rules.domain.guest.app_check import verdict, workload_report  # noqa: E402
+from kernel_rules.domain.guest.protocol import verdict, workload_report  # noqa: E402
 from kernel_rules.domain.guest.init import BOOT_INIT, BOOT_SCRIPT, render_app_init  # noqa: E402
-from kernel_rules.domain.guest.qemu import (  # noqa: E402
-    CHECK_PARAM, INIT_MARKER, BootSpec, Machine, watch_console)
+from kernel_rules.domain.guest.protocol import CHECK_PARAM, INIT_MARKER
+from kernel_rules.domain.guest.qemu import BootSpec, Machine, watch_console
 from kernel_rules.domain.build.warm_trees import unpack_source  # noqa: E402
 
 EXAMPLE = "examples/tracing"

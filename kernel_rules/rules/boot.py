@@ -1,6 +1,6 @@
 """Boot a `kernel_image` under QEMU: `pants run` (interactive) and `pants test` (init marker).
 
-`pants run` starts QEMU through a small guard (domain.guest.qemu.run_guarded) so that QEMU dies with the
+`pants run` starts QEMU through a small guard (domain.guest.guard) so that QEMU dies with the
 run, even when the Pants process that started it is killed.
 """
 
@@ -30,13 +30,8 @@ from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
 from kernel_rules.domain.guest.init import BOOT_INIT, BOOT_SCRIPT
-from kernel_rules.domain.guest.qemu import (
-    BootSpec,
-    CHECK_PARAM,
-    cmdline_problem,
-    command_line,
-    memory_problem,
-)
+from kernel_rules.domain.guest.protocol import CHECK_PARAM
+from kernel_rules.domain.guest.qemu import BootSpec, cmdline_problem, command_line, memory_problem
 from kernel_rules.rules.process import DomainProcess, tool_path
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.types import (
@@ -151,7 +146,7 @@ async def probe_accel(request: AccelProbeRequest) -> AccelChoice:
 async def run_kernel_image(field_set: KernelRunFieldSet, qemu: QemuSubsystem) -> RunRequest:
     check_boot_fields(field_set.address, field_set.cmdline.value, field_set.memory.value, "")
     built, initramfs, toolchain = await _kernel_and_initramfs(field_set.address)
-    scripts = await Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.qemu"))
+    scripts = await Get(DomainScripts, DomainScriptsRequest("kernel_rules.domain.guest.guard"))
     accel = qemu.accel if qemu.accel in ("tcg", "kvm") else "tcg"
     if qemu.accel == "auto":
         accel = await Get(AccelChoice, AccelProbeRequest(built.digest, initramfs.digest))
@@ -167,7 +162,7 @@ async def run_kernel_image(field_set: KernelRunFieldSet, qemu: QemuSubsystem) ->
     argv = command_line(spec)
     # Interactive: serial and QEMU's monitor share the terminal (Ctrl-A X quits).
     argv[argv.index("-serial") + 1] = "mon:stdio"
-    guard = [toolchain.python, "{chroot}/kernel_rules/domain/guest/qemu.py", "run", "--"]
+    guard = [toolchain.python, "{chroot}/kernel_rules/domain/guest/guard.py", "--"]
     return RunRequest(
         digest=await Get(Digest, MergeDigests([built.digest, initramfs.digest, scripts.digest])),
         args=guard + argv,

@@ -27,9 +27,10 @@ from pants.engine.target import HydrateSourcesRequest, HydratedSources, Target, 
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.guest.app_check import failure_details, verdict, workload_report
+from kernel_rules.domain.guest.protocol import verdict, workload_report
+from kernel_rules.domain.guest.app_check import failure_details
 from kernel_rules.domain.guest.init import render_app_init
-from kernel_rules.domain.guest.qemu import CHECK_PARAM
+from kernel_rules.domain.guest.protocol import CHECK_PARAM
 from kernel_rules.rules.boot import QEMU
 from kernel_rules.rules.process import DomainProcess, error_tail, tool_path
 from kernel_rules.rules.types import (

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel_rules.domain.guest.app_check import (
-    WorkloadReport, failure_details, run_app, verdict, without_frames, workload_report)
+from kernel_rules.domain.guest.protocol import (
+    WorkloadReport, verdict, without_frames, workload_report,
+)
+from kernel_rules.domain.guest.app_check import failure_details, run_app
 from kernel_rules.domain.guest.init import render_app_init
 from kernel_rules.domain.guest.qemu import BootSpec
 from tests.conftest import require_tools

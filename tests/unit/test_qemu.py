@@ -32,8 +32,10 @@ import time  # noqa: E402
 
 import pytest  # noqa: E402
 
-from kernel_rules.domain.guest.qemu import (  # noqa: E402
-    CHECK_PARAM, boot_until, check_problem, cmdline_problem, memory_problem, watch_console)
+from kernel_rules.domain.guest.protocol import CHECK_PARAM, check_problem
+from kernel_rules.domain.guest.qemu import (
+    boot_until, cmdline_problem, memory_problem, watch_console,
+)
 from tests.conftest import require_tools  # noqa: E402
 from tests.unit.fake_qemu import fake_qemu  # noqa: E402
 
@@ -160,7 +162,7 @@ def _guarded_sleeper(tmp_path, parent_argv=()) -> tuple:
     """(the process started, the pid of the guarded `sleep` standing in for QEMU)."""
     pid_file = tmp_path / "child.pid"
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    guard = [sys.executable, os.path.join(repo, "kernel_rules/domain/guest/qemu.py"), "run", "--",
+    guard = [sys.executable, os.path.join(repo, "kernel_rules/domain/guest/guard.py"), "--",
              "sh", "-c", f"echo $$ > {pid_file}; exec sleep 600"]
     proc = subprocess.Popen([*parent_argv, *guard], start_new_session=True)
     deadline = time.monotonic() + 10
@@ -197,7 +199,7 @@ def test_an_interactive_qemu_dies_when_the_process_that_ran_it_is_killed(tmp_pat
 
 def test_the_guard_passes_on_the_exit_status_and_signals(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    guard = [sys.executable, os.path.join(repo, "kernel_rules/domain/guest/qemu.py"), "run", "--"]
+    guard = [sys.executable, os.path.join(repo, "kernel_rules/domain/guest/guard.py"), "--"]
     assert subprocess.run(guard + ["sh", "-c", "exit 3"]).returncode == 3
     proc = subprocess.Popen(guard + ["sleep", "600"])
     time.sleep(1)

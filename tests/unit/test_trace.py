@@ -1,4 +1,5 @@
-from kernel_rules.domain.trace.log import START_KERNEL_MAP, WINDOW_BEGIN, WINDOW_END, kernel_addresses, window_addresses
+from kernel_rules.domain.guest.protocol import WINDOW_BEGIN, WINDOW_END
+from kernel_rules.domain.trace.log import START_KERNEL_MAP, kernel_addresses, window_addresses
 
 
 def _log(*addrs):
@@ -36,7 +37,7 @@ def test_window_without_end_marker_is_reported():
 
 
 def test_a_boot_splits_at_the_user_space_marker_and_code_run_again_is_in_both_phases():
-    from kernel_rules.domain.trace.log import USERSPACE_BEGIN
+    from kernel_rules.domain.guest.protocol import USERSPACE_BEGIN
 
     log = _log(0x01000000,                          # startup_64, physical: init
                0xFFFFFFFF81000100, 0xFFFFFFFF81000200,

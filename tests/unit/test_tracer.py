@@ -89,7 +89,7 @@ def _insns(*addrs: int) -> str:
 
 
 def test_a_boot_trace_stops_at_the_user_space_marker_and_logs_everything_again(tmp_path):
-    from kernel_rules.domain.trace.log import USERSPACE_BEGIN
+    from kernel_rules.domain.guest.protocol import USERSPACE_BEGIN
 
     log = (_insns(0xFFFFFFFF81000100, 0xFFFFFFFF81000200) + "AT_BREAKPOINT\n"
            + _insns(USERSPACE_BEGIN, 0xFFFFFFFF81000200, 0xFFFFFFFF81000300))
@@ -112,7 +112,7 @@ def test_a_boot_whose_init_never_runs_the_user_space_marker_fails(tmp_path):
 
 def test_addresses_txt_gives_each_address_its_phases(tmp_path):
     from kernel_rules.domain.map.mapper import read_addresses
-    from kernel_rules.domain.trace.log import USERSPACE_BEGIN
+    from kernel_rules.domain.guest.protocol import USERSPACE_BEGIN
 
     log = (_insns(0xFFFFFFFF81000100, 0xFFFFFFFF81000200) + "AT_BREAKPOINT\n"
            + _insns(USERSPACE_BEGIN, 0xFFFFFFFF81000200))

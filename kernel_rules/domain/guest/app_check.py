@@ -1,5 +1,5 @@
-"""Boot a kernel with each application's image and run its workload, untraced; and the host's
-side of the app guests' console protocol (the workload's framed report), for traces too.
+"""Boot a kernel with each application's image and run its workload, untraced. The framed report
+it reads is parsed by guest.protocol.
 
 `python3 -m kernel_rules.domain.guest.app_check --apps apps.json --kernel bzImage --qemu ... --out out`
 
@@ -24,105 +24,22 @@ name).
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
+from kernel_rules.domain.guest.protocol import (
+    DONE, DUMP_REQUEST, INIT_MARKER, RUNNING_REPORTED_BYTES, UPTIME, WorkloadReport, console_tail,
+    verdict, without_frames, workload_report,
+)
 from kernel_rules.domain.guest.qemu import (
-    INIT_MARKER, BootSpec, Machine, cmdline_problem, command_line, console_tail, watch_console,
-    with_qemu_stderr)
+    BootSpec, Machine, cmdline_problem, command_line, watch_console, with_qemu_stderr,
+)
 
-OUTPUT_BEGIN = "KR_OUTPUT_BEGIN"
-OUTPUT_LINE = "KR_OUTPUT"
-WORKLOAD_STATUS_LINE = "KR_WORKLOAD_STATUS"
-WORKLOAD_RUNNING = "KR_WORKLOAD_RUNNING"
-DUMP_REQUEST = "KR_DUMP"
-_END = re.compile(r"(?:KR_WORKLOAD_STATUS (\d+)|KR_WORKLOAD_RUNNING) (\d+) ([0-9a-f]{64})")
-UPTIME = re.compile(re.escape(INIT_MARKER) + r" kernel \S+ uptime ([0-9.]+)")
-DONE = "KR_DONE"
 DUMP_GRACE = 20.0  # seconds the guest gets to report a timed-out workload's output
-
-
-@dataclass(frozen=True)
-class WorkloadReport:
-    """What an app guest reported about its workload, from its framed report only.
-
-    `status` is the exit status (None: the report is of a workload still running, or there is
-    none); `output` its stdout and stderr (so far, for a running one); `problem` says why there is
-    no usable report ("" when there is one)."""
-
-    status: Optional[int]
-    output: bytes
-    running: bool = False
-    problem: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.output.decode(errors="replace")
-
-
-def workload_report(console: str) -> WorkloadReport:
-    """The last complete report framed on `console` (see the module docstring); a frame whose
-    lines were damaged (its size or sha256 do not match) is a `problem`, never a verdict."""
-    found: Optional[WorkloadReport] = None
-    chunks: Optional[List[str]] = None
-    for raw in console.split("\n"):
-        line = raw.rstrip("\r")
-        if line == OUTPUT_BEGIN:
-            chunks = []
-        elif chunks is not None and line.startswith(OUTPUT_LINE + " "):
-            chunks.append(line[len(OUTPUT_LINE) + 1:].strip())
-        elif chunks is not None and _END.fullmatch(line):
-            m = _END.fullmatch(line)
-            found = _decoded(chunks, m)
-            chunks = None
-    if found is None:
-        return WorkloadReport(None, b"", problem="the guest never reported the workload's output "
-                              "and exit status (the run ended before the workload finished?)")
-    return found
-
-
-def _decoded(chunks: List[str], end: "re.Match") -> WorkloadReport:
-    status = int(end.group(1)) if end.group(1) is not None else None
-    size, digest = int(end.group(2)), end.group(3)
-    try:
-        data = base64.b64decode("".join(chunks), validate=True)
-    except (binascii.Error, ValueError):
-        data = None
-    if data is None or len(data) != size or hashlib.sha256(data).hexdigest() != digest:
-        got = "undecodable" if data is None else f"{len(data)} bytes"
-        return WorkloadReport(None, b"", problem=(
-            f"the guest's report of the workload's output was damaged on the console ({size} "
-            f"bytes sent, {got} received): something else wrote into it"))
-    return WorkloadReport(status, data, running=status is None)
-
-
-def verdict(report: WorkloadReport, success: Optional[str]) -> str:
-    """Empty when the workload passed, else why not (from its report alone)."""
-    if report.problem:
-        return report.problem
-    if report.running:
-        return "the workload had not finished when the run ended"
-    if report.status != 0:
-        return f"the workload exited with status {report.status}"
-    if success and not re.search(success, report.text, re.M):
-        printed = "it printed nothing" if not report.output else f"it printed {len(report.output)} bytes"
-        return f"its output does not match `success` {success!r} ({printed})"
-    return ""
-
-
-def without_frames(console: str) -> str:
-    """`console` without the framed report's base64 lines (for showing a console tail)."""
-    return "\n".join(line for line in console.replace("\r", "").split("\n")
-                     if not line.startswith(OUTPUT_LINE + " "))
 
 
 def failure_details(console: str, report: WorkloadReport, lines: int = 40) -> str:
@@ -138,7 +55,6 @@ def failure_details(console: str, report: WorkloadReport, lines: int = 40) -> st
     return "\n".join(parts)
 
 
-_RUNNING_REPORTED = re.compile(rb"\nKR_WORKLOAD_RUNNING \d+ [0-9a-f]{64}")
 
 
 def run_app(spec: BootSpec, timeout: float, success: Optional[str],
@@ -152,7 +68,7 @@ def run_app(spec: BootSpec, timeout: float, success: Optional[str],
     def on_output(buf: bytes, proc: subprocess.Popen) -> Optional[float]:
         if DONE.encode() in buf:
             return 10.0
-        if asked and _RUNNING_REPORTED.search(buf):
+        if asked and RUNNING_REPORTED_BYTES.search(buf):
             return 1.0
         return None
 

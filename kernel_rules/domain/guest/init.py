@@ -1,7 +1,7 @@
-"""The guests' `/init` programs and the console protocol they speak to the host.
+"""The guests' `/init` programs: the guest side of the console protocol (guest.protocol).
 
 `BOOT_INIT`, the minimal guest image used by `run`, boot checks and boot traces: it first runs
-the user-space marker (`/bin/kr-userspace-begin`, a jump to domain.trace.log.USERSPACE_BEGIN, where a
+the user-space marker (`/bin/kr-userspace-begin`, a jump to domain.guest.protocol.USERSPACE_BEGIN, where a
 boot trace's kernel initialisation phase ends; elsewhere it does nothing), then mounts /proc,
 /sys and /dev when the kernel supports them, runs the baseline's boot step
 (`/etc/kernel_rules/boot.sh`) if the image has one, prints the init marker (the proof that the
@@ -9,7 +9,7 @@ kernel booted to user space) and then confirms the mode it runs in: with `kernel
 on the kernel command line (`pants test`, boot traces) it lowers the console loglevel, prints
 `KR_MODE check boot_script=<none|exit status>` and powers off; otherwise it prints
 `KR_MODE interactive boot_script=... cmdline_bytes=<n>` and gives the console a shell
-(`pants run`; leaving the shell ends the guest). See domain.guest.qemu.check_problem for the host's
+(`pants run`; leaving the shell ends the guest). See domain.guest.protocol.check_problem for the host's
 reading.
 
 `render_app_init`, the app guest (traces and app checks): it runs the workload with its stdin on
@@ -25,17 +25,17 @@ reaches the console), then prints
 
 If the host sends a line `KR_DUMP` on the console (it does when the workload ran out of time), a
 listener started before the window reports the output so far the same way, ending with
-`KR_WORKLOAD_RUNNING <output bytes> <sha256>`. See domain.guest.app_check for the host's reading.
+`KR_WORKLOAD_RUNNING <output bytes> <sha256>`. See domain.guest.protocol for the host's reading.
 """
 
-from kernel_rules.domain.guest.app_check import (
-    DUMP_REQUEST, OUTPUT_BEGIN, OUTPUT_LINE, WORKLOAD_RUNNING, WORKLOAD_STATUS_LINE)
-from kernel_rules.domain.guest.qemu import CHECK_PARAM, INIT_MARKER, MODE_LINE
+from kernel_rules.domain.guest.protocol import (
+    CHECK_PARAM, DONE, DUMP_REQUEST, INIT_MARKER, MEMINFO, MODE_LINE, MODULE_PREFIX,
+    MODULE_SECTION, OUTPUT_BEGIN, OUTPUT_LINE, WINDOW_REQUEST, WORKLOAD_RUNNING,
+    WORKLOAD_STATUS_LINE)
 
 BOOT_SCRIPT = "etc/kernel_rules/boot.sh"
 MODULE_LIST = "etc/kernel_rules/modules"  # see domain.prebuilt.debian
-MODULE_SECTION = "KR_MODSECT"  # `KR_MODSECT <module> <section> <address>`: see domain.map.modules
-MEMINFO = "KR_MEMINFO"  # `KR_MEMINFO <MemTotal kB> <MemAvailable kB>`
+
 
 # Loads the image's modules, in order, when they are for the running kernel (a tailored kernel
 # built without module support boots the same image and skips them).
@@ -133,9 +133,9 @@ status=$?
 /bin/kr-window-end
 kill $kr_listener 2>/dev/null
 kr_frame "{{ status }} $status"
-sed 's/^/KR_MODULE /' /proc/modules 2>/dev/null
+sed 's/^/{{ module_line }} /' /proc/modules 2>/dev/null
 {{ list_module_sections }}
-echo KR_DONE
+echo {{ done }}
 reboot -f
 """
 
@@ -146,13 +146,11 @@ def render_app_init(app: str, workload: str) -> str:
 
     import jinja2
 
-    from kernel_rules.domain.trace.tracer import WINDOW_REQUEST
-
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["q"] = shlex.quote
     return env.from_string(APP_INIT_TEMPLATE).render(
         app=app, workload=workload, marker=INIT_MARKER, request=WINDOW_REQUEST,
         begin=OUTPUT_BEGIN, line=OUTPUT_LINE, dump=DUMP_REQUEST, running=WORKLOAD_RUNNING,
-        status=WORKLOAD_STATUS_LINE,
+        status=WORKLOAD_STATUS_LINE, module_line=MODULE_PREFIX, done=DONE,
         load_modules=LOAD_MODULES.strip(), list_module_sections=LIST_MODULE_SECTIONS.strip(),
         meminfo=PRINT_MEMINFO)

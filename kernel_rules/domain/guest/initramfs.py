@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from kernel_rules.domain.trace.log import USERSPACE_BEGIN, WINDOW_BEGIN, WINDOW_END
+from kernel_rules.domain.guest.protocol import USERSPACE_BEGIN, WINDOW_BEGIN, WINDOW_END
 
 MARKERS = (("bin/kr-userspace-begin", USERSPACE_BEGIN), ("bin/kr-window-begin", WINDOW_BEGIN),
            ("bin/kr-window-end", WINDOW_END))

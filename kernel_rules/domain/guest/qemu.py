@@ -17,31 +17,25 @@ every failure's reason.
 
 Run as `python3 -m kernel_rules.domain.guest.qemu boot --qemu PATH --kernel F --initrd F ...`: exits 0
 when the guest confirmed its check boot, 1 otherwise, and writes the whole console log to
-`--console`. `python3 .../qemu.py run -- QEMU ARGS...` runs an interactive QEMU that dies with
-the run (see `run_guarded`); it imports nothing but the standard library, so it runs by path.
+`--console`. Interactive runs (`pants run`) go through `guest.guard` instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import re
 import selectors
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
-INIT_MARKER = "KERNEL_RULES_INIT_OK"
-CHECK_PARAM = "kernel_rules.mode=check"
-MODE_LINE = "KR_MODE"  # `KR_MODE check|interactive boot_script=<none|status> ...`
-MODE = re.compile(r"^KR_MODE (check|interactive) boot_script=(none|\d+)", re.M)
-# x86's COMMAND_LINE_SIZE: the kernel keeps at most this many bytes of its command line, the
-# terminating NUL included, and silently drops the rest.
-COMMAND_LINE_SIZE = 2048
+from kernel_rules.domain.guest.protocol import (
+    CHECK_PARAM, COMMAND_LINE_SIZE, INIT_MARKER, MODE, check_problem, console_tail, interactive,
+)
+
 # The most kernel_rules itself appends to a target's `cmdline` (boot traces).
 APPENDED_TO_CMDLINE = f" nokaslr {CHECK_PARAM}"
 MIN_MEMORY_MIB = 16
@@ -75,32 +69,6 @@ def cmdline_problem(cmdline: str, appended: str = APPENDED_TO_CMDLINE) -> str:
     return (f"the kernel command line is too long: {len(cmdline.encode())} bytes{added}, but "
             f"the kernel keeps only {COMMAND_LINE_SIZE - 1} (x86 COMMAND_LINE_SIZE) and silently "
             f"drops the rest, `{CHECK_PARAM}` included; at most {room} bytes")
-
-
-def check_problem(console: str, marker: str = INIT_MARKER) -> str:
-    """Why the console of a check boot does not show a confirmed, passing check; empty when the
-    guest printed `marker` and then `KR_MODE check` with a boot step that passed."""
-    text = console.replace("\r", "")
-    if marker not in text:
-        return "the guest never printed its init marker"
-    m = MODE.search(text, text.index(marker))
-    if m is None:
-        return (f"the guest printed its init marker but never confirmed the check mode "
-                f"(no `{MODE_LINE}` line)")
-    if m.group(1) != "check":
-        size = re.search(r"cmdline_bytes=(\d+)", text[m.start():].split("\n", 1)[0])
-        got = f" ({size.group(1)} bytes as the guest saw it)" if size else ""
-        return (f"the guest did not run in check mode: its kernel command line{got} lacks "
-                f"`{CHECK_PARAM}` (the kernel drops what goes beyond its COMMAND_LINE_SIZE, "
-                f"{COMMAND_LINE_SIZE} bytes)")
-    if m.group(2) not in ("none", "0"):
-        return f"the boot step (`boot_script`) exited with status {m.group(2)}"
-    return ""
-
-
-def interactive(console: str) -> bool:
-    """True once the guest said it is giving its console a shell (not a check boot)."""
-    return f"{MODE_LINE} interactive" in console
 
 
 def with_qemu_stderr(reason: str, stderr: str, lines: int = 20) -> str:
@@ -288,56 +256,7 @@ def choose_accel(spec: BootSpec, requested: str, marker: str) -> Tuple[str, str]
         ("tcg", f"KVM probe boot failed ({probe.reason})")
 
 
-def console_tail(console: str, lines: int = 40) -> str:
-    return "\n".join(console.splitlines()[-lines:])
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def run_guarded(argv: Sequence[str], poll: float = 0.5) -> int:
-    """Run `argv` (an interactive QEMU, on this process's terminal) as a child that dies with the
-    run, and return its exit status. The child gets SIGTERM when this process dies, however it
-    dies (PR_SET_PDEATHSIG, set for this single-threaded process); this process stops the child
-    when its own parent, the process that started the run (Pants), is gone, and passes SIGINT,
-    SIGTERM and SIGHUP on to it. SIGTERM lets QEMU restore the terminal; SIGKILL follows after
-    5 s."""
-    parent, me = os.getppid(), os.getpid()
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def die_with_me() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != me:  # this process died before prctl took effect
-            os._exit(1)
-
-    proc = subprocess.Popen(list(argv), preexec_fn=die_with_me)
-
-    def forward(signum, _frame) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
-    while True:
-        try:
-            code = proc.wait(timeout=poll)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        if os.getppid() != parent:
-            proc.terminate()
-            try:
-                code = proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
-            break
-    return code if code >= 0 else 128 - code
-
-
 def main(argv: Sequence[str]) -> int:
-    if argv[:2] == ["run", "--"]:
-        return run_guarded(argv[2:])
     p = argparse.ArgumentParser(prog="qemu", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("boot")

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import bisect
 import os
-import re
 import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
+from kernel_rules.domain.guest.protocol import SECTION_LINE
 from kernel_rules.domain.map.addr2src import Location, parse_addr2line
 
-SECTION_LINE = re.compile(r"^KR_MODSECT (\S+) (\S+) (0x[0-9a-f]+)\s*$", re.M)
 
 
 def parse_sections(console: str) -> Dict[str, Dict[str, int]]:

@@ -28,12 +28,11 @@ import re
 from dataclasses import dataclass, field
 from typing import IO, Dict, FrozenSet, Iterable, Iterator, Set
 
+from kernel_rules.domain.guest.protocol import USERSPACE_BEGIN, WINDOW_BEGIN, WINDOW_END
+
 KERNEL_VIRTUAL_MIN = 0xFFFF800000000000
 START_KERNEL_MAP = 0xFFFFFFFF80000000
 DEFAULT_PHYSICAL_START = 0x1000000
-WINDOW_BEGIN = 0x333333333000
-WINDOW_END = 0x222222222000
-USERSPACE_BEGIN = 0x444444444000
 INIT, BOOT, APP = "init", "boot", "app"  # the phases of evidence
 
 _INSN = re.compile(r"^0x([0-9a-f]+):")

@@ -11,7 +11,7 @@ initialisation), those after it its *boot* phase (the user-space boot), each com
 (domain.trace.log.kernel_addresses). A guest that never runs the marker fails the trace.
 
 A boot trace passes only when the guest confirms that it ran in check mode and that its boot
-step (the baseline's `boot_script`), if any, exited 0 (domain.guest.qemu.check_problem); a guest that
+step (the baseline's `boot_script`), if any, exited 0 (domain.guest.protocol.check_problem); a guest that
 says it is interactive is stopped at once.
 
 `app` traces the application window of a guest whose init (see domain.guest.init) runs the
@@ -23,7 +23,7 @@ monitor (so every block executed from then on is translated and logged again, ev
 at boot), removes the breakpoint and continues. The guest never waits for the host, the console
 goes to a file (QEMU's stdout), and the whole run is under `-icount`: it is as deterministic as a
 boot trace. The workload's status and output come only from the guest's framed report
-(domain.guest.app_check.workload_report); when the timeout passes, the tracer asks the guest for the
+(domain.guest.protocol.workload_report); when the timeout passes, the tracer asks the guest for the
 output so far (a `KR_DUMP` line on the console's input, which stays silent otherwise).
 
 QEMU's stderr is kept (`qemu.stderr`) and is part of every failure's reason; a QEMU that exits
@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -51,18 +50,17 @@ import time
 from typing import List, Optional, Sequence
 
 from kernel_rules.domain.trace import log as tr
-from kernel_rules.domain.guest.app_check import (
-    DUMP_GRACE, DUMP_REQUEST, WorkloadReport, failure_details, workload_report)
+from kernel_rules.domain.guest.protocol import (
+    DONE, DUMP_REQUEST, MODULE_LINE, RUNNING_REPORTED, WorkloadReport, workload_report,
+)
+from kernel_rules.domain.guest.app_check import DUMP_GRACE, failure_details
 from kernel_rules.domain.trace.gdbstub import GdbClient, GdbError
 from kernel_rules.domain.map.modules import parse_sections
+from kernel_rules.domain.guest.protocol import INIT_MARKER, check_problem, console_tail, interactive
 from kernel_rules.domain.guest.qemu import (
-    INIT_MARKER, BootSpec, Machine, check_problem, cmdline_problem, command_line, console_tail,
-    interactive, with_qemu_stderr)
+    BootSpec, Machine, cmdline_problem, command_line, with_qemu_stderr,
+)
 
-WINDOW_REQUEST = "KR_WINDOW_REQUEST"
-_RUNNING_REPORTED = re.compile(r"\nKR_WORKLOAD_RUNNING \d+ [0-9a-f]{64}")
-MODULE_LINE = re.compile(r"^KR_MODULE (\S+) \d+ \d+ \S+ \S+ (0x[0-9a-f]+)", re.M)
-DONE = "KR_DONE"
 DETERMINISM = ["-icount", "shift=5,sleep=off,align=off", "-rtc", "base=2000-01-01T00:00:00,clock=vm",
                "-seed", "1"]  # guest randomness (virtio-rng, RDRAND) from a fixed seed
 
@@ -225,7 +223,7 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
             text = _read(console)
             if proc.poll() is not None:
                 break
-            if DONE in text or (timed_out and _RUNNING_REPORTED.search(text)):
+            if DONE in text or (timed_out and RUNNING_REPORTED.search(text)):
                 deadline = min(deadline, time.monotonic() + (1 if timed_out else 10))
             if toggled:
                 time.sleep(0.05)
