@@ -31,7 +31,8 @@ from pants.util.logging import LogLevel
 
 from kernel_rules.domain.guest.init import BOOT_INIT, BOOT_SCRIPT
 from kernel_rules.domain.guest.protocol import CHECK_PARAM
-from kernel_rules.domain.guest.qemu import BootSpec, cmdline_problem, command_line, memory_problem
+from kernel_rules.domain.guest.qemu import (
+    BootSpec, Machine, cmdline_problem, command_line, memory_problem)
 from kernel_rules.rules.process import DomainProcess, tool_path
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.types import (
@@ -45,7 +46,6 @@ from kernel_rules.rules.types import (
     KernelBuildRequest,
     KernelConfig,
     KernelConfigRequest,
-    Machine,
     Toolchain,
     ToolchainRequest,
 )

@@ -224,7 +224,7 @@ def test_pants_run_killed_from_its_client_takes_qemu_with_it(ws, guests):
                     break
         assert b"busybox shell" in buf, buf.decode(errors="replace")[-3000:]
         qemu = [p for p in _descendants(pid) if "qemu-system-x86_64 " in _cmdline(p)
-                and "kernel_rules/domain/guest/qemu.py" not in _cmdline(p)]
+                and "kernel_rules/domain/guest/guard.py" not in _cmdline(p)]
         assert qemu, "no QEMU under the pants client"
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
