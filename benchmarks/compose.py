@@ -7,10 +7,13 @@ For each `tailored_kernel` in examples/tailored, after `pants package` has built
 - *closure*: the same requirements composed the way Cozart does it: every option a trace
   requires on, closed over its direct `depends on` (`compose.close_over_dependencies`), every
   other visible option off (as `make allnoconfig KCONFIG_ALLCONFIG=<closure>` would), completed by
-  `make olddefconfig` and built by the same pipeline (a `kernel_image` with that `base_config`).
+  `make olddefconfig` and built by the same pipeline: a `kernel_image` with that `base_config`,
+  one per example, declared in a BUILD file the script writes to benchmarks/compose-scratch/
+  (removed afterwards) and built with `./pants package`.
 
 Reports enabled options (y + m), vmlinux text/data/bss and bzImage size of both, whether the
-closure kernel meets every requirement, and the time the solver pipeline took. Prints a Markdown
+closure kernel meets every requirement, and the time the solver pipeline took, all from the
+packages' own outputs (config, sizes.json, compose.json; code bytes from `nm`). Prints a Markdown
 table and writes docs/benchmarks/compose.md.
 
 Usage: .venv/bin/python benchmarks/compose.py   (~5 min per example with cold Kbuild trees;
@@ -19,11 +22,10 @@ a warm rebuild of a similar configuration is much faster)
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,31 +33,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.lib.measure import code_bytes, enabled, read_config, read_sizes  # noqa: E402
+from benchmarks.lib.pants import dist, package, scratch_targets  # noqa: E402
+from benchmarks.lib.report import write_page  # noqa: E402
+from benchmarks.lib.source import source_tree  # noqa: E402
 from kernel_rules.domain.compose.solver import close_over_dependencies  # noqa: E402
-from kernel_rules.domain.kconfig.fragments import config_lines, parse_config  # noqa: E402
+from kernel_rules.domain.kconfig.fragments import config_lines  # noqa: E402
 from kernel_rules.domain.kconfig.tree import load_kconfig  # noqa: E402
-from kernel_rules.domain.compose.report import symbol_sizes  # noqa: E402
 from kernel_rules.domain.compose.tailor import holds  # noqa: E402
-from kernel_rules.domain.build.warm_trees import unpack_source  # noqa: E402
 
 EXAMPLES = ("ipc", "httpd", "sqlite", "proc-reader", "all")
 SCRATCH = REPO / "benchmarks/compose-scratch"
 OUT = REPO / "docs/benchmarks/compose.md"
-
-
-def _pants(*args: str) -> None:
-    done = subprocess.run([str(REPO / "pants"), *args], cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"./pants {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-6000:]}")
-
-
-def _source_tree() -> str:
-    lock = dict(line.split("=", 1) for line in
-                (REPO / "third_party/linux/linux-source.lock").read_text().splitlines()
-                if "=" in line and not line.startswith("#"))
-    cache = Path(os.path.expanduser("~/.cache/pants/named_caches/kernel_rules"))
-    tarball = REPO / "third_party/linux" / Path(lock["path_in_package"]).name
-    return unpack_source(str(cache), str(tarball), lock["sha256"])
 
 
 def closure_config(requirements: dict, kconf, trace: dict) -> tuple:
@@ -85,62 +74,48 @@ def closure_config(requirements: dict, kconf, trace: dict) -> tuple:
 
 
 def _trace_config() -> dict:
-    _pants("package", "examples/tracing:trace-kernel")
-    return parse_config((REPO / "dist/examples.tracing/trace-kernel/config").read_text())
+    package("examples/tracing:trace-kernel")
+    return read_config(dist("examples/tracing:trace-kernel") / "config")
 
 
-def _code_bytes(vmlinux: Path) -> int:
-    """Sum of the sizes of the function symbols: .text itself is padded to 2 MiB on x86_64."""
-    nm = subprocess.run(["nm", "-S", "--defined-only", str(vmlinux)], capture_output=True,
-                        text=True, check=True).stdout
-    return symbol_sizes(nm)["code"]
-
-
-def _enabled(config: dict) -> int:
-    return sum(1 for v in config.values() if v in ("y", "m"))
-
-
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(prog="compose", description=__doc__.splitlines()[0]).parse_args(argv)
     t0 = time.monotonic()
     print("packaging the tailored examples (cached when already built) ...", flush=True)
-    _pants("package", *(f"examples/tailored:{name}" for name in EXAMPLES))
-    src = _source_tree()
+    package(*(f"examples/tailored:{name}" for name in EXAMPLES))
+    src = source_tree()
     kconf = load_kconfig(src, "x86_64", {**os.environ, "PATH": "/usr/bin:/bin"})
     trace = _trace_config()
-    SCRATCH.mkdir(exist_ok=True)
+    files = {}
     build = []
     closures = {}
     for name in EXAMPLES:
-        reqs = json.loads((REPO / f"dist/examples.tailored/{name}/requirements.json").read_text())
+        reqs = json.loads((dist(f"examples/tailored:{name}") / "requirements.json").read_text())
         text, raw = closure_config(reqs["requirements"], kconf, trace)
-        (SCRATCH / f"{name}.config").write_text(text)
+        files[f"{name}.config"] = text
         closures[name] = raw
         build.append(f'kernel_image(name="{name}", source="//third_party/linux:linux-6.1",\n'
                      f'    base_config="{name}.config")\n')
-    (SCRATCH / "BUILD").write_text("".join(build))
     print("building the Cozart-style kernels ...", flush=True)
-    try:
-        _pants("package", "benchmarks/compose-scratch::")
-    finally:
-        shutil.rmtree(SCRATCH)
+    with scratch_targets(SCRATCH, "".join(build), files) as spec:
+        package(f"{spec}::")
 
     rows = []
     for name in EXAMPLES:
-        tailored = REPO / f"dist/examples.tailored/{name}"
-        cozart = REPO / f"dist/benchmarks.compose-scratch/{name}"
+        tailored = dist(f"examples/tailored:{name}")
+        cozart = dist(f"{SCRATCH.relative_to(REPO)}:{name}")
         reqs = json.loads((tailored / "requirements.json").read_text())["requirements"]
         compose = json.loads((tailored / "compose.json").read_text())
-        solved_cfg = parse_config((tailored / "config").read_text())
-        cozart_cfg = parse_config((cozart / "config").read_text())
-        s_sizes = json.loads((tailored / "sizes.json").read_text())
-        c_sizes = json.loads((cozart / "sizes.json").read_text())
+        solved_cfg = read_config(tailored / "config")
+        cozart_cfg = read_config(cozart / "config")
+        s_sizes, c_sizes = read_sizes(tailored), read_sizes(cozart)
         missed = [s for s, by in reqs.items() for v in by if not holds(v, cozart_cfg.get(s, "n"))]
         rows.append({
             "name": name, "requirements": compose["requirements"],
-            "solved_options": _enabled(solved_cfg), "closure_raw": closures[name],
-            "closure_options": _enabled(cozart_cfg),
-            "solved_text": _code_bytes(tailored / "vmlinux"),
-            "closure_text": _code_bytes(cozart / "vmlinux"),
+            "solved_options": enabled(solved_cfg), "closure_raw": closures[name],
+            "closure_options": enabled(cozart_cfg),
+            "solved_text": code_bytes(tailored / "vmlinux"),
+            "closure_text": code_bytes(cozart / "vmlinux"),
             "solved_data_bss": s_sizes["vmlinux"][1] + s_sizes["vmlinux"][2],
             "closure_data_bss": c_sizes["vmlinux"][1] + c_sizes["vmlinux"][2],
             "solved_bz": s_sizes["bzImage"], "closure_bz": c_sizes["bzImage"],
@@ -183,9 +158,7 @@ def main() -> int:
                   "dependencies ignores `select`, choices and `#ifndef` requirements):", *misses]
     lines += ["", "Compose time is the whole composition process: parse Kconfig, build the "
               "model, solve, run `olddefconfig` (per round)."]
-    text = "\n".join(lines) + "\n"
-    OUT.write_text(text)
-    print(text)
+    write_page(OUT, "\n".join(lines) + "\n")
     return 0
 
 

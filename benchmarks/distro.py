@@ -2,44 +2,45 @@
 """Tailored kernels against distribution kernels: Debian's cloud kernel, `localmodconfig` and a
 hand-written tinyconfig, for the debian-cloud apps (nginx, redis, memcached) and all three.
 
-For each app and for the combined kernel `all`, four kernels side by side:
+For each app and for the combined kernel `all`, four kernels side by side, all made by the
+product:
 - *tailored*: the kernel the pipeline builds, `dist/examples.debian-cloud/<app>-kernel/`
   (`all-kernel` for `all`), as `pants package examples/debian-cloud::` leaves it;
-- *debian*: Debian's cloud kernel as shipped, the image package of third_party/debian/cloud-kernel.lock
-  (vmlinuz, config, modules) and its `-dbg` package (the debug vmlinux, for `size`);
+- *debian*: Debian's cloud kernel as shipped, the packages of third_party/debian/cloud-kernel.lock
+  (checked against their sha256), unpacked and measured by the product's prebuilt step
+  (`kernel_rules.domain.prebuilt.debian.unpack`: vmlinuz, DWARF vmlinux, config, sizes.json);
 - *localmod*: `make localmodconfig` on Debian's cloud configuration with the modules the traced
-  guest had loaded (its `KR_MODULE` console lines), built from the pinned source tarball;
-- *tiny*: `make tinyconfig`, `make kvm_guest.config` and the hand-written fragments in
-  benchmarks/distro/ (`base.config` plus the app's; `all` takes every app's), all built in.
+  guest had loaded (its `KR_MODULE` console lines), plus DEBIAN_FIXES, as the `base_config` of a
+  `kernel_image` in a BUILD file this script writes to benchmarks/distro-scratch/ (removed
+  afterwards), built with `./pants package`; its modules installed from the warm tree that built
+  it (a `kernel_image` does not package modules);
+- *tiny*: the `kernel_image` targets `benchmarks/distro:tiny-<app>` (benchmarks/distro/BUILD):
+  tinyconfig, the lines of the kernel's kvm_guest.config that apply on x86_64, `base.config`, the
+  app's fragment (`all` takes every app's), built with `./pants package`; all built in.
 
-Measured for each: enabled options (=y, =m), vmlinux text/data/bss (`size`) and code (the sum of
-function symbol sizes, `nm -S`), compressed image bytes, installed module bytes, boot time to the
-app being ready under QEMU TCG (host wall clock from QEMU's start to the console line
-`KR_APP_READY`, median of --boots runs), guest memory in use after boot (`KR_MEMINFO`: MemTotal -
-MemAvailable) and whether the workload passed (`KR_WORKLOAD_STATUS 0` and the app_profile's
-`success` regex). Also the pipeline's own timings: compose.json and report.json of each tailored
+Measured for each: enabled options (=y, =m), vmlinux text/data/bss and compressed image bytes
+(the package's sizes.json), code (the sum of function symbol sizes, `nm -S`), installed module
+bytes, boot time to the app being ready under QEMU TCG (host wall clock from QEMU's start to the
+console line `KR_APP_READY`, median of --boots runs), guest memory in use after boot
+(`KR_MEMINFO`: MemTotal - MemAvailable) and whether the workload passed (the framed report of
+the product's app /init with status 0, and the app_profile's `success` regex, as `pants test`
+judges it). Also the pipeline's own timings: compose.json and report.json of each tailored
 kernel, and --timings FILE (default docs/benchmarks/distro-timings.json when it exists): a JSON
 object {step: seconds} or {step: {group: seconds}} (group among nginx, redis, memcached, all), or
 the JSON benchmarks/distro_timings.py writes; one table row per step. Prints a Markdown page and
 writes docs/benchmarks.md.
 
 The guests are the apps' traced images, `dist/examples.debian-cloud/<app>/initramfs.cpio.gz`
-(they carry Debian's modules), on the machine of the `virtio` kernel_baseline in
-examples/debian-cloud/BUILD. The localmodconfig kernel gets a second gzip cpio appended to the
-image with its own modules and /etc/kernel_rules/modules (dependency order, from modules.dep).
-The `all` kernels run every app's image.
-
-Builds run under `nice -n 10`, `make -j2`, from the pinned source tarball (unpacked once under
-the scratch directory, /var/tmp/distro-bench or $KR_DISTRO_SCRATCH). Each configuration's outputs
-go to build/<kind>-<key>/, the key being the sha256 of everything that goes into it (source,
-Debian's configuration, fragments, module list, compiler); a re-run with the same key skips the
-build. Kbuild runs in one warm tree per kind (build/<kind>-tree), so a new configuration
-recompiles only what changed. Debian's configuration is built with DEBUG_INFO off (and no BTF)
-to keep the build fast; otherwise only the key files of Debian's own tree are dropped.
+(the product's app /init; they carry Debian's modules), on the machine of the `virtio`
+kernel_baseline as `pants peek examples/debian-cloud:` reads it. The localmodconfig kernel gets
+a second gzip cpio appended to the image with its own modules and /etc/kernel_rules/modules (in
+the product's load order, `prebuilt.debian.load_order`). The `all` kernels run every app's image.
+--dev-image boots stand-in images instead, built by the product's initramfs program with the
+product's app /init (busybox, the host's nginx/redis-server/memcached, a few requests each).
 
 Usage:
-  .venv/bin/python benchmarks/distro.py                 # everything (builds are cached)
-  .venv/bin/python benchmarks/distro.py --build-only    # just build/refresh the scratch kernels
+  .venv/bin/python benchmarks/distro.py                 # everything (builds are Pants-cached)
+  .venv/bin/python benchmarks/distro.py --build-only    # just package the comparison kernels
   .venv/bin/python benchmarks/distro.py --dev-image     # boot stand-in images (busybox + the
                                                         # host's nginx/redis/memcached)
   options: --apps nginx,redis,memcached,all  --kinds tailored,debian,localmod,tiny  --boots N
@@ -49,17 +50,14 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import ast
-import hashlib
 import json
 import os
-import platform
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,38 +66,29 @@ from typing import Dict, List, Optional, Sequence, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kernel_rules.domain.kconfig.fragments import parse_config  # noqa: E402
-from kernel_rules.domain.guest.initramfs import (  # noqa: E402
-    busybox_applets, busybox_initramfs, cpio_newc, directory, gzip_deterministic, regular,
-    with_parent_dirs)
-from kernel_rules.domain.build.kbuild import PINNED_ENV, make_argv  # noqa: E402
-from kernel_rules.domain.guest.protocol import (
-    OUTPUT_BEGIN, WorkloadReport, verdict, workload_report,
-)
+from benchmarks.lib.guest import app_image, appended  # noqa: E402
+from benchmarks.lib.kbuild import install_modules, last_build, localmodconfig, warm_tree_for  # noqa: E402
+from benchmarks.lib.measure import (  # noqa: E402
+    code_bytes, enabled_counts, image_release, modules_bytes as ko_bytes, read_config, read_sizes)
+from benchmarks.lib.pants import dist, package, peek, scratch_targets, step_durations  # noqa: E402
+from benchmarks.lib.report import cpu_model, fmt_int, gcc_version, qemu_version  # noqa: E402
+from benchmarks.lib.source import cloud_debs, named_cache, read_lock, SOURCE_LOCK, source_tree  # noqa: E402
+from kernel_rules.domain.guest.protocol import verdict, workload_report  # noqa: E402
+from kernel_rules.domain.guest.init import MODULE_LIST  # noqa: E402
 from kernel_rules.domain.guest.protocol import INIT_MARKER
 from kernel_rules.domain.guest.qemu import BootSpec, Machine, command_line, watch_console
-from kernel_rules.domain.compose.report import symbol_sizes  # noqa: E402
-from kernel_rules.domain.build.warm_trees import (  # noqa: E402
-    BUILDING, locked, repair_interrupted, unpack_source)
+from kernel_rules.domain.prebuilt import debian as prebuilt  # noqa: E402
 
 APPS = ("nginx", "redis", "memcached")
 GROUPS = APPS + ("all",)
-DIST = REPO / "dist/examples.debian-cloud"
+DIST = dist("examples/debian-cloud:virtio").parent
 HERE = REPO / "benchmarks/distro"
+SCRATCH_TARGETS = REPO / "benchmarks/distro-scratch"
 OUT = REPO / "docs/benchmarks.md"
 SCRATCH = Path(os.environ.get("KR_DISTRO_SCRATCH", "/var/tmp/distro-bench"))
-ARCH = "x86_64"
-JOBS = 2
-
-# The pinned cloud kernel (third_party/setup.sh --move-pins moves the lock).
-_CLOUD_LOCK = dict(line.split("=", 1) for line in
-                   (REPO / "third_party/debian/cloud-kernel.lock").read_text().splitlines()
-                   if "=" in line and not line.startswith("#"))
-DEBIAN_PACKAGE = _CLOUD_LOCK["image_package"][: -len("-unsigned")]
-DEBIAN_VERSION = _CLOUD_LOCK["version"]
-DEB_DIRS = (REPO / "third_party/debian/debs", Path("/var/cache/kr-debs"))
-# What the baseline guest loads on Debian's cloud kernel (the `virtio` kernel_baseline's machine),
-# used while no traced console log of an app exists.
+BASELINE_NAME = "virtio"
+# What the baseline guest loads on Debian's cloud kernel, used while no traced console log of an
+# app exists.
 DEFAULT_MODULES = ("virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
                    "virtio_pci", "net_failover", "failover", "virtio_net", "virtio_blk",
                    "virtio_rng")
@@ -111,14 +100,7 @@ DEBIAN_FIXES = {
     "DEBUG_INFO_DWARF4": "n", "DEBUG_INFO_DWARF5": "n", "DEBUG_INFO_BTF": "n",
     "LOCALVERSION": '"-localmod"',
 }
-TINY_EXTRA = {"LOCALVERSION": '"-tiny"'}
-# The machine if examples/debian-cloud/BUILD has no `virtio` kernel_baseline (yet).
-DEFAULT_MACHINE = Machine("q35", 1, "1G", ("virtio-net-pci", "virtio-rng-pci"))
-DEFAULT_CMDLINE = "console=ttyS0"
-BASELINE_NAME = "virtio"
-
 APP_READY = "KR_APP_READY"
-WINDOW_REQUEST = "KR_WINDOW_REQUEST"
 MEMINFO = re.compile(r"KR_MEMINFO (\d+) (\d+)")
 STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
 UPTIME = re.compile(re.escape(INIT_MARKER) + r" kernel (\S+) uptime ([0-9.]+)")
@@ -127,30 +109,13 @@ DONE = "KR_DONE"
 KIND_LABELS = {"tailored": "tailored (t)", "debian": "Debian cloud (a)",
                "localmod": "localmodconfig (b)", "tiny": "tinyconfig + fragments (c)"}
 KINDS = tuple(KIND_LABELS)
+_CLOUD = read_lock(REPO / "third_party/debian/cloud-kernel.lock")
+DEBIAN_PACKAGE = _CLOUD["image_package"][: -len("-unsigned")]
+DEBIAN_VERSION = _CLOUD["version"]
 
 
 def log(msg: str) -> None:
     print(f"distro: {msg}", file=sys.stderr, flush=True)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_text(*parts: str) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p.encode())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def run(argv: Sequence[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(list(argv), check=True, **kw)
 
 
 def rel(p: Path) -> str:
@@ -161,171 +126,56 @@ def rel(p: Path) -> str:
         return str(p)
 
 
-def enabled_counts(config: Dict[str, str]) -> Tuple[int, int]:
-    return (sum(1 for v in config.values() if v == "y"), sum(1 for v in config.values() if v == "m"))
-
-
-def size_of(vmlinux: Path) -> Tuple[int, int, int]:
-    out = run(["size", str(vmlinux)], capture_output=True, text=True).stdout.splitlines()[1].split()
-    return int(out[0]), int(out[1]), int(out[2])
-
-
-def code_bytes(vmlinux: Path) -> int:
-    nm = run(["nm", "-S", "--defined-only", str(vmlinux)], capture_output=True, text=True).stdout
-    return symbol_sizes(nm)["code"]
-
-
-def image_release(image: Path) -> str:
-    """The kernel release string from a bzImage's setup header (kernel_version at 0x20E)."""
-    data = image.read_bytes()[:0x10000]
-    off = int.from_bytes(data[0x20E:0x210], "little") + 0x200
-    return data[off:data.index(b"\0", off)].decode(errors="replace").split()[0]
-
-
 # --------------------------------------------------------------------------------------------
-# Inputs: source tarball, Debian packages, machine, module lists
+# Inputs: the machine and profiles (as the product reads them), Debian's kernel, module lists
 
 
-def source_tree() -> Tuple[str, str]:
-    lock = dict(line.split("=", 1) for line in
-                (REPO / "third_party/linux/linux-source.lock").read_text().splitlines()
-                if "=" in line and not line.startswith("#"))
-    tarball = REPO / "third_party/linux" / Path(lock["path_in_package"]).name
-    if not tarball.exists():
-        sys.exit(f"distro: {tarball} is missing (./pants fetches it on first use)")
-    stamp = SCRATCH / "sources" / f"{lock['sha256']}.verified"
-    if not stamp.exists():
-        got = sha256_file(tarball)
-        if got != lock["sha256"]:
-            sys.exit(f"distro: {tarball}: sha256 {got}, the lock says {lock['sha256']}")
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(f"{tarball}\n")
-    return unpack_source(str(SCRATCH), str(tarball), lock["sha256"]), lock["sha256"]
+def baseline_and_profiles(use_dev: bool) -> Tuple[Machine, str, str, Dict[str, dict]]:
+    """(machine, extra cmdline, where it came from, app_profiles) from `pants peek`."""
+    targets = peek("examples/debian-cloud:")
+    b = targets.get(BASELINE_NAME)
+    if b is None:
+        sys.exit(f"distro: no kernel_baseline {BASELINE_NAME!r} in examples/debian-cloud/BUILD")
+    m = Machine(b["machine"], b["cpus"], b["memory"], tuple(b["devices"] or ()))
+    profiles = {} if use_dev else {n: t for n, t in targets.items()
+                                   if t["target_type"] == "app_profile"}
+    return m, b["cmdline"], f"examples/debian-cloud:{BASELINE_NAME} (`pants peek`)", profiles
 
 
 @dataclass
 class Debian:
     release: str
     version: str
-    deb_dir: Path
-    root: Path          # the unsigned package, extracted
-    vmlinux: Path       # from the -dbg package
-    config_text: str
-
-    @property
-    def vmlinuz(self) -> Path:
-        return self.root / f"boot/vmlinuz-{self.release}"
-
-    @property
-    def modules_dir(self) -> Path:
-        return self.root / f"lib/modules/{self.release}"
+    out: Path           # the product's unpack output: bzImage, vmlinux, config, sizes.json
+    image_deb: Path
 
 
 def debian_kernel() -> Debian:
-    for d in DEB_DIRS:
-        img = sorted(d.glob(f"{DEBIAN_PACKAGE}-unsigned_*_amd64.deb"))
-        dbg = sorted(d.glob(f"{DEBIAN_PACKAGE}-dbg_*_amd64.deb"))
-        if img and dbg:
-            break
-    else:
-        sys.exit(f"distro: no {DEBIAN_PACKAGE}-unsigned and -dbg .debs in "
-                 + " or ".join(str(d) for d in DEB_DIRS))
-    img_deb, dbg_deb = img[-1], dbg[-1]
-    version = run(["dpkg-deb", "-f", str(img_deb), "Version"], capture_output=True,
-                  text=True).stdout.strip()
-    if version != DEBIAN_VERSION:
-        log(f"warning: {img_deb.name} is version {version}, this benchmark pins {DEBIAN_VERSION}")
-    base = SCRATCH / "debian" / sha256_text(sha256_file(img_deb), sha256_file(dbg_deb))[:16]
-    root, dbgroot = base / "img", base / "dbg"
-    if not (base / ".complete").exists():
-        log(f"extracting {img_deb.name} and the vmlinux of {dbg_deb.name} into {base}")
-        shutil.rmtree(base, ignore_errors=True)
-        root.mkdir(parents=True)
-        dbgroot.mkdir()
-        run(["dpkg-deb", "-x", str(img_deb), str(root)])
-        release = next((root / "boot").glob("vmlinuz-*")).name[len("vmlinuz-"):]
-        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(dbg_deb)], stdout=subprocess.PIPE)
-        run(["tar", "-x", "-C", str(dbgroot), f"./usr/lib/debug/boot/vmlinux-{release}"],
-            stdin=tar.stdout)
-        if tar.wait() != 0:
-            sys.exit(f"distro: dpkg-deb --fsys-tarfile {dbg_deb} failed")
-        # modules.dep for the stand-in image's module overlay (the package leaves it to depmod)
-        run(["depmod", "-b", str(root), release])
-        (base / ".complete").write_text(f"{img_deb}\n{dbg_deb}\n")
-    release = next((root / "boot").glob("vmlinuz-*")).name[len("vmlinuz-"):]
-    text = (root / f"boot/config-{release}").read_text()
-    return Debian(release, version, img_deb.parent, root,
-                  dbgroot / f"usr/lib/debug/boot/vmlinux-{release}", text)
+    """Debian's packages, pin-checked, unpacked and measured once by the product's prebuilt step."""
+    image_deb, debug_deb, lock = cloud_debs()
+    out = SCRATCH / "debian" / lock["image_sha256"][:16]
+    if not (out / "prebuilt.json").exists():
+        log(f"unpacking and measuring {image_deb.name} (+ -dbg) into {out}")
+        src_lock = read_lock(SOURCE_LOCK)
+        prebuilt.unpack(str(image_deb), str(debug_deb), lock["debug_sha256"], str(named_cache()),
+                        src_lock["debian_version"].split("-")[0], src_lock["debian_version"],
+                        source_tree(), str(out))
+    info = json.loads((out / "prebuilt.json").read_text())
+    return Debian(info["release"], info["version"], out, image_deb)
 
 
-BUILD_FILE = REPO / "examples/debian-cloud/BUILD"
-
-
-def build_target(kind: str, name: str) -> Optional[Tuple[dict, int]]:
-    """The literal fields and line of `kind(name=...)` in examples/debian-cloud/BUILD (read with
-    `ast`; fields that are not literals are left out), None when there is none."""
-    try:
-        tree = ast.parse(BUILD_FILE.read_text())
-    except (OSError, SyntaxError):
-        return None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == kind:
-            kw = {}
-            for k in node.keywords:
-                try:
-                    kw[k.arg] = ast.literal_eval(k.value)
-                except ValueError:
-                    pass
-            if kw.get("name") == name:
-                return kw, node.lineno
-    return None
-
-
-def baseline_machine() -> Tuple[Machine, str, str]:
-    """(machine, extra cmdline, where it came from): the `virtio` kernel_baseline, else the
-    default."""
-    found = build_target("kernel_baseline", BASELINE_NAME)
-    if not found:
-        return DEFAULT_MACHINE, DEFAULT_CMDLINE, (f"default (no kernel_baseline {BASELINE_NAME!r} "
-                                                  f"in {BUILD_FILE.relative_to(REPO)})")
-    kw, line = found
-    m = Machine(kw.get("machine", "q35"), int(kw.get("cpus", 1)), kw.get("memory", "256M"),
-                tuple(kw.get("devices", ())))
-    return m, kw.get("cmdline", DEFAULT_CMDLINE), f"{BUILD_FILE.relative_to(REPO)}:{line}"
-
-
-def app_timeout(app: str, use_dev: bool) -> float:
-    """The app_profile's `timeout` (seconds for the whole guest run), 900 when unknown."""
-    found = None if use_dev else build_target("app_profile", app)
-    return float(found[0].get("timeout", 900)) if found else 900.0
-
-
-def app_success(app: str) -> Optional[str]:
-    """The app_profile's `success` regex (None: exit status only)."""
-    found = build_target("app_profile", app)
-    return found[0].get("success") if found else None
-
-
-def traced_modules(app: str, debian: Debian) -> Tuple[List[str], str]:
-    """The modules loaded in the app's traced guest (its console's KR_MODULE lines), checked
-    against Debian's modules.order; the default list while there is no traced console."""
+def traced_modules(app: str) -> Tuple[List[str], str]:
+    """The modules loaded in the app's traced guest (its console's KR_MODULE lines); the default
+    list while there is no traced console."""
     console = DIST / app / "console.log"
-    names: List[str] = []
-    source = f"{console.relative_to(REPO)}"
-    if console.exists():
-        names = MODULE_LINE.findall(console.read_text(errors="replace"))
+    names = MODULE_LINE.findall(console.read_text(errors="replace")) if console.exists() else []
     if not names:
-        names, source = list(DEFAULT_MODULES), "default list (no traced console yet)"
-    known = {Path(line).name[:-3].replace("-", "_")
-             for line in (debian.modules_dir / "modules.order").read_text().split()}
-    unknown = [n for n in names if n.replace("-", "_") not in known]
-    if unknown:
-        log(f"warning: {app}: modules not in Debian's modules.order: {', '.join(unknown)}")
-    return sorted({n.replace("-", "_") for n in names}), source
+        return sorted(DEFAULT_MODULES), "default list (no traced console yet)"
+    return sorted({n.replace("-", "_") for n in names}), rel(console)
 
 
 # --------------------------------------------------------------------------------------------
-# Builds in keyed scratch trees
+# The kernels, each a product output
 
 
 @dataclass
@@ -333,212 +183,131 @@ class Kernel:
     kind: str
     group: str
     name: str
-    image: Optional[Path] = None
-    vmlinux: Optional[Path] = None
+    out: Optional[Path] = None      # the directory with bzImage, vmlinux, config, sizes.json
     config: Dict[str, str] = field(default_factory=dict)
-    modules_dir: Optional[Path] = None  # lib/modules/<release>/ (None: no modules)
+    modules_root: Optional[Path] = None  # holds lib/modules/<release>/ (None: no modules)
+    modules_count: Optional[Tuple[int, int]] = None  # (bytes, count) when known otherwise
     release: str = ""
-    build: dict = field(default_factory=dict)   # {"seconds", "configure_seconds", "warm", ...}
+    build: dict = field(default_factory=dict)   # {"seconds", "configure_seconds", ...}
     missing: str = ""                           # why the kernel is not there
     notes: List[str] = field(default_factory=list)
     boot_modules: List[str] = field(default_factory=list)  # modules to load (overlay), by name
 
+    @property
+    def image(self) -> Path:
+        return self.out / "bzImage"
 
-def compiler_id() -> str:
-    return run(["gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-
-
-def set_values(config_path: Path, values: Dict[str, str]) -> None:
-    """Replace (or add) the lines of `values` in a .config, as merge_config.sh does."""
-    names = {f"CONFIG_{s}" for s in values}
-    kept = [line for line in config_path.read_text().splitlines()
-            if line.split("=", 1)[0] not in names
-            and not (line.startswith("# CONFIG_") and line.split()[1] in names)]
-    kept += [f"# CONFIG_{s} is not set" if v == "n" else f"CONFIG_{s}={v}"
-             for s, v in values.items()]
-    config_path.write_text("\n".join(kept) + "\n")
+    @property
+    def modules_dir(self) -> Optional[Path]:
+        d = self.modules_root / "lib/modules" / self.release if self.modules_root else None
+        return d if d and d.is_dir() else None
 
 
-def make(src: str, tree: Path, *targets: str, logfile: Path, extra: Sequence[str] = ()) -> None:
-    argv = ["nice", "-n", "10", *make_argv(src, str(tree), ARCH, JOBS, targets), *extra]
-    with open(logfile, "a") as f:
-        f.write(f"$ {' '.join(argv)}\n")
-        f.flush()
-        done = subprocess.run(argv, env={**os.environ, **PINNED_ENV}, stdout=f,
-                              stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-40:])
-        raise RuntimeError(f"make {' '.join(targets)} failed in {tree} (log {logfile}):\n{tail}")
-
-
-def dropped_values(requested: Dict[str, str], final: Dict[str, str]) -> List[str]:
-    """Requested values the final .config does not have (an absent string symbol is empty:
-    SYSTEM_REVOCATION_KEYS="" needs no change when SYSTEM_REVOCATION_LIST is off)."""
-    def got(s: str, v: str) -> str:
-        return final.get(s, '""' if v == '""' else "n")
-    return [f"{s}={v} (got {got(s, v)})" for s, v in requested.items() if got(s, v) != v]
-
-
-COMPILED = re.compile(r"^\s+(?:CC|AS)(?: \[M\])?\s+\S+\.o\s*$", re.M)
-
-
-def build_tree(kind: str, key: str, src: str, configure, modules: bool) -> Tuple[Path, dict]:
-    """Build one configuration of `kind` and keep its outputs in SCRATCH/build/<kind>-<key[:16]>/
-    (bzImage, vmlinux, config, modroot/, build.json, build.log); a finished one is reused as it
-    is. Kbuild runs in the kind's warm tree SCRATCH/build/<kind>-tree (one per kind, locked while
-    in use), so a changed configuration recompiles only what the change touches."""
-    out = SCRATCH / "build" / f"{kind}-{key[:16]}"
-    if (out / "build.json").exists():
-        info = json.loads((out / "build.json").read_text())
-        info["warm"] = True
-        return out, info
-    tree = SCRATCH / "build" / f"{kind}-tree"
-    tree.mkdir(parents=True, exist_ok=True)
-    with locked(str(tree) + ".lock"):
-        if (out / "build.json").exists():   # another run built it while we waited
-            return build_tree(kind, key, src, configure, modules)
-        repair_interrupted(str(tree))   # a killed earlier run: drop what it half wrote
-        last = tree / ".distro-last-key"
-        previous = last.read_text().strip() if last.exists() else None
-        logfile = SCRATCH / "build" / f"{kind}-{key[:16]}.log"
-        logfile.write_text("")
-        log(f"{kind}: configuring in {tree} ({'incremental after ' + previous[:16] if previous else 'cold'})")
-        t0 = time.monotonic()
-        requested = configure(tree, logfile)
-        t1 = time.monotonic()
-        (tree / BUILDING).write_text("interrupted builds leave this file behind\n")
-        last.unlink(missing_ok=True)
-        targets = ["bzImage", "modules"] if modules else ["bzImage"]
-        log(f"{kind}: make {' '.join(targets)} (nice -n 10, -j{JOBS}; log {logfile})")
-        make(src, tree, *targets, logfile=logfile)
-        tmp = SCRATCH / "build" / f".{kind}-{key[:16]}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        if modules:
-            make(src, tree, "modules_install", logfile=logfile,
-                 extra=[f"INSTALL_MOD_PATH={tmp / 'modroot'}", "INSTALL_MOD_STRIP=1"])
-        t2 = time.monotonic()
-        (tree / BUILDING).unlink()
-        last.write_text(key + "\n")
-        for name, dest in (("arch/x86/boot/bzImage", "bzImage"), ("vmlinux", "vmlinux"),
-                           (".config", "config")):
-            shutil.copy2(tree / name, tmp / dest)
-    final = parse_config((tmp / "config").read_text())
-    info = {"key": key, "configure_seconds": round(t1 - t0, 1), "seconds": round(t2 - t1, 1),
-            "compiled": len(COMPILED.findall(logfile.read_text(errors="replace"))),
-            "cold": previous is None, "after": previous,
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "dropped": dropped_values(requested, final), "warm": False}
-    (tmp / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    shutil.move(str(logfile), str(tmp / "build.log"))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    log(f"{kind}: built in {t2 - t1:.0f} s (+{t1 - t0:.0f} s configure), "
-        f"{info['compiled']} objects compiled ({'cold' if previous is None else 'incremental'})")
-    return out, info
-
-
-def kernel_from_tree(kernel: Kernel, out: Path, info: dict,
-                     requested: Dict[str, str]) -> Kernel:
-    kernel.image = out / "bzImage"
-    kernel.vmlinux = out / "vmlinux"
-    kernel.config = parse_config((out / "config").read_text())
+def from_package(kernel: Kernel, address: str, pants_log: str) -> Kernel:
+    """Fill `kernel` from `address`'s dist/ directory and the build step of `pants_log`."""
+    kernel.out = dist(address)
+    if not (kernel.out / "sizes.json").exists():
+        kernel.missing = f"{rel(kernel.out)}/ has no sizes.json (`./pants package {address}`)"
+        return kernel
+    kernel.config = read_config(kernel.out / "config")
     kernel.release = image_release(kernel.image)
-    mods = out / "modroot/lib/modules" / kernel.release
-    kernel.modules_dir = mods if mods.is_dir() else None
-    kernel.build = info
-    dropped = dropped_values(requested, kernel.config)
-    if dropped:
-        kernel.notes.append("requested values olddefconfig did not keep: " + ", ".join(dropped))
+    steps = dict(step_durations(pants_log))
+    conf = next((s for d, s in steps.items() if d.startswith("Configure kernel") and address in d), None)
+    make = next((s for d, s in steps.items() if d.startswith("Build kernel") and address in d), None)
+    tree = warm_tree_for(kernel.config)
+    stats = last_build(tree) if tree else {}
+    kernel.build = {"configure_seconds": conf if conf is not None else "-",
+                    "seconds": make if make is not None else stats.get("seconds", "?"),
+                    "compiled": stats.get("compiled", "?"), "cold": stats.get("distance", 0) is None,
+                    "warm": make is None}
     return kernel
 
 
-def localmod_kernel(group: str, src: str, src_sha: str, debian: Debian,
-                    modules: List[str], modules_source: str) -> Kernel:
-    lsmod = "Module                  Size  Used by\n" + "".join(f"{m} 0 0\n" for m in modules)
-    key = sha256_text("localmod@1", src_sha, debian.config_text, lsmod,
-                      json.dumps(DEBIAN_FIXES, sort_keys=True), compiler_id())
+def tiny_fragments(group: str) -> List[Path]:
+    apps = APPS if group == "all" else (group,)
+    return [HERE / "kvm_guest.config", HERE / "base.config", *(HERE / f"{a}.config" for a in apps),
+            HERE / "localversion.config"]
 
-    def configure(tree: Path, logfile: Path) -> Dict[str, str]:
-        (tree / ".config").write_text(debian.config_text)
-        (tree / "lsmod.txt").write_text(lsmod)
-        make(src, tree, "localmodconfig", logfile=logfile, extra=[f"LSMOD={tree / 'lsmod.txt'}"])
-        set_values(tree / ".config", DEBIAN_FIXES)
-        make(src, tree, "olddefconfig", logfile=logfile)
-        return dict(DEBIAN_FIXES)
 
-    tree, info = build_tree("localmod", key, src, configure, modules=True)
-    k = kernel_from_tree(Kernel("localmod", group, f"localmod-{key[:8]}"), tree, info,
-                         DEBIAN_FIXES)
+def localmod_build(groups: Sequence[str], debian: Debian, mods: Dict[str, Tuple[List[str], str]]
+                   ) -> Tuple[Dict[str, str], str]:
+    """Package one localmodconfig kernel_image per group from a generated BUILD file;
+    ({group: address}, Pants' log)."""
+    debian_config = (debian.out / "config").read_text()
+    fixes = "".join(f"# CONFIG_{s} is not set\n" if v == "n" else f"CONFIG_{s}={v}\n"
+                    for s, v in DEBIAN_FIXES.items())
+    files, build, addresses = {}, [], {}
+    for g in groups:
+        log(f"localmod {g}: make localmodconfig with {len(mods[g][0])} modules")
+        files[f"{g}.config"] = (localmodconfig(debian_config, mods[g][0])
+                                + "\n# benchmarks/distro.py DEBIAN_FIXES\n" + fixes)
+        build.append(f'kernel_image(name="localmod-{g}", source="//third_party/linux:linux-6.1",\n'
+                     f'    base_config="{g}.config")\n')
+    with scratch_targets(SCRATCH_TARGETS, "".join(build), files) as spec:
+        addresses = {g: f"{spec}:localmod-{g}" for g in groups}
+        log(f"./pants package {spec}:: (nice: Kbuild runs as the product runs it)")
+        pants_log = package(*addresses.values())
+    return addresses, pants_log
+
+
+def localmod_kernel(group: str, address: str, pants_log: str, modules: List[str],
+                    modules_source: str) -> Kernel:
+    k = from_package(Kernel("localmod", group, f"localmod-{group}"), address, pants_log)
+    if k.missing:
+        return k
+    dropped = [f"{s}={v} (got {k.config.get(s, 'n')})" for s, v in DEBIAN_FIXES.items()
+               if k.config.get(s, '""' if v == '""' else "n") != v]
+    if dropped:
+        k.notes.append("requested values olddefconfig did not keep: " + ", ".join(dropped))
+    root = SCRATCH / "modules" / f"{group}-{k.release}"
+    if not (root / "lib/modules" / k.release / "modules.dep").exists():
+        k.modules_root = install_modules(k.config, root)
+        if k.modules_root is None:
+            k.notes.append("modules not installed: no warm tree holds this configuration any more")
+    else:
+        k.modules_root = root
     k.boot_modules = list(modules)
     k.notes.append(f"modules from {modules_source}: {', '.join(modules)}")
-    off = [m for m in modules if not k.modules_dir or not module_paths(k.modules_dir, [m])]
+    have = {prebuilt.module_name(str(p)) for p in (k.modules_dir or Path("/nonexistent")).rglob("*.ko")}
+    off = [m for m in modules if m not in have]
     if off:
         k.notes.append(f"not built as modules here (built in or dropped): {', '.join(off)}")
     return k
 
 
-def tiny_fragments(group: str) -> List[Path]:
-    apps = APPS if group == "all" else (group,)
-    return [HERE / "base.config", *(HERE / f"{a}.config" for a in apps)]
-
-
-def tiny_kernel(group: str, src: str, src_sha: str) -> Kernel:
-    frags = tiny_fragments(group)
-    missing = [rel(f) for f in frags if not f.exists()]
-    if missing:
-        return Kernel("tiny", group, f"tiny-{group}", missing="missing " + ", ".join(missing))
-    texts = [(rel(f), f.read_text()) for f in frags]
-    requested: Dict[str, str] = {}
-    for name, text in texts:
-        requested.update(parse_config(text, name))
-    requested.update(TINY_EXTRA)
-    # keyed on the merged values asked for (comments and fragment names do not matter)
-    key = sha256_text("tiny@2", src_sha, json.dumps(sorted(requested.items())), compiler_id())
-
-    def configure(tree: Path, logfile: Path) -> Dict[str, str]:
-        make(src, tree, "tinyconfig", logfile=logfile)
-        make(src, tree, "kvm_guest.config", logfile=logfile)
-        set_values(tree / ".config", requested)
-        make(src, tree, "olddefconfig", logfile=logfile)
-        return requested
-
-    tree, info = build_tree("tiny", key, src, configure, modules=False)
-    k = kernel_from_tree(Kernel("tiny", group, f"tiny-{group}-{key[:8]}"), tree, info, requested)
-    k.notes.append("fragments: " + ", ".join(n for n, _ in texts))
+def tiny_kernel(group: str, pants_log: str) -> Kernel:
+    k = from_package(Kernel("tiny", group, f"tiny-{group}"), f"benchmarks/distro:tiny-{group}",
+                     pants_log)
+    k.notes.append("fragments: " + ", ".join(rel(f) for f in tiny_fragments(group)))
     return k
 
 
 def tailored_kernel(group: str) -> Kernel:
-    d = DIST / f"{group}-kernel"
-    k = Kernel("tailored", group, f"{group}-kernel")
-    need = [d / n for n in ("bzImage", "vmlinux", "config")]
-    absent = [p.name for p in need if not p.exists()]
+    k = Kernel("tailored", group, f"{group}-kernel", out=DIST / f"{group}-kernel")
+    absent = [n for n in ("bzImage", "vmlinux", "config", "sizes.json") if not (k.out / n).exists()]
     if absent:
-        k.missing = (f"{d.relative_to(REPO)}/ has no {', '.join(absent)} "
+        k.missing = (f"{rel(k.out)}/ has no {', '.join(absent)} "
                      "(run `./pants package examples/debian-cloud::`)")
         return k
-    k.image, k.vmlinux = d / "bzImage", d / "vmlinux"
-    k.config = parse_config((d / "config").read_text())
+    k.config = read_config(k.out / "config")
     k.release = image_release(k.image)
     for name in ("report.json", "compose.json"):
-        if (d / name).exists():
-            k.build[name] = json.loads((d / name).read_text())
+        if (k.out / name).exists():
+            k.build[name] = json.loads((k.out / name).read_text())
     if k.config.get("MODULES") == "y" and any(v == "m" for v in k.config.values()):
-        mods = d / "modules" / "lib/modules" / k.release
-        k.modules_dir = mods if mods.is_dir() else None
-        if not k.modules_dir:
-            k.notes.append("has =m options but no installed modules in its dist directory")
+        k.notes.append("has =m options, but a tailored kernel's package holds no modules")
     return k
 
 
 def debian_as_kernel(group: str, debian: Debian, modules: List[str]) -> Kernel:
-    k = Kernel("debian", group, f"debian-{debian.release}", image=debian.vmlinuz,
-               vmlinux=debian.vmlinux, config=parse_config(debian.config_text),
-               modules_dir=debian.modules_dir, release=debian.release)
+    sizes = read_sizes(debian.out)
+    count = json.loads((debian.out / "prebuilt.json").read_text())["modules"]
+    k = Kernel("debian", group, f"debian-{debian.release}", out=debian.out,
+               config=read_config(debian.out / "config"), release=debian.release,
+               modules_count=(sizes["modules_bytes"], count))
     k.boot_modules = list(modules)
     k.notes.append(f"{DEBIAN_PACKAGE}-unsigned {debian.version} (+ -dbg for vmlinux), "
-                   f"from {debian.deb_dir}")
+                   f"from {rel(debian.image_deb.parent)}")
     return k
 
 
@@ -546,78 +315,21 @@ def debian_as_kernel(group: str, debian: Debian, modules: List[str]) -> Kernel:
 # Guest images and boots
 
 
-def module_paths(modules_dir: Path, names: Sequence[str]) -> List[str]:
-    """Paths (relative to modules_dir) of `names` and everything they depend on, dependencies
-    first (from modules.dep)."""
-    dep_file = modules_dir / "modules.dep"
-    if not dep_file.exists():
-        return []
-    deps: Dict[str, List[str]] = {}
-    by_name: Dict[str, str] = {}
-    for line in dep_file.read_text().splitlines():
-        path, _, rest = line.partition(":")
-        deps[path] = rest.split()
-        by_name[Path(path).name.split(".ko")[0].replace("-", "_")] = path
-    order: List[str] = []
-
-    def visit(path: str) -> None:
-        if path in order:
-            return
-        for d in deps.get(path, []):
-            visit(d)
-        order.append(path)
-
-    for n in names:
-        if n in by_name:
-            visit(by_name[n])
-    return order
-
-
-def module_overlay(kernel: Kernel) -> Optional[bytes]:
-    """A gzip cpio with the kernel's modules for the guest's loaded list and an
-    /etc/kernel_rules/modules listing them in dependency order (appended to the app image)."""
+def module_files(kernel: Kernel) -> Optional[Dict[str, bytes]]:
+    """The kernel's modules for the guest's loaded list (and their dependencies) and the
+    product's /etc/kernel_rules/modules listing them in the product's load order."""
     if not kernel.modules_dir or not kernel.boot_modules:
         return None
-    paths = module_paths(kernel.modules_dir, kernel.boot_modules)
-    base = f"lib/modules/{kernel.release}"
-    entries = [regular(f"{base}/{p}", (kernel.modules_dir / p).read_bytes()) for p in paths]
-    entries.append(regular("etc/kernel_rules/modules", "".join(p + "\n" for p in paths).encode()))
-    return gzip_deterministic(cpio_newc(with_parent_dirs(entries)))
+    have = {prebuilt.module_name(str(p)) for p in kernel.modules_dir.rglob("*.ko")}
+    order = prebuilt.load_order(str(kernel.modules_dir), [m for m in kernel.boot_modules if m in have])
+    files = {f"lib/modules/{kernel.release}/{p}": (kernel.modules_dir / p).read_bytes() for p in order}
+    files[MODULE_LIST] = "".join(p + "\n" for p in order).encode()
+    return files
 
 
-DEV_INIT = r"""#!/bin/sh
-# Stand-in for an app image (benchmarks/distro.py --dev-image): the same console protocol.
-export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mount -t tmpfs tmpfs /tmp
-mkdir -p /dev/pts /dev/shm /run /var/tmp /var/log
-mount -t devpts devpts /dev/pts 2>/dev/null
-mod=/lib/modules/$(uname -r)
-if [ -d "$mod" ] && [ -f /etc/kernel_rules/modules ]; then
-  while read -r m; do insmod "$mod/$m" || echo "kr: insmod $m failed"; done < /etc/kernel_rules/modules
-fi
-ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
-echo "KERNEL_RULES_INIT_OK kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
-echo "KR_MEMINFO $(awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{print t, a}' /proc/meminfo)"
-quiet=0; last=""; i=0
-while [ $quiet -lt 3 ] && [ $i -lt 30 ]; do
-  now=$(dmesg 2>/dev/null | wc -l)
-  if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; fi
-  last=$now; i=$((i + 1)); sleep 0.2
-done
-echo KR_WINDOW_REQUEST
-read -r ack
-cd /app
-/bin/sh /app/workload.sh
-echo "KR_WORKLOAD_STATUS $?"
-sed 's/^/KR_MODULE /' /proc/modules 2>/dev/null
-echo KR_DONE
-reboot -f
-"""
-# wait_for CMD: retry CMD for up to 20 s, then print KR_APP_READY (the app serves)
-_WAIT = r"""wait_for() { i=0; until "$@" >/dev/null 2>&1; do i=$((i + 1)); [ $i -ge 200 ] && return 1; sleep 0.1; done; echo KR_APP_READY; }
+# The stand-in apps of --dev-image: host binaries and a workload that prints KR_APP_READY on the
+# console once the server answers (as the debian-cloud workloads do), run by the product's /init.
+_WAIT = r"""wait_for() { i=0; until "$@" >/dev/null 2>&1; do i=$((i + 1)); [ $i -ge 200 ] && return 1; sleep 0.1; done; echo KR_APP_READY > /dev/console; }
 """
 DEV_APPS = {
     "nginx": {
@@ -668,30 +380,21 @@ DEV_ETC = {"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/
 
 
 def dev_image(app: str) -> Path:
-    """A stand-in for the app's image: busybox, the app's Debian binaries (with their shared
-    libraries) and a small workload, with the same console protocol as the real image."""
-    from kernel_rules.domain.guest.elfdeps import closure
-    from kernel_rules.domain.guest.initramfs import host_file_entries
-
+    """A stand-in for the app's image, built by the product's initramfs program with the
+    product's app /init: busybox, the app's Debian binaries (with their libraries), a workload."""
     spec = DEV_APPS[app]
-    files = {**DEV_ETC, **spec["files"], "app/workload.sh": spec["workload"]}
-    extra = host_file_entries(closure(spec["binaries"]))
-    extra += [regular(p, t.encode()) for p, t in files.items()]
-    extra += [directory(d) for d in ("lib", "run", "var", "var/log")]
-    data = Path("/usr/bin/busybox").read_bytes()
-    entries = busybox_initramfs(data, busybox_applets("/usr/bin/busybox"), DEV_INIT.encode(),
-                                with_parent_dirs(extra))
-    have = set()
-    unique = []
-    for e in entries:   # busybox_initramfs's dirs and with_parent_dirs may overlap
-        if e.path.strip("/") not in have:
-            have.add(e.path.strip("/"))
-            unique.append(e)
-    blob = gzip_deterministic(cpio_newc(unique))
     out = SCRATCH / "images" / f"dev-{app}.cpio.gz"
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not out.exists() or out.read_bytes() != blob:
-        out.write_bytes(blob)
+    with tempfile.TemporaryDirectory(prefix="kr-distro-dev-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        files = []
+        for i, (dest, text) in enumerate({**DEV_ETC, **spec["files"]}.items()):
+            (tmp / f"f{i}").write_text(text)
+            files.append((tmp / f"f{i}", dest))
+        (tmp / "workload.sh").write_text(spec["workload"])
+        image = app_image(tmp, f"dev-{app}", f"benchmarks/distro.py:dev-{app}",
+                          tmp / "workload.sh", files, spec["binaries"])
+        out.write_bytes(image.read_bytes())
     return out
 
 
@@ -709,21 +412,18 @@ def app_images(group: str, use_dev: bool) -> List[Tuple[str, Optional[Path]]]:
     return [(group, p if p.exists() else None)]
 
 
-def image_for(kernel: Kernel, app: str, image: Path, use_dev: bool) -> Path:
+def image_for(kernel: Kernel, app: str, image: Path) -> Path:
     """The image to boot: the app's, plus a module overlay for kernels whose modules the app
     image does not carry (localmod; Debian's too when booting the stand-in image)."""
-    if kernel.kind == "localmod" or (kernel.kind == "debian" and use_dev):
-        overlay = module_overlay(kernel)
-        if overlay:
-            base = image.read_bytes()
-            blob = base + b"\0" * ((4 - len(base) % 4) % 4) + overlay
-            key = hashlib.sha256(blob).hexdigest()[:16]
-            out = SCRATCH / "images" / f"{app}-{kernel.release}-{key}.cpio.gz"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if not out.exists():
-                out.write_bytes(blob)
-            return out
-    return image
+    files = module_files(kernel)
+    if not files:
+        return image
+    import hashlib
+
+    key = hashlib.sha256(image.read_bytes() + repr(sorted(files)).encode()).hexdigest()[:16]
+    out = SCRATCH / "images" / f"{app}-{kernel.release}-{key}.cpio.gz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out if out.exists() else appended(image, files, out)
 
 
 def _host_busy_seconds() -> float:
@@ -738,21 +438,11 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _report(console: str, status: Optional["re.Match"]) -> WorkloadReport:
-    """The workload's report: framed by an app_profile image's init (domain.guest.init); the
-    development images' init prints the workload's output and status on the console as they
-    are, so there the console stands for the output."""
-    if OUTPUT_BEGIN in console:
-        return workload_report(console)
-    return WorkloadReport(int(status.group(1)) if status else None, console.encode())
-
-
 def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, timeout: float,
               console_path: Path, success: Optional[str]) -> dict:
     spec = BootSpec("qemu-system-x86_64", str(kernel.image), str(initrd), cmdline, machine, "tcg")
     marks: Dict[str, float] = {}
     scanned = [0]
-    answered: List[bool] = []
     start = time.monotonic()
 
     console_path.parent.mkdir(parents=True, exist_ok=True)
@@ -764,14 +454,9 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
         live.write(buf[scanned[0]:])
         live.flush()
         scanned[0] = len(buf)
-        for name in (INIT_MARKER, "KR_MEMINFO", WINDOW_REQUEST, APP_READY, "KR_WORKLOAD_STATUS",
-                     DONE):
+        for name in (INIT_MARKER, "KR_MEMINFO", APP_READY, "KR_WORKLOAD_STATUS", DONE):
             if name not in marks and name.encode() in window:
                 marks[name] = round(now, 2)
-        if WINDOW_REQUEST in marks and not answered:
-            proc.stdin.write(b"go\n")
-            proc.stdin.flush()
-            answered.append(True)
         return 10.0 if DONE in marks else None
 
     load = os.getloadavg()[0]
@@ -796,28 +481,29 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
         "mem_used_kb": int(mem.group(1)) - int(mem.group(2)) if mem else None,
         "status": int(status.group(1)) if status else None, "timed_out": timed_out,
         "verdict": (f"no {DONE} within {timeout:.0f} s" if timed_out and not status
-                    else verdict(_report(console, status), success)),
+                    else verdict(workload_report(console), success)),
         "modules": MODULE_LINE.findall(console), "load": round(load, 2),
         "other_cpu": round(other, 2), "console": str(console_path),
     }
 
 
 def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots: int,
-                machine: Machine, cmdline: str, use_dev: bool, cache: Dict) -> dict:
+                machine: Machine, cmdline: str, profiles: Dict[str, dict], cache: Dict) -> dict:
     """Boot `kernel` `boots` times with each image; results summarised over all runs."""
     runs: List[dict] = []
     missing = [app for app, img in images if img is None]
     for app, img in images:
         if img is None:
             continue
-        initrd = image_for(kernel, app, img, use_dev)
+        initrd = image_for(kernel, app, img)
         ck = (str(kernel.image), str(initrd))
         if ck not in cache:
             got = []
             for i in range(boots):
-                r = boot_once(kernel, initrd, machine, cmdline, app_timeout(app, use_dev),
+                prof = profiles.get(app, {})
+                r = boot_once(kernel, initrd, machine, cmdline, float(prof.get("timeout", 900)),
                               SCRATCH / "consoles" / f"{kernel.name}-{app}-{i + 1}.log",
-                              None if use_dev else app_success(app))
+                              prof.get("success"))
                 r["app"] = app
                 log(f"boot {kernel.name} with {app} #{i + 1}: ready {r['ready_s']} s, "
                     f"status {r['status']} {r['verdict'] or 'passed'}, in use "
@@ -855,42 +541,35 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
 
 def modules_bytes(kernel: Kernel) -> Tuple[Optional[int], int]:
     """(sum of .ko bytes installed, count); (0, 0) for a kernel without modules."""
+    if kernel.modules_count is not None:
+        return kernel.modules_count
     if kernel.config.get("MODULES") != "y" or not any(v == "m" for v in kernel.config.values()):
         return 0, 0
     if not kernel.modules_dir:
         return None, 0
-    kos = [p for p in kernel.modules_dir.rglob("*.ko*") if p.is_file()]
-    return sum(p.stat().st_size for p in kos), len(kos)
+    return ko_bytes(kernel.modules_dir)
 
 
 def measure(kernel: Kernel) -> dict:
+    """From the package's own sizes.json (the product's measurement) and config; code from nm."""
     if kernel.missing:
         return {"missing": kernel.missing}
     y, m = enabled_counts(kernel.config)
-    text, data, bss = size_of(kernel.vmlinux)
+    sizes = read_sizes(kernel.out)
+    text, data, bss = sizes["vmlinux"]
     mod_bytes, mod_count = modules_bytes(kernel)
     return {"y": y, "m": m, "text": text, "data": data, "bss": bss,
-            "code": code_bytes(kernel.vmlinux), "image": kernel.image.stat().st_size,
+            "code": code_bytes(kernel.out / "vmlinux"), "image": sizes["bzImage"],
             "modules_bytes": mod_bytes, "modules": mod_count, "release": kernel.release}
 
 
-def fmt_int(v) -> str:
-    return "-" if v is None else f"{v:,}"
-
-
-def pct(a, b) -> str:
-    return "-" if a is None or not b else f"{100.0 * a / b:.1f}%"
-
-
 def machine_info() -> List[str]:
-    qemu = run(["qemu-system-x86_64", "--version"], capture_output=True,
-               text=True).stdout.splitlines()[0]
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
+    import platform
+
     mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
                if line.startswith("MemTotal"))
-    return [f"{os.cpu_count()} CPUs (`nproc`), {cpu}, {mem // 1024 // 1024} GiB RAM",
-            f"{platform.platform()}; {qemu}; {compiler_id()}",
+    return [f"{os.cpu_count()} CPUs (`nproc`), {cpu_model()}, {mem // 1024 // 1024} GiB RAM",
+            f"{platform.platform()}; {qemu_version()}; {gcc_version()}",
             f"/dev/kvm: {'present (not used)' if os.path.exists('/dev/kvm') else 'absent'}; "
             "every boot uses TCG"]
 
@@ -955,8 +634,8 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
     lines = [
         "# Tailored kernels against distribution kernels (debian-cloud apps)", "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M %Z')} by `{cmd}` ({elapsed:.0f} s this run; "
-        "kernel builds are cached in keyed scratch trees under "
-        f"`{SCRATCH}/build/`).", "",
+        "every kernel is built by `./pants package`, cached by Pants and built in its warm "
+        "trees).", "",
         *(f"- {line}" for line in machine_info()),
         f"- guest: {machine_desc}; {args.boots} boots per kernel and image", "",
     ]
@@ -969,16 +648,20 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
         f"- **{KIND_LABELS['tailored']}**: `dist/examples.debian-cloud/<app>-kernel/` from the "
         "pipeline (trace, map, compose, build).",
         f"- **{KIND_LABELS['debian']}**: `{DEBIAN_PACKAGE}-unsigned` {DEBIAN_VERSION} as "
-        "shipped (vmlinuz, config, modules; vmlinux from the `-dbg` package).",
+        "shipped (vmlinuz, config, modules; vmlinux from the `-dbg` package), unpacked and "
+        "measured by the product's prebuilt step.",
         f"- **{KIND_LABELS['localmod']}**: `make localmodconfig` on Debian's cloud configuration "
-        "with the modules the traced guest loaded, built from the pinned 6.1.192 source. "
+        "with the modules the traced guest loaded, as the `base_config` of a `kernel_image` "
+        "built by `./pants package` from the pinned 6.1.192 source. "
         "Changed from Debian's configuration: " + ", ".join(
             f"`{k}={v}`" for k, v in DEBIAN_FIXES.items()) + " (debug info and BTF off only "
         "to keep the build fast: they do not change text/data/bss or the compressed image, "
         "but the modules would be larger with them, before stripping). Modules installed "
-        "with `INSTALL_MOD_STRIP=1` and signed with a Kbuild-generated key, as Debian's are "
-        "stripped and signed.",
-        f"- **{KIND_LABELS['tiny']}**: `make tinyconfig`, `make kvm_guest.config`, then "
+        "with `INSTALL_MOD_STRIP=1` from the warm tree that built it and signed with a "
+        "Kbuild-generated key, as Debian's are stripped and signed.",
+        f"- **{KIND_LABELS['tiny']}**: `benchmarks/distro:tiny-<app>`, a `kernel_image`: "
+        "`tinyconfig`, then `benchmarks/distro/kvm_guest.config` (the kernel's "
+        "kvm_guest.config without what does not apply on x86_64), "
         "`benchmarks/distro/base.config` and the app's fragment (`all`: every app's), "
         "`olddefconfig`; everything built in.", "",
         "Boot: host wall clock from QEMU's start to the console line `KR_APP_READY` (the "
@@ -1103,10 +786,10 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
               *timings_section(kernels, groups, args.timings_data), ""]
     if any(k == "tiny" for k, _ in kernels):
         lines += ["## The hand-written fragments of (c)", "",
-                  "Applied in this order after `make tinyconfig` and `make kvm_guest.config`; "
+                  "Applied in this order after `make tinyconfig` and `benchmarks/distro/kvm_guest.config`; "
                   "the comments say what each option was found to be needed for.", ""]
         frags = sorted({f for g in groups for f in tiny_fragments(g)}, key=lambda f: (
-            f.name != "base.config", f.name))
+            f.name != "kvm_guest.config", f.name != "base.config", f.name))
         for f in frags:
             body = f.read_text().rstrip("\n") if f.exists() else "(missing)"
             lines += [f"`{rel(f)}`:", "", "```", body, "```", ""]
@@ -1120,8 +803,8 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
                   "guests competed for CPU and boot times are inflated.", ""]
     lines += [f"Module lists for localmodconfig: {modules_src}.", "",
               "Re-run: `.venv/bin/python benchmarks/distro.py` from the repository root "
-              f"(scratch: `{SCRATCH}`, `KR_DISTRO_SCRATCH` to move it; builds are reused while "
-              "their inputs are unchanged).", ""]
+              f"(scratch for images, consoles and Debian's unpacked packages: `{SCRATCH}`, "
+              "`KR_DISTRO_SCRATCH` to move it; builds are Pants-cached).", ""]
     return "\n".join(lines)
 
 
@@ -1151,9 +834,9 @@ def main(argv: Sequence[str]) -> int:
     t0 = time.monotonic()
     SCRATCH.mkdir(parents=True, exist_ok=True)
 
-    debian = debian_kernel()
-    src, src_sha = source_tree()
-    mods: Dict[str, Tuple[List[str], str]] = {a: traced_modules(a, debian) for a in APPS}
+    machine, base_cmdline, machine_src, profiles = baseline_and_profiles(args.dev_image)
+    debian = debian_kernel() if {"debian", "localmod"} & set(kinds) else None
+    mods: Dict[str, Tuple[List[str], str]] = {a: traced_modules(a) for a in APPS}
     mods["all"] = (sorted({m for a in APPS for m in mods[a][0]}),
                    "the union of the apps' lists")
     modules_src = "; ".join(f"{g}: {mods[g][1]}" for g in groups)
@@ -1165,22 +848,26 @@ def main(argv: Sequence[str]) -> int:
             kernels[("tailored", g)] = tailored_kernel(g)
         if "debian" in kinds:
             kernels[("debian", g)] = debian_as_kernel(g, debian, mods[g][0])
+            if args.dev_image:  # the stand-in image carries no modules: the product's copy
+                root = SCRATCH / "debian-modules" / g
+                if not (root / MODULE_LIST).exists():
+                    prebuilt.copy_modules(str(debian.image_deb), mods[g][0], str(root))
+                kernels[("debian", g)].modules_root = root
     # builds: (b) first (the long one), then (c)
-    for kind, make_kernel in (("localmod", lambda g: localmod_kernel(g, src, src_sha, debian,
-                                                                       *mods[g])),
-                              ("tiny", lambda g: tiny_kernel(g, src, src_sha))):
-        if kind not in kinds:
-            continue
+    if "localmod" in kinds:
+        addresses, pants_log = localmod_build(groups, debian, mods)
         for g in groups:
-            try:
-                kernels[(kind, g)] = make_kernel(g)
-            except (RuntimeError, subprocess.CalledProcessError) as e:
-                failures.append(f"{kind} {g}: {e}")
-                log(f"FAILED {kind} {g}: {e}")
-                kernels[(kind, g)] = Kernel(kind, g, f"{kind}-{g}", missing=f"build failed: {e}")
+            kernels[("localmod", g)] = localmod_kernel(g, addresses[g], pants_log, *mods[g])
+    if "tiny" in kinds:
+        log("./pants package benchmarks/distro:tiny-* (" + ", ".join(groups) + ")")
+        pants_log = package(*(f"benchmarks/distro:tiny-{g}" for g in groups))
+        for g in groups:
+            kernels[("tiny", g)] = tiny_kernel(g, pants_log)
     for (kind, g), k in kernels.items():
         if k.missing:
             log(f"{KIND_LABELS[kind]} for {g}: MISSING: {k.missing}")
+            if kind in ("localmod", "tiny"):
+                failures.append(f"{kind} {g}: {k.missing}")
         elif kind == "tiny":
             same = [h for (kk, h), other in kernels.items() if kk == kind and h != g
                     and not other.missing and other.config == k.config]
@@ -1201,7 +888,6 @@ def main(argv: Sequence[str]) -> int:
         s["build"] = k.build if "seconds" in k.build else None
         sizes[key] = s
 
-    machine, base_cmdline, machine_src = baseline_machine()
     cmdline = f"console=ttyS0 nokaslr {base_cmdline}".strip()
     cmdline = " ".join(dict.fromkeys(cmdline.split()))  # no duplicate words
     machine_desc = (f"{machine.machine}, {machine.cpus} CPU, {machine.memory}, devices "
@@ -1216,7 +902,7 @@ def main(argv: Sequence[str]) -> int:
             if k is None or k.missing:
                 continue
             boots[(kind, g)] = boot_kernel(k, images, args.boots, machine, cmdline,
-                                           args.dev_image, cache)
+                                           profiles, cache)
     text = render(args, groups, kernels, sizes, boots, machine_desc, modules_src,
                   time.monotonic() - t0)
     missing = [f"- {KIND_LABELS[k]} {g}: {kern.missing}" for (k, g), kern in kernels.items()

@@ -35,67 +35,44 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
-DIST = REPO / "dist/examples.debian-cloud"
+sys.path.insert(0, str(REPO))
+
+from benchmarks.lib.kbuild import last_build, warm_tree_for  # noqa: E402
+from benchmarks.lib.measure import read_config  # noqa: E402
+from benchmarks.lib.pants import dist, package, step_durations  # noqa: E402
+
+DIST = dist("examples/debian-cloud:x").parent
 KERNELS = ("nginx-kernel", "redis-kernel", "memcached-kernel", "all-kernel")
 FULL_BUILD: dict = {}  # kernel -> the last build that compiled >= 90% of its objects
-_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d\d) \[INFO\] (Starting|Completed): (.*)$")
-
-
-def step_durations(log: str) -> List[Tuple[str, float]]:
-    """(description, seconds) of every process Pants logged as started and completed."""
-    started: Dict[str, datetime] = {}
-    out = []
-    for line in log.splitlines():
-        m = _LINE.match(line.strip())
-        if not m:
-            continue
-        t = datetime.strptime(m.group(1), "%H:%M:%S.%f")
-        if m.group(2) == "Starting":
-            started[m.group(3)] = t
-        elif m.group(3) in started:
-            out.append((m.group(3), round((t - started.pop(m.group(3))).total_seconds(), 1)))
-    return out
 
 
 def run_pants(*targets: str, cached: bool = False) -> str:
-    flags = [] if cached else ["--no-local-cache"]
-    proc = subprocess.run([str(REPO / "pants"), *flags, "--no-colors", "package", *targets],
-                          cwd=REPO, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"./pants package {' '.join(targets)} failed:\n{proc.stderr[-4000:]}")
-    return proc.stderr
+    return package(*targets, flags=() if cached else ("--no-local-cache",))
 
 
 def incremental() -> dict:
     """Add redis and memcached to nginx-kernel (-> all-kernel) in nginx-kernel's warm tree."""
-    sys.path.insert(0, str(REPO))
     from kernel_rules.domain.kconfig.fragments import parse_config
-    from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files
+    from kernel_rules.domain.build.kbuild import object_files
     from kernel_rules.domain.build.kbuild_deps import (
         changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
 
-    trees_root = Path.home() / ".cache/pants/named_caches/kernel_rules/trees"
-    base = parse_config((DIST / "nginx-kernel/config").read_text())
-    tree = next((t for t in sorted(trees_root.glob("*/*")) if (t / ".config").exists()
-                 and parse_config((t / ".config").read_text()) == base), None)
+    base = read_config(DIST / "nginx-kernel/config")
+    tree = warm_tree_for(base)
     if tree is None:
         sys.exit("no warm tree holds nginx-kernel's configuration: package it first")
     old_text = (tree / ".config").read_text()
     deps, gen = object_deps(str(tree)), generated_digests(str(tree))
     full = FULL_BUILD.get("nginx-kernel") or {}
     log = run_pants("examples/debian-cloud:all-kernel", cached=True)
-    new = parse_config((DIST / "all-kernel/config").read_text())
-    if parse_config((tree / ".config").read_text()) != new:
+    new = read_config(DIST / "all-kernel/config")
+    if read_config(tree / ".config") != new:
         sys.exit(f"all-kernel was not built in {tree} (the closest tree): cannot compare")
-    stats = json.loads((tree / LAST_BUILD).read_text())
+    stats = last_build(tree)
     changed = changed_symbols(parse_config(old_text), new)
     bound = lower_bound(deps, changed, object_files(str(tree)), changed_files(
         gen, generated_digests(str(tree))))
@@ -177,8 +154,8 @@ def write_page(data: dict) -> None:
     PAGE.write_text(text.rstrip("\n") + "\n\n" + page_section(data))
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="distro_timings", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(REPO / "docs/benchmarks/distro-timings.json"))
     p.add_argument("--no-rerun", action="store_true",
                    help="only read the report.json files (no uncached Pants run)")
@@ -186,7 +163,7 @@ def main() -> int:
                    help="measure nginx-kernel -> all-kernel in the warm tree (see above)")
     p.add_argument("--page", action="store_true",
                    help="append the tool's section to docs/benchmarks.md from the JSON")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     out = Path(args.out)
     result: dict = json.loads(out.read_text()) if out.exists() else {}
     if args.page:

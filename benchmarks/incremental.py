@@ -19,19 +19,21 @@ Usage: .venv/bin/python benchmarks/incremental.py   (~8 minutes on 2 cores)
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kernel_rules.domain.kconfig.fragments import parse_config  # noqa: E402
+from benchmarks.lib.measure import read_config  # noqa: E402
+from benchmarks.lib.pants import pants  # noqa: E402
+from benchmarks.lib.report import pct, timed, today, write_page  # noqa: E402
+from benchmarks.lib.source import pinned_tarball  # noqa: E402
 from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files  # noqa: E402
 from kernel_rules.domain.build.kbuild_deps import (  # noqa: E402
     changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
@@ -58,7 +60,7 @@ def _step(ws: Workspace, name: str, delta: str, *flags: str) -> dict:
     tree = _tree(ws)
     before_deps = object_deps(str(tree)) if tree else {}
     before_gen = generated_digests(str(tree)) if tree else {}
-    before_cfg = parse_config((tree / LAST_CONFIG).read_text()) if tree else {}
+    before_cfg = read_config(tree / LAST_CONFIG) if tree else {}
     last_build = tree / LAST_BUILD if tree else None
     before_mtime = last_build.stat().st_mtime_ns if last_build and last_build.exists() else 0
     result = ws.pants(*flags, "package", TARGET)
@@ -75,7 +77,7 @@ def _step(ws: Workspace, name: str, delta: str, *flags: str) -> dict:
         return row
     compiled = set(stats["compiled_objects"])
     if before_deps:
-        changed = changed_symbols(before_cfg, parse_config((tree / LAST_CONFIG).read_text()))
+        changed = changed_symbols(before_cfg, read_config(tree / LAST_CONFIG))
         regenerated = changed_files(before_gen, generated_digests(str(tree)))
         bound = lower_bound(before_deps, changed, after_objects, regenerated)
         note = "changed: " + ", ".join(sorted(changed))
@@ -90,19 +92,13 @@ def _step(ws: Workspace, name: str, delta: str, *flags: str) -> dict:
 
 def _launcher_overhead(runs: int = 5) -> float:
     """Median wall time of `./pants --version` in this repository (setup already done)."""
-    times = []
-    for _ in range(runs):
-        start = time.monotonic()
-        subprocess.run([str(REPO / "pants"), "--version"], cwd=REPO, check=True,
-                       capture_output=True)
-        times.append(time.monotonic() - start)
-    return sorted(times)[len(times) // 2]
+    times = sorted(timed(pants, "--version")[1] for _ in range(runs))
+    return times[len(times) // 2]
 
 
-def main() -> int:
-    tarball = REPO / "third_party/linux/linux-source-6.1.tar.xz"
-    if not tarball.exists():
-        raise SystemExit("run ./pants --version first (it sets up the pinned tarball)")
+def main(argv=None) -> int:
+    argparse.ArgumentParser(prog="incremental", description=__doc__.splitlines()[0]).parse_args(argv)
+    tarball, _ = pinned_tarball()
     with tempfile.TemporaryDirectory(prefix="kr-bench-") as tmp:
         ws = Workspace(Path(tmp) / "repo", Path(tmp) / "state", tarball)
         (ws.root / "bench").mkdir()
@@ -122,16 +118,14 @@ def main() -> int:
     lines = [header, "|" + "---|" * 9]
     for r in rows:
         lines.append(
-            f"| {r['step']} | {r['wall_s']} | {100 * r['wall_s'] / full:.1f}% | "
+            f"| {r['step']} | {r['wall_s']} | {pct(r['wall_s'], full)} | "
             f"{r.get('kbuild_s', '-')} | {r['compiled']} | {r['lower_bound']} | {r['outside']} | "
             f"{r['objects']} | {r['note']} |")
     table = "\n".join(lines)
     table += (f"\n\n`./pants --version` once set up (setup check + Pants client, pantsd warm): "
               f"median {launcher:.2f} s of 5 runs.")
     print(table)
-    doc = REPO / "docs/benchmarks/incremental.md"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(
+    write_page(REPO / "docs/benchmarks/incremental.md", (
         "# Incremental kernel builds\n\n"
         "Written by `benchmarks/incremental.py` (re-run it to refresh). The example kernel "
         "(tinyconfig + examples/minimal/boot.config + DWARF) packaged through Pants; each step "
@@ -141,8 +135,7 @@ def main() -> int:
         "generated header whose content changed (e.g. asm-offsets.h), new objects, and the "
         "bzImage assembly objects under arch/x86/boot.\n\n"
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, "
-        f"{time.strftime('%Y-%m-%d', time.gmtime())}.\n\n" + table + "\n")
-    print(f"\nwrote {doc.relative_to(REPO)}")
+        f"{today()}.\n\n" + table + "\n"), echo=False)
     return 0
 
 

@@ -42,6 +42,7 @@ Usage: .venv/bin/python benchmarks/kconfig_debian.py   (about 10 minutes on a bu
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -58,11 +59,12 @@ from typing import Dict, List, Mapping, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.lib.report import cpu_model, gcc_version, timed, write_page  # noqa: E402
+from benchmarks.lib.source import CLOUD_LOCK, DEB_DIR, cloud_debs, read_lock, source_tree  # noqa: E402
 from kernel_rules.domain.compose.solver import (  # noqa: E402
     Requirement, Unsatisfiable, compose, render_config)
 from kernel_rules.domain.kconfig.tree import load_kconfig  # noqa: E402
 from kernel_rules.domain.kconfig.model import KconfigModel  # noqa: E402
-from kernel_rules.domain.build.warm_trees import unpack_source  # noqa: E402
 from pysat.solvers import Solver  # noqa: E402
 from tests.unit.test_kconfig_model import (  # noqa: E402
     ENV, allconfig_text, comparison_key, comparisons, conf_randconfigs, make,
@@ -70,11 +72,8 @@ from tests.unit.test_kconfig_model import (  # noqa: E402
 
 # The pinned cloud image package carries the config Debian built it with. (Debian's archive keeps
 # only the newest linux-config-6.1, so that package cannot be pinned.)
-_CLOUD_LOCK = dict(line.split("=", 1) for line in
-                   (REPO / "third_party/debian/cloud-kernel.lock").read_text().splitlines()
-                   if "=" in line and not line.startswith("#"))
-IMAGE_DEB = (REPO / "third_party/debian/debs"
-             / f"{_CLOUD_LOCK['image_package']}_{_CLOUD_LOCK['version']}_amd64.deb")
+_CLOUD_LOCK = read_lock(CLOUD_LOCK)
+IMAGE_DEB = DEB_DIR / f"{_CLOUD_LOCK['image_package']}_{_CLOUD_LOCK['version']}_amd64.deb"
 DEBIAN_CONFIG = Path(f"config-{_CLOUD_LOCK['image_package'][len('linux-image-'):-len('-unsigned')]}")
 OUT = REPO / "docs/benchmarks/kconfig-debian.md"
 SCRATCH = Path(os.environ.get("KR_BENCH_SCRATCH", "/tmp/kr-kconfig-debian"))
@@ -98,21 +97,6 @@ def say(msg: str) -> None:
     print(f"[{time.monotonic() - T_START:6.1f}s] {msg}", flush=True)
 
 
-def timed(fn, *args, **kwargs) -> Tuple[object, float]:
-    t0 = time.monotonic()
-    result = fn(*args, **kwargs)
-    return result, time.monotonic() - t0
-
-
-def source_tree() -> str:
-    lock = dict(line.split("=", 1) for line in
-                (REPO / "third_party/linux/linux-source.lock").read_text().splitlines()
-                if "=" in line and not line.startswith("#"))
-    cache = os.path.expanduser("~/.cache/pants/named_caches/kernel_rules")
-    tarball = REPO / "third_party/linux" / Path(lock["path_in_package"]).name
-    return unpack_source(cache, str(tarball), lock["sha256"])
-
-
 def bool_tri(kconf) -> set:
     import kconfiglib as K
 
@@ -130,15 +114,12 @@ def count(config: Mapping[str, str], value: str) -> int:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor() or "?")
     import kconfiglib
     import pysat
 
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.platform()}, Python "
+    return (f"{os.cpu_count()} cores ({cpu_model()}), {platform.platform()}, Python "
             f"{platform.python_version()}, kconfiglib {kconfiglib.VERSION[0]}.{kconfiglib.VERSION[1]}"
-            f".{kconfiglib.VERSION[2]}, python-sat {pysat.__version__}, "
-            f"{subprocess.run(['gcc', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
+            f".{kconfiglib.VERSION[2]}, python-sat {pysat.__version__}, {gcc_version()}")
 
 
 # ---- 1. the Debian universe ---------------------------------------------------------------------
@@ -552,9 +533,9 @@ def page(r: Mapping[str, object]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    if not IMAGE_DEB.exists():
-        sys.exit(f"{IMAGE_DEB} is missing: run `third_party/setup.sh --debian-cloud`")
+def main(argv=None) -> None:
+    argparse.ArgumentParser(prog="kconfig_debian", description=__doc__.splitlines()[0]).parse_args(argv)
+    cloud_debs()  # present and as pinned
     r: Dict[str, object] = {"machine": machine()}
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     srctree = source_tree()
@@ -600,11 +581,7 @@ def main() -> None:
     r["load"] = f"{load_before} at the start, " + ", ".join(
         f"{x:.1f}" for x in os.getloadavg()) + " at the end"
     r["total_s"] = time.monotonic() - T_START
-    text = page(r)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
-    print(text)
-    say(f"wrote {OUT.relative_to(REPO)}")
+    write_page(OUT, page(r))
 
 
 if __name__ == "__main__":

@@ -18,59 +18,45 @@ boot per try: tens of minutes on 2 cores; a rerun takes seconds)
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.lib.measure import read_config, read_sizes  # noqa: E402
+from benchmarks.lib.pants import dist, package  # noqa: E402
+from benchmarks.lib.report import pct as _pct, write_page  # noqa: E402
+
 OUT = REPO / "docs/benchmarks/minimise.md"
 WATCHED = ("IPV6", "PACKET", "AIO", "SYSVIPC", "SIGNALFD", "INET", "INPUT", "VT")
 
 
-def _pants(*args: str) -> str:
-    done = subprocess.run([str(REPO / "pants"), "--no-dynamic-ui", *args], cwd=REPO,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"./pants {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-6000:]}")
-    return done.stdout + done.stderr
-
-
-def _config(path: Path) -> dict:
-    out = {}
-    for line in path.read_text().splitlines():
-        m = re.match(r"CONFIG_(\w+)=(.*)", line)
-        if m:
-            out[m.group(1)] = m.group(2)
-    return out
-
-
-def _pct(a: float, b: float) -> str:
-    return f"{100.0 * a / b:.1f}%"
-
-
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(prog="minimise", description=__doc__.splitlines()[0]).parse_args(argv)
     print("packaging examples/minimal:kernel and examples/tailored:ipc (cached when built) ...",
           flush=True)
-    _pants("package", "examples/minimal:kernel", "examples/tailored:ipc")
+    package("examples/minimal:kernel", "examples/tailored:ipc")
     print("packaging examples/tailored:ipc-minimised (one build and boot per try) ...", flush=True)
     t0 = time.monotonic()
-    _pants("package", "examples/tailored:ipc-minimised")
+    package("examples/tailored:ipc-minimised")
     first_s = time.monotonic() - t0
     t0 = time.monotonic()
-    rerun_log = _pants("package", "examples/tailored:ipc-minimised")
+    rerun_log = package("examples/tailored:ipc-minimised")
     rerun_s = time.monotonic() - t0
     rerun_builds = len(re.findall(r"Starting: Build kernel", rerun_log))
     rerun_boots = len(re.findall(r"Starting: Run \d+ app workload", rerun_log))
 
-    dist = REPO / "dist"
-    full = json.loads((dist / "examples.tailored/ipc/report.json").read_text())
-    mini = json.loads((dist / "examples.tailored/ipc-minimised/report.json").read_text())
-    record = json.loads((dist / "examples.tailored/ipc-minimised/minimise.json").read_text())
-    minimal_sizes = json.loads((dist / "examples.minimal/kernel/sizes.json").read_text())
+    ipc, mini_dir = dist("examples/tailored:ipc"), dist("examples/tailored:ipc-minimised")
+    full = json.loads((ipc / "report.json").read_text())
+    mini = json.loads((mini_dir / "report.json").read_text())
+    record = json.loads((mini_dir / "minimise.json").read_text())
+    minimal_sizes = read_sizes(dist("examples/minimal:kernel"))
     trace = full["sizes"]["trace_kernel"]
     rows = [
         ("trace kernel (examples/tracing:trace-kernel)", full["options"]["trace_kernel"]["enabled"],
@@ -82,9 +68,8 @@ def main() -> int:
          mini["options"]["tailored"]["enabled"], mini["sizes"]["tailored"]["code"],
          mini["sizes"]["tailored"]["text"], mini["sizes"]["tailored"]["bzImage"]),
     ]
-    configs = {"examples/tailored:ipc": _config(dist / "examples.tailored/ipc/config"),
-               "examples/tailored:ipc-minimised":
-                   _config(dist / "examples.tailored/ipc-minimised/config")}
+    configs = {"examples/tailored:ipc": read_config(ipc / "config"),
+               "examples/tailored:ipc-minimised": read_config(mini_dir / "config")}
     cost = record["cost"]
     lines = [
         "# Verified minimisation (tiny example)", "",
@@ -99,7 +84,8 @@ def main() -> int:
     lines += ["", "| option | " + " | ".join(f"`{k}`" for k in configs) + " |",
               "|---|" + "---|" * len(configs)]
     for sym in WATCHED:
-        lines.append(f"| {sym} | " + " | ".join(c.get(sym, "off") for c in configs.values()) + " |")
+        lines.append(f"| {sym} | " + " | ".join(
+            c[sym] if c.get(sym, "n") != "n" else "off" for c in configs.values()) + " |")
     lines += [
         "", f"Minimisation (`minimise=\"{record['mode']}\"`): {cost['tries']} tries, "
         f"{cost['builds']} builds ({cost['objects_compiled']} objects compiled), {cost['boots']} "
@@ -120,10 +106,7 @@ def main() -> int:
         "", "A requirement left out is not an option turned off: the solver keeps an option on "
         "when a remaining requirement needs it (`NET` for `UNIX`).",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(REPO)}")
+    write_page(OUT, "\n".join(lines) + "\n")
     return 0
 
 

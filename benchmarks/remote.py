@@ -11,23 +11,26 @@ Usage: .venv/bin/python benchmarks/remote.py   (~4 minutes on 2 cores)
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.lib.report import pct, today, write_page  # noqa: E402
+from benchmarks.lib.source import pinned_tarball  # noqa: E402
 from tests.e2e.remote_cache import buildgrid_server, remote_flags, stats_counter  # noqa: E402
 from tests.e2e.workspace import Workspace  # noqa: E402
 
 TARGET = "examples/minimal:kernel"
 
 
-def main() -> int:
-    tarball = REPO / "third_party/linux/linux-source-6.1.tar.xz"
+def main(argv=None) -> int:
+    argparse.ArgumentParser(prog="remote", description=__doc__.splitlines()[0]).parse_args(argv)
+    tarball, _ = pinned_tarball()
     rows = []
     with tempfile.TemporaryDirectory(prefix="kr-remote-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -50,21 +53,18 @@ def main() -> int:
     lines = ["| run | wall s | % of cold | processes from remote cache | kernel built locally | Kbuild tree made |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['wall_s']} | {100 * r['wall_s'] / cold:.1f}% | "
+        lines.append(f"| {r['run']} | {r['wall_s']} | {pct(r['wall_s'], cold)} | "
                      f"{r['remote_hits']} | {'yes' if r['local_builds'] else 'no'} | "
                      f"{'yes' if r['trees'] else 'no'} |")
     table = "\n".join(lines)
     print(table)
-    doc = REPO / "docs/benchmarks/remote.md"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(
+    write_page(REPO / "docs/benchmarks/remote.md", (
         "# Remote cache\n\nWritten by `benchmarks/remote.py` (re-run it to refresh). The example "
         "kernel packaged through a BuildGrid cache on loopback, first in a checkout with empty "
         "caches, then in a second checkout at another path with its own empty local store, named "
         "caches and HOME. Wall time is the whole `pants package` without pantsd (Pants start-up "
-        f"included).\n\nMachine: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d', time.gmtime())}."
-        "\n\n" + table + "\n")
-    print(f"\nwrote {doc.relative_to(REPO)}")
+        f"included).\n\nMachine: {os.cpu_count()} cores, {today()}."
+        "\n\n" + table + "\n"), echo=False)
     return 0
 
 
