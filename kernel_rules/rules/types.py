@@ -203,7 +203,10 @@ class GuestModules:
 
 
 @dataclass(frozen=True)
-class Machine:
+class BaselineMachine:
+    """A baseline's QEMU machine (its `machine`, `cpus`, `memory`, `devices`, `cmdline` fields), as
+    traces and app checks run it; `guest.qemu.Machine` is the domain side."""
+
     machine: str
     cpus: int
     memory: str
@@ -228,7 +231,7 @@ class TraceKernel:
     baseline: Address
     config: KernelConfig
     build: KernelBuild
-    machine: Machine
+    machine: BaselineMachine
     timeout: int
     prebuilt: Optional[PrebuiltKernel] = None
     modules: GuestModules = GuestModules(EMPTY_DIGEST)

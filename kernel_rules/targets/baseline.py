@@ -18,7 +18,7 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from kernel_rules.domain.guest.qemu import APPENDED_TO_CMDLINE, cmdline_problem
-from kernel_rules.rules.types import Machine
+from kernel_rules.rules.types import BaselineMachine
 from kernel_rules.targets.fields import (
     MachineCpusField,
     MachineDevicesField,
@@ -132,6 +132,6 @@ class BaselineFieldSet(PackageFieldSet):
     timeout: TraceTimeoutField
     output_path: OutputPathField
 
-    def machine_description(self) -> Machine:
-        return Machine(self.machine.value, self.cpus.value, self.memory.value,
+    def machine_description(self) -> BaselineMachine:
+        return BaselineMachine(self.machine.value, self.cpus.value, self.memory.value,
                        tuple(self.devices.value or ()), self.cmdline.value)
