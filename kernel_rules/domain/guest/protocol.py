@@ -11,7 +11,7 @@ here. Lines, in the order a guest prints them:
 |---|---|---|---|
 | `KR_MODSECT <module> <section> <address>` (`MODULE_SECTION`) | both /inits | after loading modules | `map.modules.parse_sections` (`SECTION_LINE`) |
 | `KERNEL_RULES_INIT_OK kernel <release> uptime <s>` (`INIT_MARKER`) | both /inits | user space is up (after the boot step) | every host side; `UPTIME` |
-| `KR_MODE check\|interactive boot_script=<none\|status> ...` (`MODE_LINE`) | BOOT_INIT | after the init marker | `check_problem`, `interactive` |
+| `KR_MODE check boot_script=<none or status>` or `KR_MODE interactive ...` (`MODE_LINE`) | BOOT_INIT | after the init marker | `check_problem`, `interactive` |
 | `KR_MEMINFO <MemTotal kB> <MemAvailable kB>` (`MEMINFO`) | app /init | after the init marker | reports |
 | `KR_WINDOW_REQUEST` (`WINDOW_REQUEST`) | app /init | just before the window | `trace.tracer` (arms the window) |
 | `KR_OUTPUT_BEGIN`, `KR_OUTPUT <base64>`..., `KR_WORKLOAD_STATUS <status> <bytes> <sha256>` | app /init | after the workload | `workload_report` |
