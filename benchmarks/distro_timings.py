@@ -41,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.lib.kbuild import last_build, warm_tree_for  # noqa: E402
+from benchmarks.lib.kbuild import delta_bound, last_build, snapshot, warm_tree_for  # noqa: E402
 from benchmarks.lib.measure import read_config  # noqa: E402
 from benchmarks.lib.pants import dist, package, step_durations  # noqa: E402
 
@@ -56,26 +56,18 @@ def run_pants(*targets: str, cached: bool = False) -> str:
 
 def incremental() -> dict:
     """Add redis and memcached to nginx-kernel (-> all-kernel) in nginx-kernel's warm tree."""
-    from kernel_rules.domain.kconfig.fragments import parse_config
-    from kernel_rules.domain.build.kbuild import object_files
-    from kernel_rules.domain.build.kbuild_deps import (
-        changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
-
     base = read_config(DIST / "nginx-kernel/config")
     tree = warm_tree_for(base)
     if tree is None:
         sys.exit("no warm tree holds nginx-kernel's configuration: package it first")
-    old_text = (tree / ".config").read_text()
-    deps, gen = object_deps(str(tree)), generated_digests(str(tree))
+    before = snapshot(tree)
     full = FULL_BUILD.get("nginx-kernel") or {}
     log = run_pants("examples/debian-cloud:all-kernel", cached=True)
     new = read_config(DIST / "all-kernel/config")
     if read_config(tree / ".config") != new:
         sys.exit(f"all-kernel was not built in {tree} (the closest tree): cannot compare")
     stats = last_build(tree)
-    changed = changed_symbols(parse_config(old_text), new)
-    bound = lower_bound(deps, changed, object_files(str(tree)), changed_files(
-        gen, generated_digests(str(tree))))
+    changed, _, bound = delta_bound(before, tree)
     compiled = set(stats["compiled_objects"])
     build_s = next((s for d, s in step_durations(log) if d.startswith("Build kernel")), None)
     return {"from": "nginx-kernel", "to": "all-kernel", "changed_symbols": sorted(changed),

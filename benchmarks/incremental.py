@@ -20,7 +20,6 @@ Usage: .venv/bin/python benchmarks/incremental.py   (~8 minutes on 2 cores)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -30,14 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.lib.measure import read_config  # noqa: E402
+from benchmarks.lib.kbuild import delta_bound, last_build, snapshot  # noqa: E402
 from benchmarks.lib.pants import pants  # noqa: E402
 from benchmarks.lib.report import pct, timed, today, write_page  # noqa: E402
 from benchmarks.lib.source import pinned_tarball  # noqa: E402
 from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files  # noqa: E402
-from kernel_rules.domain.build.kbuild_deps import (  # noqa: E402
-    changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
-from kernel_rules.domain.build.warm_trees import LAST_CONFIG  # noqa: E402
 from tests.e2e.workspace import Workspace  # noqa: E402
 
 BENCH_BUILD = '''kernel_image(
@@ -58,28 +54,23 @@ def _tree(ws: Workspace) -> Path | None:
 def _step(ws: Workspace, name: str, delta: str, *flags: str) -> dict:
     (ws.root / "bench/delta.config").write_text(delta)
     tree = _tree(ws)
-    before_deps = object_deps(str(tree)) if tree else {}
-    before_gen = generated_digests(str(tree)) if tree else {}
-    before_cfg = read_config(tree / LAST_CONFIG) if tree else {}
-    last_build = tree / LAST_BUILD if tree else None
-    before_mtime = last_build.stat().st_mtime_ns if last_build and last_build.exists() else 0
+    before = snapshot(tree) if tree else None
+    stats_path = tree / LAST_BUILD if tree else None
+    before_mtime = stats_path.stat().st_mtime_ns if stats_path and stats_path.exists() else 0
     result = ws.pants(*flags, "package", TARGET)
     if result.returncode != 0:
         raise SystemExit(f"step {name!r} failed:\n{result.output[-4000:]}")
     tree = _tree(ws)
-    stats_path = tree / LAST_BUILD
-    built = stats_path.stat().st_mtime_ns != before_mtime
-    stats = json.loads(stats_path.read_text())
+    built = (tree / LAST_BUILD).stat().st_mtime_ns != before_mtime
+    stats = last_build(tree)
     after_objects = list(object_files(str(tree)))
     row = {"step": name, "wall_s": round(result.seconds, 1), "objects": len(after_objects)}
     if not built:
         row.update(compiled=0, lower_bound=0, outside=0, note="Pants cache hit")
         return row
     compiled = set(stats["compiled_objects"])
-    if before_deps:
-        changed = changed_symbols(before_cfg, read_config(tree / LAST_CONFIG))
-        regenerated = changed_files(before_gen, generated_digests(str(tree)))
-        bound = lower_bound(before_deps, changed, after_objects, regenerated)
+    if before and before["deps"]:
+        changed, regenerated, bound = delta_bound(before, tree)
         note = "changed: " + ", ".join(sorted(changed))
         if regenerated:
             note += "; regenerated: " + ", ".join(sorted(os.path.basename(f) for f in regenerated))

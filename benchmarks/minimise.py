@@ -23,7 +23,6 @@ import json
 import platform
 import re
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.lib.measure import read_config, read_sizes  # noqa: E402
 from benchmarks.lib.pants import dist, package  # noqa: E402
-from benchmarks.lib.report import pct as _pct, write_page  # noqa: E402
+from benchmarks.lib.report import pct as _pct, timed, write_page  # noqa: E402
 
 OUT = REPO / "docs/benchmarks/minimise.md"
 WATCHED = ("IPV6", "PACKET", "AIO", "SYSVIPC", "SIGNALFD", "INET", "INPUT", "VT")
@@ -43,12 +42,8 @@ def main(argv=None) -> int:
           flush=True)
     package("examples/minimal:kernel", "examples/tailored:ipc")
     print("packaging examples/tailored:ipc-minimised (one build and boot per try) ...", flush=True)
-    t0 = time.monotonic()
-    package("examples/tailored:ipc-minimised")
-    first_s = time.monotonic() - t0
-    t0 = time.monotonic()
-    rerun_log = package("examples/tailored:ipc-minimised")
-    rerun_s = time.monotonic() - t0
+    first_s = timed(package, "examples/tailored:ipc-minimised")[1]
+    rerun_log, rerun_s = timed(package, "examples/tailored:ipc-minimised")
     rerun_builds = len(re.findall(r"Starting: Build kernel", rerun_log))
     rerun_boots = len(re.findall(r"Starting: Run \d+ app workload", rerun_log))
 

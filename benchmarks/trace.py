@@ -56,7 +56,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.lib.guest import app_image, boot_image, domain_env, run_domain  # noqa: E402
 from benchmarks.lib.pants import dist, package, peek  # noqa: E402
-from benchmarks.lib.report import median_range, qemu_version, cpu_model, today, tool, write_page  # noqa: E402
+from benchmarks.lib.report import (  # noqa: E402
+    cpu_model, median_range, qemu_version, timed, today, tool, write_page)
 from benchmarks.lib.source import named_cache, source_tree, pinned_tarball  # noqa: E402
 from kernel_rules.domain.trace import tracer  # noqa: E402
 from kernel_rules.domain.guest.protocol import verdict, workload_report  # noqa: E402
@@ -122,9 +123,8 @@ def _traced(g: Guest, env: Dict[str, str], out: Path) -> float:
             "--memory", m.memory, "--timeout", str(g.timeout), "--out", str(out)]
     for dev in m.devices:
         argv += ["--device", dev]
-    start = time.monotonic()
-    result = subprocess.run(argv, env=env, cwd=out.parent, capture_output=True, text=True)
-    seconds = time.monotonic() - start
+    result, seconds = timed(subprocess.run, argv, env=env, cwd=out.parent, capture_output=True,
+                            text=True)
     if result.returncode != 0:
         raise SystemExit(f"tracing {g.name} failed:\n{result.stderr[-4000:]}")
     if g.mode == "app":
@@ -184,9 +184,7 @@ def _map(g: Guest, env: Dict[str, str], trace: Path, inputs: Path, cache: Path, 
             "--kind", "baseline" if g.mode == "boot" else "app", "--target", f"{EXAMPLE}:{g.name}",
             "--traced-on", json.dumps(traced_on, sort_keys=True), "--out", str(out)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
-    run_domain(argv, env, out.parent)
-    return time.monotonic() - start
+    return timed(run_domain, argv, env, out.parent)[1]
 
 
 def _span(values: List[int]) -> str:
@@ -209,9 +207,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     began = time.monotonic()
     tarball, sha256 = pinned_tarball()
     load = os.getloadavg()
-    start = time.monotonic()
-    package(f"{EXAMPLE}:{KERNEL}", concurrent=True)
-    package_s = time.monotonic() - start
+    package_s = timed(package, f"{EXAMPLE}:{KERNEL}", concurrent=True)[1]
     with tempfile.TemporaryDirectory(prefix="kr-trace-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         inputs = tmp / "kernel"  # a copy: other pants runs may rewrite dist/ meanwhile

@@ -220,7 +220,7 @@ def source_tarball_sha256(package: str, version: str, path_in_package: str) -> s
     installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
                                capture_output=True, text=True).stdout
     if installed == version and Path(path_in_package).is_file():
-        return _sha256_file(Path(path_in_package))
+        return sha256_file(Path(path_in_package))
     with tempfile.TemporaryDirectory() as tmp:
         print(f"pins: downloading {package} {version} to hash its tarball", file=sys.stderr)
         _run(["apt-get", "download", "-q", f"{package}={version}"], cwd=tmp)
@@ -237,7 +237,7 @@ def source_tarball_sha256(package: str, version: str, path_in_package: str) -> s
         return digest.hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -2,6 +2,9 @@
 
 - `localmodconfig`: `make localmodconfig` (a configuration a user could write as a
   `base_config`, but which no product field produces) in a throw-away O= tree;
+- `snapshot` / `delta_bound`: what Kbuild had to recompile after a configuration change in a warm
+  tree, by the product's lower bound (`domain.build.kbuild_deps`), shared by incremental.py and
+  distro_timings.py;
 - `warm_tree_for` / `install_modules`: a `kernel_image` packages bzImage, vmlinux, config and
   sizes.json but not its modules (no `modules_install` output in dist/). A benchmark that boots
   the modules installs them from the warm tree that built the package, under the tree's lock.
@@ -9,14 +12,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Set, Tuple
 
 from benchmarks.lib.source import named_cache, source_tree
-from kernel_rules.domain.build.kbuild import LAST_BUILD, PINNED_ENV, make_argv
+from kernel_rules.domain.build.kbuild import LAST_BUILD, PINNED_ENV, make_argv, object_files
+from kernel_rules.domain.build.kbuild_deps import (
+    changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
 from kernel_rules.domain.build.warm_trees import LAST_CONFIG, locked
 from kernel_rules.domain.kconfig.fragments import parse_config
 
@@ -55,9 +61,23 @@ def warm_tree_for(config: Dict[str, str]) -> Optional[Path]:
 
 def last_build(tree: Path) -> dict:
     """The product's stats of the tree's last build (compiled, objects, seconds, distance)."""
-    import json
-
     return json.loads((tree / LAST_BUILD).read_text())
+
+
+def snapshot(tree: Path) -> dict:
+    """What `delta_bound` compares a later build of `tree` with: its objects' dependencies, its
+    generated headers' digests and its last built configuration."""
+    return {"deps": object_deps(str(tree)), "generated": generated_digests(str(tree)),
+            "config": parse_config((tree / LAST_CONFIG).read_text())}
+
+
+def delta_bound(before: dict, tree: Path) -> Tuple[Set[str], Set[str], Set[str]]:
+    """(changed symbols, regenerated files, objects Kbuild had to compile at least) of the build
+    `tree` has done since `before = snapshot(tree)`."""
+    changed = changed_symbols(before["config"], parse_config((tree / LAST_CONFIG).read_text()))
+    regenerated = changed_files(before["generated"], generated_digests(str(tree)))
+    return changed, regenerated, lower_bound(before["deps"], changed, object_files(str(tree)),
+                                             regenerated)
 
 
 def install_modules(config: Dict[str, str], dest: Path) -> Optional[Path]:

@@ -1,8 +1,8 @@
-"""The pinned kernel source and Debian packages: lock files, sha256 check, unpacked tree."""
+"""The pinned kernel source and Debian packages: lock files (read as third_party/pins.py, which
+moves the pins, reads them), sha256 check, unpacked tree."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -10,6 +10,8 @@ from typing import Dict, Tuple
 
 from benchmarks.lib import REPO
 from kernel_rules.domain.build.warm_trees import unpack_source
+from third_party import pins
+from third_party.pins import sha256_file
 
 SOURCE_LOCK = REPO / "third_party/linux/linux-source.lock"
 CLOUD_LOCK = REPO / "third_party/debian/cloud-kernel.lock"
@@ -18,8 +20,7 @@ DEB_DIR = REPO / "third_party/debian/debs"
 
 def read_lock(path: Path) -> Dict[str, str]:
     """A `key=value` lock file (third_party/*/*.lock)."""
-    return dict(line.split("=", 1) for line in path.read_text().splitlines()
-                if "=" in line and not line.startswith("#"))
+    return pins.read_lock(path.read_text())
 
 
 def named_cache() -> Path:
@@ -27,14 +28,6 @@ def named_cache() -> Path:
     root = os.environ.get("PANTS_NAMED_CACHES_DIR") or os.path.expanduser(
         "~/.cache/pants/named_caches")
     return Path(root) / "kernel_rules"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def pinned_tarball() -> Tuple[Path, str]:
