@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -73,10 +72,11 @@ from benchmarks.lib.measure import (  # noqa: E402
 from benchmarks.lib.pants import dist, package, peek, scratch_targets, step_durations  # noqa: E402
 from benchmarks.lib.report import cpu_model, fmt_int, gcc_version, qemu_version  # noqa: E402
 from benchmarks.lib.source import cloud_debs, named_cache, read_lock, SOURCE_LOCK, source_tree  # noqa: E402
-from kernel_rules.domain.guest.protocol import verdict, workload_report  # noqa: E402
 from kernel_rules.domain.guest.init import MODULE_LIST  # noqa: E402
-from kernel_rules.domain.guest.protocol import INIT_MARKER
-from kernel_rules.domain.guest.qemu import BootSpec, Machine, command_line, watch_console
+from kernel_rules.domain.guest.protocol import (  # noqa: E402
+    APP_READY, DONE, INIT_MARKER, MEMINFO, WORKLOAD_STATUS_LINE, init_uptime, loaded_modules,
+    meminfo, verdict, workload_report)
+from kernel_rules.domain.guest.qemu import BootSpec, Machine, command_line, watch_console  # noqa: E402
 from kernel_rules.domain.prebuilt import debian as prebuilt  # noqa: E402
 
 APPS = ("nginx", "redis", "memcached")
@@ -100,12 +100,6 @@ DEBIAN_FIXES = {
     "DEBUG_INFO_DWARF4": "n", "DEBUG_INFO_DWARF5": "n", "DEBUG_INFO_BTF": "n",
     "LOCALVERSION": '"-localmod"',
 }
-APP_READY = "KR_APP_READY"
-MEMINFO = re.compile(r"KR_MEMINFO (\d+) (\d+)")
-STATUS = re.compile(r"KR_WORKLOAD_STATUS (\d+)")
-UPTIME = re.compile(re.escape(INIT_MARKER) + r" kernel (\S+) uptime ([0-9.]+)")
-MODULE_LINE = re.compile(r"^KR_MODULE (\S+)", re.M)
-DONE = "KR_DONE"
 KIND_LABELS = {"tailored": "tailored (t)", "debian": "Debian cloud (a)",
                "localmod": "localmodconfig (b)", "tiny": "tinyconfig + fragments (c)"}
 KINDS = tuple(KIND_LABELS)
@@ -168,7 +162,8 @@ def traced_modules(app: str) -> Tuple[List[str], str]:
     """The modules loaded in the app's traced guest (its console's KR_MODULE lines); the default
     list while there is no traced console."""
     console = DIST / app / "console.log"
-    names = MODULE_LINE.findall(console.read_text(errors="replace")) if console.exists() else []
+    names = ([n for n, _ in loaded_modules(console.read_text(errors="replace"))]
+             if console.exists() else [])
     if not names:
         return sorted(DEFAULT_MODULES), "default list (no traced console yet)"
     return sorted({n.replace("-", "_") for n in names}), rel(console)
@@ -329,7 +324,7 @@ def module_files(kernel: Kernel) -> Optional[Dict[str, bytes]]:
 
 # The stand-in apps of --dev-image: host binaries and a workload that prints KR_APP_READY on the
 # console once the server answers (as the debian-cloud workloads do), run by the product's /init.
-_WAIT = r"""wait_for() { i=0; until "$@" >/dev/null 2>&1; do i=$((i + 1)); [ $i -ge 200 ] && return 1; sleep 0.1; done; echo KR_APP_READY > /dev/console; }
+_WAIT = r"""wait_for() { i=0; until "$@" >/dev/null 2>&1; do i=$((i + 1)); [ $i -ge 200 ] && return 1; sleep 0.1; done; echo """ + APP_READY + r""" > /dev/console; }
 """
 DEV_APPS = {
     "nginx": {
@@ -454,7 +449,7 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
         live.write(buf[scanned[0]:])
         live.flush()
         scanned[0] = len(buf)
-        for name in (INIT_MARKER, "KR_MEMINFO", APP_READY, "KR_WORKLOAD_STATUS", DONE):
+        for name in (INIT_MARKER, MEMINFO, APP_READY, WORKLOAD_STATUS_LINE, DONE):
             if name not in marks and name.encode() in window:
                 marks[name] = round(now, 2)
         return 10.0 if DONE in marks else None
@@ -471,18 +466,17 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
     other = max(0.0, (_host_busy_seconds() - busy0) - (_children_cpu() - qemu0)) / wall
     console = buf.decode(errors="replace").replace("\r", "")
     console_path.write_text(console)
-    mem = MEMINFO.search(console)
-    status = STATUS.search(console)
-    up = UPTIME.search(console)
+    mem = meminfo(console)
+    report = workload_report(console)
     return {
         "init_s": marks.get(INIT_MARKER), "ready_s": marks.get(APP_READY),
-        "uptime_init": float(up.group(2)) if up else None,
-        "mem_total_kb": int(mem.group(1)) if mem else None,
-        "mem_used_kb": int(mem.group(1)) - int(mem.group(2)) if mem else None,
-        "status": int(status.group(1)) if status else None, "timed_out": timed_out,
-        "verdict": (f"no {DONE} within {timeout:.0f} s" if timed_out and not status
-                    else verdict(workload_report(console), success)),
-        "modules": MODULE_LINE.findall(console), "load": round(load, 2),
+        "uptime_init": init_uptime(console),
+        "mem_total_kb": mem[0] if mem else None,
+        "mem_used_kb": mem[0] - mem[1] if mem else None,
+        "status": report.status, "timed_out": timed_out,
+        "verdict": (f"no {DONE} within {timeout:.0f} s" if timed_out and report.status is None
+                    else verdict(report, success)),
+        "modules": [n for n, _ in loaded_modules(console)], "load": round(load, 2),
         "other_cpu": round(other, 2), "console": str(console_path),
     }
 
