@@ -60,9 +60,9 @@ from benchmarks.lib.report import (  # noqa: E402
     cpu_model, median_range, qemu_version, timed, today, tool, write_page)
 from benchmarks.lib.source import named_cache, source_tree, pinned_tarball  # noqa: E402
 from kernel_rules.domain.trace import tracer  # noqa: E402
-from kernel_rules.domain.guest.protocol import verdict, workload_report  # noqa: E402
-from kernel_rules.domain.guest.protocol import CHECK_PARAM, INIT_MARKER
-from kernel_rules.domain.guest.qemu import BootSpec, Machine, watch_console
+from kernel_rules.domain.guest.protocol import (  # noqa: E402
+    CHECK_PARAM, DONE, INIT_MARKER, verdict, workload_report)
+from kernel_rules.domain.guest.qemu import BootSpec, Machine, watch_console  # noqa: E402
 
 EXAMPLE = "examples/tracing"
 KERNEL = "trace-kernel"
@@ -154,7 +154,7 @@ def _plain(g: Guest, work: Path, icount: bool = True) -> float:
         ok = INIT_MARKER in text
     else:  # the console's input stays silent, as the tracer's does (the guest never waits)
         run = watch_console(argv, g.timeout,
-                            lambda buf, proc: 10.0 if tracer.DONE.encode() in buf else None,
+                            lambda buf, proc: 10.0 if DONE.encode() in buf else None,
                             stdin=subprocess.PIPE)
         seconds = time.monotonic() - start
         text = run.console.decode(errors="replace").replace("\r", "")

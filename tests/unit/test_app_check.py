@@ -1,6 +1,5 @@
-"""The app guests' framed report of their workload, both ends: the guest's shell code (run here
-by the host's busybox sh) and the host's decoding and verdict; and app checks against a stand-in
-QEMU that prints a given console."""
+"""App checks (domain.guest.app_check) against a stand-in QEMU that prints a given console; the
+guest's framed report itself is tested in test_protocol.py."""
 
 from __future__ import annotations
 
@@ -11,108 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from kernel_rules.domain.guest.protocol import (
-    WorkloadReport, verdict, without_frames, workload_report,
-)
 from kernel_rules.domain.guest.app_check import failure_details, run_app
-from kernel_rules.domain.guest.init import render_app_init
+from kernel_rules.domain.guest.protocol import workload_report
 from kernel_rules.domain.guest.qemu import BootSpec
-from tests.conftest import require_tools
+from tests.unit.fake_guest import KERNEL_LOG, guest_report
 from tests.unit.fake_qemu import fake_qemu
 
-KERNEL_LOG = """\
-Linux version 6.1.192 (kernel_rules@kernel_rules) #1 SMP
-Run /init as init process
-KERNEL_RULES_INIT_OK kernel 6.1.192 uptime 0.97
-KR_WINDOW_REQUEST
-"""
 
-
-def _frame_function() -> str:
-    """`kr_frame` exactly as the app guest's init defines it."""
-    init = render_app_init("t:app", "w.sh")
-    start = init.index("kr_frame() {")
-    return init[start:init.index("\n}\n", start) + 3]
-
-
-def guest_report(tmp_path: Path, output: bytes, end: str) -> str:
-    """What the guest's init prints for a workload that wrote `output` (busybox sh, the guest's
-    own shell code, with the guest's paths moved into `tmp_path`)."""
-    require_tools("busybox")
-    log = tmp_path / "kr-workload.log"
-    log.write_bytes(output)
-    script = _frame_function().replace("/tmp/", f"{tmp_path}/") + f'kr_frame "{end}"\n'
-    done = subprocess.run(["busybox", "sh", "-c", script], capture_output=True, check=True,
-                          env={"PATH": "/bin:/usr/bin"})
-    return done.stdout.decode()
-
-
-@pytest.mark.parametrize("output", [
-    b"", b"42\n", b"no newline at the end", "ünïcode\r\nand CRLF\n".encode(),
-    bytes(range(256)) * 40,
-    b"KR_WORKLOAD_STATUS 0 0 " + b"0" * 64 + b"\nKR_OUTPUT_BEGIN\n",  # the workload's own lines
-])
-def test_the_report_carries_the_output_byte_for_byte(tmp_path, output):
-    console = KERNEL_LOG + guest_report(tmp_path, output, "KR_WORKLOAD_STATUS 3") + "KR_DONE\n"
-    report = workload_report(console)
-    assert report == WorkloadReport(3, output)
-
-
-def test_a_kernel_message_never_passes_for_the_workload_output(tmp_path):
-    """The false pass of issue 17: a workload that printed nothing, with a `success` regex that
-    matches a kernel message on the console."""
-    console = KERNEL_LOG + guest_report(tmp_path, b"", "KR_WORKLOAD_STATUS 0") + "KR_DONE\n"
-    report = workload_report(console)
-    assert report.status == 0 and report.output == b""
-    why = verdict(report, "^Run /init")
-    assert why == "its output does not match `success` '^Run /init' (it printed nothing)"
-    assert verdict(workload_report(
-        KERNEL_LOG + guest_report(tmp_path, b"Run /init, said the workload\n",
-                                  "KR_WORKLOAD_STATUS 0")), "^Run /init") == ""
-
-
-def test_the_status_is_the_guests_not_what_the_workload_printed(tmp_path):
-    output = b"KR_WORKLOAD_STATUS 0 0 " + b"0" * 64 + b"\n"
-    console = KERNEL_LOG + guest_report(tmp_path, output, "KR_WORKLOAD_STATUS 1")
-    assert verdict(workload_report(console), None) == "the workload exited with status 1"
-
-
-def test_a_damaged_report_is_a_problem_not_a_verdict(tmp_path):
-    report = guest_report(tmp_path, b"x" * 300 + b"\n", "KR_WORKLOAD_STATUS 0")
-    lines = report.splitlines()
-    lines[2] = lines[2][:30] + "serial8250: too much work" + lines[2][30:]  # printk mid-line
-    damaged = workload_report(KERNEL_LOG + "\n".join(lines) + "\n")
-    assert damaged.problem.startswith("the guest's report of the workload's output was damaged")
-    assert verdict(damaged, None) == damaged.problem
-    # A whole kernel line between report lines is not part of it.
-    lines = report.splitlines()
-    lines.insert(2, "random: crng init done")
-    assert workload_report("\n".join(lines)) == WorkloadReport(0, b"x" * 300 + b"\n")
-
-
-def test_no_report_says_so():
-    report = workload_report(KERNEL_LOG + "KR_WORKLOAD_STATUS 0\n")  # the old, unframed line
-    assert report.status is None and "never reported" in report.problem
-    assert verdict(report, None) == report.problem
-
-
-def test_a_running_workload_reports_its_output_so_far(tmp_path):
+def test_failure_details_show_the_output_so_far_without_the_base64(tmp_path):
     console = KERNEL_LOG + "KR_DUMP\n" + guest_report(tmp_path, b"step 1\nstep 2\n",
                                                        "KR_WORKLOAD_RUNNING")
-    report = workload_report(console)
-    assert report.running and report.status is None and report.output == b"step 1\nstep 2\n"
-    assert verdict(report, None) == "the workload had not finished when the run ended"
-    details = failure_details(console, report)
+    details = failure_details(console, workload_report(console))
     assert "workload output so far:\n  | step 1\n  | step 2" in details
     assert "KR_OUTPUT " not in details and "Run /init as init process" in details
-
-
-def test_console_tails_leave_the_base64_out(tmp_path):
-    console = KERNEL_LOG + guest_report(tmp_path, b"hello\n", "KR_WORKLOAD_STATUS 0")
-    text = without_frames(console)
-    assert "KR_OUTPUT " not in text and "KR_OUTPUT_BEGIN" in text and "Run /init" in text
 
 
 # ---------------------------------------------------------------------------------------------

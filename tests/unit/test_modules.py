@@ -1,7 +1,7 @@
-"""Module addresses: the guest's section list, splitting traced addresses between vmlinux and
-module sections, and resolving them with addr2line against a real relocatable ELF with DWARF
-(a gcc-compiled object stands in for a module's debug file: both are ET_REL with per-section
-addresses starting at 0)."""
+"""Module addresses: splitting traced addresses between vmlinux and module sections, and
+resolving them with addr2line against a real relocatable ELF with DWARF (a gcc-compiled object
+stands in for a module's debug file: both are ET_REL with per-section addresses starting at 0).
+The guest's section list itself (protocol.parse_sections) is tested in test_protocol.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import subprocess
 
 import pytest
 
+from kernel_rules.domain.guest.protocol import parse_sections
 from kernel_rules.domain.map.modules import (
-    debug_files, parse_sections, resolve_modules, section_sizes, split_addresses)
+    debug_files, resolve_modules, section_sizes, split_addresses)
 from tests.conftest import require_tools
 
 SOURCE = """\
@@ -46,12 +47,6 @@ def demo_ko(tmp_path):
                     f"-ffile-prefix-map={tmp_path}/src=/kernel/src", "drivers/demo/demo.c",
                     "-o", str(ko)], check=True, cwd=tmp_path / "src")
     return ko
-
-
-def test_parse_sections_keeps_nonzero_addresses_and_strips_cr():
-    assert parse_sections(CONSOLE) == {
-        "demo": {".init.text": 0xffffffffc0200000, ".text": 0xffffffffc0100000},
-        "other": {".text": 0xffffffffc0300000}}
 
 
 def test_debug_files_normalise_dashes(tmp_path):

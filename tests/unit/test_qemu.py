@@ -32,7 +32,7 @@ import time  # noqa: E402
 
 import pytest  # noqa: E402
 
-from kernel_rules.domain.guest.protocol import CHECK_PARAM, check_problem
+from kernel_rules.domain.guest.protocol import CHECK_PARAM
 from kernel_rules.domain.guest.qemu import (
     boot_until, cmdline_problem, memory_problem, watch_console,
 )
@@ -64,26 +64,6 @@ def test_command_line_with_what_kernel_rules_appends_must_fit_the_kernels_buffer
                           "kernel_rules appends ('nokaslr kernel_rules.mode=check')")
     assert "at most 2015 bytes" in why
     assert cmdline_problem("x" * 2047, "") == "" and cmdline_problem("x" * 2048, "")
-
-
-@pytest.mark.parametrize("tail, problem", [
-    ("KR_MODE check boot_script=none\n", ""),
-    ("KR_MODE check boot_script=0\n", ""),
-    ("KR_MODE check boot_script=7\n", "the boot step (`boot_script`) exited with status 7"),
-    ("KR_MODE interactive boot_script=none cmdline_bytes=2048\n",
-     "the guest did not run in check mode: its kernel command line (2048 bytes as the guest saw "
-     "it) lacks `kernel_rules.mode=check`"),
-    ("", "the guest printed its init marker but never confirmed the check mode"),
-])
-def test_a_check_boot_passes_only_when_the_guest_confirms_it(tail, problem):
-    assert check_problem("Linux version 6.1\n" + MARKER_LINE + tail).startswith(problem)
-    assert bool(check_problem(MARKER_LINE + tail)) == bool(problem)
-
-
-def test_a_confirmation_before_the_marker_does_not_count():
-    assert check_problem("KR_MODE check boot_script=none\n" + MARKER_LINE)
-    assert check_problem("KR_MODE check boot_script=none\n") == \
-        "the guest never printed its init marker"
 
 
 def test_boot_check_shows_qemus_own_error(tmp_path):

@@ -32,8 +32,8 @@ import time
 from typing import List, Optional, Sequence
 
 from kernel_rules.domain.guest.protocol import (
-    DONE, DUMP_REQUEST, INIT_MARKER, RUNNING_REPORTED_BYTES, UPTIME, WorkloadReport, console_tail,
-    verdict, without_frames, workload_report,
+    DONE, DUMP_REQUEST_LINE, INIT_MARKER, RUNNING_REPORTED_BYTES, WorkloadReport, console_tail,
+    init_uptime, verdict, without_frames, workload_report,
 )
 from kernel_rules.domain.guest.qemu import (
     BootSpec, Machine, cmdline_problem, command_line, watch_console, with_qemu_stderr,
@@ -75,7 +75,7 @@ def run_app(spec: BootSpec, timeout: float, success: Optional[str],
     def on_timeout(proc: subprocess.Popen) -> Optional[float]:
         asked.append(True)
         try:
-            proc.stdin.write(f"{DUMP_REQUEST}\n".encode())
+            proc.stdin.write(DUMP_REQUEST_LINE)
             proc.stdin.flush()
         except OSError:
             return None
@@ -88,21 +88,21 @@ def run_app(spec: BootSpec, timeout: float, success: Optional[str],
     seconds = time.monotonic() - start
     console = run.console.decode(errors="replace")
     report = workload_report(console)
-    up = UPTIME.search(console)
+    up = init_uptime(console)
     if run.timed_out and (report.running or report.problem):
         reason = f"the workload did not finish within {timeout:.0f} s"
         if report.problem:
             reason += " (the guest did not report its output so far)"
     elif run.stalled:
         reason = f"the guest did not reach its init within {init_timeout:.0f} s"
-    elif not up:
+    elif up is None:
         reason = "the guest never reached its init"
     else:
         reason = verdict(report, success)
     if reason:
         reason = with_qemu_stderr(reason, run.stderr)
     return {"passed": not reason, "reason": reason, "workload_status": report.status,
-            "boot_seconds": float(up.group(1)) if up else None, "seconds": round(seconds, 2),
+            "boot_seconds": up, "seconds": round(seconds, 2),
             "console": console, "details": failure_details(console, report) if reason else ""}
 
 

@@ -1,4 +1,5 @@
-"""The guests' `/init` programs: the guest side of the console protocol (guest.protocol).
+"""The guests' `/init` programs: the guest side of the console protocol, assembled from the
+writers of guest.protocol (every marker, its line format and its host-side parser are there).
 
 `BOOT_INIT`, the minimal guest image used by `run`, boot checks and boot traces: it first runs
 the user-space marker (`/bin/kr-userspace-begin`, a jump to domain.guest.protocol.USERSPACE_BEGIN, where a
@@ -29,9 +30,10 @@ listener started before the window reports the output so far the same way, endin
 """
 
 from kernel_rules.domain.guest.protocol import (
-    CHECK_PARAM, DONE, DUMP_REQUEST, INIT_MARKER, MEMINFO, MODE_LINE, MODULE_PREFIX,
-    MODULE_SECTION, OUTPUT_BEGIN, OUTPUT_LINE, WINDOW_REQUEST, WORKLOAD_RUNNING,
-    WORKLOAD_STATUS_LINE)
+    CHECK_PARAM, DUMP_LISTENER, FRAME_FUNCTION, LIST_MODULE_SECTIONS, PRINT_DONE, PRINT_MEMINFO,
+    PRINT_MODE_CHECK, PRINT_MODE_INTERACTIVE, PRINT_MODULES, PRINT_WINDOW_REQUEST, REPORT_STATUS,
+    USERSPACE_BEGIN_PROGRAM, WINDOW_BEGIN_PROGRAM, WINDOW_END_PROGRAM, WORKLOAD_LOG,
+    print_init_marker)
 
 BOOT_SCRIPT = "etc/kernel_rules/boot.sh"
 MODULE_LIST = "etc/kernel_rules/modules"  # see domain.prebuilt.debian
@@ -47,24 +49,8 @@ if [ -f /{MODULE_LIST} ] && [ -d "$kr_modules" ] && [ -e /proc/modules ]; then
   done < /{MODULE_LIST}
 fi
 """
-# Where each loaded module's code sections are, for mapping traced module addresses.
-LIST_MODULE_SECTIONS = f"""
-for kr_d in /sys/module/*/sections; do
-  [ -d "$kr_d" ] || continue
-  kr_m=${{kr_d%/sections}}; kr_m=${{kr_m##*/}}
-  for kr_f in "$kr_d"/.*text*; do
-    [ -f "$kr_f" ] && echo "{MODULE_SECTION} $kr_m ${{kr_f##*/}} $(cat "$kr_f")"
-  done
-done
-"""
-PRINT_MEMINFO = (
-    f'echo "{MEMINFO} $(sed -n "s/^MemTotal: *\\([0-9]*\\).*/\\1/p" /proc/meminfo)'
-    ' $(sed -n "s/^MemAvailable: *\\([0-9]*\\).*/\\1/p" /proc/meminfo)"')
-
-USERSPACE_MARKER = "/bin/kr-userspace-begin"
-
 BOOT_INIT = f"""#!/bin/sh
-{USERSPACE_MARKER}
+{USERSPACE_BEGIN_PROGRAM}
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc 2>/dev/null
 mount -t sysfs sysfs /sys 2>/dev/null
@@ -77,14 +63,14 @@ if [ -f /{BOOT_SCRIPT} ]; then
   [ "$kr_boot" = 0 ] || echo "kernel_rules: the boot step (boot_script) exited with status $kr_boot"
 fi
 {LIST_MODULE_SECTIONS}
-echo "{INIT_MARKER} kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime 2>/dev/null)"
+{print_init_marker(proc_may_be_missing=True)}
 case " $(cat /proc/cmdline 2>/dev/null) " in
   *" {CHECK_PARAM} "*)
     dmesg -n 1 2>/dev/null
-    echo "{MODE_LINE} check boot_script=$kr_boot"
+    {PRINT_MODE_CHECK}
     reboot -f ;;
 esac
-echo "{MODE_LINE} interactive boot_script=$kr_boot cmdline_bytes=$(tr -d "\\n" < /proc/cmdline | wc -c)"
+{PRINT_MODE_INTERACTIVE}
 echo "kernel_rules: busybox shell; 'exit' powers the guest off"
 setsid cttyhack sh
 reboot -f
@@ -102,21 +88,15 @@ mkdir -p /dev/pts /dev/shm /run /var/tmp /var/log
 mount -t devpts devpts /dev/pts 2>/dev/null
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 {{ load_modules }}
-echo "{{ marker }} kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
+{{ init_marker }}
 {{ meminfo }}
 cd /app 2>/dev/null || cd /
 # kr_frame END: the workload's output (a snapshot) framed for the host, ending with the line
 # "END <bytes> <sha256>"; printk is kept off the console first.
-kr_frame() {
-  dmesg -n 1 2>/dev/null
-  cat /tmp/kr-workload.log > /tmp/kr-frame 2>/dev/null
-  echo {{ begin }}
-  base64 /tmp/kr-frame | sed 's/^/{{ line }} /'
-  echo "$1 $(wc -c < /tmp/kr-frame) $(sha256sum /tmp/kr-frame | cut -d' ' -f1)"
-}
+{{ frame_function }}
 # The output so far, on the host's request (a timeout). Started before the quiet wait, so that
 # it is already blocked reading the console when the window begins.
-( read -r kr_request && [ "$kr_request" = {{ dump }} ] && kr_frame {{ running }} ) < /dev/console &
+{{ dump_listener }}
 kr_listener=$!
 # Let asynchronous boot work (device probing) finish first, so that it does not run inside the
 # window: wait until the kernel log has been quiet for 3 checks in a row (at most 6 s).
@@ -126,16 +106,16 @@ while [ $quiet -lt 3 ] && [ $i -lt 30 ]; do
   if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; fi
   last=$now; i=$((i + 1)); sleep 0.2
 done
-echo {{ request }}
-/bin/kr-window-begin
-/bin/sh /app/{{ workload | q }} < /dev/null > /tmp/kr-workload.log 2>&1
+{{ window_request }}
+{{ window_begin }}
+/bin/sh /app/{{ workload | q }} < /dev/null > {{ workload_log }} 2>&1
 status=$?
-/bin/kr-window-end
+{{ window_end }}
 kill $kr_listener 2>/dev/null
-kr_frame "{{ status }} $status"
-sed 's/^/{{ module_line }} /' /proc/modules 2>/dev/null
+{{ report_status }}
+{{ print_modules }}
 {{ list_module_sections }}
-echo {{ done }}
+{{ done }}
 reboot -f
 """
 
@@ -149,8 +129,9 @@ def render_app_init(app: str, workload: str) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["q"] = shlex.quote
     return env.from_string(APP_INIT_TEMPLATE).render(
-        app=app, workload=workload, marker=INIT_MARKER, request=WINDOW_REQUEST,
-        begin=OUTPUT_BEGIN, line=OUTPUT_LINE, dump=DUMP_REQUEST, running=WORKLOAD_RUNNING,
-        status=WORKLOAD_STATUS_LINE, module_line=MODULE_PREFIX, done=DONE,
-        load_modules=LOAD_MODULES.strip(), list_module_sections=LIST_MODULE_SECTIONS.strip(),
-        meminfo=PRINT_MEMINFO)
+        app=app, workload=workload, init_marker=print_init_marker(proc_may_be_missing=False),
+        meminfo=PRINT_MEMINFO, frame_function=FRAME_FUNCTION, dump_listener=DUMP_LISTENER,
+        window_request=PRINT_WINDOW_REQUEST, window_begin=WINDOW_BEGIN_PROGRAM,
+        workload_log=WORKLOAD_LOG, window_end=WINDOW_END_PROGRAM, report_status=REPORT_STATUS,
+        print_modules=PRINT_MODULES, done=PRINT_DONE, load_modules=LOAD_MODULES.strip(),
+        list_module_sections=LIST_MODULE_SECTIONS.strip())

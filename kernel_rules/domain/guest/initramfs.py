@@ -5,8 +5,8 @@ owner is root, inode numbers are assigned in order, and gzip carries no name and
 
 `busybox_initramfs()` lays out the minimal image every kernel_rules guest starts from: a static
 busybox with a symlink per applet, `/dev/console`, the usual mount points, and an `/init`.
-With `--marker-source` (window_marker.c) the image also holds the marker programs of `MARKERS`,
-each a jump to its fixed user address (see domain.trace.log).
+With `--marker-source` (window_marker.c) the image also holds the marker programs of
+`protocol.MARKER_PROGRAMS`, each a jump to its fixed user address (see domain.guest.protocol).
 
 Run as `python3 -m kernel_rules.domain.guest.initramfs --busybox PATH --init FILE --out FILE`.
 """
@@ -23,10 +23,8 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from kernel_rules.domain.guest.protocol import USERSPACE_BEGIN, WINDOW_BEGIN, WINDOW_END
+from kernel_rules.domain.guest.protocol import MARKER_PROGRAMS, marker_define
 
-MARKERS = (("bin/kr-userspace-begin", USERSPACE_BEGIN), ("bin/kr-window-begin", WINDOW_BEGIN),
-           ("bin/kr-window-end", WINDOW_END))
 DIRS = ("bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin")
 
 
@@ -202,10 +200,10 @@ def main(argv: Sequence[str]) -> int:
             extra.append(regular(f"usr/bin/{stem}",
                                  compile_static(args.gcc, src, f"{stem}.bin"), executable=True))
         if args.marker_source:
-            for path, address in MARKERS:
+            for path, address in MARKER_PROGRAMS:
                 data = compile_static(args.gcc, args.marker_source, os.path.basename(path),
-                                      [f"MARKER_ADDRESS={address:#x}L"], nostdlib=True)
-                extra.append(regular(path, data, executable=True))
+                                      [marker_define(address)], nostdlib=True)
+                extra.append(regular(path.lstrip("/"), data, executable=True))
         for tree in args.tree:
             for dirpath, dirs, names in os.walk(tree):
                 dirs.sort()

@@ -9,7 +9,7 @@ the marker (some hosts expose `/dev/kvm` but cannot run an ordinary guest).
 
 Check boots (`kernel_rules.mode=check` on the command line) end with the guest's confirmation,
 a line `KR_MODE check boot_script=<none|status>` printed after the init marker (see
-domain.guest.init): a boot passes only when the guest says it ran in check mode and its boot step,
+domain.guest.protocol, and its check_problem): a boot passes only when the guest says it ran in check mode and its boot step,
 if it had one, exited 0. A guest that says `KR_MODE interactive` (the kernel dropped the parameter,
 e.g. from a command line longer than the kernel keeps) is stopped at once instead of sitting in a
 shell until the timeout. QEMU's own error output is kept apart from the console and is part of

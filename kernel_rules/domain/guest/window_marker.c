@@ -1,7 +1,8 @@
 /* Marks a point in an instruction trace (the start of user space in a boot, the start or the end
- * of an application window; see domain/trace/log.py): maps one page at the fixed user address
- * MARKER_ADDRESS, writes a `ret` there and calls it, so QEMU's log shows a block at exactly that
- * address. No libc: built with -static -nostdlib. */
+ * of an application window; the addresses and program paths are MARKER_PROGRAMS of
+ * domain/guest/protocol.py, read back by domain/trace/log.py): maps one page at the fixed user
+ * address MARKER_ADDRESS (-D from protocol.marker_define), writes a `ret` there and calls it, so
+ * QEMU's log shows a block at exactly that address. No libc: built with -static -nostdlib. */
 #define SYS_mmap 9
 #define SYS_exit 60
 

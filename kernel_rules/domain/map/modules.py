@@ -2,8 +2,9 @@
 
 A module's code lives wherever the kernel allocated it, so its addresses mean nothing without
 the module list. The guest prints, for every loaded module, where each of its code sections
-starts (`KR_MODSECT <module> <section> <address>`, from `/sys/module/<m>/sections/`; see
-domain.guest.init). Section sizes come from the module's debug file (its ELF section headers).
+starts (`KR_MODSECT <module> <section> <address>`, from `/sys/module/<m>/sections/`; read back by
+domain.guest.protocol.parse_sections). Section sizes come from the module's debug file (its ELF
+section headers).
 An address inside `[start, start + size)` of a module section is that section's offset, which
 `addr2line -j <section>` resolves against the debug file, with inline chains, like vmlinux
 addresses. `.init.text` is freed after the module's init ran, and its range may later hold
@@ -19,18 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
-from kernel_rules.domain.guest.protocol import SECTION_LINE
 from kernel_rules.domain.map.addr2src import Location, parse_addr2line
-
-
-
-def parse_sections(console: str) -> Dict[str, Dict[str, int]]:
-    """{module: {section: start address}} from a guest console log."""
-    out: Dict[str, Dict[str, int]] = defaultdict(dict)
-    for module, section, address in SECTION_LINE.findall(console.replace("\r", "")):
-        if int(address, 16):
-            out[module][section] = int(address, 16)
-    return {m: dict(s) for m, s in sorted(out.items())}
 
 
 def debug_files(debug_dir: str) -> Dict[str, str]:

@@ -11,8 +11,8 @@ initialisation), those after it its *boot* phase (the user-space boot), each com
 (domain.trace.log.kernel_addresses). A guest that never runs the marker fails the trace.
 
 A boot trace passes only when the guest confirms that it ran in check mode and that its boot
-step (the baseline's `boot_script`), if any, exited 0 (domain.guest.protocol.check_problem); a guest that
-says it is interactive is stopped at once.
+step (the baseline's `boot_script`), if any, exited 0 (domain.guest.protocol.check_problem); a
+guest that says it is interactive is stopped at once.
 
 `app` traces the application window of a guest whose init (see domain.guest.init) runs the
 `WINDOW_BEGIN` marker, the workload and the `WINDOW_END` marker. QEMU starts stopped (`-S`) with
@@ -51,12 +51,11 @@ from typing import List, Optional, Sequence
 
 from kernel_rules.domain.trace import log as tr
 from kernel_rules.domain.guest.protocol import (
-    DONE, DUMP_REQUEST, MODULE_LINE, RUNNING_REPORTED, WorkloadReport, workload_report,
+    DONE, DUMP_REQUEST_LINE, INIT_MARKER, RUNNING_REPORTED, USERSPACE_BEGIN_PROGRAM, WorkloadReport,
+    check_problem, console_tail, interactive, loaded_modules, parse_sections, workload_report,
 )
 from kernel_rules.domain.guest.app_check import DUMP_GRACE, failure_details
 from kernel_rules.domain.trace.gdbstub import GdbClient, GdbError
-from kernel_rules.domain.map.modules import parse_sections
-from kernel_rules.domain.guest.protocol import INIT_MARKER, check_problem, console_tail, interactive
 from kernel_rules.domain.guest.qemu import (
     BootSpec, Machine, cmdline_problem, command_line, with_qemu_stderr,
 )
@@ -153,7 +152,7 @@ def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
                   "the guest stopped before its init marker")
     elif not reason:
         reason = check_problem(text) or (
-            "the guest's /init never ran the user-space marker (/bin/kr-userspace-begin)"
+            f"the guest's /init never ran the user-space marker ({USERSPACE_BEGIN_PROGRAM})"
             if not toggled else
             "the user-space marker was not found in the trace" if not t.userspace_found else "")
         if reason and timed_out:
@@ -260,18 +259,18 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
     if reason:
         reason = with_qemu_stderr(reason, _read(stderr))
     os.unlink(stderr)
-    modules = [{"name": n, "address": a} for n, a in MODULE_LINE.findall(text)]
+    modules = [{"name": n, "address": a} for n, a in loaded_modules(text)]
     window = {"workload_status": report.status, "modules": modules}
     return {"ok": not reason, "reason": reason, "trace": t, "console": text, "window": window,
             "report": report}
 
 
 def _ask_for_output(proc: subprocess.Popen) -> bool:
-    """Ask the guest for its workload's output so far (see domain.guest.init)."""
+    """Ask the guest for its workload's output so far (see domain.guest.protocol)."""
     if proc.poll() is not None or proc.stdin is None:
         return False
     try:
-        proc.stdin.write(f"{DUMP_REQUEST}\n".encode())
+        proc.stdin.write(DUMP_REQUEST_LINE)
         proc.stdin.flush()
         return True
     except OSError:
