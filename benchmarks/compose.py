@@ -94,8 +94,10 @@ def main(argv=None) -> int:
         text, raw = closure_config(reqs["requirements"], kconf, trace)
         files[f"{name}.config"] = text
         closures[name] = raw
-        build.append(f'kernel_image(name="{name}", source="//third_party/linux:linux-6.1",\n'
-                     f'    base_config="{name}.config")\n')
+        build.append(
+            f'kernel_image(name="{name}", source="//third_party/linux:linux-6.1",\n'
+            f'    base_config="{name}.config")\n'
+        )
     print("building the Cozart-style kernels ...", flush=True)
     with scratch_targets(SCRATCH, "".join(build), files) as spec:
         package(f"{spec}::")
@@ -110,19 +112,26 @@ def main(argv=None) -> int:
         cozart_cfg = read_config(cozart / "config")
         s_sizes, c_sizes = read_sizes(tailored), read_sizes(cozart)
         missed = [s for s, by in reqs.items() for v in by if not holds(v, cozart_cfg.get(s, "n"))]
-        rows.append({
-            "name": name, "requirements": compose["requirements"],
-            "solved_options": enabled(solved_cfg), "closure_raw": closures[name],
-            "closure_options": enabled(cozart_cfg),
-            "solved_text": code_bytes(tailored / "vmlinux"),
-            "closure_text": code_bytes(cozart / "vmlinux"),
-            "solved_data_bss": s_sizes["vmlinux"][1] + s_sizes["vmlinux"][2],
-            "closure_data_bss": c_sizes["vmlinux"][1] + c_sizes["vmlinux"][2],
-            "solved_bz": s_sizes["bzImage"], "closure_bz": c_sizes["bzImage"],
-            "closure_missed": len(missed), "missed_sample": sorted(missed)[:4],
-            "compose_s": round(sum(compose["seconds"].values()), 2),
-            "solve_s": compose["seconds"].get("solve (MaxSAT)"), "rounds": compose["rounds"],
-        })
+        rows.append(
+            {
+                "name": name,
+                "requirements": compose["requirements"],
+                "solved_options": enabled(solved_cfg),
+                "closure_raw": closures[name],
+                "closure_options": enabled(cozart_cfg),
+                "solved_text": code_bytes(tailored / "vmlinux"),
+                "closure_text": code_bytes(cozart / "vmlinux"),
+                "solved_data_bss": s_sizes["vmlinux"][1] + s_sizes["vmlinux"][2],
+                "closure_data_bss": c_sizes["vmlinux"][1] + c_sizes["vmlinux"][2],
+                "solved_bz": s_sizes["bzImage"],
+                "closure_bz": c_sizes["bzImage"],
+                "closure_missed": len(missed),
+                "missed_sample": sorted(missed)[:4],
+                "compose_s": round(sum(compose["seconds"].values()), 2),
+                "solve_s": compose["seconds"].get("solve (MaxSAT)"),
+                "rounds": compose["rounds"],
+            }
+        )
 
     lines = [
         "# Composition: solved vs Cozart-style closure",
@@ -150,14 +159,23 @@ def main(argv=None) -> int:
             f"{r['closure_text']} ({100 * r['solved_text'] / r['closure_text']:.1f}%) | "
             f"{r['solved_data_bss']} | {r['closure_data_bss']} | {r['solved_bz']} | "
             f"{r['closure_bz']} | {r['closure_missed']} | {r['compose_s']} s "
-            f"({r['solve_s']} s, {r['rounds']} round) |")
-    misses = [f"- {r['name']}: e.g. {', '.join(r['missed_sample'])}" for r in rows
-              if r["closure_missed"]]
+            f"({r['solve_s']} s, {r['rounds']} round) |"
+        )
+    misses = [
+        f"- {r['name']}: e.g. {', '.join(r['missed_sample'])}" for r in rows if r["closure_missed"]
+    ]
     if misses:
-        lines += ["", "Requirements the closure kernel does not meet (closing over direct "
-                  "dependencies ignores `select`, choices and `#ifndef` requirements):", *misses]
-    lines += ["", "Compose time is the whole composition process: parse Kconfig, build the "
-              "model, solve, run `olddefconfig` (per round)."]
+        lines += [
+            "",
+            "Requirements the closure kernel does not meet (closing over direct "
+            "dependencies ignores `select`, choices and `#ifndef` requirements):",
+            *misses,
+        ]
+    lines += [
+        "",
+        "Compose time is the whole composition process: parse Kconfig, build the "
+        "model, solve, run `olddefconfig` (per round).",
+    ]
     write_page(OUT, "\n".join(lines) + "\n")
     return 0
 

@@ -69,13 +69,26 @@ sys.path.insert(0, str(REPO))
 from benchmarks.lib.guest import app_image, appended  # noqa: E402
 from benchmarks.lib.kbuild import install_modules, last_build, localmodconfig, warm_tree_for  # noqa: E402
 from benchmarks.lib.measure import (  # noqa: E402
-    code_bytes, enabled_counts, image_release, modules_bytes as ko_bytes, read_config, read_sizes)
+    code_bytes,
+    enabled_counts,
+    image_release,
+    modules_bytes as ko_bytes,
+    read_config,
+    read_sizes,
+)
 from benchmarks.lib.pants import dist, package, peek, scratch_targets, step_durations  # noqa: E402
 from benchmarks.lib.report import cpu_model, fmt_int, gcc_version, qemu_version  # noqa: E402
 from benchmarks.lib.source import cloud_debs, named_cache, read_lock, SOURCE_LOCK, source_tree  # noqa: E402
 from kernel_rules.domain.guest.init import MODULE_LIST  # noqa: E402
 from kernel_rules.domain.guest.protocol import (  # noqa: E402
-    DONE, INIT_MARKER, MEMINFO, MODULE_LINE, UPTIME, verdict, workload_report)
+    DONE,
+    INIT_MARKER,
+    MEMINFO,
+    MODULE_LINE,
+    UPTIME,
+    verdict,
+    workload_report,
+)
 from kernel_rules.domain.guest.qemu import BootSpec, Machine, command_line, watch_console  # noqa: E402
 from kernel_rules.domain.prebuilt import debian as prebuilt  # noqa: E402
 
@@ -89,23 +102,40 @@ SCRATCH = Path(os.environ.get("KR_DISTRO_SCRATCH", "/var/tmp/distro-bench"))
 BASELINE_NAME = "virtio"
 # What the baseline guest loads on Debian's cloud kernel, used while no traced console log of an
 # app exists.
-DEFAULT_MODULES = ("virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
-                   "virtio_pci", "net_failover", "failover", "virtio_net", "virtio_blk",
-                   "virtio_rng")
+DEFAULT_MODULES = (
+    "virtio",
+    "virtio_ring",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "net_failover",
+    "failover",
+    "virtio_net",
+    "virtio_blk",
+    "virtio_rng",
+)
 # Debian's configuration outside Debian's tree: no key files of Debian's, no debug info (speed).
 # Module signing stays on (Kbuild makes a throw-away key), as Debian's modules are signed.
 DEBIAN_FIXES = {
-    "SYSTEM_TRUSTED_KEYS": '""', "SYSTEM_REVOCATION_KEYS": '""',
-    "DEBUG_INFO_NONE": "y", "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT": "n",
-    "DEBUG_INFO_DWARF4": "n", "DEBUG_INFO_DWARF5": "n", "DEBUG_INFO_BTF": "n",
+    "SYSTEM_TRUSTED_KEYS": '""',
+    "SYSTEM_REVOCATION_KEYS": '""',
+    "DEBUG_INFO_NONE": "y",
+    "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT": "n",
+    "DEBUG_INFO_DWARF4": "n",
+    "DEBUG_INFO_DWARF5": "n",
+    "DEBUG_INFO_BTF": "n",
     "LOCALVERSION": '"-localmod"',
 }
 # Printed by the workloads (examples/debian-cloud/*_workload.sh, DEV_APPS) once the server
 # answers; the product's protocol has no such line. The rest are the protocol's markers.
 APP_READY = "KR_APP_READY"
 MEM_LINE = re.compile(re.escape(MEMINFO) + r" (\d+) (\d+)")
-KIND_LABELS = {"tailored": "tailored (t)", "debian": "Debian cloud (a)",
-               "localmod": "localmodconfig (b)", "tiny": "tinyconfig + fragments (c)"}
+KIND_LABELS = {
+    "tailored": "tailored (t)",
+    "debian": "Debian cloud (a)",
+    "localmod": "localmodconfig (b)",
+    "tiny": "tinyconfig + fragments (c)",
+}
 KINDS = tuple(KIND_LABELS)
 _CLOUD = read_lock(REPO / "third_party/debian/cloud-kernel.lock")
 DEBIAN_PACKAGE = _CLOUD["image_package"][: -len("-unsigned")]
@@ -135,8 +165,9 @@ def baseline_and_profiles(use_dev: bool) -> Tuple[Machine, str, str, Dict[str, d
     if b is None:
         sys.exit(f"distro: no kernel_baseline {BASELINE_NAME!r} in examples/debian-cloud/BUILD")
     m = Machine(b["machine"], b["cpus"], b["memory"], tuple(b["devices"] or ()))
-    profiles = {} if use_dev else {n: t for n, t in targets.items()
-                                   if t["target_type"] == "app_profile"}
+    profiles = (
+        {} if use_dev else {n: t for n, t in targets.items() if t["target_type"] == "app_profile"}
+    )
     return m, b["cmdline"], f"examples/debian-cloud:{BASELINE_NAME} (`pants peek`)", profiles
 
 
@@ -144,7 +175,7 @@ def baseline_and_profiles(use_dev: bool) -> Tuple[Machine, str, str, Dict[str, d
 class Debian:
     release: str
     version: str
-    out: Path           # the product's unpack output: bzImage, vmlinux, config, sizes.json
+    out: Path  # the product's unpack output: bzImage, vmlinux, config, sizes.json
     image_deb: Path
 
 
@@ -155,9 +186,16 @@ def debian_kernel() -> Debian:
     if not (out / "prebuilt.json").exists():
         log(f"unpacking and measuring {image_deb.name} (+ -dbg) into {out}")
         src_lock = read_lock(SOURCE_LOCK)
-        prebuilt.unpack(str(image_deb), str(debug_deb), lock["debug_sha256"], str(named_cache()),
-                        src_lock["debian_version"].split("-")[0], src_lock["debian_version"],
-                        source_tree(), str(out))
+        prebuilt.unpack(
+            str(image_deb),
+            str(debug_deb),
+            lock["debug_sha256"],
+            str(named_cache()),
+            src_lock["debian_version"].split("-")[0],
+            src_lock["debian_version"],
+            source_tree(),
+            str(out),
+        )
     info = json.loads((out / "prebuilt.json").read_text())
     return Debian(info["release"], info["version"], out, image_deb)
 
@@ -166,8 +204,11 @@ def traced_modules(app: str) -> Tuple[List[str], str]:
     """The modules loaded in the app's traced guest (its console's KR_MODULE lines); the default
     list while there is no traced console."""
     console = DIST / app / "console.log"
-    names = [m[0] for m in MODULE_LINE.findall(console.read_text(errors="replace"))
-             ] if console.exists() else []
+    names = (
+        [m[0] for m in MODULE_LINE.findall(console.read_text(errors="replace"))]
+        if console.exists()
+        else []
+    )
     if not names:
         return sorted(DEFAULT_MODULES), "default list (no traced console yet)"
     return sorted({n.replace("-", "_") for n in names}), rel(console)
@@ -182,13 +223,13 @@ class Kernel:
     kind: str
     group: str
     name: str
-    out: Optional[Path] = None      # the directory with bzImage, vmlinux, config, sizes.json
+    out: Optional[Path] = None  # the directory with bzImage, vmlinux, config, sizes.json
     config: Dict[str, str] = field(default_factory=dict)
     modules_root: Optional[Path] = None  # holds lib/modules/<release>/ (None: no modules)
     modules_count: Optional[Tuple[int, int]] = None  # (bytes, count) when known otherwise
     release: str = ""
-    build: dict = field(default_factory=dict)   # {"seconds", "configure_seconds", ...}
-    missing: str = ""                           # why the kernel is not there
+    build: dict = field(default_factory=dict)  # {"seconds", "configure_seconds", ...}
+    missing: str = ""  # why the kernel is not there
     notes: List[str] = field(default_factory=list)
     boot_modules: List[str] = field(default_factory=list)  # modules to load (overlay), by name
 
@@ -211,37 +252,56 @@ def from_package(kernel: Kernel, address: str, pants_log: str) -> Kernel:
     kernel.config = read_config(kernel.out / "config")
     kernel.release = image_release(kernel.image)
     steps = dict(step_durations(pants_log))
-    conf = next((s for d, s in steps.items() if d.startswith("Configure kernel") and address in d), None)
-    make = next((s for d, s in steps.items() if d.startswith("Build kernel") and address in d), None)
+    conf = next(
+        (s for d, s in steps.items() if d.startswith("Configure kernel") and address in d), None
+    )
+    make = next(
+        (s for d, s in steps.items() if d.startswith("Build kernel") and address in d), None
+    )
     tree = warm_tree_for(kernel.config)
     stats = last_build(tree) if tree else {}
-    kernel.build = {"configure_seconds": conf if conf is not None else "-",
-                    "seconds": make if make is not None else stats.get("seconds", "?"),
-                    "compiled": stats.get("compiled", "?"), "cold": stats.get("distance", 0) is None,
-                    "warm": make is None}
+    kernel.build = {
+        "configure_seconds": conf if conf is not None else "-",
+        "seconds": make if make is not None else stats.get("seconds", "?"),
+        "compiled": stats.get("compiled", "?"),
+        "cold": stats.get("distance", 0) is None,
+        "warm": make is None,
+    }
     return kernel
 
 
 def tiny_fragments(group: str) -> List[Path]:
     apps = APPS if group == "all" else (group,)
-    return [HERE / "kvm_guest.config", HERE / "base.config", *(HERE / f"{a}.config" for a in apps),
-            HERE / "localversion.config"]
+    return [
+        HERE / "kvm_guest.config",
+        HERE / "base.config",
+        *(HERE / f"{a}.config" for a in apps),
+        HERE / "localversion.config",
+    ]
 
 
-def localmod_build(groups: Sequence[str], debian: Debian, mods: Dict[str, Tuple[List[str], str]]
-                   ) -> Tuple[Dict[str, str], str]:
+def localmod_build(
+    groups: Sequence[str], debian: Debian, mods: Dict[str, Tuple[List[str], str]]
+) -> Tuple[Dict[str, str], str]:
     """Package one localmodconfig kernel_image per group from a generated BUILD file;
     ({group: address}, Pants' log)."""
     debian_config = (debian.out / "config").read_text()
-    fixes = "".join(f"# CONFIG_{s} is not set\n" if v == "n" else f"CONFIG_{s}={v}\n"
-                    for s, v in DEBIAN_FIXES.items())
+    fixes = "".join(
+        f"# CONFIG_{s} is not set\n" if v == "n" else f"CONFIG_{s}={v}\n"
+        for s, v in DEBIAN_FIXES.items()
+    )
     files, build, addresses = {}, [], {}
     for g in groups:
         log(f"localmod {g}: make localmodconfig with {len(mods[g][0])} modules")
-        files[f"{g}.config"] = (localmodconfig(debian_config, mods[g][0])
-                                + "\n# benchmarks/distro.py DEBIAN_FIXES\n" + fixes)
-        build.append(f'kernel_image(name="localmod-{g}", source="//third_party/linux:linux-6.1",\n'
-                     f'    base_config="{g}.config")\n')
+        files[f"{g}.config"] = (
+            localmodconfig(debian_config, mods[g][0])
+            + "\n# benchmarks/distro.py DEBIAN_FIXES\n"
+            + fixes
+        )
+        build.append(
+            f'kernel_image(name="localmod-{g}", source="//third_party/linux:linux-6.1",\n'
+            f'    base_config="{g}.config")\n'
+        )
     with scratch_targets(SCRATCH_TARGETS, "".join(build), files) as spec:
         addresses = {g: f"{spec}:localmod-{g}" for g in groups}
         log(f"./pants package {spec}:: (nice: Kbuild runs as the product runs it)")
@@ -249,13 +309,17 @@ def localmod_build(groups: Sequence[str], debian: Debian, mods: Dict[str, Tuple[
     return addresses, pants_log
 
 
-def localmod_kernel(group: str, address: str, pants_log: str, modules: List[str],
-                    modules_source: str) -> Kernel:
+def localmod_kernel(
+    group: str, address: str, pants_log: str, modules: List[str], modules_source: str
+) -> Kernel:
     k = from_package(Kernel("localmod", group, f"localmod-{group}"), address, pants_log)
     if k.missing:
         return k
-    dropped = [f"{s}={v} (got {k.config.get(s, 'n')})" for s, v in DEBIAN_FIXES.items()
-               if k.config.get(s, '""' if v == '""' else "n") != v]
+    dropped = [
+        f"{s}={v} (got {k.config.get(s, 'n')})"
+        for s, v in DEBIAN_FIXES.items()
+        if k.config.get(s, '""' if v == '""' else "n") != v
+    ]
     if dropped:
         k.notes.append("requested values olddefconfig did not keep: " + ", ".join(dropped))
     root = SCRATCH / "modules" / f"{group}-{k.release}"
@@ -267,7 +331,9 @@ def localmod_kernel(group: str, address: str, pants_log: str, modules: List[str]
         k.modules_root = root
     k.boot_modules = list(modules)
     k.notes.append(f"modules from {modules_source}: {', '.join(modules)}")
-    have = {prebuilt.module_name(str(p)) for p in (k.modules_dir or Path("/nonexistent")).rglob("*.ko")}
+    have = {
+        prebuilt.module_name(str(p)) for p in (k.modules_dir or Path("/nonexistent")).rglob("*.ko")
+    }
     off = [m for m in modules if m not in have]
     if off:
         k.notes.append(f"not built as modules here (built in or dropped): {', '.join(off)}")
@@ -275,8 +341,9 @@ def localmod_kernel(group: str, address: str, pants_log: str, modules: List[str]
 
 
 def tiny_kernel(group: str, pants_log: str) -> Kernel:
-    k = from_package(Kernel("tiny", group, f"tiny-{group}"), f"benchmarks/distro:tiny-{group}",
-                     pants_log)
+    k = from_package(
+        Kernel("tiny", group, f"tiny-{group}"), f"benchmarks/distro:tiny-{group}", pants_log
+    )
     k.notes.append("fragments: " + ", ".join(rel(f) for f in tiny_fragments(group)))
     return k
 
@@ -285,8 +352,10 @@ def tailored_kernel(group: str) -> Kernel:
     k = Kernel("tailored", group, f"{group}-kernel", out=DIST / f"{group}-kernel")
     absent = [n for n in ("bzImage", "vmlinux", "config", "sizes.json") if not (k.out / n).exists()]
     if absent:
-        k.missing = (f"{rel(k.out)}/ has no {', '.join(absent)} "
-                     "(run `./pants package examples/debian-cloud::`)")
+        k.missing = (
+            f"{rel(k.out)}/ has no {', '.join(absent)} "
+            "(run `./pants package examples/debian-cloud::`)"
+        )
         return k
     k.config = read_config(k.out / "config")
     k.release = image_release(k.image)
@@ -301,12 +370,20 @@ def tailored_kernel(group: str) -> Kernel:
 def debian_as_kernel(group: str, debian: Debian, modules: List[str]) -> Kernel:
     sizes = read_sizes(debian.out)
     count = json.loads((debian.out / "prebuilt.json").read_text())["modules"]
-    k = Kernel("debian", group, f"debian-{debian.release}", out=debian.out,
-               config=read_config(debian.out / "config"), release=debian.release,
-               modules_count=(sizes["modules_bytes"], count))
+    k = Kernel(
+        "debian",
+        group,
+        f"debian-{debian.release}",
+        out=debian.out,
+        config=read_config(debian.out / "config"),
+        release=debian.release,
+        modules_count=(sizes["modules_bytes"], count),
+    )
     k.boot_modules = list(modules)
-    k.notes.append(f"{DEBIAN_PACKAGE}-unsigned {debian.version} (+ -dbg for vmlinux), "
-                   f"from {rel(debian.image_deb.parent)}")
+    k.notes.append(
+        f"{DEBIAN_PACKAGE}-unsigned {debian.version} (+ -dbg for vmlinux), "
+        f"from {rel(debian.image_deb.parent)}"
+    )
     return k
 
 
@@ -320,8 +397,12 @@ def module_files(kernel: Kernel) -> Optional[Dict[str, bytes]]:
     if not kernel.modules_dir or not kernel.boot_modules:
         return None
     have = {prebuilt.module_name(str(p)) for p in kernel.modules_dir.rglob("*.ko")}
-    order = prebuilt.load_order(str(kernel.modules_dir), [m for m in kernel.boot_modules if m in have])
-    files = {f"lib/modules/{kernel.release}/{p}": (kernel.modules_dir / p).read_bytes() for p in order}
+    order = prebuilt.load_order(
+        str(kernel.modules_dir), [m for m in kernel.boot_modules if m in have]
+    )
+    files = {
+        f"lib/modules/{kernel.release}/{p}": (kernel.modules_dir / p).read_bytes() for p in order
+    }
     files[MODULE_LIST] = "".join(p + "\n" for p in order).encode()
     return files
 
@@ -335,47 +416,49 @@ DEV_APPS = {
         "binaries": ["/usr/sbin/nginx"],
         "files": {
             "app/nginx.conf": "user www-data; worker_processes 1; daemon on; pid /run/nginx.pid;\n"
-                              "error_log /tmp/nginx-error.log;\n"
-                              "events { worker_connections 64; }\n"
-                              "http { access_log off; sendfile on;\n"
-                              "  server { listen 127.0.0.1:8080; root /app/www; } }\n",
+            "error_log /tmp/nginx-error.log;\n"
+            "events { worker_connections 64; }\n"
+            "http { access_log off; sendfile on;\n"
+            "  server { listen 127.0.0.1:8080; root /app/www; } }\n",
             "app/www/index.html": "kr-nginx-ok\n",
         },
         "workload": _WAIT + "mkdir -p /var/lib/nginx /var/log/nginx\n"
-                            "nginx -c /app/nginx.conf -e /tmp/nginx-error.log || exit 10\n"
-                            "wait_for wget -q -O /tmp/out http://127.0.0.1:8080/index.html "
-                            "|| { cat /tmp/nginx-error.log; exit 11; }\n"
-                            "for n in 1 2 3 4 5; do wget -q -O /tmp/out "
-                            "http://127.0.0.1:8080/index.html || exit 12; done\n"
-                            "grep -q kr-nginx-ok /tmp/out\n",
+        "nginx -c /app/nginx.conf -e /tmp/nginx-error.log || exit 10\n"
+        "wait_for wget -q -O /tmp/out http://127.0.0.1:8080/index.html "
+        "|| { cat /tmp/nginx-error.log; exit 11; }\n"
+        "for n in 1 2 3 4 5; do wget -q -O /tmp/out "
+        "http://127.0.0.1:8080/index.html || exit 12; done\n"
+        "grep -q kr-nginx-ok /tmp/out\n",
     },
     "redis": {
         "binaries": ["/usr/bin/redis-server", "/usr/bin/redis-cli"],
         "files": {},
         "workload": _WAIT + "redis-server --bind 127.0.0.1 --port 6379 --daemonize yes "
-                            "--save '' --appendonly no --dir /tmp --logfile /tmp/redis.log "
-                            "|| exit 10\n"
-                            "wait_for redis-cli ping || { cat /tmp/redis.log; exit 11; }\n"
-                            "redis-cli set kr redis-ok >/dev/null || exit 12\n"
-                            "redis-cli incr n >/dev/null && redis-cli lpush l a b c >/dev/null "
-                            "|| exit 13\n"
-                            "[ \"$(redis-cli get kr)\" = redis-ok ]\n",
+        "--save '' --appendonly no --dir /tmp --logfile /tmp/redis.log "
+        "|| exit 10\n"
+        "wait_for redis-cli ping || { cat /tmp/redis.log; exit 11; }\n"
+        "redis-cli set kr redis-ok >/dev/null || exit 12\n"
+        "redis-cli incr n >/dev/null && redis-cli lpush l a b c >/dev/null "
+        "|| exit 13\n"
+        '[ "$(redis-cli get kr)" = redis-ok ]\n',
     },
     "memcached": {
         "binaries": ["/usr/bin/memcached"],
         "files": {},
         "workload": _WAIT + "memcached -d -u root -l 127.0.0.1 -p 11211 -U 0 -t 2 -m 16 "
-                            "-P /tmp/memcached.pid || exit 10\n"
-                            "wait_for sh -c 'echo version | nc 127.0.0.1 11211 | grep -q VERSION' "
-                            "|| exit 11\n"
-                            "printf 'set kr 0 0 12\\r\\nmemcached-ok\\r\\nget kr\\r\\nquit\\r\\n' "
-                            "| nc 127.0.0.1 11211 > /tmp/out\n"
-                            "grep -q memcached-ok /tmp/out\n",
+        "-P /tmp/memcached.pid || exit 10\n"
+        "wait_for sh -c 'echo version | nc 127.0.0.1 11211 | grep -q VERSION' "
+        "|| exit 11\n"
+        "printf 'set kr 0 0 12\\r\\nmemcached-ok\\r\\nget kr\\r\\nquit\\r\\n' "
+        "| nc 127.0.0.1 11211 > /tmp/out\n"
+        "grep -q memcached-ok /tmp/out\n",
     },
 }
-DEV_ETC = {"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n"
-                         "nobody:x:65534:65534::/nonexistent:/bin/false\n",
-           "etc/group": "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n"}
+DEV_ETC = {
+    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n"
+    "nobody:x:65534:65534::/nonexistent:/bin/false\n",
+    "etc/group": "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n",
+}
 
 
 def dev_image(app: str) -> Path:
@@ -391,8 +474,14 @@ def dev_image(app: str) -> Path:
             (tmp / f"f{i}").write_text(text)
             files.append((tmp / f"f{i}", dest))
         (tmp / "workload.sh").write_text(spec["workload"])
-        image = app_image(tmp, f"dev-{app}", f"benchmarks/distro.py:dev-{app}",
-                          tmp / "workload.sh", files, spec["binaries"])
+        image = app_image(
+            tmp,
+            f"dev-{app}",
+            f"benchmarks/distro.py:dev-{app}",
+            tmp / "workload.sh",
+            files,
+            spec["binaries"],
+        )
         out.write_bytes(image.read_bytes())
     return out
 
@@ -405,8 +494,12 @@ def app_images(group: str, use_dev: bool) -> List[Tuple[str, Optional[Path]]]:
         combined = DIST / "all" / "initramfs.cpio.gz"
         if combined.exists():
             return [("all", combined)]
-        return [(a, DIST / a / "initramfs.cpio.gz") if (DIST / a / "initramfs.cpio.gz").exists()
-                else (a, None) for a in APPS]
+        return [
+            (a, DIST / a / "initramfs.cpio.gz")
+            if (DIST / a / "initramfs.cpio.gz").exists()
+            else (a, None)
+            for a in APPS
+        ]
     p = DIST / group / "initramfs.cpio.gz"
     return [(group, p if p.exists() else None)]
 
@@ -437,20 +530,27 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, timeout: float,
-              console_path: Path, success: Optional[str]) -> dict:
+def boot_once(
+    kernel: Kernel,
+    initrd: Path,
+    machine: Machine,
+    cmdline: str,
+    timeout: float,
+    console_path: Path,
+    success: Optional[str],
+) -> dict:
     spec = BootSpec("qemu-system-x86_64", str(kernel.image), str(initrd), cmdline, machine, "tcg")
     marks: Dict[str, float] = {}
     scanned = [0]
     start = time.monotonic()
 
     console_path.parent.mkdir(parents=True, exist_ok=True)
-    live = open(console_path, "wb")   # written as it comes, to follow a hung guest
+    live = open(console_path, "wb")  # written as it comes, to follow a hung guest
 
     def on_output(buf: bytes, proc: subprocess.Popen) -> Optional[float]:
         now = time.monotonic() - start
-        window = buf[max(0, scanned[0] - 64):]
-        live.write(buf[scanned[0]:])
+        window = buf[max(0, scanned[0] - 64) :]
+        live.write(buf[scanned[0] :])
         live.flush()
         scanned[0] = len(buf)
         for name in (INIT_MARKER, APP_READY, DONE):
@@ -474,20 +574,34 @@ def boot_once(kernel: Kernel, initrd: Path, machine: Machine, cmdline: str, time
     report = workload_report(console)
     up = UPTIME.search(console)
     return {
-        "init_s": marks.get(INIT_MARKER), "ready_s": marks.get(APP_READY),
+        "init_s": marks.get(INIT_MARKER),
+        "ready_s": marks.get(APP_READY),
         "uptime_init": float(up.group(1)) if up else None,
         "mem_total_kb": int(mem.group(1)) if mem else None,
         "mem_used_kb": int(mem.group(1)) - int(mem.group(2)) if mem else None,
-        "status": report.status, "timed_out": timed_out,
-        "verdict": (f"no {DONE} within {timeout:.0f} s" if timed_out and report.status is None
-                    else verdict(report, success)),
-        "modules": [m[0] for m in MODULE_LINE.findall(console)], "load": round(load, 2),
-        "other_cpu": round(other, 2), "console": str(console_path),
+        "status": report.status,
+        "timed_out": timed_out,
+        "verdict": (
+            f"no {DONE} within {timeout:.0f} s"
+            if timed_out and report.status is None
+            else verdict(report, success)
+        ),
+        "modules": [m[0] for m in MODULE_LINE.findall(console)],
+        "load": round(load, 2),
+        "other_cpu": round(other, 2),
+        "console": str(console_path),
     }
 
 
-def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots: int,
-                machine: Machine, cmdline: str, profiles: Dict[str, dict], cache: Dict) -> dict:
+def boot_kernel(
+    kernel: Kernel,
+    images: List[Tuple[str, Optional[Path]]],
+    boots: int,
+    machine: Machine,
+    cmdline: str,
+    profiles: Dict[str, dict],
+    cache: Dict,
+) -> dict:
     """Boot `kernel` `boots` times with each image; results summarised over all runs."""
     runs: List[dict] = []
     missing = [app for app, img in images if img is None]
@@ -500,13 +614,21 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
             got = []
             for i in range(boots):
                 prof = profiles.get(app, {})
-                r = boot_once(kernel, initrd, machine, cmdline, float(prof.get("timeout", 900)),
-                              SCRATCH / "consoles" / f"{kernel.name}-{app}-{i + 1}.log",
-                              prof.get("success"))
+                r = boot_once(
+                    kernel,
+                    initrd,
+                    machine,
+                    cmdline,
+                    float(prof.get("timeout", 900)),
+                    SCRATCH / "consoles" / f"{kernel.name}-{app}-{i + 1}.log",
+                    prof.get("success"),
+                )
                 r["app"] = app
-                log(f"boot {kernel.name} with {app} #{i + 1}: ready {r['ready_s']} s, "
+                log(
+                    f"boot {kernel.name} with {app} #{i + 1}: ready {r['ready_s']} s, "
                     f"status {r['status']} {r['verdict'] or 'passed'}, in use "
-                    f"{r['mem_used_kb']} kB, other CPU {r['other_cpu']}")
+                    f"{r['mem_used_kb']} kB, other CPU {r['other_cpu']}"
+                )
                 got.append(r)
                 if r["verdict"]:
                     log(f"not repeating {kernel.name} with {app} after a failed run")
@@ -519,7 +641,9 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
     used = [r["mem_used_kb"] for r in runs if r["mem_used_kb"] is not None]
     passed = sum(1 for r in runs if not r["verdict"])
     return {
-        "runs": len(runs), "passed": passed, "missing_images": missing,
+        "runs": len(runs),
+        "passed": passed,
+        "missing_images": missing,
         "ready_median": statistics.median(ready) if len(ready) == len(runs) and runs else None,
         "ready_range": (min(ready), max(ready)) if ready else None,
         "init_median": statistics.median(init) if init else None,
@@ -528,8 +652,9 @@ def boot_kernel(kernel: Kernel, images: List[Tuple[str, Optional[Path]]], boots:
         "mem_total_kb": runs[0]["mem_total_kb"] if runs else None,
         "load_max": max((r["load"] for r in runs), default=None),
         "other_cpu": [r["other_cpu"] for r in runs],
-        "failed": [f"{r['app']}: {r['verdict']}, console `{r['console']}`"
-                   for r in runs if r["verdict"]],
+        "failed": [
+            f"{r['app']}: {r['verdict']}, console `{r['console']}`" for r in runs if r["verdict"]
+        ],
         "modules_loaded": sorted({m for r in runs for m in r["modules"]}),
     }
 
@@ -557,20 +682,32 @@ def measure(kernel: Kernel) -> dict:
     sizes = read_sizes(kernel.out)
     text, data, bss = sizes["vmlinux"]
     mod_bytes, mod_count = modules_bytes(kernel)
-    return {"y": y, "m": m, "text": text, "data": data, "bss": bss,
-            "code": code_bytes(kernel.out / "vmlinux"), "image": sizes["bzImage"],
-            "modules_bytes": mod_bytes, "modules": mod_count, "release": kernel.release}
+    return {
+        "y": y,
+        "m": m,
+        "text": text,
+        "data": data,
+        "bss": bss,
+        "code": code_bytes(kernel.out / "vmlinux"),
+        "image": sizes["bzImage"],
+        "modules_bytes": mod_bytes,
+        "modules": mod_count,
+        "release": kernel.release,
+    }
 
 
 def machine_info() -> List[str]:
     import platform
 
-    mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
-               if line.startswith("MemTotal"))
-    return [f"{os.cpu_count()} CPUs (`nproc`), {cpu_model()}, {mem // 1024 // 1024} GiB RAM",
-            f"{platform.platform()}; {qemu_version()}; {gcc_version()}",
-            f"/dev/kvm: {'present (not used)' if os.path.exists('/dev/kvm') else 'absent'}; "
-            "every boot uses TCG"]
+    mem = next(
+        int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")
+    )
+    return [
+        f"{os.cpu_count()} CPUs (`nproc`), {cpu_model()}, {mem // 1024 // 1024} GiB RAM",
+        f"{platform.platform()}; {qemu_version()}; {gcc_version()}",
+        f"/dev/kvm: {'present (not used)' if os.path.exists('/dev/kvm') else 'absent'}; "
+        "every boot uses TCG",
+    ]
 
 
 TIMINGS_JSON = REPO / "docs/benchmarks/distro-timings.json"
@@ -584,14 +721,16 @@ def normalise_timings(data: dict) -> dict:
         return data
     rows: dict = dict(data.get("steps", {}))
     for kernel, b in sorted(data.get("full_builds", {}).items()):
-        group = kernel[:-len("-kernel")] if kernel.endswith("-kernel") else kernel
+        group = kernel[: -len("-kernel")] if kernel.endswith("-kernel") else kernel
         rows.setdefault("full (cold) build of the tailored kernel (Kbuild)", {})[group] = (
-            f"{b.get('seconds')} ({b.get('compiled')}/{b.get('objects')} objects)")
+            f"{b.get('seconds')} ({b.get('compiled')}/{b.get('objects')} objects)"
+        )
     return rows
 
 
-def timings_section(kernels: Dict[Tuple[str, str], Kernel], groups: Sequence[str],
-                    extra: Optional[dict]) -> List[str]:
+def timings_section(
+    kernels: Dict[Tuple[str, str], Kernel], groups: Sequence[str], extra: Optional[dict]
+) -> List[str]:
     """The pipeline's own timings: composition (compose.json), build and app check
     (report.json) per tailored kernel, plus rows from --timings FILE ({step: seconds} or
     {step: {group: seconds}})."""
@@ -607,7 +746,8 @@ def timings_section(kernels: Dict[Tuple[str, str], Kernel], groups: Sequence[str
         if rep.get("build", {}).get("seconds") is not None:
             b = rep["build"]
             rows.setdefault("build that produced it (Kbuild)", {})[g] = (
-                f"{b['seconds']} ({b.get('compiled')}/{b.get('objects')} objects)")
+                f"{b['seconds']} ({b.get('compiled')}/{b.get('objects')} objects)"
+            )
         for r in rep.get("app_results", []):
             rows.setdefault(f"app check {r.get('name')}: whole run", {})[g] = r.get("seconds")
     for step, val in (extra or {}).items():
@@ -616,32 +756,40 @@ def timings_section(kernels: Dict[Tuple[str, str], Kernel], groups: Sequence[str
                 rows.setdefault(step, {})[g] = sec
         else:
             rows.setdefault(step, {})["(not per kernel)"] = val
-    cols = list(groups) + (["(not per kernel)"] if any("(not per kernel)" in v for v in rows.values()) else [])
+    cols = list(groups) + (
+        ["(not per kernel)"] if any("(not per kernel)" in v for v in rows.values()) else []
+    )
     if not rows:
-        return ["No pipeline timings yet: no compose.json/report.json under "
-                f"`{DIST.relative_to(REPO)}/*-kernel/` and no `--timings FILE`."]
-    out = ["| step (seconds) | " + " | ".join(cols) + " |",
-           "|---|" + "---:|" * len(cols)]
+        return [
+            "No pipeline timings yet: no compose.json/report.json under "
+            f"`{DIST.relative_to(REPO)}/*-kernel/` and no `--timings FILE`."
+        ]
+    out = ["| step (seconds) | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for step, vals in rows.items():
         out.append(f"| {step} | " + " | ".join(str(vals.get(c, "-")) for c in cols) + " |")
     return out
 
 
 def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elapsed) -> str:
-    cmd = ".venv/bin/python benchmarks/distro.py" + "".join(
-        f" {a}" for a in sys.argv[1:])
+    cmd = ".venv/bin/python benchmarks/distro.py" + "".join(f" {a}" for a in sys.argv[1:])
     lines = [
-        "# Tailored kernels against distribution kernels (debian-cloud apps)", "",
+        "# Tailored kernels against distribution kernels (debian-cloud apps)",
+        "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M %Z')} by `{cmd}` ({elapsed:.0f} s this run; "
         "every kernel is built by `./pants package`, cached by Pants and built in its warm "
-        "trees).", "",
+        "trees).",
+        "",
         *(f"- {line}" for line in machine_info()),
-        f"- guest: {machine_desc}; {args.boots} boots per kernel and image", "",
+        f"- guest: {machine_desc}; {args.boots} boots per kernel and image",
+        "",
     ]
     if args.dev_image:
-        lines += ["**Stand-in images:** these numbers come from `--dev-image` (busybox, the "
-                  "host's nginx/redis-server/memcached and a few requests each), not from the "
-                  "apps' traced images. They prove the build/boot/measure machinery only.", ""]
+        lines += [
+            "**Stand-in images:** these numbers come from `--dev-image` (busybox, the "
+            "host's nginx/redis-server/memcached and a few requests each), not from the "
+            "apps' traced images. They prove the build/boot/measure machinery only.",
+            "",
+        ]
     lines += [
         "Kernels:",
         f"- **{KIND_LABELS['tailored']}**: `dist/examples.debian-cloud/<app>-kernel/` from the "
@@ -652,8 +800,9 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
         f"- **{KIND_LABELS['localmod']}**: `make localmodconfig` on Debian's cloud configuration "
         "with the modules the traced guest loaded, as the `base_config` of a `kernel_image` "
         "built by `./pants package` from the pinned 6.1.192 source. "
-        "Changed from Debian's configuration: " + ", ".join(
-            f"`{k}={v}`" for k, v in DEBIAN_FIXES.items()) + " (debug info and BTF off only "
+        "Changed from Debian's configuration: "
+        + ", ".join(f"`{k}={v}`" for k, v in DEBIAN_FIXES.items())
+        + " (debug info and BTF off only "
         "to keep the build fast: they do not change text/data/bss or the compressed image, "
         "but the modules would be larger with them, before stripping). Modules installed "
         "with `INSTALL_MOD_STRIP=1` from the warm tree that built it and signed with a "
@@ -662,7 +811,8 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
         "`tinyconfig`, then `benchmarks/distro/kvm_guest.config` (the kernel's "
         "kvm_guest.config without what does not apply on x86_64), "
         "`benchmarks/distro/base.config` and the app's fragment (`all`: every app's), "
-        "`olddefconfig`; everything built in.", "",
+        "`olddefconfig`; everything built in.",
+        "",
         "Boot: host wall clock from QEMU's start to the console line `KR_APP_READY` (the "
         "workload prints it once the app answers its first request), QEMU TCG, median of all "
         "runs (range in brackets). Every image's /init first waits for the kernel log to be "
@@ -680,14 +830,17 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
         "group; `all` runs every app's image. Code: sum of function symbol sizes (`nm -S`); "
         "`size` text includes rodata and is padded to 2 MiB on x86_64. Build times are "
         "this machine's, in warm trees (cold: the tree's first build; incremental: after "
-        "another configuration of the same kind), under whatever else ran.", "",
+        "another configuration of the same kind), under whatever else ran.",
+        "",
     ]
     goals: List[str] = []
     for g in groups:
         lines += [f"## {g}", ""]
         present = [k for k in KINDS if (k, g) in kernels]
-        lines += ["| | " + " | ".join(KIND_LABELS[k] for k in present) + " |",
-                  "|---|" + "---:|" * len(present)]
+        lines += [
+            "| | " + " | ".join(KIND_LABELS[k] for k in present) + " |",
+            "|---|" + "---:|" * len(present),
+        ]
 
         def row(label, fn):
             cells = []
@@ -702,9 +855,14 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
         row("vmlinux data / bss", lambda k, s: f"{fmt_int(s['data'])} / {fmt_int(s['bss'])}")
         row("code (function symbols)", lambda k, s: fmt_int(s["code"]))
         row("compressed image bytes", lambda k, s: fmt_int(s["image"]))
-        row("modules bytes (count)", lambda k, s: (
-            "n/a" if s["modules_bytes"] is None else f"{fmt_int(s['modules_bytes'])} "
-            f"({s['modules']})"))
+        row(
+            "modules bytes (count)",
+            lambda k, s: (
+                "n/a"
+                if s["modules_bytes"] is None
+                else f"{fmt_int(s['modules_bytes'])} ({s['modules']})"
+            ),
+        )
 
         def bootcell(key, fmt):
             def f(k, s):
@@ -714,28 +872,77 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
                 if not b["runs"]:
                     return "no image"
                 return fmt(b)
+
             return f
 
-        row("boot to ready, s (TCG)", bootcell("ready", lambda b: (
-            f"{b['ready_median']:.2f} [{b['ready_range'][0]:.2f}-{b['ready_range'][1]:.2f}]"
-            if b["ready_median"] is not None else "never ready")))
-        row("boot to init marker, s", bootcell("init", lambda b: (
-            f"{b['init_median']:.2f}" if b["init_median"] is not None else "-")))
-        row("guest uptime at init, s", bootcell("uptime", lambda b: (
-            f"{b['uptime_median']:.2f}" if b["uptime_median"] is not None else "-")))
-        row("other host CPU during boots", bootcell("other", lambda b: (
-            f"{statistics.median(b['other_cpu']):.2f}" if b["other_cpu"] else "-")))
-        row("memory in use after boot, MiB", bootcell("mem", lambda b: (
-            f"{b['mem_used_median_kb'] / 1024:.1f}" if b["mem_used_median_kb"] is not None
-            else "-")))
-        row("workload passed", bootcell("pass", lambda b: (
-            f"{'yes' if b['passed'] == b['runs'] else 'NO'} ({b['passed']}/{b['runs']})"
-            + (f"; no image: {', '.join(b['missing_images'])}" if b["missing_images"] else ""))))
-        row("build, s: configure + make (objects compiled)", lambda k, s: (
-            f"{s['build']['configure_seconds']} + {s['build']['seconds']} "
-            f"({s['build'].get('compiled', '?')}, "
-            f"{'cold' if s['build'].get('cold') else 'incremental'}"
-            + (", cached" if s["build"].get("warm") else "") + ")" if s.get("build") else "-"))
+        row(
+            "boot to ready, s (TCG)",
+            bootcell(
+                "ready",
+                lambda b: (
+                    f"{b['ready_median']:.2f} [{b['ready_range'][0]:.2f}-{b['ready_range'][1]:.2f}]"
+                    if b["ready_median"] is not None
+                    else "never ready"
+                ),
+            ),
+        )
+        row(
+            "boot to init marker, s",
+            bootcell(
+                "init", lambda b: f"{b['init_median']:.2f}" if b["init_median"] is not None else "-"
+            ),
+        )
+        row(
+            "guest uptime at init, s",
+            bootcell(
+                "uptime",
+                lambda b: f"{b['uptime_median']:.2f}" if b["uptime_median"] is not None else "-",
+            ),
+        )
+        row(
+            "other host CPU during boots",
+            bootcell(
+                "other",
+                lambda b: f"{statistics.median(b['other_cpu']):.2f}" if b["other_cpu"] else "-",
+            ),
+        )
+        row(
+            "memory in use after boot, MiB",
+            bootcell(
+                "mem",
+                lambda b: (
+                    f"{b['mem_used_median_kb'] / 1024:.1f}"
+                    if b["mem_used_median_kb"] is not None
+                    else "-"
+                ),
+            ),
+        )
+        row(
+            "workload passed",
+            bootcell(
+                "pass",
+                lambda b: (
+                    f"{'yes' if b['passed'] == b['runs'] else 'NO'} ({b['passed']}/{b['runs']})"
+                    + (
+                        f"; no image: {', '.join(b['missing_images'])}"
+                        if b["missing_images"]
+                        else ""
+                    )
+                ),
+            ),
+        )
+        row(
+            "build, s: configure + make (objects compiled)",
+            lambda k, s: (
+                f"{s['build']['configure_seconds']} + {s['build']['seconds']} "
+                f"({s['build'].get('compiled', '?')}, "
+                f"{'cold' if s['build'].get('cold') else 'incremental'}"
+                + (", cached" if s["build"].get("warm") else "")
+                + ")"
+                if s.get("build")
+                else "-"
+            ),
+        )
         lines.append("")
         for k in present:
             for n in kernels[(k, g)].notes:
@@ -757,67 +964,112 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
             return None
 
         def others(fn) -> str:
-            return ", ".join(f"{k} {fn(k):.1%}" for k in ("localmod", "tiny")
-                             if fn(k) is not None) or "-"
+            return (
+                ", ".join(f"{k} {fn(k):.1%}" for k in ("localmod", "tiny") if fn(k) is not None)
+                or "-"
+            )
 
         r = text_ratio("tailored")
         t = sizes.get(("tailored", g), {})
-        goals.append(f"| {g} | vmlinux text (`size`), tailored / Debian <= 25% | "
-                     + (f"{r:.1%} ({t['text']:,} / {a['text']:,}) | "
-                        f"{'met' if r <= 0.25 else 'NOT met'}" if r is not None
-                        else "- | unknown (kernel missing)")
-                     + f" | {others(text_ratio)} |")
+        goals.append(
+            f"| {g} | vmlinux text (`size`), tailored / Debian <= 25% | "
+            + (
+                f"{r:.1%} ({t['text']:,} / {a['text']:,}) | {'met' if r <= 0.25 else 'NOT met'}"
+                if r is not None
+                else "- | unknown (kernel missing)"
+            )
+            + f" | {others(text_ratio)} |"
+        )
         r = boot_ratio("tailored")
         bt = boots.get(("tailored", g)) or {}
-        goals.append(f"| {g} | boot to ready, tailored / Debian <= 50% | "
-                     + (f"{r:.1%} ({bt['ready_median']:.2f} s / {ba['ready_median']:.2f} s) | "
-                        f"{'met' if r <= 0.5 else 'NOT met'}" if r is not None
-                        else "- | unknown (no boot measurement)")
-                     + f" | {others(boot_ratio)} |")
-    lines += ["## Goals", "", "| kernel | goal | tailored | | for comparison: (b), (c) / Debian |",
-              "|---|---|---:|---|---|", *goals, ""]
+        goals.append(
+            f"| {g} | boot to ready, tailored / Debian <= 50% | "
+            + (
+                f"{r:.1%} ({bt['ready_median']:.2f} s / {ba['ready_median']:.2f} s) | "
+                f"{'met' if r <= 0.5 else 'NOT met'}"
+                if r is not None
+                else "- | unknown (no boot measurement)"
+            )
+            + f" | {others(boot_ratio)} |"
+        )
+    lines += [
+        "## Goals",
+        "",
+        "| kernel | goal | tailored | | for comparison: (b), (c) / Debian |",
+        "|---|---|---:|---|---|",
+        *goals,
+        "",
+    ]
     if args.dev_image:
         lines += ["(Boot goals above are measured with the stand-in image, not the apps.)", ""]
-    lines += ["## Pipeline timings", "",
-              "From each tailored kernel's compose.json and report.json (the build that "
-              "produced it: incremental when its warm tree held a similar configuration)"
-              + (f" and `{rel(Path(args.timings))}`" if args.timings else "") + ".", "",
-              *timings_section(kernels, groups, args.timings_data), ""]
+    lines += [
+        "## Pipeline timings",
+        "",
+        "From each tailored kernel's compose.json and report.json (the build that "
+        "produced it: incremental when its warm tree held a similar configuration)"
+        + (f" and `{rel(Path(args.timings))}`" if args.timings else "")
+        + ".",
+        "",
+        *timings_section(kernels, groups, args.timings_data),
+        "",
+    ]
     if any(k == "tiny" for k, _ in kernels):
-        lines += ["## The hand-written fragments of (c)", "",
-                  "Applied in this order after `make tinyconfig` and `benchmarks/distro/kvm_guest.config`; "
-                  "the comments say what each option was found to be needed for.", ""]
-        frags = sorted({f for g in groups for f in tiny_fragments(g)}, key=lambda f: (
-            f.name != "kvm_guest.config", f.name != "base.config", f.name))
+        lines += [
+            "## The hand-written fragments of (c)",
+            "",
+            "Applied in this order after `make tinyconfig` and `benchmarks/distro/kvm_guest.config`; "
+            "the comments say what each option was found to be needed for.",
+            "",
+        ]
+        frags = sorted(
+            {f for g in groups for f in tiny_fragments(g)},
+            key=lambda f: (f.name != "kvm_guest.config", f.name != "base.config", f.name),
+        )
         for f in frags:
             body = f.read_text().rstrip("\n") if f.exists() else "(missing)"
             lines += [f"`{rel(f)}`:", "", "```", body, "```", ""]
     loads = [b["load_max"] for b in boots.values() if b and b.get("load_max") is not None]
     other = sorted(c for b in boots.values() if b for c in b.get("other_cpu", []))
     if other:
-        lines += [f"Host CPU used by other processes during the boots (a TCG guest uses one of "
-                  f"the {os.cpu_count()} CPUs itself): median {statistics.median(other):.2f}, "
-                  f"max {other[-1]:.2f} CPUs; 1-minute load average at boot start at most "
-                  f"{max(loads):.2f}. Values near {os.cpu_count() - 1} or more mean the "
-                  "guests competed for CPU and boot times are inflated.", ""]
-    lines += [f"Module lists for localmodconfig: {modules_src}.", "",
-              "Re-run: `.venv/bin/python benchmarks/distro.py` from the repository root "
-              f"(scratch for images, consoles and Debian's unpacked packages: `{SCRATCH}`, "
-              "`KR_DISTRO_SCRATCH` to move it; builds are Pants-cached).", ""]
+        lines += [
+            f"Host CPU used by other processes during the boots (a TCG guest uses one of "
+            f"the {os.cpu_count()} CPUs itself): median {statistics.median(other):.2f}, "
+            f"max {other[-1]:.2f} CPUs; 1-minute load average at boot start at most "
+            f"{max(loads):.2f}. Values near {os.cpu_count() - 1} or more mean the "
+            "guests competed for CPU and boot times are inflated.",
+            "",
+        ]
+    lines += [
+        f"Module lists for localmodconfig: {modules_src}.",
+        "",
+        "Re-run: `.venv/bin/python benchmarks/distro.py` from the repository root "
+        f"(scratch for images, consoles and Debian's unpacked packages: `{SCRATCH}`, "
+        "`KR_DISTRO_SCRATCH` to move it; builds are Pants-cached).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="distro", description=__doc__.splitlines()[0])
-    p.add_argument("--apps", default=",".join(GROUPS),
-                   help="comma-separated groups among nginx,redis,memcached,all")
+    p.add_argument(
+        "--apps",
+        default=",".join(GROUPS),
+        help="comma-separated groups among nginx,redis,memcached,all",
+    )
     p.add_argument("--boots", type=int, default=3)
-    p.add_argument("--timings", help="JSON {step: seconds | {group: seconds}}, or the JSON of "
-                   "benchmarks/distro_timings.py, to add to the timings table (default: "
-                   f"{TIMINGS_JSON.relative_to(REPO)} when it exists)")
+    p.add_argument(
+        "--timings",
+        help="JSON {step: seconds | {group: seconds}}, or the JSON of "
+        "benchmarks/distro_timings.py, to add to the timings table (default: "
+        f"{TIMINGS_JSON.relative_to(REPO)} when it exists)",
+    )
     p.add_argument("--build-only", action="store_true")
-    p.add_argument("--dev-image", action="store_true",
-                   help="boot a busybox stand-in image instead of the apps' images")
+    p.add_argument(
+        "--dev-image",
+        action="store_true",
+        help="boot a busybox stand-in image instead of the apps' images",
+    )
     p.add_argument("--kinds", default=",".join(KINDS), help="subset of " + ",".join(KINDS))
     p.add_argument("--no-write", action="store_true", help=f"do not write {OUT.relative_to(REPO)}")
     args = p.parse_args(argv)
@@ -828,16 +1080,16 @@ def main(argv: Sequence[str]) -> int:
         p.error(f"unknown: {', '.join(bad)}")
     if args.timings is None and TIMINGS_JSON.exists():
         args.timings = str(TIMINGS_JSON)
-    args.timings_data = (normalise_timings(json.loads(Path(args.timings).read_text()))
-                         if args.timings else None)
+    args.timings_data = (
+        normalise_timings(json.loads(Path(args.timings).read_text())) if args.timings else None
+    )
     t0 = time.monotonic()
     SCRATCH.mkdir(parents=True, exist_ok=True)
 
     machine, base_cmdline, machine_src, profiles = baseline_and_profiles(args.dev_image)
     debian = debian_kernel() if {"debian", "localmod"} & set(kinds) else None
     mods: Dict[str, Tuple[List[str], str]] = {a: traced_modules(a) for a in APPS}
-    mods["all"] = (sorted({m for a in APPS for m in mods[a][0]}),
-                   "the union of the apps' lists")
+    mods["all"] = (sorted({m for a in APPS for m in mods[a][0]}), "the union of the apps' lists")
     modules_src = "; ".join(f"{g}: {mods[g][1]}" for g in groups)
 
     kernels: Dict[Tuple[str, str], Kernel] = {}
@@ -868,15 +1120,20 @@ def main(argv: Sequence[str]) -> int:
             if kind in ("localmod", "tiny"):
                 failures.append(f"{kind} {g}: {k.missing}")
         elif kind == "tiny":
-            same = [h for (kk, h), other in kernels.items() if kk == kind and h != g
-                    and not other.missing and other.config == k.config]
+            same = [
+                h
+                for (kk, h), other in kernels.items()
+                if kk == kind and h != g and not other.missing and other.config == k.config
+            ]
             if same:
                 k.notes.append(f"the same configuration as the tiny kernel of {', '.join(same)}")
     if args.build_only:
         for (kind, g), k in sorted(kernels.items()):
             if k.build and "seconds" in k.build:
-                log(f"{kind} {g}: {k.image} ({'cached' if k.build.get('warm') else 'built'}; "
-                    f"{k.build['seconds']} s)")
+                log(
+                    f"{kind} {g}: {k.image} ({'cached' if k.build.get('warm') else 'built'}; "
+                    f"{k.build['seconds']} s)"
+                )
         return 1 if failures else 0
 
     sizes = {}
@@ -889,9 +1146,11 @@ def main(argv: Sequence[str]) -> int:
 
     cmdline = f"console=ttyS0 nokaslr {base_cmdline}".strip()
     cmdline = " ".join(dict.fromkeys(cmdline.split()))  # no duplicate words
-    machine_desc = (f"{machine.machine}, {machine.cpus} CPU, {machine.memory}, devices "
-                    f"{', '.join(machine.devices) or 'none'}; cmdline `{cmdline}` "
-                    f"(machine from {machine_src})")
+    machine_desc = (
+        f"{machine.machine}, {machine.cpus} CPU, {machine.memory}, devices "
+        f"{', '.join(machine.devices) or 'none'}; cmdline `{cmdline}` "
+        f"(machine from {machine_src})"
+    )
     boots: Dict[Tuple[str, str], dict] = {}
     cache: Dict = {}
     for g in groups:
@@ -900,21 +1159,31 @@ def main(argv: Sequence[str]) -> int:
             k = kernels.get((kind, g))
             if k is None or k.missing:
                 continue
-            boots[(kind, g)] = boot_kernel(k, images, args.boots, machine, cmdline,
-                                           profiles, cache)
-    text = render(args, groups, kernels, sizes, boots, machine_desc, modules_src,
-                  time.monotonic() - t0)
-    missing = [f"- {KIND_LABELS[k]} {g}: {kern.missing}" for (k, g), kern in kernels.items()
-               if kern.missing]
+            boots[(kind, g)] = boot_kernel(k, images, args.boots, machine, cmdline, profiles, cache)
+    text = render(
+        args, groups, kernels, sizes, boots, machine_desc, modules_src, time.monotonic() - t0
+    )
+    missing = [
+        f"- {KIND_LABELS[k]} {g}: {kern.missing}"
+        for (k, g), kern in kernels.items()
+        if kern.missing
+    ]
     if missing:
         text += "\n## Missing\n\n" + "\n".join(missing) + "\n"
     print(text)
     if not args.no_write:
         OUT.write_text(text)
         log(f"wrote {OUT}")
-    (SCRATCH / "last-run.json").write_text(json.dumps(
-        {"sizes": {f"{k}/{g}": v for (k, g), v in sizes.items()},
-         "boots": {f"{k}/{g}": v for (k, g), v in boots.items()}}, indent=2, default=str))
+    (SCRATCH / "last-run.json").write_text(
+        json.dumps(
+            {
+                "sizes": {f"{k}/{g}": v for (k, g), v in sizes.items()},
+                "boots": {f"{k}/{g}": v for (k, g), v in boots.items()},
+            },
+            indent=2,
+            default=str,
+        )
+    )
     return 1 if failures else 0
 
 

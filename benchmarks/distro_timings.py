@@ -70,13 +70,21 @@ def incremental() -> dict:
     changed, _, bound = delta_bound(before, tree)
     compiled = set(stats["compiled_objects"])
     build_s = next((s for d, s in step_durations(log) if d.startswith("Build kernel")), None)
-    return {"from": "nginx-kernel", "to": "all-kernel", "changed_symbols": sorted(changed),
-            "compiled": len(compiled), "lower_bound": len(bound),
-            "outside_lower_bound": sorted(compiled - bound), "kbuild_seconds": stats["seconds"],
-            "build_step_seconds": build_s, "full_build_seconds": full.get("seconds"),
-            "ratio_to_full": round(stats["seconds"] / full["seconds"], 3)
-            if full.get("seconds") else None,
-            "machine_load_1min": round(os.getloadavg()[0], 2)}
+    return {
+        "from": "nginx-kernel",
+        "to": "all-kernel",
+        "changed_symbols": sorted(changed),
+        "compiled": len(compiled),
+        "lower_bound": len(bound),
+        "outside_lower_bound": sorted(compiled - bound),
+        "kbuild_seconds": stats["seconds"],
+        "build_step_seconds": build_s,
+        "full_build_seconds": full.get("seconds"),
+        "ratio_to_full": round(stats["seconds"] / full["seconds"], 3)
+        if full.get("seconds")
+        else None,
+        "machine_load_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 PAGE = REPO / "docs/benchmarks.md"
@@ -90,26 +98,38 @@ def page_section(data: dict) -> str:
     inc = data.get("incremental", {})
     quiet = data.get("incremental_quiet", {})
     compose = {k: v.get("compose_seconds", {}) for k, v in data.get("builds", {}).items()}
-    lines = [MARK, "## The tool on Debian's cloud kernel", "",
-             "From `.venv/bin/python benchmarks/distro_timings.py` ([benchmarks/distro-timings.json]"
-             "(benchmarks/distro-timings.json)); uncached Pants runs, wall clock, on a machine "
-             "that was also running this benchmark's builds.", "",
-             "| step | seconds | goal |", "|---|---:|---|"]
+    lines = [
+        MARK,
+        "## The tool on Debian's cloud kernel",
+        "",
+        "From `.venv/bin/python benchmarks/distro_timings.py` ([benchmarks/distro-timings.json]"
+        "(benchmarks/distro-timings.json)); uncached Pants runs, wall clock, on a machine "
+        "that was also running this benchmark's builds.",
+        "",
+        "| step | seconds | goal |",
+        "|---|---:|---|",
+    ]
     for name, seconds in sorted(steps.items()):
         goal = ""
         if name == "map the boot trace":
-            goal = (f"{addresses.get('virtio', 0):,} addresses on the 590 MB debug vmlinux: "
-                    f"< 60 s, {'met' if seconds < 60 else 'NOT met'}")
+            goal = (
+                f"{addresses.get('virtio', 0):,} addresses on the 590 MB debug vmlinux: "
+                f"< 60 s, {'met' if seconds < 60 else 'NOT met'}"
+            )
         if name == "map the nginx trace":
             goal = f"{addresses.get('nginx', 0):,} addresses"
         lines.append(f"| {name} | {seconds} | {goal} |")
     for kernel, parts in sorted(compose.items()):
         total = round(sum(parts.values()), 2)
-        lines.append(f"| compose {kernel} (parse, model, MaxSAT, olddefconfig) | {total} | "
-                     f"16k-symbol Debian model: < 30 s, {'met' if total < 30 else 'NOT met'} |")
+        lines.append(
+            f"| compose {kernel} (parse, model, MaxSAT, olddefconfig) | {total} | "
+            f"16k-symbol Debian model: < 30 s, {'met' if total < 30 else 'NOT met'} |"
+        )
     if full:
-        lines.append(f"| full build of nginx-kernel ({full['compiled']} of {full['objects']} "
-                     f"objects) | {full['seconds']} | |")
+        lines.append(
+            f"| full build of nginx-kernel ({full['compiled']} of {full['objects']} "
+            f"objects) | {full['seconds']} | |"
+        )
     for label, m in (("", inc), (" (earlier run, quieter machine)", quiet)):
         if not m:
             continue
@@ -120,41 +140,73 @@ def page_section(data: dict) -> str:
             f"{m['kbuild_seconds']} | nothing outside the lower bound: "
             f"{'met' if not m['outside_lower_bound'] else 'NOT met'}; delta "
             f"{', '.join(m['changed_symbols'])} (a leaf): <= 15% of the full build: "
-            + (f"{ratio:.1%}, {'met' if ratio <= 0.15 else 'NOT met'}" if ratio else "?") + " |")
-    lines += ["", "The earlier incremental run used the tracer and Kbuild object naming of an "
-              "earlier commit (its 3 objects \"outside\" were naming artefacts, since fixed); the "
-              "delta and the configurations were the same.", ""]
+            + (f"{ratio:.1%}, {'met' if ratio <= 0.15 else 'NOT met'}" if ratio else "?")
+            + " |"
+        )
+    lines += [
+        "",
+        "The earlier incremental run used the tracer and Kbuild object naming of an "
+        'earlier commit (its 3 objects "outside" were naming artefacts, since fixed); the '
+        "delta and the configurations were the same.",
+        "",
+    ]
     kd = REPO / "docs/benchmarks/kconfig-debian.md"
     if kd.exists():
         text = kd.read_text()
-        rows = [ln for ln in text.splitlines() if ln.startswith(("| conf keeps it",
-                "| Debian model accepts", "| Debian model rejects", "| inside the universe",
-                "| distinct configurations"))]
-        lines += ["## Kconfig model on Debian's universe (differential test)", "",
-                  "`.venv/bin/python benchmarks/kconfig_debian.py` "
-                  "([benchmarks/kconfig-debian.md](benchmarks/kconfig-debian.md)): 200 "
-                  "`conf --randconfig` configurations in Debian's cloud universe, each checked "
-                  "against the model and against `conf --olddefconfig`:", "",
-                  "| | plain | pinned |", "|---|---:|---:|", *rows, ""]
+        rows = [
+            ln
+            for ln in text.splitlines()
+            if ln.startswith(
+                (
+                    "| conf keeps it",
+                    "| Debian model accepts",
+                    "| Debian model rejects",
+                    "| inside the universe",
+                    "| distinct configurations",
+                )
+            )
+        ]
+        lines += [
+            "## Kconfig model on Debian's universe (differential test)",
+            "",
+            "`.venv/bin/python benchmarks/kconfig_debian.py` "
+            "([benchmarks/kconfig-debian.md](benchmarks/kconfig-debian.md)): 200 "
+            "`conf --randconfig` configurations in Debian's cloud universe, each checked "
+            "against the model and against `conf --olddefconfig`:",
+            "",
+            "| | plain | pinned |",
+            "|---|---:|---:|",
+            *rows,
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def write_page(data: dict) -> None:
     text = PAGE.read_text() if PAGE.exists() else ""
     if MARK in text:
-        text = text[:text.index(MARK)]
+        text = text[: text.index(MARK)]
     PAGE.write_text(text.rstrip("\n") + "\n\n" + page_section(data))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="distro_timings", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(REPO / "docs/benchmarks/distro-timings.json"))
-    p.add_argument("--no-rerun", action="store_true",
-                   help="only read the report.json files (no uncached Pants run)")
-    p.add_argument("--incremental", action="store_true",
-                   help="measure nginx-kernel -> all-kernel in the warm tree (see above)")
-    p.add_argument("--page", action="store_true",
-                   help="append the tool's section to docs/benchmarks.md from the JSON")
+    p.add_argument(
+        "--no-rerun",
+        action="store_true",
+        help="only read the report.json files (no uncached Pants run)",
+    )
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="measure nginx-kernel -> all-kernel in the warm tree (see above)",
+    )
+    p.add_argument(
+        "--page",
+        action="store_true",
+        help="append the tool's section to docs/benchmarks.md from the JSON",
+    )
     args = p.parse_args(argv)
     out = Path(args.out)
     result: dict = json.loads(out.read_text()) if out.exists() else {}
@@ -196,8 +248,10 @@ def main(argv=None) -> int:
         report = DIST / kernel / "report.json"
         if report.exists():
             r = json.loads(report.read_text())
-            result["builds"][kernel] = {**r.get("build", {}),
-                                        "compose_seconds": r.get("composition", {}).get("seconds")}
+            result["builds"][kernel] = {
+                **r.get("build", {}),
+                "compose_seconds": r.get("composition", {}).get("seconds"),
+            }
     text = json.dumps(result, indent=1, sort_keys=True) + "\n"
     out.write_text(text)
     print(text)

@@ -36,13 +36,13 @@ from benchmarks.lib.source import pinned_tarball  # noqa: E402
 from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files  # noqa: E402
 from tests.e2e.workspace import Workspace  # noqa: E402
 
-BENCH_BUILD = '''kernel_image(
+BENCH_BUILD = """kernel_image(
     name="kernel",
     source="//third_party/linux:linux-6.1",
     fragments=["../examples/minimal/boot.config", "delta.config"],
     debug_info=True,
 )
-'''
+"""
 TARGET = "bench:kernel"
 
 
@@ -76,8 +76,13 @@ def _step(ws: Workspace, name: str, delta: str, *flags: str) -> dict:
             note += "; regenerated: " + ", ".join(sorted(os.path.basename(f) for f in regenerated))
     else:
         bound, note = set(compiled) | set(after_objects), "cold build: everything is needed"
-    row.update(compiled=len(compiled), lower_bound=len(bound), outside=len(compiled - bound),
-               kbuild_s=stats["seconds"], note=note)
+    row.update(
+        compiled=len(compiled),
+        lower_bound=len(bound),
+        outside=len(compiled - bound),
+        kbuild_s=stats["seconds"],
+        note=note,
+    )
     return row
 
 
@@ -88,7 +93,9 @@ def _launcher_overhead(runs: int = 5) -> float:
 
 
 def main(argv=None) -> int:
-    argparse.ArgumentParser(prog="incremental", description=__doc__.splitlines()[0]).parse_args(argv)
+    argparse.ArgumentParser(prog="incremental", description=__doc__.splitlines()[0]).parse_args(
+        argv
+    )
     tarball, _ = pinned_tarball()
     with tempfile.TemporaryDirectory(prefix="kr-bench-") as tmp:
         ws = Workspace(Path(tmp) / "repo", Path(tmp) / "state", tarball)
@@ -104,29 +111,39 @@ def main(argv=None) -> int:
         finally:
             ws.stop_pantsd()
     full = rows[0]["wall_s"]
-    header = ("| step | wall s | % of full | Kbuild s | compiled | lower bound | outside bound "
-              "| objects in image | notes |")
+    header = (
+        "| step | wall s | % of full | Kbuild s | compiled | lower bound | outside bound "
+        "| objects in image | notes |"
+    )
     lines = [header, "|" + "---|" * 9]
     for r in rows:
         lines.append(
             f"| {r['step']} | {r['wall_s']} | {pct(r['wall_s'], full)} | "
             f"{r.get('kbuild_s', '-')} | {r['compiled']} | {r['lower_bound']} | {r['outside']} | "
-            f"{r['objects']} | {r['note']} |")
+            f"{r['objects']} | {r['note']} |"
+        )
     table = "\n".join(lines)
-    table += (f"\n\n`./pants --version` once set up (setup check + Pants client, pantsd warm): "
-              f"median {launcher:.2f} s of 5 runs.")
+    table += (
+        f"\n\n`./pants --version` once set up (setup check + Pants client, pantsd warm): "
+        f"median {launcher:.2f} s of 5 runs."
+    )
     print(table)
-    write_page(REPO / "docs/benchmarks/incremental.md", (
-        "# Incremental kernel builds\n\n"
-        "Written by `benchmarks/incremental.py` (re-run it to refresh). The example kernel "
-        "(tinyconfig + examples/minimal/boot.config + DWARF) packaged through Pants; each step "
-        "changes one symbol. *Wall* is the whole `pants package` (configure + build + Pants); "
-        "*Kbuild s* is the build step alone. *Compiled* counts Kbuild's own `CC`/`AS` lines. "
-        "*Lower bound*: objects whose Kbuild dependency file names a changed symbol or a "
-        "generated header whose content changed (e.g. asm-offsets.h), new objects, and the "
-        "bzImage assembly objects under arch/x86/boot.\n\n"
-        f"Machine: {os.cpu_count()} cores, {platform.machine()}, "
-        f"{today()}.\n\n" + table + "\n"), echo=False)
+    write_page(
+        REPO / "docs/benchmarks/incremental.md",
+        (
+            "# Incremental kernel builds\n\n"
+            "Written by `benchmarks/incremental.py` (re-run it to refresh). The example kernel "
+            "(tinyconfig + examples/minimal/boot.config + DWARF) packaged through Pants; each step "
+            "changes one symbol. *Wall* is the whole `pants package` (configure + build + Pants); "
+            "*Kbuild s* is the build step alone. *Compiled* counts Kbuild's own `CC`/`AS` lines. "
+            "*Lower bound*: objects whose Kbuild dependency file names a changed symbol or a "
+            "generated header whose content changed (e.g. asm-offsets.h), new objects, and the "
+            "bzImage assembly objects under arch/x86/boot.\n\n"
+            f"Machine: {os.cpu_count()} cores, {platform.machine()}, "
+            f"{today()}.\n\n" + table + "\n"
+        ),
+        echo=False,
+    )
     return 0
 
 

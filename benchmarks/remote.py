@@ -35,36 +35,49 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="kr-remote-") as tmp_dir:
         tmp = Path(tmp_dir)
         with buildgrid_server(tmp / "buildgrid") as address:
-            for name, read, write in (("A: cold, uploads", False, True),
-                                      ("B: other checkout, remote hits", True, False)):
+            for name, read, write in (
+                ("A: cold, uploads", False, True),
+                ("B: other checkout, remote hits", True, False),
+            ):
                 ws = Workspace(tmp / name[0] / "repo", tmp / name[0] / "state", tarball)
                 os.environ["HOME"] = str(tmp / name[0])
                 result = ws.pants(*remote_flags(address, read, write), "package", TARGET)
                 if result.returncode != 0:
                     raise SystemExit(f"{name} failed:\n{result.output[-4000:]}")
-                rows.append({
-                    "run": name,
-                    "wall_s": round(result.seconds, 1),
-                    "remote_hits": stats_counter(result.output, "remote_cache_requests_cached"),
-                    "local_builds": int("Starting: Build kernel" in result.output),
-                    "trees": int((ws.kernel_cache / "trees").exists()),
-                })
+                rows.append(
+                    {
+                        "run": name,
+                        "wall_s": round(result.seconds, 1),
+                        "remote_hits": stats_counter(result.output, "remote_cache_requests_cached"),
+                        "local_builds": int("Starting: Build kernel" in result.output),
+                        "trees": int((ws.kernel_cache / "trees").exists()),
+                    }
+                )
     cold = rows[0]["wall_s"]
-    lines = ["| run | wall s | % of cold | processes from remote cache | kernel built locally | Kbuild tree made |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| run | wall s | % of cold | processes from remote cache | kernel built locally | Kbuild tree made |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['wall_s']} | {pct(r['wall_s'], cold)} | "
-                     f"{r['remote_hits']} | {'yes' if r['local_builds'] else 'no'} | "
-                     f"{'yes' if r['trees'] else 'no'} |")
+        lines.append(
+            f"| {r['run']} | {r['wall_s']} | {pct(r['wall_s'], cold)} | "
+            f"{r['remote_hits']} | {'yes' if r['local_builds'] else 'no'} | "
+            f"{'yes' if r['trees'] else 'no'} |"
+        )
     table = "\n".join(lines)
     print(table)
-    write_page(REPO / "docs/benchmarks/remote.md", (
-        "# Remote cache\n\nWritten by `benchmarks/remote.py` (re-run it to refresh). The example "
-        "kernel packaged through a BuildGrid cache on loopback, first in a checkout with empty "
-        "caches, then in a second checkout at another path with its own empty local store, named "
-        "caches and HOME. Wall time is the whole `pants package` without pantsd (Pants start-up "
-        f"included).\n\nMachine: {os.cpu_count()} cores, {today()}."
-        "\n\n" + table + "\n"), echo=False)
+    write_page(
+        REPO / "docs/benchmarks/remote.md",
+        (
+            "# Remote cache\n\nWritten by `benchmarks/remote.py` (re-run it to refresh). The example "
+            "kernel packaged through a BuildGrid cache on loopback, first in a checkout with empty "
+            "caches, then in a second checkout at another path with its own empty local store, named "
+            "caches and HOME. Wall time is the whole `pants package` without pantsd (Pants start-up "
+            f"included).\n\nMachine: {os.cpu_count()} cores, {today()}."
+            "\n\n" + table + "\n"
+        ),
+        echo=False,
+    )
     return 0
 
 

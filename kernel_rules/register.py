@@ -1,8 +1,22 @@
 """The kernel_rules Pants backend: `backend_packages = ["kernel_rules"]`."""
 
 from kernel_rules.rules import (
-    boot, build, compose, configure, kbuild, map, minimise, output_paths, prebuilt, process,
-    scripts, source, tailored, toolchain, trace)
+    boot,
+    build,
+    compose,
+    configure,
+    kbuild,
+    map,
+    minimise,
+    output_paths,
+    prebuilt,
+    process,
+    scripts,
+    source,
+    tailored,
+    toolchain,
+    trace,
+)
 from kernel_rules.targets.app_profile import AppProfileTarget
 from kernel_rules.targets.baseline import KernelBaselineTarget
 from kernel_rules.targets.kernel_image import KernelImageTarget
@@ -12,8 +26,14 @@ from kernel_rules.targets.tailored import TailoredKernelTarget
 
 
 def target_types():
-    return [LinuxSourceTarget, KernelImageTarget, KernelBaselineTarget, AppProfileTarget,
-            TailoredKernelTarget, PrebuiltKernelTarget]
+    return [
+        LinuxSourceTarget,
+        KernelImageTarget,
+        KernelBaselineTarget,
+        AppProfileTarget,
+        TailoredKernelTarget,
+        PrebuiltKernelTarget,
+    ]
 
 
 def rules():

@@ -45,6 +45,7 @@ class PinError(Exception):
 
 # --- lock files and BUILD fields (pure) -----------------------------------------------------------
 
+
 def read_lock(text: str) -> dict[str, str]:
     """`key=value` lines of a lock file; `#` comments and blank lines are skipped."""
     values = {}
@@ -60,7 +61,11 @@ def update_lock(text: str, values: dict[str, str]) -> str:
     missing = set(values)
     out = []
     for line in text.splitlines(keepends=True):
-        key = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith("#") else None
+        key = (
+            line.split("=", 1)[0].strip()
+            if "=" in line and not line.lstrip().startswith("#")
+            else None
+        )
         if key in values:
             out.append(f"{key}={values[key]}\n")
             missing.discard(key)
@@ -75,7 +80,7 @@ def build_field(text: str, field: str) -> str:
     """The string value of `field="..."` in a BUILD file that declares it exactly once."""
     found = re.findall(rf'\b{field}\s*=\s*"([^"]*)"', text)
     if len(found) != 1:
-        raise PinError(f"expected one `{field}=\"...\"`, found {len(found)}")
+        raise PinError(f'expected one `{field}="..."`, found {len(found)}')
     return found[0]
 
 
@@ -83,7 +88,9 @@ def update_build(text: str, values: dict[str, str]) -> str:
     """`text` with each `field="..."` (declared exactly once) set to its new value."""
     for field, value in values.items():
         build_field(text, field)
-        text = re.sub(rf'(\b{field}\s*=\s*")[^"]*(")', lambda m: m.group(1) + value + m.group(2), text)
+        text = re.sub(
+            rf'(\b{field}\s*=\s*")[^"]*(")', lambda m: m.group(1) + value + m.group(2), text
+        )
     return text
 
 
@@ -99,11 +106,14 @@ def cloud_packages(madison: str, version: str) -> tuple[str, str]:
     """The cloud image and debug package names of Debian's build `version`, from `apt-cache madison`
     output over the candidate image packages. Their names carry Debian's ABI number, which moves
     with the build (6.1.0-56 for 6.1.192-2, 6.1.0-57 for 6.1.192-3)."""
-    names = sorted({pkg for pkg, ver in _madison_rows(madison)
-                    if ver == version and CLOUD_IMAGE.match(pkg)})
+    names = sorted(
+        {pkg for pkg, ver in _madison_rows(madison) if ver == version and CLOUD_IMAGE.match(pkg)}
+    )
     if len(names) != 1:
-        raise PinError(f"expected one cloud image package of {version} in the archive, found "
-                       f"{len(names)}: {', '.join(names) or 'none'}")
+        raise PinError(
+            f"expected one cloud image package of {version} in the archive, found "
+            f"{len(names)}: {', '.join(names) or 'none'}"
+        )
     image = names[0]
     return image, image[: -len("-unsigned")] + "-dbg"
 
@@ -128,6 +138,7 @@ def deb_sha256(show: str) -> str:
 @dataclass(frozen=True)
 class Pins:
     """Every value the pinned Debian build appears as, in the four files that hold them."""
+
     debian_version: str
     tarball_sha256: str
     image_package: str
@@ -140,17 +151,33 @@ class Pins:
         v = self.debian_version
         return {
             SOURCE_LOCK: ("lock", {"debian_version": v, "sha256": self.tarball_sha256}),
-            SOURCE_BUILD: ("build", {"sha256": self.tarball_sha256, "version": upstream_version(v),
-                                     "package_version": v}),
-            CLOUD_LOCK: ("lock", {"image_package": self.image_package,
-                                  "debug_package": self.debug_package, "version": v,
-                                  "image_sha256": self.image_sha256,
-                                  "debug_sha256": self.debug_sha256}),
-            CLOUD_BUILD: ("build", {
-                "image_deb": f"debs/{self.image_package}_{v}_amd64.deb",
-                "image_sha256": self.image_sha256,
-                "debug_deb": f"debs/{self.debug_package}_{v}_amd64.deb",
-                "debug_sha256": self.debug_sha256}),
+            SOURCE_BUILD: (
+                "build",
+                {
+                    "sha256": self.tarball_sha256,
+                    "version": upstream_version(v),
+                    "package_version": v,
+                },
+            ),
+            CLOUD_LOCK: (
+                "lock",
+                {
+                    "image_package": self.image_package,
+                    "debug_package": self.debug_package,
+                    "version": v,
+                    "image_sha256": self.image_sha256,
+                    "debug_sha256": self.debug_sha256,
+                },
+            ),
+            CLOUD_BUILD: (
+                "build",
+                {
+                    "image_deb": f"debs/{self.image_package}_{v}_amd64.deb",
+                    "image_sha256": self.image_sha256,
+                    "debug_deb": f"debs/{self.debug_package}_{v}_amd64.deb",
+                    "debug_sha256": self.debug_sha256,
+                },
+            ),
         }
 
 
@@ -158,8 +185,14 @@ def read_pins(root: Path) -> Pins:
     """The pins as the lock files hold them."""
     src = read_lock((root / SOURCE_LOCK).read_text())
     cloud = read_lock((root / CLOUD_LOCK).read_text())
-    return Pins(src["debian_version"], src["sha256"], cloud["image_package"],
-                cloud["debug_package"], cloud["image_sha256"], cloud["debug_sha256"])
+    return Pins(
+        src["debian_version"],
+        src["sha256"],
+        cloud["image_package"],
+        cloud["debug_package"],
+        cloud["image_sha256"],
+        cloud["debug_sha256"],
+    )
 
 
 def disagreements(root: Path) -> list[str]:
@@ -168,8 +201,10 @@ def disagreements(root: Path) -> list[str]:
     pins = read_pins(root)
     cloud_version = read_lock((root / CLOUD_LOCK).read_text()).get("version")
     if cloud_version != pins.debian_version:
-        problems.append(f"{CLOUD_LOCK}: version={cloud_version}, but {SOURCE_LOCK} has "
-                        f"debian_version={pins.debian_version}")
+        problems.append(
+            f"{CLOUD_LOCK}: version={cloud_version}, but {SOURCE_LOCK} has "
+            f"debian_version={pins.debian_version}"
+        )
     for path, (kind, values) in pins.edits().items():
         text = (root / path).read_text()
         for field, want in values.items():
@@ -184,9 +219,13 @@ def apply(root: Path, pins: Pins) -> list[str]:
     changes, writes = [], {}
     for path, (kind, values) in pins.edits().items():
         text = (root / path).read_text()
-        old = {f: (read_lock(text).get(f) if kind == "lock" else build_field(text, f)) for f in values}
+        old = {
+            f: (read_lock(text).get(f) if kind == "lock" else build_field(text, f)) for f in values
+        }
         try:
-            writes[path] = update_lock(text, values) if kind == "lock" else update_build(text, values)
+            writes[path] = (
+                update_lock(text, values) if kind == "lock" else update_build(text, values)
+            )
         except PinError as e:
             raise PinError(f"{path}: {e}") from None
         changes += [f"{path}: {f}: {old[f]} -> {v}" for f, v in values.items() if old[f] != v]
@@ -196,6 +235,7 @@ def apply(root: Path, pins: Pins) -> list[str]:
 
 
 # --- the archive (apt) ----------------------------------------------------------------------------
+
 
 def _run(args: list[str], **kw) -> str:
     proc = subprocess.run(args, capture_output=True, text=True, **kw)
@@ -210,15 +250,23 @@ def archive_versions(package: str) -> list[str]:
 
 
 def _cloud_image_names() -> list[str]:
-    out = _run(["apt-cache", "search", "--names-only", r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$"])
+    out = _run(
+        [
+            "apt-cache",
+            "search",
+            "--names-only",
+            r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
+        ]
+    )
     return [line.split(" ", 1)[0] for line in out.splitlines() if line.strip()]
 
 
 def source_tarball_sha256(package: str, version: str, path_in_package: str) -> str:
     """The sha256 of the tarball inside `package`=`version`: read from /usr/src when that version is
     installed, else from the .deb, downloaded with apt-get into a temporary directory."""
-    installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
-                               capture_output=True, text=True).stdout
+    installed = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True
+    ).stdout
     if installed == version and Path(path_in_package).is_file():
         return sha256_file(Path(path_in_package))
     with tempfile.TemporaryDirectory() as tmp:
@@ -226,8 +274,9 @@ def source_tarball_sha256(package: str, version: str, path_in_package: str) -> s
         _run(["apt-get", "download", "-q", f"{package}={version}"], cwd=tmp)
         deb = next(Path(tmp).glob("*.deb"))
         tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-        out = subprocess.Popen(["tar", "-xO", "." + path_in_package], stdin=tar.stdout,
-                               stdout=subprocess.PIPE)
+        out = subprocess.Popen(
+            ["tar", "-xO", "." + path_in_package], stdin=tar.stdout, stdout=subprocess.PIPE
+        )
         tar.stdout.close()
         digest = hashlib.sha256()
         for block in iter(lambda: out.stdout.read(1 << 20), b""):
@@ -254,7 +303,9 @@ def resolve(root: Path, version: str | None) -> Pins:
         raise PinError(f"Debian's archive has no {package} (run apt-get update?)")
     version = version or versions[0]
     if version not in versions:
-        raise PinError(f"{package} {version} is not in Debian's archive; it has {', '.join(versions)}")
+        raise PinError(
+            f"{package} {version} is not in Debian's archive; it has {', '.join(versions)}"
+        )
     madison = _run(["apt-cache", "madison", *_cloud_image_names()])
     image, debug = cloud_packages(madison, version)
     if version not in archive_versions(debug):
@@ -262,9 +313,11 @@ def resolve(root: Path, version: str | None) -> Pins:
     return Pins(
         debian_version=version,
         tarball_sha256=source_tarball_sha256(package, version, path_in_package),
-        image_package=image, debug_package=debug,
+        image_package=image,
+        debug_package=debug,
         image_sha256=deb_sha256(_run(["apt-cache", "show", f"{image}={version}"])),
-        debug_sha256=deb_sha256(_run(["apt-cache", "show", f"{debug}={version}"])))
+        debug_sha256=deb_sha256(_run(["apt-cache", "show", f"{debug}={version}"])),
+    )
 
 
 RECHECK = """\
@@ -288,8 +341,11 @@ def move(root: Path, version: str | None) -> int:
     print(f"pins: moved from Debian {old.debian_version} to {new.debian_version}:")
     for change in changes:
         print(f"  {change}")
-    stale = _mentions(root, [old.debian_version, old.image_package.split("-cloud")[0],
-                             old.tarball_sha256], exclude=set(new.edits()))
+    stale = _mentions(
+        root,
+        [old.debian_version, old.image_package.split("-cloud")[0], old.tarball_sha256],
+        exclude=set(new.edits()),
+    )
     if stale:
         print("Files that still mention the old pins (check each):")
         for line in stale:
@@ -302,8 +358,11 @@ def move(root: Path, version: str | None) -> int:
 def _mentions(root: Path, needles: list[str], exclude: set[Path]) -> list[str]:
     """`file:line` of each mention of a needle in the repository's tracked text files."""
     proc = subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, text=True)
-    files = proc.stdout.split() if proc.returncode == 0 else [
-        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+    files = (
+        proc.stdout.split()
+        if proc.returncode == 0
+        else [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+    )
     hits = []
     for name in files:
         path = Path(name)
@@ -313,7 +372,9 @@ def _mentions(root: Path, needles: list[str], exclude: set[Path]) -> list[str]:
             lines = (root / path).read_text().splitlines()
         except (UnicodeDecodeError, OSError):
             continue
-        hits += [f"{path}:{n}" for n, line in enumerate(lines, 1) if any(x in line for x in needles)]
+        hits += [
+            f"{path}:{n}" for n, line in enumerate(lines, 1) if any(x in line for x in needles)
+        ]
     return hits
 
 
@@ -323,12 +384,18 @@ def lock_python(report: Path, root: Path) -> int:
     rows = []
     for item in data["install"]:
         meta, archive = item["metadata"], item["download_info"].get("archive_info", {})
-        sha = (archive.get("hashes") or {}).get("sha256") or archive.get("hash", "=").split("=", 1)[1]
+        sha = (archive.get("hashes") or {}).get("sha256") or archive.get("hash", "=").split("=", 1)[
+            1
+        ]
         if not sha:
             raise PinError(f"pip's report has no sha256 for {meta['name']}")
         rows.append(f"{meta['name']}=={meta['version']} --hash=sha256:{sha}")
     path = root / PYTHON_LOCK
-    header = [line for line in path.read_text().splitlines() if line.startswith("#")] if path.exists() else []
+    header = (
+        [line for line in path.read_text().splitlines() if line.startswith("#")]
+        if path.exists()
+        else []
+    )
     path.write_text("\n".join(header + sorted(rows, key=str.lower)) + "\n")
     print(f"pins: wrote {PYTHON_LOCK} ({len(rows)} packages)")
     return 0

@@ -12,7 +12,12 @@ from typing import Dict, List, Optional, Sequence
 from benchmarks.lib import REPO
 from benchmarks.lib.report import SEARCH_PATH, tool
 from kernel_rules.domain.guest.init import BOOT_INIT, BOOT_SCRIPT, render_app_init
-from kernel_rules.domain.guest.initramfs import cpio_newc, gzip_deterministic, regular, with_parent_dirs
+from kernel_rules.domain.guest.initramfs import (
+    cpio_newc,
+    gzip_deterministic,
+    regular,
+    with_parent_dirs,
+)
 
 MARKER_SOURCE = REPO / "kernel_rules/domain/guest/window_marker.c"
 
@@ -32,8 +37,13 @@ def pylib(tmp: Path) -> Path:
 def domain_env(tmp: Path) -> Dict[str, str]:
     """The environment the rules give domain processes (rules/toolchain.py), with PYTHONPATH on
     this checkout and the pure-Python modules the sandboxes get."""
-    return {"PATH": SEARCH_PATH, "PYTHONPATH": f"{REPO}:{pylib(tmp)}", "LC_ALL": "C", "TZ": "UTC",
-            "HOME": "/nonexistent"}
+    return {
+        "PATH": SEARCH_PATH,
+        "PYTHONPATH": f"{REPO}:{pylib(tmp)}",
+        "LC_ALL": "C",
+        "TZ": "UTC",
+        "HOME": "/nonexistent",
+    }
 
 
 def run_domain(argv: List[str], env: Dict[str, str], cwd: Path) -> None:
@@ -50,10 +60,26 @@ def initramfs(tmp: Path, name: str, init: str, args: Sequence[str]) -> Path:
     (work / "init").write_text(init)
     (work / "init").chmod(0o755)
     out = tmp / f"{name}.cpio.gz"
-    run_domain([tool("python3"), "-m", "kernel_rules.domain.guest.initramfs",
-                "--busybox", tool("busybox"), "--init", "init", "--out", str(out),
-                "--gcc", tool("gcc"), "--marker-source", str(MARKER_SOURCE), *args],
-               domain_env(tmp), work)
+    run_domain(
+        [
+            tool("python3"),
+            "-m",
+            "kernel_rules.domain.guest.initramfs",
+            "--busybox",
+            tool("busybox"),
+            "--init",
+            "init",
+            "--out",
+            str(out),
+            "--gcc",
+            tool("gcc"),
+            "--marker-source",
+            str(MARKER_SOURCE),
+            *args,
+        ],
+        domain_env(tmp),
+        work,
+    )
     return out
 
 
@@ -63,8 +89,15 @@ def boot_image(tmp: Path, name: str, boot_script: Optional[Path]) -> Path:
     return initramfs(tmp, name, BOOT_INIT, extra)
 
 
-def app_image(tmp: Path, name: str, label: str, workload: Path, files: Sequence[tuple] = (),
-              binaries: Sequence[str] = (), programs: Sequence[Path] = ()) -> Path:
+def app_image(
+    tmp: Path,
+    name: str,
+    label: str,
+    workload: Path,
+    files: Sequence[tuple] = (),
+    binaries: Sequence[str] = (),
+    programs: Sequence[Path] = (),
+) -> Path:
     """An app guest's image (rules/trace.py app_initramfs): render_app_init, the workload at
     app/<its name>, `files` as (src, dest) pairs, host `binaries` with their libraries."""
     args = ["--file", str(workload), f"app/{workload.name}"]
@@ -81,7 +114,8 @@ def appended(image: Path, files: Dict[str, bytes], out: Path) -> Path:
     """`image` with a second gzip cpio appended holding `files` (the kernel unpacks both; a
     later file replaces an earlier one of the same path)."""
     base = image.read_bytes()
-    overlay = gzip_deterministic(cpio_newc(with_parent_dirs(
-        [regular(p, data) for p, data in files.items()])))
+    overlay = gzip_deterministic(
+        cpio_newc(with_parent_dirs([regular(p, data) for p, data in files.items()]))
+    )
     out.write_bytes(base + b"\0" * ((4 - len(base) % 4) % 4) + overlay)
     return out

@@ -22,20 +22,27 @@ from typing import Dict, Optional, Sequence, Set, Tuple
 from benchmarks.lib.source import named_cache, source_tree
 from kernel_rules.domain.build.kbuild import LAST_BUILD, PINNED_ENV, make_argv, object_files
 from kernel_rules.domain.build.kbuild_deps import (
-    changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
+    changed_files,
+    changed_symbols,
+    generated_digests,
+    lower_bound,
+    object_deps,
+)
 from kernel_rules.domain.build.warm_trees import LAST_CONFIG, locked
 from kernel_rules.domain.kconfig.fragments import parse_config
 
 ARCH = "x86_64"
 
 
-def _make(src: str, tree: str, targets: Sequence[str], extra: Sequence[str] = (),
-          jobs: int = 2) -> None:
+def _make(
+    src: str, tree: str, targets: Sequence[str], extra: Sequence[str] = (), jobs: int = 2
+) -> None:
     argv = ["nice", "-n", "10", *make_argv(src, tree, ARCH, jobs, targets), *extra]
     done = subprocess.run(argv, env={**os.environ, **PINNED_ENV}, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"make {' '.join(targets)} failed in {tree}:\n"
-                           + (done.stdout + done.stderr)[-4000:])
+        raise RuntimeError(
+            f"make {' '.join(targets)} failed in {tree}:\n" + (done.stdout + done.stderr)[-4000:]
+        )
 
 
 def localmodconfig(config_text: str, modules: Sequence[str]) -> str:
@@ -44,8 +51,9 @@ def localmodconfig(config_text: str, modules: Sequence[str]) -> str:
     with tempfile.TemporaryDirectory(prefix="kr-bench-localmod-") as tree:
         Path(tree, ".config").write_text(config_text)
         lsmod = Path(tree, "lsmod.txt")
-        lsmod.write_text("Module                  Size  Used by\n"
-                         + "".join(f"{m} 0 0\n" for m in modules))
+        lsmod.write_text(
+            "Module                  Size  Used by\n" + "".join(f"{m} 0 0\n" for m in modules)
+        )
         _make(src, tree, ["localmodconfig"], [f"LSMOD={lsmod}"])
         return Path(tree, ".config").read_text()
 
@@ -67,8 +75,11 @@ def last_build(tree: Path) -> dict:
 def snapshot(tree: Path) -> dict:
     """What `delta_bound` compares a later build of `tree` with: its objects' dependencies, its
     generated headers' digests and its last built configuration."""
-    return {"deps": object_deps(str(tree)), "generated": generated_digests(str(tree)),
-            "config": parse_config((tree / LAST_CONFIG).read_text())}
+    return {
+        "deps": object_deps(str(tree)),
+        "generated": generated_digests(str(tree)),
+        "config": parse_config((tree / LAST_CONFIG).read_text()),
+    }
 
 
 def delta_bound(before: dict, tree: Path) -> Tuple[Set[str], Set[str], Set[str]]:
@@ -76,8 +87,11 @@ def delta_bound(before: dict, tree: Path) -> Tuple[Set[str], Set[str], Set[str]]
     `tree` has done since `before = snapshot(tree)`."""
     changed = changed_symbols(before["config"], parse_config((tree / LAST_CONFIG).read_text()))
     regenerated = changed_files(before["generated"], generated_digests(str(tree)))
-    return changed, regenerated, lower_bound(before["deps"], changed, object_files(str(tree)),
-                                             regenerated)
+    return (
+        changed,
+        regenerated,
+        lower_bound(before["deps"], changed, object_files(str(tree)), regenerated),
+    )
 
 
 def install_modules(config: Dict[str, str], dest: Path) -> Optional[Path]:
@@ -89,6 +103,10 @@ def install_modules(config: Dict[str, str], dest: Path) -> Optional[Path]:
     with locked(str(tree) + ".lock"):
         if parse_config((tree / LAST_CONFIG).read_text()) != config:
             return None
-        _make(source_tree(), str(tree), ["modules_install"],
-              [f"INSTALL_MOD_PATH={dest}", "INSTALL_MOD_STRIP=1"])
+        _make(
+            source_tree(),
+            str(tree),
+            ["modules_install"],
+            [f"INSTALL_MOD_PATH={dest}", "INSTALL_MOD_STRIP=1"],
+        )
     return dest

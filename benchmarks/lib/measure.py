@@ -25,8 +25,9 @@ def read_sizes(directory: Path) -> dict:
 def code_bytes(vmlinux: Path) -> int:
     """Sum of the function symbols' sizes (`nm -S`): x86_64 pads .text to 2 MiB, which hides
     differences in `size`."""
-    nm = subprocess.run(["nm", "-S", "--defined-only", str(vmlinux)], capture_output=True,
-                        text=True, check=True).stdout
+    nm = subprocess.run(
+        ["nm", "-S", "--defined-only", str(vmlinux)], capture_output=True, text=True, check=True
+    ).stdout
     return symbol_sizes(nm)["code"]
 
 
@@ -43,7 +44,7 @@ def image_release(image: Path) -> str:
     """The kernel release string from a bzImage's setup header (kernel_version at 0x20E)."""
     data = image.read_bytes()[:0x10000]
     off = int.from_bytes(data[0x20E:0x210], "little") + 0x200
-    return data[off:data.index(b"\0", off)].decode(errors="replace").split()[0]
+    return data[off : data.index(b"\0", off)].decode(errors="replace").split()[0]
 
 
 def modules_bytes(modules_dir: Optional[Path]) -> Tuple[int, int]:

@@ -23,8 +23,13 @@ def pants(*args: str, concurrent: bool = False, check: bool = True) -> subproces
     the output's tail when it fails (unless check=False). `concurrent`: run beside another Pants
     invocation (PANTS_CONCURRENT) instead of waiting for it."""
     env = {**os.environ, **({"PANTS_CONCURRENT": "True"} if concurrent else {})}
-    done = subprocess.run([str(REPO / "pants"), "--no-colors", "--no-dynamic-ui", *args], cwd=REPO,
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(REPO / "pants"), "--no-colors", "--no-dynamic-ui", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if check and done.returncode != 0:
         sys.exit(f"./pants {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-6000:]}")
     return done
@@ -37,8 +42,10 @@ def package(*targets: str, flags: Tuple[str, ...] = (), concurrent: bool = False
 
 def peek(spec: str) -> Dict[str, dict]:
     """`./pants peek SPEC`: {target name: its fields}, as the product reads the BUILD file."""
-    return {t["address"].split(":", 1)[1]: t
-            for t in json.loads(pants("peek", spec, concurrent=True).stdout)}
+    return {
+        t["address"].split(":", 1)[1]: t
+        for t in json.loads(pants("peek", spec, concurrent=True).stdout)
+    }
 
 
 def dist(address: str) -> Path:

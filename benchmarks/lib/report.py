@@ -31,8 +31,10 @@ def first_line(*argv: str) -> str:
 
 def cpu_model() -> str:
     with open("/proc/cpuinfo") as f:
-        return next((line.split(":", 1)[1].strip() for line in f
-                     if line.startswith("model name")), platform.processor() or "?")
+        return next(
+            (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+            platform.processor() or "?",
+        )
 
 
 def qemu_version() -> str:
@@ -74,4 +76,3 @@ def write_page(path: Path, text: str, echo: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(f"wrote {path.relative_to(REPO)}", file=sys.stderr)
-

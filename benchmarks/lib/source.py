@@ -26,7 +26,8 @@ def read_lock(path: Path) -> Dict[str, str]:
 def named_cache() -> Path:
     """Pants' named cache `kernel_rules`, where the rules unpack sources and keep warm trees."""
     root = os.environ.get("PANTS_NAMED_CACHES_DIR") or os.path.expanduser(
-        "~/.cache/pants/named_caches")
+        "~/.cache/pants/named_caches"
+    )
     return Path(root) / "kernel_rules"
 
 
@@ -37,7 +38,9 @@ def pinned_tarball() -> Tuple[Path, str]:
     lock = read_lock(SOURCE_LOCK)
     tarball = REPO / "third_party/linux" / Path(lock["path_in_package"]).name
     if not tarball.exists():
-        sys.exit(f"{tarball} is missing: run ./pants --version first (it sets up the pinned tarball)")
+        sys.exit(
+            f"{tarball} is missing: run ./pants --version first (it sets up the pinned tarball)"
+        )
     got = sha256_file(tarball)
     if got != lock["sha256"]:
         sys.exit(f"{tarball}: sha256 {got}, the lock says {lock['sha256']}")

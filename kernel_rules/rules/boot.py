@@ -32,7 +32,12 @@ from pants.util.logging import LogLevel
 from kernel_rules.domain.guest.init import BOOT_INIT, BOOT_SCRIPT
 from kernel_rules.domain.guest.protocol import CHECK_PARAM
 from kernel_rules.domain.guest.qemu import (
-    BootSpec, Machine, cmdline_problem, command_line, memory_problem)
+    BootSpec,
+    Machine,
+    cmdline_problem,
+    command_line,
+    memory_problem,
+)
 from kernel_rules.rules.process import DomainProcess, tool_path
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.types import (
@@ -66,31 +71,55 @@ class BootError(Exception):
 @rule(desc="Build the busybox initramfs", level=LogLevel.DEBUG)
 async def boot_initramfs(request: BootInitramfsRequest) -> BootInitramfs:
     init = await Get(
-        Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)]))
+        Digest, CreateDigest([FileContent("init", BOOT_INIT.encode(), is_executable=True)])
+    )
     # The marker programs: BOOT_INIT runs the user-space marker first (see domain.guest.init).
-    extra = ["--gcc", tool_path("gcc"),
-             "--marker-source", "kernel_rules/domain/guest/window_marker.c"]
+    extra = [
+        "--gcc",
+        tool_path("gcc"),
+        "--marker-source",
+        "kernel_rules/domain/guest/window_marker.c",
+    ]
     if request.boot_script:
         extra += ["--file", request.boot_script, BOOT_SCRIPT]
     if request.modules != EMPTY_DIGEST:
         extra += ["--tree", "guest_modules"]
-    result = await Get(ProcessResult, DomainProcess(
-        "kernel_rules.domain.guest.initramfs",
-        ("--busybox", tool_path("busybox"), "--init", "init",
-         "--out", "initramfs.cpio.gz", *extra),
-        "Build the busybox initramfs",
-        ToolchainRequest(("busybox", "gcc"), "initramfs images"),
-        input_digest=await Get(Digest, MergeDigests([
-            init, request.digest, await Get(Digest, AddPrefix(request.modules, "guest_modules"))])),
-        output_directories=(),
-        output_files=("initramfs.cpio.gz",),
-        remote_cache_first=False,
-    ))
+    result = await Get(
+        ProcessResult,
+        DomainProcess(
+            "kernel_rules.domain.guest.initramfs",
+            (
+                "--busybox",
+                tool_path("busybox"),
+                "--init",
+                "init",
+                "--out",
+                "initramfs.cpio.gz",
+                *extra,
+            ),
+            "Build the busybox initramfs",
+            ToolchainRequest(("busybox", "gcc"), "initramfs images"),
+            input_digest=await Get(
+                Digest,
+                MergeDigests(
+                    [
+                        init,
+                        request.digest,
+                        await Get(Digest, AddPrefix(request.modules, "guest_modules")),
+                    ]
+                ),
+            ),
+            output_directories=(),
+            output_files=("initramfs.cpio.gz",),
+            remote_cache_first=False,
+        ),
+    )
     return BootInitramfs(result.output_digest)
 
 
-def check_boot_fields(address: Address, cmdline: str, memory: str, appended: str,
-                      boot_timeout: Optional[int] = None) -> None:
+def check_boot_fields(
+    address: Address, cmdline: str, memory: str, appended: str, boot_timeout: Optional[int] = None
+) -> None:
     """Refuse, before anything boots, a `kernel_image`'s boot fields that cannot work: a
     command line that with `appended` exceeds what the kernel keeps, a memory size QEMU would
     misread, a boot timeout <= 0."""
@@ -104,7 +133,8 @@ def check_boot_fields(address: Address, cmdline: str, memory: str, appended: str
 
 async def _kernel_and_initramfs(address: Address) -> tuple:
     wrapped = await Get(
-        WrappedTarget, WrappedTargetRequest(address, description_of_origin="kernel_rules boot"))
+        WrappedTarget, WrappedTargetRequest(address, description_of_origin="kernel_rules boot")
+    )
     fs = KernelImageFieldSet.create(wrapped.target)
     config = await Get(KernelConfig, KernelConfigRequest(fs))
     built, initramfs, toolchain = await MultiGet(
@@ -115,14 +145,35 @@ async def _kernel_and_initramfs(address: Address) -> tuple:
     return built, initramfs, toolchain
 
 
-async def _boot_process(kernel: Digest, initramfs: Digest, cmdline: str, memory: str,
-                        accel: str, timeout: int, description: str,
-                        cache_scope: ProcessCacheScope) -> DomainProcess:
+async def _boot_process(
+    kernel: Digest,
+    initramfs: Digest,
+    cmdline: str,
+    memory: str,
+    accel: str,
+    timeout: int,
+    description: str,
+    cache_scope: ProcessCacheScope,
+) -> DomainProcess:
     return DomainProcess(
         "kernel_rules.domain.guest.qemu",
-        ("boot", "--qemu", tool_path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
-         f"--cmdline={cmdline} {CHECK_PARAM}", f"--memory={memory}", "--accel", accel,
-         "--timeout", str(timeout), "--console", "console.log"),
+        (
+            "boot",
+            "--qemu",
+            tool_path(QEMU),
+            "--kernel",
+            "bzImage",
+            "--initrd",
+            "initramfs.cpio.gz",
+            f"--cmdline={cmdline} {CHECK_PARAM}",
+            f"--memory={memory}",
+            "--accel",
+            accel,
+            "--timeout",
+            str(timeout),
+            "--console",
+            "console.log",
+        ),
         description,
         ToolchainRequest((QEMU,), "QEMU boots"),
         input_digest=await Get(Digest, MergeDigests([kernel, initramfs])),
@@ -136,9 +187,20 @@ async def _boot_process(kernel: Digest, initramfs: Digest, cmdline: str, memory:
 
 @rule(desc="Probe QEMU acceleration", level=LogLevel.DEBUG)
 async def probe_accel(request: AccelProbeRequest) -> AccelChoice:
-    result = await Get(FallibleProcessResult, DomainProcess, await _boot_process(
-        request.kernel, request.initramfs, "console=ttyS0 nokaslr", "256M", "auto", 60,
-        "Probe KVM with a boot", ProcessCacheScope.PER_RESTART_SUCCESSFUL))
+    result = await Get(
+        FallibleProcessResult,
+        DomainProcess,
+        await _boot_process(
+            request.kernel,
+            request.initramfs,
+            "console=ttyS0 nokaslr",
+            "256M",
+            "auto",
+            60,
+            "Probe KVM with a boot",
+            ProcessCacheScope.PER_RESTART_SUCCESSFUL,
+        ),
+    )
     return AccelChoice("kvm" if b"accelerator kvm" in result.stderr else "tcg")
 
 
@@ -190,17 +252,24 @@ async def test_kernel_boot(
     qemu: QemuSubsystem,
 ) -> TestResult:
     fs = batch.single_element
-    check_boot_fields(fs.address, fs.cmdline.value, fs.memory.value, f" {CHECK_PARAM}",
-                      fs.boot_timeout.value)
+    check_boot_fields(
+        fs.address, fs.cmdline.value, fs.memory.value, f" {CHECK_PARAM}", fs.boot_timeout.value
+    )
     built, initramfs, _ = await _kernel_and_initramfs(fs.address)
     process = await _boot_process(
-        built.digest, initramfs.digest, fs.cmdline.value, fs.memory.value, qemu.accel,
-        fs.boot_timeout.value, f"Boot {fs.address} to its init marker (QEMU)",
+        built.digest,
+        initramfs.digest,
+        fs.cmdline.value,
+        fs.memory.value,
+        qemu.accel,
+        fs.boot_timeout.value,
+        f"Boot {fs.address} to its init marker (QEMU)",
         ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL,
     )
     result = await Get(FallibleProcessResult, DomainProcess, process)
     return TestResult.from_fallible_process_result(
-        process_result=result, address=fs.address, output_setting=test_subsystem.output)
+        process_result=result, address=fs.address, output_setting=test_subsystem.output
+    )
 
 
 TRY_INIT_TIMEOUT = 60
@@ -217,30 +286,59 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
     if accel == "auto":  # probed once per trace kernel: a candidate may not boot at all
         boot = await Get(BootInitramfs, BootInitramfsRequest())
         accel = (await Get(AccelChoice, AccelProbeRequest(trace_bz_image, boot.digest))).accel
-    images = await MultiGet(Get(Digest, AddPrefix(t.initramfs.digest, f"apps/{i}"))
-                            for i, (_, t) in enumerate(k.inputs.apps))
-    apps = [{"name": str(a.address), "initrd": f"apps/{i}/initramfs.cpio.gz",
-             "success": a.success.value, "timeout": a.timeout.value}
-            for i, (a, _) in enumerate(k.inputs.apps)]
-    listing = await Get(Digest, CreateDigest([FileContent(
-        "apps.json", json.dumps(apps, indent=1, sort_keys=True).encode())]))
+    images = await MultiGet(
+        Get(Digest, AddPrefix(t.initramfs.digest, f"apps/{i}"))
+        for i, (_, t) in enumerate(k.inputs.apps)
+    )
+    apps = [
+        {
+            "name": str(a.address),
+            "initrd": f"apps/{i}/initramfs.cpio.gz",
+            "success": a.success.value,
+            "timeout": a.timeout.value,
+        }
+        for i, (a, _) in enumerate(k.inputs.apps)
+    ]
+    listing = await Get(
+        Digest,
+        CreateDigest(
+            [FileContent("apps.json", json.dumps(apps, indent=1, sort_keys=True).encode())]
+        ),
+    )
     m = k.inputs.baseline.kernel.machine
-    argv = ["--qemu", tool_path(QEMU), "--kernel", "bzImage", "--apps", "apps.json",
-            "--cmdline", f"{m.cmdline} nokaslr" + (" panic=-1" if request.for_try else ""),
-            *m.process_args(), "--accel", accel, "--out", "check"]
+    argv = [
+        "--qemu",
+        tool_path(QEMU),
+        "--kernel",
+        "bzImage",
+        "--apps",
+        "apps.json",
+        "--cmdline",
+        f"{m.cmdline} nokaslr" + (" panic=-1" if request.for_try else ""),
+        *m.process_args(),
+        "--accel",
+        accel,
+        "--out",
+        "check",
+    ]
     if request.for_try:
         argv += ["--init-timeout", str(TRY_INIT_TIMEOUT), "--fail-fast"]
-    return AppCheck(await Get(FallibleProcessResult, DomainProcess(
-        "kernel_rules.domain.guest.app_check",
-        tuple(argv),
-        f"Run {len(apps)} app workload(s) on {request.address} (QEMU {accel})",
-        ToolchainRequest((QEMU,), "QEMU boots"),
-        input_digest=await Get(Digest, MergeDigests([bz_image, listing, *images])),
-        output_directories=("check",),
-        timeout_seconds=sum(a["timeout"] for a in apps) + 60 * len(apps) + 60,
-        cache_scope=request.cache_scope,
-        remote_cache_first=False,
-    )))
+    return AppCheck(
+        await Get(
+            FallibleProcessResult,
+            DomainProcess(
+                "kernel_rules.domain.guest.app_check",
+                tuple(argv),
+                f"Run {len(apps)} app workload(s) on {request.address} (QEMU {accel})",
+                ToolchainRequest((QEMU,), "QEMU boots"),
+                input_digest=await Get(Digest, MergeDigests([bz_image, listing, *images])),
+                output_directories=("check",),
+                timeout_seconds=sum(a["timeout"] for a in apps) + 60 * len(apps) + 60,
+                cache_scope=request.cache_scope,
+                remote_cache_first=False,
+            ),
+        )
+    )
 
 
 def rules():

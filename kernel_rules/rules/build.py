@@ -1,5 +1,4 @@
-"""`kernel_image`: a checked `.config` -> Kbuild in a warm tree -> the packaged artifacts.
-"""
+"""`kernel_image`: a checked `.config` -> Kbuild in a warm tree -> the packaged artifacts."""
 
 from __future__ import annotations
 
@@ -31,11 +30,18 @@ ARTIFACTS = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.j
 async def build_kernel(request: KernelBuildRequest) -> KernelBuild:
     config = request.config
     config_file = await Get(Digest, AddPrefix(config.digest, "input"))
-    result = await Get(FallibleProcessResult, KbuildProcess(
-        "build", config.source, config.arch,
-        ("--config", "input/.config", "--stats", "build-stats.json"), config_file,
-        f"Build kernel {config.address} (Kbuild in a warm tree)",
-        output_files=("build-stats.json",)))
+    result = await Get(
+        FallibleProcessResult,
+        KbuildProcess(
+            "build",
+            config.source,
+            config.arch,
+            ("--config", "input/.config", "--stats", "build-stats.json"),
+            config_file,
+            f"Build kernel {config.address} (Kbuild in a warm tree)",
+            output_files=("build-stats.json",),
+        ),
+    )
     report = user_error(result)
     if report is not None:
         raise KernelConfigError(f"{config.address}: {report['error']}")
@@ -53,7 +59,9 @@ async def build_kernel(request: KernelBuildRequest) -> KernelBuild:
 
 @rule(desc="Package kernel image")
 async def package_kernel_image(field_set: KernelImageFieldSet) -> BuiltPackage:
-    out_dir = (await Get(OutputDir, OutputDirRequest(field_set.address, field_set.output_path))).path
+    out_dir = (
+        await Get(OutputDir, OutputDirRequest(field_set.address, field_set.output_path))
+    ).path
     config = await Get(KernelConfig, KernelConfigRequest(field_set))
     built = await Get(KernelBuild, KernelBuildRequest(config))
     digest = await Get(Digest, AddPrefix(built.digest, out_dir))

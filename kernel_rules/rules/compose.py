@@ -1,5 +1,4 @@
-"""Traced config sets + `force`/`forbid` -> a composed `.config` (`kernel_rules.domain.compose.tailor`: MaxSAT, then olddefconfig).
-"""
+"""Traced config sets + `force`/`forbid` -> a composed `.config` (`kernel_rules.domain.compose.tailor`: MaxSAT, then olddefconfig)."""
 
 from __future__ import annotations
 
@@ -34,6 +33,7 @@ from kernel_rules.rules.source import tarball_in_sandbox
 from kernel_rules.rules.toolchain import kbuild_toolchain_request
 from kernel_rules.rules.types import ComposeRequest, ComposedConfig, KernelConfig
 
+
 class TailorError(Exception):
     """A tailored kernel cannot be composed: bad fields, inputs, or unsatisfiable requirements."""
 
@@ -49,19 +49,42 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
     source = kernel.config.source
     site = await Get(Snapshot, PathGlobs([f"{SANDBOX_SITE}/**", f"!{SANDBOX_SITE}/bin/**"]))
     if not any(f.startswith(f"{SANDBOX_SITE}/pysat/") for f in site.files):
-        raise TailorError(f"{SANDBOX_SITE}/ has no python-sat: run ./pants once more (its setup "
-                          "installs third_party/python/sandbox-requirements.txt there).")
+        raise TailorError(
+            f"{SANDBOX_SITE}/ has no python-sat: run ./pants once more (its setup "
+            "installs third_party/python/sandbox-requirements.txt there)."
+        )
     sets = [("baseline", str(inputs.baseline.kernel.baseline), inputs.baseline.config_set.digest)]
     sets += [("app", str(a.address), t.config_set.digest) for a, t in inputs.apps]
-    set_digests = await MultiGet(Get(Digest, AddPrefix(d, f"sets/{i}"))
-                                 for i, (_, _, d) in enumerate(sets))
+    set_digests = await MultiGet(
+        Get(Digest, AddPrefix(d, f"sets/{i}")) for i, (_, _, d) in enumerate(sets)
+    )
     trace_files = await Get(Digest, DigestSubset(kernel.build.digest, PathGlobs(["sizes.json"])))
-    trace_dir = await Get(Digest, AddPrefix(
-        await Get(Digest, MergeDigests([kernel.config.digest, trace_files])), "trace"))
-    argv = ["--tarball", tarball_in_sandbox(source), "--sha256", source.sha256,
-            "--cache", CACHE_DIR, "--arch", kernel.config.arch, "--jobs", "1",
-            "--target", str(fs.address), "--trace-config", "trace/.config",
-            "--sizes", "trace/sizes.json", "--objective", fs.objective.value, "--out", "out"]
+    trace_dir = await Get(
+        Digest,
+        AddPrefix(await Get(Digest, MergeDigests([kernel.config.digest, trace_files])), "trace"),
+    )
+    argv = [
+        "--tarball",
+        tarball_in_sandbox(source),
+        "--sha256",
+        source.sha256,
+        "--cache",
+        CACHE_DIR,
+        "--arch",
+        kernel.config.arch,
+        "--jobs",
+        "1",
+        "--target",
+        str(fs.address),
+        "--trace-config",
+        "trace/.config",
+        "--sizes",
+        "trace/sizes.json",
+        "--objective",
+        fs.objective.value,
+        "--out",
+        "out",
+    ]
     for i, (_kind, label, _) in enumerate(sets):
         argv += ["--set", f"{label}=sets/{i}/config-set.json"]
     for line in fs.force.value or ():
@@ -75,30 +98,42 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
         argv += ["--soft", request.soft]
     if request.drop:
         argv += ["--drop-file", "drop.json"]
-        extra.append(await Get(Digest, CreateDigest([FileContent(
-            "drop.json", json.dumps(sorted(request.drop), indent=1).encode())])))
-    result = await Get(FallibleProcessResult, DomainProcess(
-        "kernel_rules.domain.compose.tailor",
-        tuple(argv),
-        f"Compose {fs.address} ({len(sets)} config sets, objective {fs.objective.value}"
-        + (f", {len(request.drop)} soft requirements left out)" if request.drop else ")"),
-        kbuild_toolchain_request(),
-        input_digest=await Get(Digest, MergeDigests([trace_dir, *set_digests, *extra])),
-        immutable_inputs=FrozenDict({"linux_source": source.digest}),
-        uses_cache=True,
-        sandbox_site=site.digest,
-    ))
+        extra.append(
+            await Get(
+                Digest,
+                CreateDigest(
+                    [FileContent("drop.json", json.dumps(sorted(request.drop), indent=1).encode())]
+                ),
+            )
+        )
+    result = await Get(
+        FallibleProcessResult,
+        DomainProcess(
+            "kernel_rules.domain.compose.tailor",
+            tuple(argv),
+            f"Compose {fs.address} ({len(sets)} config sets, objective {fs.objective.value}"
+            + (f", {len(request.drop)} soft requirements left out)" if request.drop else ")"),
+            kbuild_toolchain_request(),
+            input_digest=await Get(Digest, MergeDigests([trace_dir, *set_digests, *extra])),
+            immutable_inputs=FrozenDict({"linux_source": source.digest}),
+            uses_cache=True,
+            sandbox_site=site.digest,
+        ),
+    )
     report = user_error(result)
     if report is not None:
         raise TailorError(f"{fs.address}: {report['error']}")
     if result.exit_code != 0:
-        raise TailorError(f"{fs.address}: composing the configuration failed (exit code "
-                          f"{result.exit_code}):\n" + error_tail(result))
+        raise TailorError(
+            f"{fs.address}: composing the configuration failed (exit code "
+            f"{result.exit_code}):\n" + error_tail(result)
+        )
     out = await Get(Digest, RemovePrefix(result.output_digest, "out"))
     config, rest = await MultiGet(
         Get(Digest, DigestSubset(out, PathGlobs([".config"]))),
-        Get(Digest, DigestSubset(out, PathGlobs(
-            ["requirements.json", "compose.json", "soft.json"]))),
+        Get(
+            Digest, DigestSubset(out, PathGlobs(["requirements.json", "compose.json", "soft.json"]))
+        ),
     )
     return ComposedConfig(KernelConfig(fs.address, source, kernel.config.arch, config), rest)
 

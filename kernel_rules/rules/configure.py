@@ -1,5 +1,4 @@
-"""`kernel_image` configuration: base config + fragments -> a checked `.config`.
-"""
+"""`kernel_image` configuration: base config + fragments -> a checked `.config`."""
 
 from __future__ import annotations
 
@@ -43,8 +42,9 @@ DEBUG_INFO_FRAGMENT = "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO_DWARF5=y\n"
 async def _fragment_digest(fs: KernelImageFieldSet) -> Tuple[Digest, List[str]]:
     """The fragment files (in field order, at their repo paths) plus the debug_info fragment,
     each validated line by line; returns the digest and the ordered repo paths."""
-    paths = [os.path.normpath(os.path.join(fs.address.spec_path, f))
-             for f in fs.fragments.value or ()]
+    paths = [
+        os.path.normpath(os.path.join(fs.address.spec_path, f)) for f in fs.fragments.value or ()
+    ]
     digest = await Get(
         Digest,
         PathGlobs(
@@ -61,8 +61,12 @@ async def _fragment_digest(fs: KernelImageFieldSet) -> Tuple[Digest, List[str]]:
         except FragmentError as e:
             raise KernelConfigError(f"{fs.address}: field `fragments`: {e}") from None
     if fs.debug_info.value:
-        extra = await Get(Digest, CreateDigest([FileContent(
-            "kernel_rules_debug_info.config", DEBUG_INFO_FRAGMENT.encode())]))
+        extra = await Get(
+            Digest,
+            CreateDigest(
+                [FileContent("kernel_rules_debug_info.config", DEBUG_INFO_FRAGMENT.encode())]
+            ),
+        )
         digest = await Get(Digest, MergeDigests([digest, extra]))
         paths.append("kernel_rules_debug_info.config")
     return digest, paths
@@ -89,7 +93,8 @@ async def base_config(request: BaseConfigRequest) -> BaseConfig:
         hydrated = await Get(HydratedSources, HydrateSourcesRequest(fs.base_config))
         if not hydrated.snapshot.files:
             raise KernelConfigError(
-                f"{fs.address}: field `base_config`: file {fs.base_config.value!r} not found")
+                f"{fs.address}: field `base_config`: file {fs.base_config.value!r} not found"
+            )
         what = hydrated.snapshot.files[0]
         contents = await Get(DigestContents, Digest, hydrated.snapshot.digest)
         try:
@@ -99,15 +104,27 @@ async def base_config(request: BaseConfigRequest) -> BaseConfig:
         args, inputs = ("--base-config", what), hydrated.snapshot.digest
     else:
         args, inputs, what = ("--base", fs.base.value), EMPTY_DIGEST, fs.base.value
-    result = await Get(FallibleProcessResult, KbuildProcess(
-        "base", request.source, fs.arch.value, args, inputs,
-        f"Make base config {what} ({request.source.address})"))
+    result = await Get(
+        FallibleProcessResult,
+        KbuildProcess(
+            "base",
+            request.source,
+            fs.arch.value,
+            args,
+            inputs,
+            f"Make base config {what} ({request.source.address})",
+        ),
+    )
     if result.exit_code != 0:
         raise KernelBuildError(
             f"{fs.address}: making the base config {what!r} failed (exit code "
-            f"{result.exit_code}):\n" + error_tail(result))
-    return BaseConfig(await Get(Digest, AddPrefix(
-        await Get(Digest, RemovePrefix(result.output_digest, "out")), "base")))
+            f"{result.exit_code}):\n" + error_tail(result)
+        )
+    return BaseConfig(
+        await Get(
+            Digest, AddPrefix(await Get(Digest, RemovePrefix(result.output_digest, "out")), "base")
+        )
+    )
 
 
 @rule(desc="Configure kernel", level=LogLevel.DEBUG)
@@ -119,11 +136,18 @@ async def configure_kernel(request: KernelConfigRequest) -> KernelConfig:
     args = ["--base-config", "base/.config"]
     for path in fragment_paths:
         args += ["--fragment", f"{_fragment_name(fs, path)}={path}"]
-    result = await Get(FallibleProcessResult, KbuildProcess(
-        "configure", source, fs.arch.value, tuple(args),
-        await Get(Digest, MergeDigests([base.digest, fragments])),
-        f"Configure kernel {fs.address} ({fs.base_config.value or fs.base.value}"
-        f" + {len(fragment_paths)} fragments)"))
+    result = await Get(
+        FallibleProcessResult,
+        KbuildProcess(
+            "configure",
+            source,
+            fs.arch.value,
+            tuple(args),
+            await Get(Digest, MergeDigests([base.digest, fragments])),
+            f"Configure kernel {fs.address} ({fs.base_config.value or fs.base.value}"
+            f" + {len(fragment_paths)} fragments)",
+        ),
+    )
     report = user_error(result)
     if report is not None:
         if "error" in report:
@@ -131,7 +155,8 @@ async def configure_kernel(request: KernelConfigRequest) -> KernelConfig:
         if "host_paths" in report:
             raise KernelConfigError(
                 f"{fs.address}: the final configuration names files outside the kernel tree:\n  "
-                + "\n  ".join(report["host_paths"]))
+                + "\n  ".join(report["host_paths"])
+            )
         raise KernelConfigError(
             f"{fs.address}: {len(report['violations'])} requested config value(s) did not "
             "survive `make olddefconfig`:\n  " + "\n  ".join(report["violations"])

@@ -23,6 +23,7 @@ from kernel_rules.rules.toolchain import kbuild_toolchain_request
 from kernel_rules.rules.types import LinuxSource
 from kernel_rules.subsystems import KernelBuildSubsystem
 
+
 class KernelConfigError(Exception):
     """A fragment or base config is malformed or names a host file, or a requested value did not
     survive olddefconfig."""
@@ -51,21 +52,38 @@ class KbuildProcess:
 
 @rule(level=LogLevel.DEBUG)
 async def kbuild_process(request: KbuildProcess, build: KernelBuildSubsystem) -> Process:
-    return await Get(Process, DomainProcess(
-        "kernel_rules.domain.build.kbuild",
-        (request.command,
-         "--tarball", tarball_in_sandbox(request.source), "--sha256", request.source.sha256,
-         "--cache", CACHE_DIR, "--arch", request.arch, "--jobs", "{pants_concurrency}",
-         "--max-trees", str(build.max_warm_trees), "--out", "out", *request.args),
-        request.description,
-        kbuild_toolchain_request(),
-        input_digest=request.input_digest,
-        immutable_inputs=FrozenDict({"linux_source": request.source.digest}),
-        output_files=request.output_files,
-        uses_cache=True,
-        concurrency_available=build.make_jobs(),
-        timeout_seconds=build.build_timeout,
-    ))
+    return await Get(
+        Process,
+        DomainProcess(
+            "kernel_rules.domain.build.kbuild",
+            (
+                request.command,
+                "--tarball",
+                tarball_in_sandbox(request.source),
+                "--sha256",
+                request.source.sha256,
+                "--cache",
+                CACHE_DIR,
+                "--arch",
+                request.arch,
+                "--jobs",
+                "{pants_concurrency}",
+                "--max-trees",
+                str(build.max_warm_trees),
+                "--out",
+                "out",
+                *request.args,
+            ),
+            request.description,
+            kbuild_toolchain_request(),
+            input_digest=request.input_digest,
+            immutable_inputs=FrozenDict({"linux_source": request.source.digest}),
+            output_files=request.output_files,
+            uses_cache=True,
+            concurrency_available=build.make_jobs(),
+            timeout_seconds=build.build_timeout,
+        ),
+    )
 
 
 def rules():

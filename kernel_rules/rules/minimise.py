@@ -39,6 +39,7 @@ from kernel_rules.rules.types import (
 )
 from kernel_rules.targets.tailored import TailoredKernelFieldSet
 
+
 def _listing(names: List[str], most: int = 4) -> str:
     shown = ", ".join(names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
@@ -52,27 +53,35 @@ class _Verdict:
     build: Optional[KernelBuild] = None
 
 
-async def _minimisation_try(fs: TailoredKernelFieldSet, inputs: TailoredInputs,
-                            drop: Tuple[str, ...]) -> _Verdict:
+async def _minimisation_try(
+    fs: TailoredKernelFieldSet, inputs: TailoredInputs, drop: Tuple[str, ...]
+) -> _Verdict:
     """Compose without `drop`, build, and run every app's workload: one fact, cached by Pants
     like any other result (failed app checks too: their cache scope is ALWAYS)."""
     try:
         composed = await Get(ComposedConfig, ComposeRequest(fs, inputs, fs.minimise.value, drop))
         build = await Get(KernelBuild, KernelBuildRequest(composed.config))
     except (TailorError, KernelConfigError, KernelBuildError) as e:
-        return _Verdict(False, {"reason": "the candidate did not compose or build: "
-                                + str(e)[-1500:]})
+        return _Verdict(
+            False, {"reason": "the candidate did not compose or build: " + str(e)[-1500:]}
+        )
     kernel = TailoredKernel(inputs, composed, build)
-    check = (await Get(AppCheck, AppCheckRequest(kernel, fs.address, ProcessCacheScope.ALWAYS,
-                                                 for_try=True))).result
-    files = await digest_texts(await Get(Digest, DigestSubset(
-        build.digest, PathGlobs(["config", "sizes.json"]))))
+    check = (
+        await Get(
+            AppCheck, AppCheckRequest(kernel, fs.address, ProcessCacheScope.ALWAYS, for_try=True)
+        )
+    ).result
+    files = await digest_texts(
+        await Get(Digest, DigestSubset(build.digest, PathGlobs(["config", "sizes.json"])))
+    )
     stats = await digest_texts(build.stats)
     sizes = json.loads(files["sizes.json"])
-    detail = {"enabled": sum(1 for v in parse_config(files["config"]).values()
-                             if v in ("y", "m")),
-              "bzImage": sizes["bzImage"], "text": sizes["vmlinux"][0],
-              **_build_cost(stats)}
+    detail = {
+        "enabled": sum(1 for v in parse_config(files["config"]).values() if v in ("y", "m")),
+        "bzImage": sizes["bzImage"],
+        "text": sizes["vmlinux"][0],
+        **_build_cost(stats),
+    }
     if check.exit_code != 0:
         out = check.stdout.decode(errors="replace").splitlines()
         fails = [line[:300] for line in out if line.startswith("FAIL ")]
@@ -91,7 +100,9 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
     fs, inputs = request.fs, request.inputs
     started = time.monotonic()
     first = await Get(ComposedConfig, ComposeRequest(fs, inputs, fs.minimise.value))
-    soft = await digest_texts(await Get(Digest, DigestSubset(first.digest, PathGlobs(["soft.json"]))))
+    soft = await digest_texts(
+        await Get(Digest, DigestSubset(first.digest, PathGlobs(["soft.json"])))
+    )
     groups = groups_from_document(json.loads(soft["soft.json"]))
     soft_count = sum(len(g.symbols) for g in groups)
     budget = fs.minimise_max_tries.value
@@ -108,21 +119,37 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
                 break
             delta = sorted(candidate - accepted)
             whole = whole_groups(groups, delta, candidate)
-            logger.info(f"{fs.address}: minimisation try {len(tries) + 1}: leaving out "
-                        f"{len(candidate)} of {soft_count} soft requirements; new: "
-                        + _listing(whole or delta))
+            logger.info(
+                f"{fs.address}: minimisation try {len(tries) + 1}: leaving out "
+                f"{len(candidate)} of {soft_count} soft requirements; new: "
+                + _listing(whole or delta)
+            )
             verdict = await _minimisation_try(fs, inputs, tuple(sorted(candidate)))
-            tries.append({"try": len(tries) + 1, "left_out": len(candidate),
-                          "new": delta, "new_groups": whole, "passed": verdict.passed,
-                          **verdict.detail})
-            why = [line for line in verdict.detail.get("reason", "").splitlines()
-                   if line.startswith("FAIL ") or "did not compose" in line][:1]
-            logger.info(f"{fs.address}: minimisation try {len(tries)}: "
-                        + ("passed" if verdict.passed else "failed")
-                        + (f" ({why[0][:200]})" if why else "")
-                        + (f" ({verdict.detail['enabled']} options, text "
-                           f"{verdict.detail['text']} bytes)" if "enabled" in verdict.detail
-                           else ""))
+            tries.append(
+                {
+                    "try": len(tries) + 1,
+                    "left_out": len(candidate),
+                    "new": delta,
+                    "new_groups": whole,
+                    "passed": verdict.passed,
+                    **verdict.detail,
+                }
+            )
+            why = [
+                line
+                for line in verdict.detail.get("reason", "").splitlines()
+                if line.startswith("FAIL ") or "did not compose" in line
+            ][:1]
+            logger.info(
+                f"{fs.address}: minimisation try {len(tries)}: "
+                + ("passed" if verdict.passed else "failed")
+                + (f" ({why[0][:200]})" if why else "")
+                + (
+                    f" ({verdict.detail['enabled']} options, text {verdict.detail['text']} bytes)"
+                    if "enabled" in verdict.detail
+                    else ""
+                )
+            )
             if verdict.passed:
                 accepted, best = candidate, verdict
             candidate = search.send(verdict.passed)
@@ -134,12 +161,28 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
     else:
         composed, build = best.composed, best.build
     record = minimisation_record(
-        mode=fs.minimise.value, groups=groups, tries=tries, removed=accepted,
-        exhausted=exhausted, budget=budget, seconds=time.monotonic() - started)
-    digest = await Get(Digest, CreateDigest([FileContent(
-        "minimise.json", (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())]))
-    logger.info(f"{fs.address}: minimisation done after {len(tries)} tries: left out "
-                f"{len(accepted)} of {soft_count} soft requirements")
+        mode=fs.minimise.value,
+        groups=groups,
+        tries=tries,
+        removed=accepted,
+        exhausted=exhausted,
+        budget=budget,
+        seconds=time.monotonic() - started,
+    )
+    digest = await Get(
+        Digest,
+        CreateDigest(
+            [
+                FileContent(
+                    "minimise.json", (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+                )
+            ]
+        ),
+    )
+    logger.info(
+        f"{fs.address}: minimisation done after {len(tries)} tries: left out "
+        f"{len(accepted)} of {soft_count} soft requirements"
+    )
     return Minimised(composed, build, digest)
 
 

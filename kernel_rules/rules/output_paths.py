@@ -38,14 +38,17 @@ async def output_dir(request: OutputDirRequest) -> OutputDir:
     clashes = sorted(
         (t.address.spec, t[OutputPathField].value_or_default(file_ending=None))
         for t in all_targets
-        if t.alias in PACKAGED_ALIASES and t.address != request.address
-        and _overlaps(mine, t[OutputPathField].value_or_default(file_ending=None)))
+        if t.alias in PACKAGED_ALIASES
+        and t.address != request.address
+        and _overlaps(mine, t[OutputPathField].value_or_default(file_ending=None))
+    )
     if clashes:
         others = ", ".join(f"{spec} (`{path}`)" for spec, path in clashes)
         raise OutputPathCollision(
             f"{request.address}: field `output_path`: dist/{mine} is also where {others} "
             "packages; the two would overwrite each other's files. Give one of them another "
-            "`output_path`.")
+            "`output_path`."
+        )
     return OutputDir(mine)
 
 

@@ -95,8 +95,12 @@ async def domain_process(request: DomainProcess) -> Process:
         inputs.append(request.sandbox_site)
         env["PYTHONPATH"] = f".:{SANDBOX_SITE}"
     return Process(
-        [toolchain.python, "-m", request.module,
-         *(_with_tool_paths(a, toolchain) for a in request.args)],
+        [
+            toolchain.python,
+            "-m",
+            request.module,
+            *(_with_tool_paths(a, toolchain) for a in request.args),
+        ],
         description=request.description,
         input_digest=await Get(Digest, MergeDigests(inputs)),
         immutable_input_digests=request.immutable_inputs,
@@ -108,7 +112,9 @@ async def domain_process(request: DomainProcess) -> Process:
         timeout_seconds=request.timeout_seconds,
         level=request.level,
         cache_scope=request.cache_scope,
-        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS if request.remote_cache_first else 0,
+        remote_cache_speculation_delay_millis=REMOTE_CACHE_FIRST_MS
+        if request.remote_cache_first
+        else 0,
     )
 
 

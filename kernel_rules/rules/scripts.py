@@ -15,8 +15,15 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from pants.engine.fs import (
-    CreateDigest, Digest, DigestContents, DigestSubset, FileContent, GlobMatchErrorBehavior,
-    MergeDigests, PathGlobs)
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    FileContent,
+    GlobMatchErrorBehavior,
+    MergeDigests,
+    PathGlobs,
+)
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 DOMAIN_PACKAGE = "kernel_rules.domain"
@@ -24,8 +31,6 @@ DOMAIN_DIR = "kernel_rules/domain"
 # Pure-Python distributions a domain module may import and that are shipped with it. Binary ones
 # (python-sat) come from the sandbox site instead (`DomainProcess.sandbox_site`).
 SHIPPED_THIRD_PARTY = ("kconfiglib", "elftools")
-
-
 
 
 @dataclass(frozen=True)
@@ -94,12 +99,18 @@ def import_closure(entry: str, sources: Dict[str, str]) -> Tuple[List[str], List
         if path is None:
             continue  # a name imported from a module, not a module
         needed.add(path)
-        todo.extend(imported_modules(sources[path], name if not path.endswith("__init__.py")
-                                     else name + ".__init__"))
+        todo.extend(
+            imported_modules(
+                sources[path], name if not path.endswith("__init__.py") else name + ".__init__"
+            )
+        )
     needed.add("kernel_rules/__init__.py")
     modules = [sources[p] for p in needed if p.endswith(".py")]
-    needed.update(p for p in sources if p.endswith(".c")
-                  and any(os.path.basename(p) in text for text in modules))
+    needed.update(
+        p
+        for p in sources
+        if p.endswith(".c") and any(os.path.basename(p) in text for text in modules)
+    )
     return sorted(needed), sorted(third_party)
 
 
@@ -114,8 +125,11 @@ def _installed_domain_files() -> List[FileContent]:
             if n.endswith((".py", ".c")):
                 path = os.path.join(dirpath, n)
                 with open(path, "rb") as f:
-                    out.append(FileContent(
-                        os.path.join("kernel_rules", os.path.relpath(path, root)), f.read()))
+                    out.append(
+                        FileContent(
+                            os.path.join("kernel_rules", os.path.relpath(path, root)), f.read()
+                        )
+                    )
     return out
 
 
@@ -132,7 +146,9 @@ def _third_party_files(name: str) -> List[FileContent]:
             if n.endswith(".py"):
                 path = os.path.join(dirpath, n)
                 with open(path, "rb") as f:
-                    out.append(FileContent(os.path.join(name, os.path.relpath(path, root)), f.read()))
+                    out.append(
+                        FileContent(os.path.join(name, os.path.relpath(path, root)), f.read())
+                    )
     return out
 
 
@@ -140,9 +156,13 @@ def _third_party_files(name: str) -> List[FileContent]:
 async def domain_scripts(request: DomainScriptsRequest) -> DomainScripts:
     # Read as workspace files, so that Pants sees every edit; a build root without the domain
     # sources (the backend installed elsewhere) uses the installed package.
-    workspace = await Get(Digest, PathGlobs(
-        ["kernel_rules/__init__.py", f"{DOMAIN_DIR}/**/*.py", f"{DOMAIN_DIR}/**/*.c"],
-        glob_match_error_behavior=GlobMatchErrorBehavior.ignore))
+    workspace = await Get(
+        Digest,
+        PathGlobs(
+            ["kernel_rules/__init__.py", f"{DOMAIN_DIR}/**/*.py", f"{DOMAIN_DIR}/**/*.c"],
+            glob_match_error_behavior=GlobMatchErrorBehavior.ignore,
+        ),
+    )
     contents = await Get(DigestContents, Digest, workspace)
     if not any(c.path == f"{DOMAIN_DIR}/__init__.py" for c in contents):
         files = _installed_domain_files()
@@ -155,8 +175,10 @@ async def domain_scripts(request: DomainScriptsRequest) -> DomainScripts:
         Get(Digest, DigestSubset(workspace, PathGlobs(needed))),
         Get(Digest, CreateDigest(extra)),
     )
-    return DomainScripts(await Get(Digest, MergeDigests([subset, extra_digest])),
-                         tuple(needed + [f.path for f in extra]))
+    return DomainScripts(
+        await Get(Digest, MergeDigests([subset, extra_digest])),
+        tuple(needed + [f.path for f in extra]),
+    )
 
 
 def rules():

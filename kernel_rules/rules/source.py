@@ -1,5 +1,4 @@
-"""`linux_source` -> a verified tarball digest.
-"""
+"""`linux_source` -> a verified tarball digest."""
 
 from __future__ import annotations
 
@@ -76,7 +75,10 @@ async def resolve_linux_source(request: LinuxSourceRequest) -> LinuxSource:
             "the pin (docs/sources.md); otherwise re-run the setup: ./pants --version"
         )
     return LinuxSource(
-        tgt.address, digest, entry.path, pinned,
+        tgt.address,
+        digest,
+        entry.path,
+        pinned,
         tgt[LinuxSourceVersionField].value or "",
         tgt[LinuxSourcePackageVersionField].value or "",
     )

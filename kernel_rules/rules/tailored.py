@@ -66,24 +66,33 @@ logger = logging.getLogger(__name__)
 
 @rule(desc="Trace a tailored kernel's baseline and apps")
 async def tailored_inputs(fs: TailoredKernelFieldSet) -> TailoredInputs:
-    baseline_tgt = await one_target(fs.baseline.value, fs.address, "baseline",
-                                     BaselineKernelField, "kernel_baseline")
+    baseline_tgt = await one_target(
+        fs.baseline.value, fs.address, "baseline", BaselineKernelField, "kernel_baseline"
+    )
     baseline_fs = BaselineFieldSet.create(baseline_tgt)
-    app_tgts = await Get(Targets, UnparsedAddressInputs(
-        fs.apps.value or (), owning_address=fs.address,
-        description_of_origin=f"the `apps` field of {fs.address}"))
+    app_tgts = await Get(
+        Targets,
+        UnparsedAddressInputs(
+            fs.apps.value or (),
+            owning_address=fs.address,
+            description_of_origin=f"the `apps` field of {fs.address}",
+        ),
+    )
     app_fss: List[AppProfileFieldSet] = []
     for tgt in app_tgts:
         if not tgt.has_field(AppWorkloadField):
-            raise TailorError(f"{fs.address}: field `apps`: {tgt.address} is a `{tgt.alias}`, "
-                              "not an `app_profile`.")
+            raise TailorError(
+                f"{fs.address}: field `apps`: {tgt.address} is a `{tgt.alias}`, "
+                "not an `app_profile`."
+            )
         app_fs = AppProfileFieldSet.create(tgt)
         traced_on = await app_baseline(app_fs)
         if traced_on.address != baseline_fs.address:
             raise TailorError(
                 f"{fs.address}: field `apps`: {tgt.address} is traced on baseline "
                 f"{traced_on.address}, but this kernel's baseline is {baseline_fs.address}; "
-                "config sets of different trace kernels cannot be composed.")
+                "config sets of different trace kernels cannot be composed."
+            )
         app_fss.append(app_fs)
     baseline = await Get(TracedBaseline, BaselineFieldSet, baseline_fs)
     apps = await MultiGet(Get(TracedApp, AppProfileFieldSet, a) for a in app_fss)
@@ -93,8 +102,10 @@ async def tailored_inputs(fs: TailoredKernelFieldSet) -> TailoredInputs:
 @rule(desc="Compose and build a tailored kernel")
 async def tailored_kernel(fs: TailoredKernelFieldSet) -> TailoredKernel:
     if fs.minimise.value != "off" and not fs.apps.value:
-        raise TailorError(f"{fs.address}: field `minimise`: a minimisation verifies candidates "
-                          "by running the apps' workloads, and `apps` is empty.")
+        raise TailorError(
+            f"{fs.address}: field `minimise`: a minimisation verifies candidates "
+            "by running the apps' workloads, and `apps` is empty."
+        )
     inputs = await Get(TailoredInputs, TailoredKernelFieldSet, fs)
     if fs.minimise.value != "off":
         m = await Get(Minimised, MinimiseRequest(fs, inputs))
@@ -108,14 +119,17 @@ async def tailored_kernel(fs: TailoredKernelFieldSet) -> TailoredKernel:
 async def symbol_sizes_of(request: SymbolSizesRequest) -> SymbolSizes:
     toolchain = await Get(Toolchain, ToolchainRequest(("nm",), "measuring kernels"))
     vmlinux = await Get(Digest, DigestSubset(request.build.digest, PathGlobs(["vmlinux"])))
-    result = await Get(ProcessResult, Process(
-        [toolchain.path("nm"), "-S", "--defined-only", "vmlinux"],
-        description=f"Measure {request.build.address} (nm)",
-        timeout_seconds=STEP_TIMEOUT,
-        input_digest=vmlinux,
-        env=toolchain.env,
-        level=LogLevel.DEBUG,
-    ))
+    result = await Get(
+        ProcessResult,
+        Process(
+            [toolchain.path("nm"), "-S", "--defined-only", "vmlinux"],
+            description=f"Measure {request.build.address} (nm)",
+            timeout_seconds=STEP_TIMEOUT,
+            input_digest=vmlinux,
+            env=toolchain.env,
+            level=LogLevel.DEBUG,
+        ),
+    )
     return SymbolSizes(result.stdout.decode(errors="replace"))
 
 
@@ -123,66 +137,133 @@ async def symbol_sizes_of(request: SymbolSizesRequest) -> SymbolSizes:
 async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
     out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
     k = await Get(TailoredKernel, TailoredKernelFieldSet, fs)
-    check = (await Get(AppCheck, AppCheckRequest(
-        k, fs.address, ProcessCacheScope.SUCCESSFUL))).result
+    check = (
+        await Get(AppCheck, AppCheckRequest(k, fs.address, ProcessCacheScope.SUCCESSFUL))
+    ).result
     trace_kernel = k.inputs.baseline.kernel
     mine_nm, theirs_nm = await MultiGet(
         Get(SymbolSizes, SymbolSizesRequest(k.build)),
         Get(SymbolSizes, SymbolSizesRequest(trace_kernel.build)),
     )
     built, trace_built, composed, results, stats = await MultiGet(
-        Get(DigestContents, Digest, await Get(Digest, DigestSubset(
-            k.build.digest, PathGlobs(["config", "sizes.json"])))),
-        Get(DigestContents, Digest, await Get(Digest, DigestSubset(
-            trace_kernel.build.digest, PathGlobs(["config", "sizes.json"])))),
+        Get(
+            DigestContents,
+            Digest,
+            await Get(Digest, DigestSubset(k.build.digest, PathGlobs(["config", "sizes.json"]))),
+        ),
+        Get(
+            DigestContents,
+            Digest,
+            await Get(
+                Digest, DigestSubset(trace_kernel.build.digest, PathGlobs(["config", "sizes.json"]))
+            ),
+        ),
         Get(DigestContents, Digest, k.composed.digest),
-        Get(DigestContents, Digest, await Get(Digest, DigestSubset(
-            check.output_digest, PathGlobs(["check/results.json"])))),
+        Get(
+            DigestContents,
+            Digest,
+            await Get(Digest, DigestSubset(check.output_digest, PathGlobs(["check/results.json"]))),
+        ),
         Get(DigestContents, Digest, k.build.stats),
     )
     mine = {c.path: c.content.decode() for c in built}
     theirs = {c.path: c.content.decode() for c in trace_built}
     comp = {c.path: c.content.decode() for c in composed}
-    app_results = json.loads(results[0].content) if results else [
-        {"name": str(a.address), "passed": False, "reason": "the app check did not run: "
-         + check.stderr.decode(errors="replace")[-300:]} for a, _ in k.inputs.apps]
+    app_results = (
+        json.loads(results[0].content)
+        if results
+        else [
+            {
+                "name": str(a.address),
+                "passed": False,
+                "reason": "the app check did not run: "
+                + check.stderr.decode(errors="replace")[-300:],
+            }
+            for a, _ in k.inputs.apps
+        ]
+    )
     report = build_report(
-        target=str(fs.address), baseline=str(trace_kernel.baseline),
+        target=str(fs.address),
+        baseline=str(trace_kernel.baseline),
         apps=[str(a.address) for a, _ in k.inputs.apps],
-        tailored=parse_config(mine["config"]), trace=parse_config(theirs["config"]),
-        tailored_sizes=json.loads(mine["sizes.json"]), trace_sizes=json.loads(theirs["sizes.json"]),
+        tailored=parse_config(mine["config"]),
+        trace=parse_config(theirs["config"]),
+        tailored_sizes=json.loads(mine["sizes.json"]),
+        trace_sizes=json.loads(theirs["sizes.json"]),
         tailored_symbols=symbol_sizes(mine_nm.nm_output),
         trace_symbols=symbol_sizes(theirs_nm.nm_output),
         compose_stats=json.loads(comp["compose.json"]),
         build_stats=json.loads(stats[0].content) if stats else None,
         app_results=app_results,
         minimisation=json.loads((await digest_texts(k.minimisation))["minimise.json"])
-        if k.minimisation else None)
-    report_files = await Get(Digest, CreateDigest([
-        FileContent("report.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()),
-        FileContent("report.md", render_markdown(report).encode()),
-    ]))
-    digest = await Get(Digest, AddPrefix(await Get(Digest, MergeDigests(
-        [k.build.digest, k.composed.digest, report_files,
-         *([k.minimisation] if k.minimisation else [])])), out_dir))
+        if k.minimisation
+        else None,
+    )
+    report_files = await Get(
+        Digest,
+        CreateDigest(
+            [
+                FileContent(
+                    "report.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()
+                ),
+                FileContent("report.md", render_markdown(report).encode()),
+            ]
+        ),
+    )
+    digest = await Get(
+        Digest,
+        AddPrefix(
+            await Get(
+                Digest,
+                MergeDigests(
+                    [
+                        k.build.digest,
+                        k.composed.digest,
+                        report_files,
+                        *([k.minimisation] if k.minimisation else []),
+                    ]
+                ),
+            ),
+            out_dir,
+        ),
+    )
     passed = sum(1 for r in app_results if r.get("passed"))
     o = report["options"]
     sizes = report["sizes"]
-    summary = (f"{o['tailored']['enabled']} options enabled (trace kernel "
-               f"{o['trace_kernel']['enabled']}); code {sizes['tailored']['code']} bytes (trace "
-               f"kernel {sizes['trace_kernel']['code']}); {passed} of {len(app_results)} "
-               "apps passed")
+    summary = (
+        f"{o['tailored']['enabled']} options enabled (trace kernel "
+        f"{o['trace_kernel']['enabled']}); code {sizes['tailored']['code']} bytes (trace "
+        f"kernel {sizes['trace_kernel']['code']}); {passed} of {len(app_results)} "
+        "apps passed"
+    )
     if report["minimisation"]:
         m = report["minimisation"]
-        summary += (f"; minimised in {m['cost']['tries']} tries, {len(m['removed'])} soft "
-                    f"requirements left out" + ("" if m["complete"] else " (incomplete)"))
-    names = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json",
-             "requirements.json", "compose.json", "report.json", "report.md",
-             *(("soft.json", "minimise.json") if k.minimisation else ()))
-    return BuiltPackage(digest, tuple(
-        BuiltPackageArtifact(os.path.join(out_dir, n),
-                             extra_log_lines=(summary,) if n == "report.md" else ())
-        for n in names))
+        summary += (
+            f"; minimised in {m['cost']['tries']} tries, {len(m['removed'])} soft "
+            f"requirements left out" + ("" if m["complete"] else " (incomplete)")
+        )
+    names = (
+        "bzImage",
+        "vmlinux",
+        "System.map",
+        "config",
+        "defconfig",
+        "sizes.json",
+        "requirements.json",
+        "compose.json",
+        "report.json",
+        "report.md",
+        *(("soft.json", "minimise.json") if k.minimisation else ()),
+    )
+    return BuiltPackage(
+        digest,
+        tuple(
+            BuiltPackageArtifact(
+                os.path.join(out_dir, n), extra_log_lines=(summary,) if n == "report.md" else ()
+            )
+            for n in names
+        ),
+    )
 
 
 class TailoredKernelTestSubsystem(Subsystem):
@@ -204,16 +285,28 @@ async def test_tailored_kernel(
     test_subsystem: TestSubsystem,
 ) -> TestResult:
     address = batch.single_element.address
-    wrapped = await Get(WrappedTarget, WrappedTargetRequest(
-        address, description_of_origin="kernel_rules tailored kernel test"))
-    k = await Get(TailoredKernel, TailoredKernelFieldSet, TailoredKernelFieldSet.create(
-        wrapped.target))
-    result = (await Get(AppCheck, AppCheckRequest(
-        k, address,
-        ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL
-    ))).result
+    wrapped = await Get(
+        WrappedTarget,
+        WrappedTargetRequest(address, description_of_origin="kernel_rules tailored kernel test"),
+    )
+    k = await Get(
+        TailoredKernel, TailoredKernelFieldSet, TailoredKernelFieldSet.create(wrapped.target)
+    )
+    result = (
+        await Get(
+            AppCheck,
+            AppCheckRequest(
+                k,
+                address,
+                ProcessCacheScope.PER_SESSION
+                if test_subsystem.force
+                else ProcessCacheScope.SUCCESSFUL,
+            ),
+        )
+    ).result
     return TestResult.from_fallible_process_result(
-        process_result=result, address=address, output_setting=test_subsystem.output)
+        process_result=result, address=address, output_setting=test_subsystem.output
+    )
 
 
 def rules():

@@ -1,5 +1,4 @@
-"""Find and fingerprint the host tools (rule side of `kernel_rules.domain.build.toolchain`).
-"""
+"""Find and fingerprint the host tools (rule side of `kernel_rules.domain.build.toolchain`)."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from kernel_rules.domain.build.toolchain import KBUILD_TOOLS
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.types import Toolchain, ToolchainRequest
 from kernel_rules.subsystems import KernelBuildSubsystem, STEP_TIMEOUT
+
 
 class MissingToolError(Exception):
     """A host tool a step needs is not on `[kernel-build].search_path`."""
@@ -37,8 +37,13 @@ async def find_toolchain(request: ToolchainRequest, build: KernelBuildSubsystem)
     result = await Get(
         ProcessResult,
         Process(
-            (python.path, "-m", "kernel_rules.domain.build.toolchain", ":".join(build.search_path),
-             *request.tools),
+            (
+                python.path,
+                "-m",
+                "kernel_rules.domain.build.toolchain",
+                ":".join(build.search_path),
+                *request.tools,
+            ),
             description=f"Probe host tools for {request.purpose}",
             timeout_seconds=STEP_TIMEOUT,
             input_digest=scripts.digest,
@@ -57,8 +62,7 @@ async def find_toolchain(request: ToolchainRequest, build: KernelBuildSubsystem)
             f"Install with: apt-get install {packages}   (or run ./pants once as root, which "
             "installs every system package kernel_rules needs)"
         )
-    fingerprint = json.dumps({"python": python.fingerprint, **probe["fingerprint"]},
-                             sort_keys=True)
+    fingerprint = json.dumps({"python": python.fingerprint, **probe["fingerprint"]}, sort_keys=True)
     env = {
         "PATH": ":".join(build.search_path),
         "PYTHONPATH": ".",
@@ -67,8 +71,9 @@ async def find_toolchain(request: ToolchainRequest, build: KernelBuildSubsystem)
         "HOME": "/nonexistent",
         "KERNEL_RULES_TOOLCHAIN": hashlib.sha256(fingerprint.encode()).hexdigest(),
     }
-    return Toolchain(python.path, FrozenDict(probe["paths"]),
-                     env["KERNEL_RULES_TOOLCHAIN"], FrozenDict(env))
+    return Toolchain(
+        python.path, FrozenDict(probe["paths"]), env["KERNEL_RULES_TOOLCHAIN"], FrozenDict(env)
+    )
 
 
 def kbuild_toolchain_request() -> ToolchainRequest:

@@ -1,5 +1,4 @@
-"""`kernel_baseline` and `app_profile`: guest image -> trace under QEMU -> config set (rules.map) -> package.
-"""
+"""`kernel_baseline` and `app_profile`: guest image -> trace under QEMU -> config set (rules.map) -> package."""
 
 from __future__ import annotations
 
@@ -66,41 +65,66 @@ from kernel_rules.targets.kernel_image import (
 )
 from kernel_rules.targets.prebuilt import PrebuiltImageDebField
 
+
 class TraceError(Exception):
     """A traced guest failed, or a trace target is declared wrongly."""
 
 
 async def one_target(spec: str, owner: Address, field: str, want: type, kind: str) -> Target:
-    targets = await Get(Targets, UnparsedAddressInputs(
-        [spec], owning_address=owner, description_of_origin=f"the `{field}` field of {owner}"))
+    targets = await Get(
+        Targets,
+        UnparsedAddressInputs(
+            [spec], owning_address=owner, description_of_origin=f"the `{field}` field of {owner}"
+        ),
+    )
     tgt = targets[0]
     if not tgt.has_field(want):
-        raise TraceError(f"{owner}: field `{field}` must name a `{kind}` target, but "
-                         f"{tgt.address} is a `{tgt.alias}`.")
+        raise TraceError(
+            f"{owner}: field `{field}` must name a `{kind}` target, but "
+            f"{tgt.address} is a `{tgt.alias}`."
+        )
     return tgt
 
 
 @rule(desc="Resolve a baseline's trace kernel")
 async def trace_kernel(fs: BaselineFieldSet) -> TraceKernel:
-    targets = await Get(Targets, UnparsedAddressInputs(
-        [fs.kernel.value], owning_address=fs.address,
-        description_of_origin=f"the `kernel` field of {fs.address}"))
+    targets = await Get(
+        Targets,
+        UnparsedAddressInputs(
+            [fs.kernel.value],
+            owning_address=fs.address,
+            description_of_origin=f"the `kernel` field of {fs.address}",
+        ),
+    )
     tgt = targets[0]
     modules = tuple(fs.modules.value or ())
     if tgt.has_field(PrebuiltImageDebField):
         prebuilt = await Get(PrebuiltKernel, PrebuiltKernelRequest(tgt))
         guest_modules = await Get(GuestModules, ModulesRequest(prebuilt, modules, fs.address))
-        return TraceKernel(fs.address, prebuilt.config, prebuilt.build, fs.machine_description(),
-                           fs.timeout.value, prebuilt, guest_modules)
+        return TraceKernel(
+            fs.address,
+            prebuilt.config,
+            prebuilt.build,
+            fs.machine_description(),
+            fs.timeout.value,
+            prebuilt,
+            guest_modules,
+        )
     if not tgt.has_field(KernelSourceField):
-        raise TraceError(f"{fs.address}: field `kernel` must name a `kernel_image` or a "
-                         f"`prebuilt_kernel` target, but {tgt.address} is a `{tgt.alias}`.")
+        raise TraceError(
+            f"{fs.address}: field `kernel` must name a `kernel_image` or a "
+            f"`prebuilt_kernel` target, but {tgt.address} is a `{tgt.alias}`."
+        )
     if not tgt[KernelDebugInfoField].value:
-        raise TraceError(f"{fs.address}: field `kernel`: {tgt.address} must set `debug_info=True`"
-                         " (tracing maps addresses to source lines through DWARF).")
+        raise TraceError(
+            f"{fs.address}: field `kernel`: {tgt.address} must set `debug_info=True`"
+            " (tracing maps addresses to source lines through DWARF)."
+        )
     if modules:
-        raise TraceError(f"{fs.address}: field `modules` needs a `prebuilt_kernel` trace kernel; "
-                         f"{tgt.address} is a `kernel_image`, built without loadable modules.")
+        raise TraceError(
+            f"{fs.address}: field `modules` needs a `prebuilt_kernel` trace kernel; "
+            f"{tgt.address} is a `kernel_image`, built without loadable modules."
+        )
     config = await Get(KernelConfig, KernelConfigRequest(KernelImageFieldSet.create(tgt)))
     build = await Get(KernelBuild, KernelBuildRequest(config))
     return TraceKernel(fs.address, config, build, fs.machine_description(), fs.timeout.value)
@@ -110,40 +134,81 @@ async def trace_kernel(fs: BaselineFieldSet) -> TraceKernel:
 async def run_trace(request: TraceRequest) -> TraceResult:
     m = request.kernel.machine
     kernel = await Get(Digest, DigestSubset(request.kernel.build.digest, PathGlobs(["bzImage"])))
-    argv = [request.mode, "--qemu", tool_path(QEMU), "--kernel", "bzImage", "--initrd", "initramfs.cpio.gz",
-            "--cmdline=" + f"{m.cmdline} nokaslr" + (f" {CHECK_PARAM}" if request.mode == "boot" else ""),
-            *m.process_args(), "--timeout", str(request.timeout), "--out", "trace"]
-    result = await Get(FallibleProcessResult, DomainProcess(
-        "kernel_rules.domain.trace.tracer",
-        tuple(argv),
-        f"Trace {request.target} under QEMU ({request.mode})",
-        ToolchainRequest((QEMU,), "tracing"),
-        input_digest=await Get(Digest, MergeDigests([kernel, request.initramfs])),
-        output_directories=("trace",),
-        timeout_seconds=request.timeout + 120,
-    ))
+    argv = [
+        request.mode,
+        "--qemu",
+        tool_path(QEMU),
+        "--kernel",
+        "bzImage",
+        "--initrd",
+        "initramfs.cpio.gz",
+        "--cmdline="
+        + f"{m.cmdline} nokaslr"
+        + (f" {CHECK_PARAM}" if request.mode == "boot" else ""),
+        *m.process_args(),
+        "--timeout",
+        str(request.timeout),
+        "--out",
+        "trace",
+    ]
+    result = await Get(
+        FallibleProcessResult,
+        DomainProcess(
+            "kernel_rules.domain.trace.tracer",
+            tuple(argv),
+            f"Trace {request.target} under QEMU ({request.mode})",
+            ToolchainRequest((QEMU,), "tracing"),
+            input_digest=await Get(Digest, MergeDigests([kernel, request.initramfs])),
+            output_directories=("trace",),
+            timeout_seconds=request.timeout + 120,
+        ),
+    )
     if result.exit_code != 0:
         raise TraceError(f"{request.target}: {error_tail(result)}")
     contents = {c.path: c.content for c in await Get(DigestContents, Digest, result.output_digest)}
-    return TraceResult(result.output_digest, contents["trace/console.log"].decode(errors="replace"),
-                       contents["trace/trace.json"].decode())
+    return TraceResult(
+        result.output_digest,
+        contents["trace/console.log"].decode(errors="replace"),
+        contents["trace/trace.json"].decode(),
+    )
 
 
-async def _package(trace: TraceResult, out_dir: str,
-                   config_set: ConfigSet, image: Digest = EMPTY_DIGEST) -> BuiltPackage:
+async def _package(
+    trace: TraceResult, out_dir: str, config_set: ConfigSet, image: Digest = EMPTY_DIGEST
+) -> BuiltPackage:
     """dist/<dir>/: config-set.json, summary.md, the traced guest's console.log and, for an app,
     its workload's own output workload.log and its guest image initramfs.cpio.gz."""
-    logs = await Get(Snapshot, Digest, await Get(Digest, RemovePrefix(await Get(Digest, DigestSubset(
-        trace.digest, PathGlobs(["trace/console.log", "trace/workload.log"]))), "trace")))
+    logs = await Get(
+        Snapshot,
+        Digest,
+        await Get(
+            Digest,
+            RemovePrefix(
+                await Get(
+                    Digest,
+                    DigestSubset(
+                        trace.digest, PathGlobs(["trace/console.log", "trace/workload.log"])
+                    ),
+                ),
+                "trace",
+            ),
+        ),
+    )
     merged = await Get(Digest, MergeDigests([config_set.digest, logs.digest, image]))
     prefixed = await Get(Digest, AddPrefix(merged, out_dir))
     names = ("summary.md", *sorted(logs.files)) + (
-        ("initramfs.cpio.gz",) if image != EMPTY_DIGEST else ())
-    return BuiltPackage(prefixed, (
-        BuiltPackageArtifact(f"{out_dir}/config-set.json",
-                             extra_log_lines=(f"config set sha256 {config_set.sha256}",)),
-        *(BuiltPackageArtifact(f"{out_dir}/{n}") for n in names),
-    ))
+        ("initramfs.cpio.gz",) if image != EMPTY_DIGEST else ()
+    )
+    return BuiltPackage(
+        prefixed,
+        (
+            BuiltPackageArtifact(
+                f"{out_dir}/config-set.json",
+                extra_log_lines=(f"config set sha256 {config_set.sha256}",),
+            ),
+            *(BuiltPackageArtifact(f"{out_dir}/{n}") for n in names),
+        ),
+    )
 
 
 @rule(desc="Trace a baseline")
@@ -153,12 +218,15 @@ async def traced_baseline(fs: BaselineFieldSet) -> TracedBaseline:
     if fs.boot_script.value:
         script = await Get(HydratedSources, HydrateSourcesRequest(fs.boot_script))
         if not script.snapshot.files:
-            raise TraceError(f"{fs.address}: field `boot_script`: {fs.boot_script.value!r} not found")
+            raise TraceError(
+                f"{fs.address}: field `boot_script`: {fs.boot_script.value!r} not found"
+            )
         request = BootInitramfsRequest(script.snapshot.files[0], script.snapshot.digest)
     request = BootInitramfsRequest(request.boot_script, request.digest, kernel.modules.digest)
     initramfs = await Get(BootInitramfs, BootInitramfsRequest, request)
-    trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "boot", fs.address,
-                                                kernel.timeout))
+    trace = await Get(
+        TraceResult, TraceRequest(kernel, initramfs.digest, "boot", fs.address, kernel.timeout)
+    )
     config_set = await Get(ConfigSet, MapRequest(kernel, trace, "baseline", fs.address))
     return TracedBaseline(kernel, trace, config_set)
 
@@ -180,15 +248,36 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
     )
     workload_path = workload.snapshot.files[0]
     workload_name = workload_path.rsplit("/", 1)[-1]
-    init = await Get(Digest, CreateDigest([FileContent(
-        "init", render_app_init(str(fs.address), workload_name).encode(), is_executable=True)]))
-    argv = ["--busybox", tool_path("busybox"), "--gcc", tool_path("gcc"),
-            "--init", "init", "--out", "initramfs.cpio.gz",
-            "--marker-source", "kernel_rules/domain/guest/window_marker.c",
-            "--file", workload_path, f"app/{workload_name}"]
+    init = await Get(
+        Digest,
+        CreateDigest(
+            [
+                FileContent(
+                    "init",
+                    render_app_init(str(fs.address), workload_name).encode(),
+                    is_executable=True,
+                )
+            ]
+        ),
+    )
+    argv = [
+        "--busybox",
+        tool_path("busybox"),
+        "--gcc",
+        tool_path("gcc"),
+        "--init",
+        "init",
+        "--out",
+        "initramfs.cpio.gz",
+        "--marker-source",
+        "kernel_rules/domain/guest/window_marker.c",
+        "--file",
+        workload_path,
+        f"app/{workload_name}",
+    ]
     base = fs.address.spec_path
     for f in files.snapshot.files:
-        rel = f[len(base) + 1:] if base and f.startswith(base + "/") else f
+        rel = f[len(base) + 1 :] if base and f.startswith(base + "/") else f
         argv += ["--file", f, f"app/{rel}"]
     for p in programs.snapshot.files:
         argv += ["--program", p]
@@ -198,30 +287,42 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
         if not b.startswith("/"):
             raise TraceError(f"{fs.address}: field `binaries`: {b!r} must be an absolute path")
         argv += ["--binary", b]
-    result = await Get(FallibleProcessResult, DomainProcess(
-        "kernel_rules.domain.guest.initramfs",
-        tuple(argv),
-        f"Build the initramfs of {fs.address}",
-        ToolchainRequest(("busybox", "gcc"), "application initramfs images"),
-        input_digest=await Get(Digest, MergeDigests([
-            init, workload.snapshot.digest, files.snapshot.digest, programs.snapshot.digest,
-            await Get(Digest, AddPrefix(request.modules.digest, "guest_modules"))])),
-        output_directories=(),
-        output_files=("initramfs.cpio.gz",),
-        # Host binaries are not Pants inputs: rebuild every run; the bytes key everything after.
-        cache_scope=ProcessCacheScope.PER_SESSION,
-        remote_cache_first=False,
-    ))
+    result = await Get(
+        FallibleProcessResult,
+        DomainProcess(
+            "kernel_rules.domain.guest.initramfs",
+            tuple(argv),
+            f"Build the initramfs of {fs.address}",
+            ToolchainRequest(("busybox", "gcc"), "application initramfs images"),
+            input_digest=await Get(
+                Digest,
+                MergeDigests(
+                    [
+                        init,
+                        workload.snapshot.digest,
+                        files.snapshot.digest,
+                        programs.snapshot.digest,
+                        await Get(Digest, AddPrefix(request.modules.digest, "guest_modules")),
+                    ]
+                ),
+            ),
+            output_directories=(),
+            output_files=("initramfs.cpio.gz",),
+            # Host binaries are not Pants inputs: rebuild every run; the bytes key everything after.
+            cache_scope=ProcessCacheScope.PER_SESSION,
+            remote_cache_first=False,
+        ),
+    )
     if result.exit_code != 0:
-        raise TraceError(f"{fs.address}: building the initramfs failed: "
-                         + error_tail(result))
+        raise TraceError(f"{fs.address}: building the initramfs failed: " + error_tail(result))
     content = (await Get(DigestContents, Digest, result.output_digest))[0].content
     return AppInitramfs(result.output_digest, hashlib.sha256(content).hexdigest())
 
 
 async def app_baseline(fs: AppProfileFieldSet) -> BaselineFieldSet:
-    baseline_tgt = await one_target(fs.baseline.value, fs.address, "baseline",
-                                     BaselineKernelField, "kernel_baseline")
+    baseline_tgt = await one_target(
+        fs.baseline.value, fs.address, "baseline", BaselineKernelField, "kernel_baseline"
+    )
     return BaselineFieldSet.create(baseline_tgt)
 
 
@@ -230,12 +331,15 @@ async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
     baseline = await app_baseline(fs)
     kernel = await Get(TraceKernel, BaselineFieldSet, baseline)
     initramfs = await Get(AppInitramfs, AppInitramfsRequest(fs, kernel.modules))
-    trace = await Get(TraceResult, TraceRequest(kernel, initramfs.digest, "app", fs.address,
-                                                fs.timeout.value))
+    trace = await Get(
+        TraceResult, TraceRequest(kernel, initramfs.digest, "app", fs.address, fs.timeout.value)
+    )
     failed = workload_verdict(trace, fs.success.value)
     if failed:
         raise TraceError(f"{fs.address}: {failed}")
-    config_set = await Get(ConfigSet, MapRequest(kernel, trace, "app", fs.address, initramfs.sha256))
+    config_set = await Get(
+        ConfigSet, MapRequest(kernel, trace, "app", fs.address, initramfs.sha256)
+    )
     return TracedApp(baseline.address, kernel, initramfs, trace, config_set)
 
 
@@ -243,8 +347,7 @@ async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
 async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
     out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
     traced = await Get(TracedApp, AppProfileFieldSet, fs)
-    return await _package(traced.trace, out_dir, traced.config_set,
-                          traced.initramfs.digest)
+    return await _package(traced.trace, out_dir, traced.config_set, traced.initramfs.digest)
 
 
 def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:

@@ -38,6 +38,7 @@ from kernel_rules.targets.app_profile import AppProfileFieldSet
 from kernel_rules.targets.kernel_image import KernelImageFieldSet
 from kernel_rules.targets.tailored import TailoredKernelFieldSet
 
+
 @dataclass(frozen=True)
 class LinuxSourceRequest:
     """The `source` field of `owner`: an address (relative addresses resolve from `owner`)."""

@@ -1,5 +1,4 @@
-"""BUILD file target `app_profile`: an app and its workload, traced in a marked window on a baseline.
-"""
+"""BUILD file target `app_profile`: an app and its workload, traced in a marked window on a baseline."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from pants.util.strutil import help_text
 
 from kernel_rules.targets.fields import TraceTimeoutField, invalid_field
 
+
 class AppBaselineField(StringField):
     alias = "baseline"
     required = True
@@ -42,18 +42,21 @@ class AppBinariesField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
-                      ) -> Optional[Tuple[str, ...]]:
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         for path in value or ():
             if not path.startswith("/") or os.path.normpath(path) != path:
                 raise InvalidFieldException(
                     f"{address}: field `{cls.alias}`: {path!r} is not an absolute, normalised "
-                    "host path (e.g. `/usr/bin/sqlite3`)")
+                    "host path (e.g. `/usr/bin/sqlite3`)"
+                )
             if not os.path.isfile(path):
                 raise InvalidFieldException(
                     f"{address}: field `{cls.alias}`: {path!r} does not exist on this host "
-                    "(install the package that provides it)")
+                    "(install the package that provides it)"
+                )
         return value
 
 
@@ -109,8 +112,11 @@ class AppSuccessField(StringField):
             try:
                 re.compile(value, re.M)
             except re.error as e:
-                raise invalid_field(cls.alias, address, f"{value!r} is not a regular expression "
-                                    f"(Python syntax): {e}") from None
+                raise invalid_field(
+                    cls.alias,
+                    address,
+                    f"{value!r} is not a regular expression (Python syntax): {e}",
+                ) from None
         return value
 
 

@@ -1,5 +1,4 @@
-"""BUILD file target `kernel_baseline`: a QEMU machine and a trace kernel, traced at boot.
-"""
+"""BUILD file target `kernel_baseline`: a QEMU machine and a trace kernel, traced at boot."""
 
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ from kernel_rules.targets.fields import (
     TraceTimeoutField,
     invalid_field,
 )
+
 
 class BaselineKernelField(StringField):
     alias = "kernel"
@@ -133,5 +133,10 @@ class BaselineFieldSet(PackageFieldSet):
     output_path: OutputPathField
 
     def machine_description(self) -> BaselineMachine:
-        return BaselineMachine(self.machine.value, self.cpus.value, self.memory.value,
-                       tuple(self.devices.value or ()), self.cmdline.value)
+        return BaselineMachine(
+            self.machine.value,
+            self.cpus.value,
+            self.memory.value,
+            tuple(self.devices.value or ()),
+            self.cmdline.value,
+        )

@@ -1,5 +1,4 @@
-"""Helpers shared by the BUILD file fields: field errors and the QEMU machine fields of baselines.
-"""
+"""Helpers shared by the BUILD file fields: field errors and the QEMU machine fields of baselines."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from pants.util.strutil import help_text
 
 from kernel_rules.domain.guest.qemu import memory_problem
 from kernel_rules.domain.guest.qemu_devices import device_problem
+
 
 def invalid_field(alias: str, address: Address, problem: str) -> InvalidFieldException:
     """The error for a field value refused when the BUILD file is read."""
@@ -39,8 +39,9 @@ class MachineTypeField(StringField):
     def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
         value = super().compute_value(raw_value, address)
         if not value or not value.strip() or value.startswith("-"):
-            raise invalid_field(cls.alias, address, f"{value!r} is not a QEMU machine type "
-                                "(such as `q35`)")
+            raise invalid_field(
+                cls.alias, address, f"{value!r} is not a QEMU machine type (such as `q35`)"
+            )
         problem = machine_problem(value)
         if problem:
             raise invalid_field(cls.alias, address, f"{value!r}: {problem}")
@@ -48,10 +49,26 @@ class MachineTypeField(StringField):
 
 
 # -machine properties that name host files or host-side objects.
-HOST_MACHINE_PROPERTIES = frozenset({
-    "dumpdtb", "dtb", "kernel", "initrd", "append", "firmware", "memory-backend", "pflash0",
-    "pflash1", "confidential-guest-support", "memory-encryption", "sgx-epc", "dump-guest-core",
-    "mem-merge", "graphics", "usb"})
+HOST_MACHINE_PROPERTIES = frozenset(
+    {
+        "dumpdtb",
+        "dtb",
+        "kernel",
+        "initrd",
+        "append",
+        "firmware",
+        "memory-backend",
+        "pflash0",
+        "pflash1",
+        "confidential-guest-support",
+        "memory-encryption",
+        "sgx-epc",
+        "dump-guest-core",
+        "mem-merge",
+        "graphics",
+        "usb",
+    }
+)
 
 
 def machine_problem(value: str) -> str:
@@ -63,9 +80,11 @@ def machine_problem(value: str) -> str:
     for prop in props:
         key, _, val = prop.partition("=")
         if key in HOST_MACHINE_PROPERTIES or not re.fullmatch(r"[A-Za-z0-9._-]*", val) or not key:
-            return (f"the property `{prop}` may reach host files or host resources; guests may "
-                    "not (machine properties are names and numbers only, and not "
-                    f"{', '.join(sorted(HOST_MACHINE_PROPERTIES))})")
+            return (
+                f"the property `{prop}` may reach host files or host resources; guests may "
+                "not (machine properties are names and numbers only, and not "
+                f"{', '.join(sorted(HOST_MACHINE_PROPERTIES))})"
+            )
     return ""
 
 
@@ -114,15 +133,17 @@ class MachineDevicesField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
-                      ) -> Optional[Tuple[str, ...]]:
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         for i, device in enumerate(value or ()):
             why = device_problem(device)
             if why:
                 raise InvalidFieldException(
                     f"{address}: field `{cls.alias}`[{i}]: {device!r}: {why}; guests may not reach "
-                    "host files or host resources")
+                    "host files or host resources"
+                )
         return value
 
 

@@ -1,5 +1,4 @@
-"""BUILD file target `kernel_image`: a kernel configured from a base and fragments, built by Kbuild; and the field sets of its goals (package, run, test).
-"""
+"""BUILD file target `kernel_image`: a kernel configured from a base and fragments, built by Kbuild; and the field sets of its goals (package, run, test)."""
 
 from __future__ import annotations
 
@@ -25,10 +24,13 @@ from pants.util.strutil import help_text
 from kernel_rules.domain.build.kbuild import CONFIG_TARGETS
 from kernel_rules.domain.kconfig.fragments import fragment_file_problem
 
+
 class KernelSourceField(StringField):
     alias = "source"
     required = True
-    help = "Address of the `linux_source` target to build from, e.g. `//third_party/linux:linux-6.1`."
+    help = (
+        "Address of the `linux_source` target to build from, e.g. `//third_party/linux:linux-6.1`."
+    )
 
 
 class KernelBaseField(StringField):
@@ -72,8 +74,9 @@ class KernelFragmentsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
-                      ) -> Optional[Tuple[str, ...]]:
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         for name in value or ():
             why = fragment_file_problem(address.spec_path, name)

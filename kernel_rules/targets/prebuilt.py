@@ -1,10 +1,10 @@
-"""BUILD file target `prebuilt_kernel`: a distribution's kernel used as a trace kernel.
-"""
+"""BUILD file target `prebuilt_kernel`: a distribution's kernel used as a trace kernel."""
 
 from __future__ import annotations
 
 from pants.engine.target import COMMON_TARGET_FIELDS, SingleSourceField, StringField, Target
 from pants.util.strutil import help_text
+
 
 class PrebuiltSourceField(StringField):
     alias = "source"

@@ -1,10 +1,10 @@
-"""BUILD file target `linux_source`: a kernel source tarball pinned by sha256.
-"""
+"""BUILD file target `linux_source`: a kernel source tarball pinned by sha256."""
 
 from __future__ import annotations
 
 from pants.engine.target import COMMON_TARGET_FIELDS, SingleSourceField, StringField, Target
 from pants.util.strutil import help_text
+
 
 class LinuxSourceTarballField(SingleSourceField):
     alias = "tarball"

@@ -1,5 +1,4 @@
-"""BUILD file target `tailored_kernel`: a baseline, its apps and overrides, composed, built and checked.
-"""
+"""BUILD file target `tailored_kernel`: a baseline, its apps and overrides, composed, built and checked."""
 
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from kernel_rules.domain.kconfig.config_policy import PolicyError, forbid_symbol, force_value
+
 
 class TailoredBaselineField(StringField):
     alias = "baseline"
@@ -62,8 +62,9 @@ class TailoredForceField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
-                      ) -> Optional[Tuple[str, ...]]:
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         for i, line in enumerate(value or ()):
             try:
@@ -84,8 +85,9 @@ class TailoredForbidField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
-                      ) -> Optional[Tuple[str, ...]]:
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         for i, name in enumerate(value or ()):
             try:
@@ -155,7 +157,8 @@ class TailoredMinimiseMaxTriesField(IntField):
         value = super().compute_value(raw_value, address)
         if value < 1:
             raise InvalidFieldException(
-                f"{address} field `{cls.alias}`: must be at least 1, got {value}")
+                f"{address} field `{cls.alias}`: must be at least 1, got {value}"
+            )
         return value
 
 

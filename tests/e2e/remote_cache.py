@@ -24,8 +24,9 @@ def free_port() -> int:
 def buildgrid_server(state: Path) -> Iterator[str]:
     """Install (once) and run BuildGrid with third_party/buildgrid/cache-only.yml; yields the
     `grpc://` address. The server and its children are stopped on exit."""
-    setup = subprocess.run([str(REPO / "third_party/buildgrid/setup.sh")], capture_output=True,
-                           text=True, timeout=600)
+    setup = subprocess.run(
+        [str(REPO / "third_party/buildgrid/setup.sh")], capture_output=True, text=True, timeout=600
+    )
     if setup.returncode != 0:
         raise RuntimeError(f"installing BuildGrid failed:\n{setup.stderr[-2000:]}")
     bgd = setup.stdout.strip().splitlines()[-1]
@@ -33,10 +34,15 @@ def buildgrid_server(state: Path) -> Iterator[str]:
     (state / "cas").mkdir(parents=True, exist_ok=True)
     config = (REPO / "third_party/buildgrid/cache-only.yml").read_text()
     (state / "config.yml").write_text(
-        config.replace("@PORT@", str(port)).replace("@STORAGE@", str(state / "cas")))
+        config.replace("@PORT@", str(port)).replace("@STORAGE@", str(state / "cas"))
+    )
     with open(state / "bgd.log", "w") as log:
-        server = subprocess.Popen([bgd, "server", "start", str(state / "config.yml")],
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [bgd, "server", "start", str(state / "config.yml")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -45,8 +51,9 @@ def buildgrid_server(state: Path) -> Iterator[str]:
                     break
                 except OSError:
                     if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("BuildGrid did not start:\n"
-                                           + (state / "bgd.log").read_text()[-2000:])
+                        raise RuntimeError(
+                            "BuildGrid did not start:\n" + (state / "bgd.log").read_text()[-2000:]
+                        )
                     time.sleep(0.5)
             yield f"grpc://127.0.0.1:{port}"
         finally:
@@ -56,9 +63,14 @@ def buildgrid_server(state: Path) -> Iterator[str]:
 
 
 def remote_flags(address: str, read: bool, write: bool) -> List[str]:
-    return [f"--remote-store-address={address}", "--remote-instance-name=main",
-            f"--{'' if read else 'no-'}remote-cache-read",
-            f"--{'' if write else 'no-'}remote-cache-write", "--stats-log", "--no-pantsd"]
+    return [
+        f"--remote-store-address={address}",
+        "--remote-instance-name=main",
+        f"--{'' if read else 'no-'}remote-cache-read",
+        f"--{'' if write else 'no-'}remote-cache-write",
+        "--stats-log",
+        "--no-pantsd",
+    ]
 
 
 def stats_counter(output: str, name: str) -> int:

@@ -24,8 +24,7 @@ def _kernel(fragments: str = "", base_config: str = "") -> str:
 
 
 def _tailored(force: str) -> str:
-    return (f'tailored_kernel(name="k", baseline="//examples/tracing:qemu-q35", '
-            f"force=[{force!r}])\n")
+    return f'tailored_kernel(name="k", baseline="//examples/tracing:qemu-q35", force=[{force!r}])\n'
 
 
 @pytest.fixture(scope="module")
@@ -43,29 +42,36 @@ def cases(ws, markers):
         "inject-fragment": {
             "BUILD": _kernel("inject.config"),
             "inject.config": f'CONFIG_BLK_DEV_INITRD=y\nCONFIG_INITRAMFS_SOURCE="$(shell touch '
-                             f'{m}/fragment)"\n'},
+            f'{m}/fragment)"\n',
+        },
         "inject-localversion": {
             "BUILD": _kernel("inject.config"),
-            "inject.config": f'CONFIG_LOCALVERSION="-x;touch {m}/localversion;"\n'},
+            "inject.config": f'CONFIG_LOCALVERSION="-x;touch {m}/localversion;"\n',
+        },
         "inject-base": {
             "BUILD": _kernel(base_config="inject-base.config"),
-            "inject-base.config": f'CONFIG_64BIT=y\nCONFIG_LOCALVERSION="`touch {m}/base`"\n'},
-        "inject-force": {
-            "BUILD": _tailored(f'CONFIG_LOCALVERSION="$(shell touch {m}/force)"')},
+            "inject-base.config": f'CONFIG_64BIT=y\nCONFIG_LOCALVERSION="`touch {m}/base`"\n',
+        },
+        "inject-force": {"BUILD": _tailored(f'CONFIG_LOCALVERSION="$(shell touch {m}/force)"')},
         "hostdir-fragment": {
             "BUILD": _kernel("hostdir.config"),
-            "hostdir.config": f'CONFIG_BLK_DEV_INITRD=y\nCONFIG_INITRAMFS_SOURCE="{m}"\n'},
+            "hostdir.config": f'CONFIG_BLK_DEV_INITRD=y\nCONFIG_INITRAMFS_SOURCE="{m}"\n',
+        },
         "hostdir-force": {"BUILD": _tailored(f'CONFIG_INITRAMFS_SOURCE="{m}"')},
         "firmware-default": {
             "BUILD": _kernel("firmware.config"),
-            "firmware.config": 'CONFIG_FW_LOADER=y\nCONFIG_EXTRA_FIRMWARE="fw.bin"\n'},
+            "firmware.config": 'CONFIG_FW_LOADER=y\nCONFIG_EXTRA_FIRMWARE="fw.bin"\n',
+        },
         "glob": {"BUILD": _kernel("*.config"), "a.config": "CONFIG_PRINTK=y\n"},
         "equals": {"BUILD": _kernel("a=b.config"), "a=b.config": "CONFIG_PRINTK=y\n"},
-        "latin1": {"BUILD": _kernel("latin1.config"),
-                   "latin1.config": b'CONFIG_PRINTK=y\nCONFIG_DEFAULT_HOSTNAME="caf\xe9"\n'},
+        "latin1": {
+            "BUILD": _kernel("latin1.config"),
+            "latin1.config": b'CONFIG_PRINTK=y\nCONFIG_DEFAULT_HOSTNAME="caf\xe9"\n',
+        },
         "devices": {
             "BUILD": 'kernel_baseline(name="b", kernel="//examples/minimal:kernel", '
-                     'devices=["loader,file=/etc/passwd,addr=0x1000000"])\n'},
+            'devices=["loader,file=/etc/passwd,addr=0x1000000"])\n'
+        },
         "force-dropped": {"BUILD": _tailored("CONFIG_LOG_BUF_SHIFT=99")},
     }
     for case, contents in files.items():
@@ -80,42 +86,94 @@ NOT_A_BUILD = ("Starting: Build kernel", "Starting: Compose")
 NO_PROCESS = NOT_A_BUILD + ("Starting: Make base config", "Starting: Configure kernel")
 
 
-@pytest.mark.parametrize("target, expected, not_started", [
-    ("inject-fragment:k",
-     ["hardening/inject-fragment:k: field `fragments`: hardening/inject-fragment/inject.config:2: "
-      "CONFIG_INITRAMFS_SOURCE: the string value", "contains '$'", "never make or shell code"],
-     NO_PROCESS),
-    ("inject-localversion:k",
-     ["field `fragments`: hardening/inject-localversion/inject.config:1: CONFIG_LOCALVERSION",
-      "contains ';': it separates shell commands"], NO_PROCESS),
-    ("inject-base:k",
-     ["hardening/inject-base:k: field `base_config`: hardening/inject-base/inject-base.config:2: "
-      "CONFIG_LOCALVERSION", "contains '`'"], NO_PROCESS),
-    ("inject-force:k",
-     ["hardening/inject-force:k field `force`[0]: CONFIG_LOCALVERSION: the string value",
-      "contains '$'"], NO_PROCESS),
-    ("hostdir-fragment:k",
-     ["hardening/hostdir-fragment/hostdir.config:2: CONFIG_INITRAMFS_SOURCE=",
-      "is an absolute path (a host file outside the kernel source and build tree)",
-      "host files are not part of the cache key"], NO_PROCESS),
-    ("hostdir-force:k",
-     ["hardening/hostdir-force:k field `force`[0]: CONFIG_INITRAMFS_SOURCE=",
-      "is an absolute path"], NO_PROCESS),
-    ("firmware-default:k",
-     ["hardening/firmware-default:k: the final configuration names files outside the kernel tree",
-      "the final .config (the base configuration or a Kconfig default): "
-      'CONFIG_EXTRA_FIRMWARE_DIR="/lib/firmware"', "is an absolute path"], NOT_A_BUILD),
-    ("glob:k", ["hardening/glob:k: field `fragments`: '*.config' is a glob"], NO_PROCESS),
-    ("equals:k", ["hardening/equals:k: field `fragments`: 'a=b.config' holds `=`"], NO_PROCESS),
-    ("latin1:k",
-     ["hardening/latin1:k: field `fragments`: hardening/latin1/latin1.config:2: byte 0xe9 "
-      "(column 29) is not UTF-8"], NO_PROCESS),
-    ("devices:b",
-     ["hardening/devices:b: field `devices`[0]: 'loader,file=/etc/passwd,addr=0x1000000': the "
-      "`loader` device loads a host file"], NO_PROCESS),
-])
-def test_bad_value_fails_before_any_build_and_runs_nothing(ws, cases, markers, target, expected,
-                                                          not_started):
+@pytest.mark.parametrize(
+    "target, expected, not_started",
+    [
+        (
+            "inject-fragment:k",
+            [
+                "hardening/inject-fragment:k: field `fragments`: hardening/inject-fragment/inject.config:2: "
+                "CONFIG_INITRAMFS_SOURCE: the string value",
+                "contains '$'",
+                "never make or shell code",
+            ],
+            NO_PROCESS,
+        ),
+        (
+            "inject-localversion:k",
+            [
+                "field `fragments`: hardening/inject-localversion/inject.config:1: CONFIG_LOCALVERSION",
+                "contains ';': it separates shell commands",
+            ],
+            NO_PROCESS,
+        ),
+        (
+            "inject-base:k",
+            [
+                "hardening/inject-base:k: field `base_config`: hardening/inject-base/inject-base.config:2: "
+                "CONFIG_LOCALVERSION",
+                "contains '`'",
+            ],
+            NO_PROCESS,
+        ),
+        (
+            "inject-force:k",
+            [
+                "hardening/inject-force:k field `force`[0]: CONFIG_LOCALVERSION: the string value",
+                "contains '$'",
+            ],
+            NO_PROCESS,
+        ),
+        (
+            "hostdir-fragment:k",
+            [
+                "hardening/hostdir-fragment/hostdir.config:2: CONFIG_INITRAMFS_SOURCE=",
+                "is an absolute path (a host file outside the kernel source and build tree)",
+                "host files are not part of the cache key",
+            ],
+            NO_PROCESS,
+        ),
+        (
+            "hostdir-force:k",
+            [
+                "hardening/hostdir-force:k field `force`[0]: CONFIG_INITRAMFS_SOURCE=",
+                "is an absolute path",
+            ],
+            NO_PROCESS,
+        ),
+        (
+            "firmware-default:k",
+            [
+                "hardening/firmware-default:k: the final configuration names files outside the kernel tree",
+                "the final .config (the base configuration or a Kconfig default): "
+                'CONFIG_EXTRA_FIRMWARE_DIR="/lib/firmware"',
+                "is an absolute path",
+            ],
+            NOT_A_BUILD,
+        ),
+        ("glob:k", ["hardening/glob:k: field `fragments`: '*.config' is a glob"], NO_PROCESS),
+        ("equals:k", ["hardening/equals:k: field `fragments`: 'a=b.config' holds `=`"], NO_PROCESS),
+        (
+            "latin1:k",
+            [
+                "hardening/latin1:k: field `fragments`: hardening/latin1/latin1.config:2: byte 0xe9 "
+                "(column 29) is not UTF-8"
+            ],
+            NO_PROCESS,
+        ),
+        (
+            "devices:b",
+            [
+                "hardening/devices:b: field `devices`[0]: 'loader,file=/etc/passwd,addr=0x1000000': the "
+                "`loader` device loads a host file"
+            ],
+            NO_PROCESS,
+        ),
+    ],
+)
+def test_bad_value_fails_before_any_build_and_runs_nothing(
+    ws, cases, markers, target, expected, not_started
+):
     result = ws.pants("package", f"{ROOT}/{target}")
     assert result.returncode != 0
     for text in expected:
@@ -134,10 +192,14 @@ def test_injection_attempts_created_nothing(ws, cases, markers):
 def test_dropped_force_value_names_the_field_value_and_range(ws, cases, markers):
     result = ws.pants("package", f"{ROOT}/force-dropped:k", timeout=3600)
     assert result.returncode != 0
-    assert ("hardening/force-dropped:k: 1 `force` value(s) did not survive `make olddefconfig`:"
-            in result.output), result.output[-5000:]
-    assert ("hardening/force-dropped:k field `force`[0]: CONFIG_LOG_BUF_SHIFT: requested 99, got "
-            "17 (value outside its allowed range or not visible: 12..25)" in result.output)
+    assert (
+        "hardening/force-dropped:k: 1 `force` value(s) did not survive `make olddefconfig`:"
+        in result.output
+    ), result.output[-5000:]
+    assert (
+        "hardening/force-dropped:k field `force`[0]: CONFIG_LOG_BUF_SHIFT: requested 99, got "
+        "17 (value outside its allowed range or not visible: 12..25)" in result.output
+    )
     assert "Build kernel hardening/force-dropped:k" not in result.output
     assert "Traceback (most recent call last)" not in result.output
     assert list(markers.iterdir()) == []

@@ -29,8 +29,10 @@ DIST = Path("dist/examples.debian-cloud")
 def _debs():
     debs = sorted(DEBS.glob("*.deb"))
     if len(debs) != 2:
-        pytest.fail(f"{DEBS} does not hold the two pinned packages: run "
-                    "third_party/setup.sh --debian-cloud (as root)")
+        pytest.fail(
+            f"{DEBS} does not hold the two pinned packages: run "
+            "third_party/setup.sh --debian-cloud (as root)"
+        )
     return {("debug" if "-dbg_" in d.name else "image"): d for d in debs}
 
 
@@ -56,9 +58,11 @@ def test_boot_loads_the_virtio_modules_and_maps_their_code(traced, kernel_srctre
         assert t["addresses"] > 100 and t["mapped"] == t["addresses"], (name, t)
     reqs = doc["requirements"]
     # Debian builds these as modules: the trace kernel has them =m, the requirement is "on"
-    for symbol, directory in (("VIRTIO_NET", "drivers/net/virtio_net.c"),
-                              ("VIRTIO_PCI", "drivers/virtio/"), ("HW_RANDOM_VIRTIO",
-                                                                  "drivers/char/hw_random/")):
+    for symbol, directory in (
+        ("VIRTIO_NET", "drivers/net/virtio_net.c"),
+        ("VIRTIO_PCI", "drivers/virtio/"),
+        ("HW_RANDOM_VIRTIO", "drivers/char/hw_random/"),
+    ):
         assert reqs[symbol]["value"] == "ym", symbol
         assert any(e.startswith(directory) for e in reqs[symbol]["evidence"]), reqs[symbol]
         assert reqs[symbol]["module_lines"] > 0, symbol  # lines executed in the module itself
@@ -76,15 +80,22 @@ def test_redis_app_passes_and_needs_epoll_and_inet(traced):
         assert doc["requirements"][symbol]["value"] in ("y", "ym"), symbol
     console = (traced / "redis/console.log").read_text()
     assert "KR_WORKLOAD_STATUS 0 " in console  # the end of the workload's framed report
-    assert re.search(r"GET: [0-9.]+ requests per second", (traced / "redis/workload.log").read_text())
+    assert re.search(
+        r"GET: [0-9.]+ requests per second", (traced / "redis/workload.log").read_text()
+    )
     assert (traced / "redis/initramfs.cpio.gz").stat().st_size > 1_000_000
 
 
-def test_composition_over_debian_builds_module_code_in(traced, tmp_path, tarball, tarball_sha256,
-                                                       session_dir):
+def test_composition_over_debian_builds_module_code_in(
+    traced, tmp_path, tarball, tarball_sha256, session_dir
+):
     debs = _debs()
-    subprocess.run(f"dpkg-deb --fsys-tarfile {debs['image']} | tar -x -C {tmp_path} "
-                   "--wildcards './boot/config-*'", shell=True, check=True)
+    subprocess.run(
+        f"dpkg-deb --fsys-tarfile {debs['image']} | tar -x -C {tmp_path} "
+        "--wildcards './boot/config-*'",
+        shell=True,
+        check=True,
+    )
     config = next((tmp_path / "boot").glob("config-*"))
     import shutil
 
@@ -92,16 +103,44 @@ def test_composition_over_debian_builds_module_code_in(traced, tmp_path, tarball
 
     (tmp_path / "py").mkdir()
     shutil.copy(kconfiglib.__file__, tmp_path / "py")
-    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/nonexistent",
-           "PYTHONPATH": f"{REPO}:{REPO}/third_party/python/sandbox/site:{tmp_path / 'py'}"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LC_ALL": "C",
+        "HOME": "/nonexistent",
+        "PYTHONPATH": f"{REPO}:{REPO}/third_party/python/sandbox/site:{tmp_path / 'py'}",
+    }
     out = tmp_path / "out"
     proc = subprocess.run(
-        [host_python(), "-m", "kernel_rules.domain.compose.tailor", "--tarball", str(tarball),
-         "--sha256", tarball_sha256, "--cache", str(session_dir / "cache"), "--jobs", "2",
-         "--target", "test:debian", "--trace-config", str(config), "--objective", "options",
-         "--set", f"examples/debian-cloud:virtio={traced / 'virtio/config-set.json'}",
-         "--set", f"examples/debian-cloud:redis={traced / 'redis/config-set.json'}",
-         "--out", str(out)], env=env, capture_output=True, text=True, timeout=900)
+        [
+            host_python(),
+            "-m",
+            "kernel_rules.domain.compose.tailor",
+            "--tarball",
+            str(tarball),
+            "--sha256",
+            tarball_sha256,
+            "--cache",
+            str(session_dir / "cache"),
+            "--jobs",
+            "2",
+            "--target",
+            "test:debian",
+            "--trace-config",
+            str(config),
+            "--objective",
+            "options",
+            "--set",
+            f"examples/debian-cloud:virtio={traced / 'virtio/config-set.json'}",
+            "--set",
+            f"examples/debian-cloud:redis={traced / 'redis/config-set.json'}",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     final = parse_config((out / ".config").read_text())
     assert final.get("MODULES", "n") == "n"
@@ -145,17 +184,28 @@ def test_packages_that_do_not_fit_are_clear_errors(ws, tarball_sha256):
     for deb in debs.values():
         if not (demo / deb.name).exists():
             os.link(deb, demo / deb.name)
-    lock = dict(line.split("=", 1) for line in
-                (REPO / "third_party/debian/cloud-kernel.lock").read_text().splitlines()
-                if "=" in line and not line.startswith("#"))
+    lock = dict(
+        line.split("=", 1)
+        for line in (REPO / "third_party/debian/cloud-kernel.lock").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
     upstream = lock["version"].split("-")[0]
-    other_version = upstream + "-0"   # another Debian revision of the same upstream version
-    (demo / "BUILD").write_text(DEMO_BUILD.format(upstream=upstream, other_version=other_version,
-        sha=tarball_sha256, image=debs["image"].name, debug=debs["debug"].name,
-        image_sha=lock["image_sha256"], debug_sha=lock["debug_sha256"], zero="0" * 64))
+    other_version = upstream + "-0"  # another Debian revision of the same upstream version
+    (demo / "BUILD").write_text(
+        DEMO_BUILD.format(
+            upstream=upstream,
+            other_version=other_version,
+            sha=tarball_sha256,
+            image=debs["image"].name,
+            debug=debs["debug"].name,
+            image_sha=lock["image_sha256"],
+            debug_sha=lock["debug_sha256"],
+            zero="0" * 64,
+        )
+    )
     cases = {
         "on-mismatch": f"the prebuilt kernel is Debian {lock['version']} but the source is "
-                       f"Debian {other_version}",
+        f"Debian {other_version}",
         "on-bad-sha": "sha256 mismatch for demo_debian/linux-image-",
         "unknown-module": "field `modules`: no module `virtio_nett`; did you mean virtio_net",
         "modules-on-built-kernel": "field `modules` needs a `prebuilt_kernel` trace kernel",

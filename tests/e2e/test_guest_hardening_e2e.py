@@ -34,40 +34,50 @@ app_profile(name="equals", baseline=":minimal", files=["data/a=b.txt"], workload
 
 # One directory each: a BUILD file with a bad field fails as a whole when it is read.
 PARSE_TIME = {
-    "regex": ('app_profile(name="t", baseline="//guests:minimal", workload="w.sh", '
-              'success="([")',
-              "guests_bad/regex:t: field `success`: '([' is not a regular expression (Python "
-              "syntax): unterminated character set at position 1"),
-    "memory-negative": (f'kernel_baseline(name="t", kernel="{KERNEL}", memory="-5M")',
-                        "guests_bad/memory-negative:t: field `memory`: '-5M' is not a memory "
-                        "size: expected a number of MiB or a number with a K, M, G or T suffix, "
-                        "such as `256M` or `1G`"),
-    "memory-zero": (f'kernel_baseline(name="t", kernel="{KERNEL}", memory="0")',
-                    "guests_bad/memory-zero:t: field `memory`: '0' is too little memory: at "
-                    "least 16M (a kernel and its initramfs need room)"),
-    "cpus": (f'kernel_baseline(name="t", kernel="{KERNEL}", cpus=0)',
-             "guests_bad/cpus:t: field `cpus`: must be greater than 0, but was 0"),
-    "timeout": (f'kernel_baseline(name="t", kernel="{KERNEL}", timeout=-5)',
-                "guests_bad/timeout:t: field `timeout`: must be greater than 0, but was -5"),
-    "app-timeout": ('app_profile(name="t", baseline="//guests:minimal", workload="w.sh", '
-                    'timeout=0)',
-                    "guests_bad/app-timeout:t: field `timeout`: must be greater than 0, but "
-                    "was 0"),
-    "cmdline": (f'kernel_baseline(name="t", kernel="{KERNEL}", cmdline="console=ttyS0 " + '
-                '"x" * 2002)',
-                "guests_bad/cmdline:t: field `cmdline`: the kernel command line is too long: "
-                "2016 bytes, 2048 with what kernel_rules appends ('nokaslr "
-                "kernel_rules.mode=check'), but the kernel keeps only 2047 (x86 "
-                "COMMAND_LINE_SIZE) and silently drops the rest, `kernel_rules.mode=check` "
-                "included; at most 2015 bytes"),
+    "regex": (
+        'app_profile(name="t", baseline="//guests:minimal", workload="w.sh", success="([")',
+        "guests_bad/regex:t: field `success`: '([' is not a regular expression (Python "
+        "syntax): unterminated character set at position 1",
+    ),
+    "memory-negative": (
+        f'kernel_baseline(name="t", kernel="{KERNEL}", memory="-5M")',
+        "guests_bad/memory-negative:t: field `memory`: '-5M' is not a memory "
+        "size: expected a number of MiB or a number with a K, M, G or T suffix, "
+        "such as `256M` or `1G`",
+    ),
+    "memory-zero": (
+        f'kernel_baseline(name="t", kernel="{KERNEL}", memory="0")',
+        "guests_bad/memory-zero:t: field `memory`: '0' is too little memory: at "
+        "least 16M (a kernel and its initramfs need room)",
+    ),
+    "cpus": (
+        f'kernel_baseline(name="t", kernel="{KERNEL}", cpus=0)',
+        "guests_bad/cpus:t: field `cpus`: must be greater than 0, but was 0",
+    ),
+    "timeout": (
+        f'kernel_baseline(name="t", kernel="{KERNEL}", timeout=-5)',
+        "guests_bad/timeout:t: field `timeout`: must be greater than 0, but was -5",
+    ),
+    "app-timeout": (
+        'app_profile(name="t", baseline="//guests:minimal", workload="w.sh", timeout=0)',
+        "guests_bad/app-timeout:t: field `timeout`: must be greater than 0, but was 0",
+    ),
+    "cmdline": (
+        f'kernel_baseline(name="t", kernel="{KERNEL}", cmdline="console=ttyS0 " + "x" * 2002)',
+        "guests_bad/cmdline:t: field `cmdline`: the kernel command line is too long: "
+        "2016 bytes, 2048 with what kernel_rules appends ('nokaslr "
+        "kernel_rules.mode=check'), but the kernel keeps only 2047 (x86 "
+        "COMMAND_LINE_SIZE) and silently drops the rest, `kernel_rules.mode=check` "
+        "included; at most 2015 bytes",
+    ),
 }
 
 # kernel_image's boot fields, refused by `pants test` before anything is built or booted.
-BOOT_FIELDS = '''
+BOOT_FIELDS = """
 kernel_image(name="memory", source="//third_party/linux:linux-6.1", memory="-5M")
 kernel_image(name="timeout", source="//third_party/linux:linux-6.1", boot_timeout=-5)
 kernel_image(name="cmdline", source="//third_party/linux:linux-6.1", cmdline="console=ttyS0 " + "x" * 2020)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +87,9 @@ def guests(ws):
     (d / "BUILD").write_text(GUESTS)
     (d / "exit7.sh").write_text('echo "boot step: about to fail"\nexit 7\n')
     (d / "silent.sh").write_text("true\n")
-    (d / "hung.sh").write_text("echo 'waiting for a writer that never comes'\n"
-                               "mkfifo /tmp/never\ncat /tmp/never\n")
+    (d / "hung.sh").write_text(
+        "echo 'waiting for a writer that never comes'\nmkfifo /tmp/never\ncat /tmp/never\n"
+    )
     (d / "data").mkdir()
     (d / "data/a=b.txt").write_text("contents of a=b\n")
     (d / "equals.sh").write_text("cat /app/data/a=b.txt\nexit 5\n")
@@ -109,16 +120,23 @@ def test_bad_field_is_refused_when_the_build_file_is_read(ws, guests, case):
     assert "Starting:" not in result.output  # nothing was built or run
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("memory", "guests_bad/boot:memory: field `memory`: '-5M' is not a memory size"),
-    ("timeout", "guests_bad/boot:timeout: field `boot_timeout`: must be greater than 0, "
-                "but was -5"),
-    ("cmdline", "guests_bad/boot:cmdline: field `cmdline`: the kernel command line is too "
-                "long: 2034 bytes, 2058 with what kernel_rules appends "
-                "('kernel_rules.mode=check')"),
-])
-def test_bad_boot_field_of_a_kernel_image_is_refused_before_booting(ws, guests, target,
-                                                                    expected):
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("memory", "guests_bad/boot:memory: field `memory`: '-5M' is not a memory size"),
+        (
+            "timeout",
+            "guests_bad/boot:timeout: field `boot_timeout`: must be greater than 0, but was -5",
+        ),
+        (
+            "cmdline",
+            "guests_bad/boot:cmdline: field `cmdline`: the kernel command line is too "
+            "long: 2034 bytes, 2058 with what kernel_rules appends "
+            "('kernel_rules.mode=check')",
+        ),
+    ],
+)
+def test_bad_boot_field_of_a_kernel_image_is_refused_before_booting(ws, guests, target, expected):
     output = _failed(ws, "test", f"guests_bad/boot:{target}")
     assert expected in output, output[-3000:]
     assert "Starting: Build kernel" not in output and "Starting: Boot" not in output
@@ -126,16 +144,20 @@ def test_bad_boot_field_of_a_kernel_image_is_refused_before_booting(ws, guests, 
 
 def test_a_silent_workload_no_longer_passes_on_a_kernel_message(ws, guests):
     output = _failed(ws, "package", "guests:silent")
-    assert ("guests:silent: its output does not match `success` 'Run /init as init process' "
-            "(it printed nothing)") in output, output[-4000:]
+    assert (
+        "guests:silent: its output does not match `success` 'Run /init as init process' "
+        "(it printed nothing)"
+    ) in output, output[-4000:]
     assert "workload output (stdout and stderr):\n  (nothing)" in output
     assert "Run /init as init process" in output  # it is on the console, shown in its tail
 
 
 def test_a_failing_boot_script_fails_the_baseline(ws, guests):
     output = _failed(ws, "package", "guests:boot-exit-7")
-    assert ("guests:boot-exit-7: kernel_rules: tracing failed: the boot step (`boot_script`) "
-            "exited with status 7") in output, output[-4000:]
+    assert (
+        "guests:boot-exit-7: kernel_rules: tracing failed: the boot step (`boot_script`) "
+        "exited with status 7"
+    ) in output, output[-4000:]
     assert "boot step: about to fail" in output  # the console tail
     assert not (ws.root / "dist/guests/boot-exit-7/config-set.json").exists()
     assert "Starting: Map the trace" not in output
@@ -143,8 +165,10 @@ def test_a_failing_boot_script_fails_the_baseline(ws, guests):
 
 def test_qemus_error_for_a_machine_it_does_not_know(ws, guests):
     output = _failed(ws, "package", "guests:bad-machine")
-    assert ("guests:bad-machine: kernel_rules: tracing failed: QEMU exited with code 1 before "
-            "the guest's init marker; QEMU's error output:") in output, output[-4000:]
+    assert (
+        "guests:bad-machine: kernel_rules: tracing failed: QEMU exited with code 1 before "
+        "the guest's init marker; QEMU's error output:"
+    ) in output, output[-4000:]
     assert "unsupported machine type" in output
 
 
@@ -210,9 +234,19 @@ def test_pants_run_killed_from_its_client_takes_qemu_with_it(ws, guests):
     pid, fd = pty.fork()
     if pid == 0:
         os.chdir(ws.root)
-        os.execve(str(REPO / ".venv/bin/pants"), [
-            "pants", "--no-pantsd", f"--named-caches-dir={ws.named_caches}",
-            f"--local-store-dir={ws.store}", "--no-colors", "run", KERNEL.lstrip("/")], env)
+        os.execve(
+            str(REPO / ".venv/bin/pants"),
+            [
+                "pants",
+                "--no-pantsd",
+                f"--named-caches-dir={ws.named_caches}",
+                f"--local-store-dir={ws.store}",
+                "--no-colors",
+                "run",
+                KERNEL.lstrip("/"),
+            ],
+            env,
+        )
     qemu: List[int] = []
     try:
         buf, deadline = b"", time.monotonic() + 600
@@ -223,8 +257,12 @@ def test_pants_run_killed_from_its_client_takes_qemu_with_it(ws, guests):
                 except OSError:
                     break
         assert b"busybox shell" in buf, buf.decode(errors="replace")[-3000:]
-        qemu = [p for p in _descendants(pid) if "qemu-system-x86_64 " in _cmdline(p)
-                and "kernel_rules/domain/guest/guard.py" not in _cmdline(p)]
+        qemu = [
+            p
+            for p in _descendants(pid)
+            if "qemu-system-x86_64 " in _cmdline(p)
+            and "kernel_rules/domain/guest/guard.py" not in _cmdline(p)
+        ]
         assert qemu, "no QEMU under the pants client"
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

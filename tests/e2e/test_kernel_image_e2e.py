@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from kernel_rules.domain.build.kbuild_deps import (
-    changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
+    changed_files,
+    changed_symbols,
+    generated_digests,
+    lower_bound,
+    object_deps,
+)
 from kernel_rules.domain.kconfig.fragments import parse_config
 from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files
 from tests.conftest import _lock_value
@@ -49,20 +54,50 @@ def _configure(ws, tarball, sha, extra: str, tmp: Path) -> Path:
     frag = tmp / "extra.config"
     frag.write_text(extra)
     out = tmp / "configured"
-    argv = ["python3", "-m", "kernel_rules.domain.build.kbuild", "configure", "--tarball", str(tarball),
-            "--sha256", sha, "--cache", str(ws.kernel_cache), "--out", str(out),
-            "--base-config", str(_base(ws, tarball, sha, tmp)),
-            "--fragment", f"boot={REPO / 'examples/minimal/boot.config'}",
-            "--fragment", f"debug={_debug_fragment(tmp)}", "--fragment", f"extra={frag}"]
+    argv = [
+        "python3",
+        "-m",
+        "kernel_rules.domain.build.kbuild",
+        "configure",
+        "--tarball",
+        str(tarball),
+        "--sha256",
+        sha,
+        "--cache",
+        str(ws.kernel_cache),
+        "--out",
+        str(out),
+        "--base-config",
+        str(_base(ws, tarball, sha, tmp)),
+        "--fragment",
+        f"boot={REPO / 'examples/minimal/boot.config'}",
+        "--fragment",
+        f"debug={_debug_fragment(tmp)}",
+        "--fragment",
+        f"extra={frag}",
+    ]
     done = run_driver(argv)
     assert done.returncode == 0, done.stdout + done.stderr
     return out / ".config"
 
 
 def _base(ws, tarball, sha, tmp: Path) -> Path:
-    argv = ["python3", "-m", "kernel_rules.domain.build.kbuild", "base", "--tarball", str(tarball),
-            "--sha256", sha, "--cache", str(ws.kernel_cache), "--out", str(tmp / "base"),
-            "--base", "tinyconfig"]
+    argv = [
+        "python3",
+        "-m",
+        "kernel_rules.domain.build.kbuild",
+        "base",
+        "--tarball",
+        str(tarball),
+        "--sha256",
+        sha,
+        "--cache",
+        str(ws.kernel_cache),
+        "--out",
+        str(tmp / "base"),
+        "--base",
+        "tinyconfig",
+    ]
     done = run_driver(argv)
     assert done.returncode == 0, done.stdout + done.stderr
     return tmp / "base" / ".config"
@@ -109,14 +144,14 @@ def test_noop_repackage_is_a_cache_hit(ws, packaged):
     assert result.seconds < 5, f"no-op package took {result.seconds:.1f}s"
 
 
-BAD_BUILD = '''
+BAD_BUILD = """
 linux_source(name="badsum", tarball="linux.tar.xz", sha256="{zero}", version="6.1.192")
 kernel_image(name="bad-base", source="//third_party/linux:linux-6.1", base="tinyconfg")
 kernel_image(name="malformed", source="//third_party/linux:linux-6.1", fragments=["malformed.config"])
 kernel_image(name="unknown", source="//third_party/linux:linux-6.1", fragments=["unknown.config"])
 kernel_image(name="dropped", source="//third_party/linux:linux-6.1", fragments=["dropped.config"])
 kernel_image(name="badsum-kernel", source=":badsum")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +174,17 @@ PINNED_SHA256 = _lock_value("sha256")
     [
         ("bad:bad-base", ["bad:bad-base", "base", "tinyconfg", "tinyconfig"]),
         ("bad:malformed", ["bad:malformed: field `fragments`: bad/malformed.config:2: malformed"]),
-        ("bad:unknown", ["bad/unknown.config:2: CONFIG_NOT_A_REAL_OPTION: requested y, got n "
-                         "(unknown symbol"]),
-        ("bad:dropped", ["bad/dropped.config:2: CONFIG_EXT4_FS: requested y, got n "
-                         "(unmet dependency: BLOCK [BLOCK=n])"]),
+        (
+            "bad:unknown",
+            ["bad/unknown.config:2: CONFIG_NOT_A_REAL_OPTION: requested y, got n (unknown symbol"],
+        ),
+        (
+            "bad:dropped",
+            [
+                "bad/dropped.config:2: CONFIG_EXT4_FS: requested y, got n "
+                "(unmet dependency: BLOCK [BLOCK=n])"
+            ],
+        ),
         ("bad:badsum-kernel", ["bad:badsum: sha256 mismatch", "0" * 64, PINNED_SHA256]),
     ],
 )
@@ -188,7 +230,9 @@ def test_warm_incremental_build_stays_in_the_lower_bound_and_is_identical(
     assert stats["compiled"] <= 0.02 * stats["objects"]
     # ... and back: the warm tree gives the same bytes as the cold build Pants did.
     back = tmp_path / "back"
-    done = run_driver(driver_build_argv(ws.kernel_cache, tarball, tarball_sha256, base_config, back))
+    done = run_driver(
+        driver_build_argv(ws.kernel_cache, tarball, tarball_sha256, base_config, back)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     _same_kernel(back, packaged)
 
@@ -198,38 +242,52 @@ def second_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("second-cache")
 
 
-def test_another_warm_tree_gives_identical_bytes(ws, packaged, tarball, tarball_sha256,
-                                                 second_cache, tmp_path):
+def test_another_warm_tree_gives_identical_bytes(
+    ws, packaged, tarball, tarball_sha256, second_cache, tmp_path
+):
     """A second cache whose tree was warmed on a different configuration, then switched."""
     leaf = _configure(ws, tarball, tarball_sha256, "CONFIG_SIGNALFD=y\n", tmp_path)
-    done = run_driver(driver_build_argv(second_cache, tarball, tarball_sha256, leaf, tmp_path / "a"))
+    done = run_driver(
+        driver_build_argv(second_cache, tarball, tarball_sha256, leaf, tmp_path / "a")
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = tmp_path / "b"
-    done = run_driver(driver_build_argv(second_cache, tarball, tarball_sha256,
-                                        packaged / "config", out))
+    done = run_driver(
+        driver_build_argv(second_cache, tarball, tarball_sha256, packaged / "config", out)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "warm (1 symbols differ" in done.stderr
     _same_kernel(out, packaged)
 
 
-def test_build_killed_half_way_then_rebuilt_is_identical(ws, packaged, tarball, tarball_sha256,
-                                                         second_cache, tmp_path):
+def test_build_killed_half_way_then_rebuilt_is_identical(
+    ws, packaged, tarball, tarball_sha256, second_cache, tmp_path
+):
     broad = _configure(ws, tarball, tarball_sha256, "CONFIG_FUTEX=y\n", tmp_path)
-    done = run_driver(driver_build_argv(second_cache, tarball, tarball_sha256, broad,
-                                        tmp_path / "futex"))
+    done = run_driver(
+        driver_build_argv(second_cache, tarball, tarball_sha256, broad, tmp_path / "futex")
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # Switching FUTEX off again recompiles most objects: kill -9 the whole build in the middle.
-    argv = driver_build_argv(second_cache, tarball, tarball_sha256, packaged / "config",
-                             tmp_path / "killed")
-    proc = subprocess.Popen(argv, env=driver_env(), cwd=str(REPO), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = driver_build_argv(
+        second_cache, tarball, tarball_sha256, packaged / "config", tmp_path / "killed"
+    )
+    proc = subprocess.Popen(
+        argv,
+        env=driver_env(),
+        cwd=str(REPO),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(35)
     assert proc.poll() is None, "the build finished before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     out = tmp_path / "rebuilt"
-    done = run_driver(driver_build_argv(second_cache, tarball, tarball_sha256,
-                                        packaged / "config", out))
+    done = run_driver(
+        driver_build_argv(second_cache, tarball, tarball_sha256, packaged / "config", out)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "repaired interrupted build" in done.stderr
     _same_kernel(out, packaged)

@@ -11,7 +11,12 @@ import pytest
 from kernel_rules.domain.kconfig.fragments import parse_config
 from kernel_rules.domain.build.kbuild import LAST_BUILD, object_files
 from kernel_rules.domain.build.kbuild_deps import (
-    changed_files, changed_symbols, generated_digests, lower_bound, object_deps)
+    changed_files,
+    changed_symbols,
+    generated_digests,
+    lower_bound,
+    object_deps,
+)
 from kernel_rules.domain.compose.tailor import holds
 
 KERNELS = ("ipc", "httpd", "sqlite", "proc-reader", "all")
@@ -31,11 +36,17 @@ def tailored(ws):
     (the same baseline plus three more apps) and `ipc`; trees are snapshotted in between."""
     first = ws.pants("package", "test", *(f"examples/tailored:{k}" for k in FIRST), timeout=3000)
     assert first.returncode == 0, first.output[-8000:]
-    before = {t: (object_deps(str(t)), generated_digests(str(t)),
-                  (t / ".config").read_text() if (t / ".config").exists() else "")
-              for t in _trees(ws)}
-    second = ws.pants("package", "test", "examples/tailored:all", "examples/tailored:ipc",
-                      timeout=3000)
+    before = {
+        t: (
+            object_deps(str(t)),
+            generated_digests(str(t)),
+            (t / ".config").read_text() if (t / ".config").exists() else "",
+        )
+        for t in _trees(ws)
+    }
+    second = ws.pants(
+        "package", "test", "examples/tailored:all", "examples/tailored:ipc", timeout=3000
+    )
     assert second.returncode == 0, second.output[-8000:]
     return ws.root / DIST, first.output + second.output, before
 
@@ -61,8 +72,10 @@ def test_tailored_kernels_are_smaller_than_the_trace_kernel(tailored):
         assert r["options"]["tailored"]["enabled"] < r["options"]["trace_kernel"]["enabled"], name
         assert r["sizes"]["tailored"]["bzImage"] < r["sizes"]["trace_kernel"]["bzImage"], name
     # one app needs no more than all of them
-    assert _report(dist, "ipc")["options"]["tailored"]["enabled"] <= \
-        _report(dist, "all")["options"]["tailored"]["enabled"]
+    assert (
+        _report(dist, "ipc")["options"]["tailored"]["enabled"]
+        <= _report(dist, "all")["options"]["tailored"]["enabled"]
+    )
 
 
 def test_every_composed_requirement_holds_in_the_built_config(tailored):
@@ -93,8 +106,11 @@ def test_adding_apps_recompiles_only_the_lower_bound(ws, tailored):
     (one of the first kernels') and compiles nothing outside the lower bound of the delta."""
     dist, _, before = tailored
     config = parse_config((dist / "all/config").read_text())
-    tree = next(t for t in before if (t / ".config").exists()
-                and parse_config((t / ".config").read_text()) == config)
+    tree = next(
+        t
+        for t in before
+        if (t / ".config").exists() and parse_config((t / ".config").read_text()) == config
+    )
     deps, gen, old_config = before[tree]
     assert old_config and parse_config(old_config) != config  # a real delta, built in place
     stats = json.loads((tree / LAST_BUILD).read_text())
@@ -114,7 +130,8 @@ def bad_target(ws):
     def write(**fields: str) -> str:
         args = ", ".join(f"{k}={v}" for k, v in fields.items())
         (path / "BUILD").write_text(
-            f'tailored_kernel(name="bad", baseline="//examples/tracing:qemu-q35", {args})\n')
+            f'tailored_kernel(name="bad", baseline="//examples/tracing:qemu-q35", {args})\n'
+        )
         return "examples/tailored-bad:bad"
 
     yield write
@@ -162,20 +179,60 @@ def test_a_failing_workload_names_the_app_and_shows_the_console_tail(tailored, t
     (tmp_path / "init").write_text(render_app_init("//demo:broken", "fail.sh"))
     (tmp_path / "fail.sh").write_text("echo 'about to fail'\nexit 3\n")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-m", "kernel_rules.domain.guest.initramfs",
-                    "--busybox", "/bin/busybox", "--init", str(tmp_path / "init"),
-                    "--out", str(tmp_path / "app.cpio.gz"),
-                    "--marker-source", str(REPO / "kernel_rules/domain/guest/window_marker.c"),
-                    "--file", str(tmp_path / "fail.sh"), "app/fail.sh"],
-                   cwd=tmp_path, env=env, check=True)  # the marker programs are built in cwd
-    (tmp_path / "apps.json").write_text(json.dumps([
-        {"name": "//demo:broken", "initrd": str(tmp_path / "app.cpio.gz"), "success": None,
-         "timeout": 120}]))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernel_rules.domain.guest.initramfs",
+            "--busybox",
+            "/bin/busybox",
+            "--init",
+            str(tmp_path / "init"),
+            "--out",
+            str(tmp_path / "app.cpio.gz"),
+            "--marker-source",
+            str(REPO / "kernel_rules/domain/guest/window_marker.c"),
+            "--file",
+            str(tmp_path / "fail.sh"),
+            "app/fail.sh",
+        ],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+    )  # the marker programs are built in cwd
+    (tmp_path / "apps.json").write_text(
+        json.dumps(
+            [
+                {
+                    "name": "//demo:broken",
+                    "initrd": str(tmp_path / "app.cpio.gz"),
+                    "success": None,
+                    "timeout": 120,
+                }
+            ]
+        )
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "kernel_rules.domain.guest.app_check", "--qemu",
-         "/usr/bin/qemu-system-x86_64", "--kernel", str(dist / "ipc/bzImage"),
-         "--apps", str(tmp_path / "apps.json"), "--cmdline", "console=ttyS0 nokaslr",
-         "--out", str(tmp_path / "out")], cwd=REPO, env=env, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "kernel_rules.domain.guest.app_check",
+            "--qemu",
+            "/usr/bin/qemu-system-x86_64",
+            "--kernel",
+            str(dist / "ipc/bzImage"),
+            "--apps",
+            str(tmp_path / "apps.json"),
+            "--cmdline",
+            "console=ttyS0 nokaslr",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAIL //demo:broken: the workload exited with status 3; console tail:" in done.stdout
     assert "about to fail" in done.stdout

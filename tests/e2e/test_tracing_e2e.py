@@ -58,8 +58,10 @@ def test_baseline_evidence_has_its_phase(traced):
     assert min(phases["init"], phases["boot"]) > 10000
     assert phases["init"] + phases["boot"] > stats["addresses"]  # logged again after the split
     summary = (traced / "qemu-q35" / "summary.md").read_text()
-    assert f"init-only requirements (executed during kernel initialisation, never in the " \
-           f"user-space boot): {len(init_only)}" in summary
+    assert (
+        f"init-only requirements (executed during kernel initialisation, never in the "
+        f"user-space boot): {len(init_only)}" in summary
+    )
 
 
 def test_app_evidence_is_all_in_the_app_phase(traced):
@@ -148,13 +150,13 @@ def test_changing_one_workload_retraces_only_that_app(ws, traced):
     assert "Starting: Build kernel" not in result.output
 
 
-BAD = '''
+BAD = """
 kernel_image(name="no-debug", source="//third_party/linux:linux-6.1", fragments=["../examples/minimal/boot.config"])
 kernel_baseline(name="no-debug-baseline", kernel=":no-debug")
 app_profile(name="wrong-baseline", baseline="//examples/tracing:trace-kernel", workload="ok.sh")
 app_profile(name="failing", baseline="//examples/tracing:qemu-q35", workload="fail.sh")
 app_profile(name="relative-binary", baseline="//examples/tracing:qemu-q35", binaries=["sqlite3"], workload="ok.sh")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -167,13 +169,21 @@ def bad_trace(ws, traced):
     return d
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("badtrace:no-debug-baseline", "field `kernel`: badtrace:no-debug must set `debug_info=True`"),
-    ("badtrace:wrong-baseline", "field `baseline` must name a `kernel_baseline` target"),
-    ("badtrace:failing", "badtrace:failing: the workload exited with status 1"),
-    ("badtrace:relative-binary",
-     "field `binaries`: 'sqlite3' is not an absolute, normalised host path"),
-])
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        (
+            "badtrace:no-debug-baseline",
+            "field `kernel`: badtrace:no-debug must set `debug_info=True`",
+        ),
+        ("badtrace:wrong-baseline", "field `baseline` must name a `kernel_baseline` target"),
+        ("badtrace:failing", "badtrace:failing: the workload exited with status 1"),
+        (
+            "badtrace:relative-binary",
+            "field `binaries`: 'sqlite3' is not an absolute, normalised host path",
+        ),
+    ],
+)
 def test_bad_trace_input_gets_a_clear_error(ws, bad_trace, target, expected):
     result = ws.pants("package", target)
     assert result.returncode != 0

@@ -49,8 +49,7 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
     old_home = os.environ.get("HOME")
     os.environ["HOME"] = str(home)
     try:
-        second = b.pants(*remote_flags(buildgrid, read=True, write=False), "package", TARGET,
-                         APP)
+        second = b.pants(*remote_flags(buildgrid, read=True, write=False), "package", TARGET, APP)
     finally:
         if old_home is not None:
             os.environ["HOME"] = old_home
@@ -65,8 +64,9 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
     for name in ("bzImage", "vmlinux", "config", "defconfig", "System.map"):
         assert (a.root / ARTIFACTS / name).read_bytes() == (b.root / ARTIFACTS / name).read_bytes()
     for name in ("config-set.json", "summary.md"):
-        assert (a.root / APP_ARTIFACTS / name).read_bytes() == \
-            (b.root / APP_ARTIFACTS / name).read_bytes()
+        assert (a.root / APP_ARTIFACTS / name).read_bytes() == (
+            b.root / APP_ARTIFACTS / name
+        ).read_bytes()
 
 
 def test_a_cache_server_that_is_down_does_not_break_the_build(ws, tmp_path, tarball):
@@ -88,8 +88,9 @@ def test_a_cache_server_that_stops_mid_run_does_not_break_the_build(ws, tmp_path
     fragment.write_text(fragment.read_text() + "CONFIG_FUTEX=y\n")  # a long build, not cached
     with buildgrid_server(tmp_path / "buildgrid-d") as address:
         with ThreadPoolExecutor(1) as pool:
-            run = pool.submit(d.pants, *remote_flags(address, read=True, write=True),
-                              "package", TARGET)
+            run = pool.submit(
+                d.pants, *remote_flags(address, read=True, write=True), "package", TARGET
+            )
             time.sleep(15)
             assert not run.done(), "the build finished before the server could be stopped"
     result = run.result()  # the server is gone now, while the build still runs

@@ -72,16 +72,20 @@ def test_sha256_mismatch_names_target_and_both_digests(rule_runner: RuleRunner) 
 def test_source_must_be_a_linux_source(rule_runner: RuleRunner) -> None:
     rule_runner.write_files({"k/BUILD": 'kernel_image(name="other", source="//k:other")\n'})
     with pytest.raises(ExecutionError, match="must name a `linux_source` target"):
-        rule_runner.request(LinuxSource, [LinuxSourceRequest("//k:other", Address("k", target_name="x"))])
+        rule_runner.request(
+            LinuxSource, [LinuxSourceRequest("//k:other", Address("k", target_name="x"))]
+        )
 
 
 def test_malformed_fragment_names_target_field_and_file_line(rule_runner: RuleRunner) -> None:
     sha = _fake_tarball(rule_runner)
-    rule_runner.write_files({
-        "src/BUILD": _source_build(sha),
-        "k/BUILD": 'kernel_image(name="k", source="//src:linux", fragments=["a.config"])\n',
-        "k/a.config": "CONFIG_PRINTK=y\nCONFIG_TTY = y\n",
-    })
+    rule_runner.write_files(
+        {
+            "src/BUILD": _source_build(sha),
+            "k/BUILD": 'kernel_image(name="k", source="//src:linux", fragments=["a.config"])\n',
+            "k/a.config": "CONFIG_PRINTK=y\nCONFIG_TTY = y\n",
+        }
+    )
     tgt = rule_runner.get_target(Address("k", target_name="k"))
     with pytest.raises(ExecutionError) as e:
         rule_runner.request(KernelConfig, [KernelConfigRequest(KernelImageFieldSet.create(tgt))])
@@ -90,17 +94,21 @@ def test_malformed_fragment_names_target_field_and_file_line(rule_runner: RuleRu
 
 def test_missing_fragment_file_is_reported(rule_runner: RuleRunner) -> None:
     sha = _fake_tarball(rule_runner)
-    rule_runner.write_files({
-        "src/BUILD": _source_build(sha),
-        "k/BUILD": 'kernel_image(name="k", source="//src:linux", fragments=["nope.config"])\n',
-    })
+    rule_runner.write_files(
+        {
+            "src/BUILD": _source_build(sha),
+            "k/BUILD": 'kernel_image(name="k", source="//src:linux", fragments=["nope.config"])\n',
+        }
+    )
     tgt = rule_runner.get_target(Address("k", target_name="k"))
     with pytest.raises(ExecutionError, match=r"nope\.config.*fragments|fragments.*nope\.config"):
         rule_runner.request(KernelConfig, [KernelConfigRequest(KernelImageFieldSet.create(tgt))])
 
 
 def test_unknown_base_is_rejected_naming_the_field(rule_runner: RuleRunner) -> None:
-    rule_runner.write_files({"k/BUILD": 'kernel_image(name="k", source="//src:linux", base="tinnyconfig")\n'})
+    rule_runner.write_files(
+        {"k/BUILD": 'kernel_image(name="k", source="//src:linux", base="tinnyconfig")\n'}
+    )
     with pytest.raises(ExecutionError, match=r"(?s)base.*tinnyconfig.*tinyconfig"):
         rule_runner.get_target(Address("k", target_name="k"))
 
@@ -109,7 +117,9 @@ def test_missing_tool_names_the_debian_package(rule_runner: RuleRunner, tmp_path
     os.symlink("/usr/bin/python3", tmp_path / "python3")
     rule_runner.set_options([f"--kernel-build-search-path=['{tmp_path}']"], env_inherit={"PATH"})
     with pytest.raises(ExecutionError) as e:
-        rule_runner.request(Toolchain, [ToolchainRequest(("python3", "flex", "gcc"), "kernel builds")])
+        rule_runner.request(
+            Toolchain, [ToolchainRequest(("python3", "flex", "gcc"), "kernel builds")]
+        )
     assert "missing flex, gcc" in str(e.value) and "apt-get install flex gcc" in str(e.value)
 
 
@@ -130,35 +140,44 @@ def test_real_configure_reports_unknown_symbol_and_unmet_dependency(
         os.link(tarball, dest)
     except OSError:
         shutil.copyfile(tarball, dest)
-    rule_runner.write_files({
-        "src/BUILD": f'linux_source(name="linux", tarball="{tarball.name}", '
-                     f'sha256="{tarball_sha256}", version="6.1")\n',
-        "k/BUILD": 'kernel_image(name="k", source="//src:linux", fragments=["a.config"])\n',
-        "k/a.config": "CONFIG_PRINTK=y\nCONFIG_NO_SUCH_OPTION=y\nCONFIG_EXT4_FS=y\n",
-    })
+    rule_runner.write_files(
+        {
+            "src/BUILD": f'linux_source(name="linux", tarball="{tarball.name}", '
+            f'sha256="{tarball_sha256}", version="6.1")\n',
+            "k/BUILD": 'kernel_image(name="k", source="//src:linux", fragments=["a.config"])\n',
+            "k/a.config": "CONFIG_PRINTK=y\nCONFIG_NO_SUCH_OPTION=y\nCONFIG_EXT4_FS=y\n",
+        }
+    )
     tgt = rule_runner.get_target(Address("k", target_name="k"))
     with pytest.raises(ExecutionError) as e:
         rule_runner.request(KernelConfig, [KernelConfigRequest(KernelImageFieldSet.create(tgt))])
     msg = str(e.value)
     assert "2 requested config value(s) did not survive" in msg
     assert "k/a.config:2: CONFIG_NO_SUCH_OPTION: requested y, got n (unknown symbol" in msg
-    assert "k/a.config:3: CONFIG_EXT4_FS: requested y, got n (unmet dependency: BLOCK [BLOCK=n])" in msg
+    assert (
+        "k/a.config:3: CONFIG_EXT4_FS: requested y, got n (unmet dependency: BLOCK [BLOCK=n])"
+        in msg
+    )
 
 
 def test_two_targets_with_one_output_path_are_refused(rule_runner: RuleRunner) -> None:
     from pants.core.goals.package import OutputPathField
     from kernel_rules.rules.types import OutputDir, OutputDirRequest
 
-    runner = RuleRunner(rules=[*register.rules(), QueryRule(OutputDir, [OutputDirRequest])],
-                        target_types=register.target_types())
+    runner = RuleRunner(
+        rules=[*register.rules(), QueryRule(OutputDir, [OutputDirRequest])],
+        target_types=register.target_types(),
+    )
     sha = _fake_tarball(runner)
-    runner.write_files({
-        "src/BUILD": _source_build(sha),
-        "a/BUILD": 'kernel_image(name="k", source="//src:linux", base="tinyconfig", output_path="kernels/x")\n'
-                   'kernel_image(name="inner", source="//src:linux", base="tinyconfig", output_path="kernels/x/y")\n'
-                   'kernel_image(name="own", source="//src:linux", base="tinyconfig")\n',
-        "b/BUILD": 'kernel_image(name="k", source="//src:linux", base="tinyconfig", output_path="kernels/x")\n',
-    })
+    runner.write_files(
+        {
+            "src/BUILD": _source_build(sha),
+            "a/BUILD": 'kernel_image(name="k", source="//src:linux", base="tinyconfig", output_path="kernels/x")\n'
+            'kernel_image(name="inner", source="//src:linux", base="tinyconfig", output_path="kernels/x/y")\n'
+            'kernel_image(name="own", source="//src:linux", base="tinyconfig")\n',
+            "b/BUILD": 'kernel_image(name="k", source="//src:linux", base="tinyconfig", output_path="kernels/x")\n',
+        }
+    )
 
     def request(address: Address):
         target = runner.get_target(address)

@@ -27,8 +27,13 @@ def run_guest_sh(script: str, moved: Mapping[str, str] = {}, stdin: bytes = b"")
     require_tools("busybox")
     for guest_path, path in moved.items():
         script = script.replace(guest_path, path)
-    done = subprocess.run(["busybox", "sh", "-c", "dmesg() { :; }\n" + script], input=stdin,
-                          capture_output=True, check=True, env={"PATH": "/bin:/usr/bin"})
+    done = subprocess.run(
+        ["busybox", "sh", "-c", "dmesg() { :; }\n" + script],
+        input=stdin,
+        capture_output=True,
+        check=True,
+        env={"PATH": "/bin:/usr/bin"},
+    )
     return done.stdout.decode()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-SCRIPT = '''\
+SCRIPT = """\
 import os, socket, sys, threading, time
 console, stderr, dump, code, log, stops = (open(p).read() for p in sys.argv[1:7])
 argv = sys.argv[7:]
@@ -104,22 +104,36 @@ else:
     write_log(before + after)
 run()
 sys.exit(int(code or 0))
-'''
+"""
 
 
-def fake_qemu(tmp_path: Path, console: str, stderr: str = "", dump: str = "",
-              code: int = 0, log: str = "", stops: bool = True) -> str:
+def fake_qemu(
+    tmp_path: Path,
+    console: str,
+    stderr: str = "",
+    dump: str = "",
+    code: int = 0,
+    log: str = "",
+    stops: bool = True,
+) -> str:
     """An executable that stands in for QEMU: prints `console` (and `stderr`) and exits `code`;
     with "HANG" in the console it waits, answering a `KR_DUMP` line on stdin with `dump`. `log`
     and `stops`: see the module docstring."""
     files = []
-    for name, text in (("console", console), ("stderr", stderr), ("dump", dump),
-                       ("code", str(code)), ("log", log), ("stops", "yes" if stops else "")):
+    for name, text in (
+        ("console", console),
+        ("stderr", stderr),
+        ("dump", dump),
+        ("code", str(code)),
+        ("log", log),
+        ("stops", "yes" if stops else ""),
+    ):
         (tmp_path / f"fake.{name}").write_text(text)
         files.append(str(tmp_path / f"fake.{name}"))
     (tmp_path / "fake_qemu.py").write_text(SCRIPT)
     exe = tmp_path / "qemu"
-    exe.write_text(f'#!/bin/sh\nexec {sys.executable} {tmp_path / "fake_qemu.py"} '
-                   f'{" ".join(files)} "$@"\n')
+    exe.write_text(
+        f'#!/bin/sh\nexec {sys.executable} {tmp_path / "fake_qemu.py"} {" ".join(files)} "$@"\n'
+    )
     exe.chmod(0o755)
     return str(exe)

@@ -19,7 +19,9 @@ real_fn
 def test_inline_chains_and_unmapped_addresses():
     locs = parse_addr2line(OUTPUT.splitlines())
     assert locs[0xFFFFFFFF81000010].frames == (
-        Frame("inner_inline", "include/linux/list.h", 35), Frame("outer_fn", "kernel/fork.c", 120))
+        Frame("inner_inline", "include/linux/list.h", 35),
+        Frame("outer_fn", "kernel/fork.c", 120),
+    )
     assert locs[0xFFFFFFFF81000010].outermost.file == "kernel/fork.c"
     assert locs[0xFFFFFFFF81000020].frames == ()
     # generated files are not source lines

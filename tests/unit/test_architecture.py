@@ -23,24 +23,38 @@ import pytest
 
 from kernel_rules.rules.process import SANDBOX_SITE
 from kernel_rules.rules.scripts import (
-    DOMAIN_DIR, DOMAIN_PACKAGE, SHIPPED_THIRD_PARTY, _third_party_files, import_closure,
-    imported_modules)
+    DOMAIN_DIR,
+    DOMAIN_PACKAGE,
+    SHIPPED_THIRD_PARTY,
+    _third_party_files,
+    import_closure,
+    imported_modules,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "kernel_rules" / "rules"
 HOST_PYTHON = "/usr/bin/python3"
 STEP_CALLS = ("DomainProcess", "DomainScriptsRequest")
 # kernel_rules packages that are the Pants side: a domain module must not import them either.
-PANTS_SIDE = ("pants", "kernel_rules.rules", "kernel_rules.targets", "kernel_rules.subsystems",
-              "kernel_rules.register")
+PANTS_SIDE = (
+    "pants",
+    "kernel_rules.rules",
+    "kernel_rules.targets",
+    "kernel_rules.subsystems",
+    "kernel_rules.register",
+)
 
 
 # --- reading the sources --------------------------------------------------------------------------
 
+
 def domain_sources() -> Dict[str, str]:
     """What `rules.scripts.domain_scripts` reads: path -> text of the domain .py and .c files."""
-    paths = [REPO / "kernel_rules/__init__.py", *sorted((REPO / DOMAIN_DIR).rglob("*.py")),
-             *sorted((REPO / DOMAIN_DIR).rglob("*.c"))]
+    paths = [
+        REPO / "kernel_rules/__init__.py",
+        *sorted((REPO / DOMAIN_DIR).rglob("*.py")),
+        *sorted((REPO / DOMAIN_DIR).rglob("*.c")),
+    ]
     return {str(p.relative_to(REPO)): p.read_text() for p in paths}
 
 
@@ -77,9 +91,11 @@ def step_modules() -> Dict[str, bool]:
         arg = _module_arg(call)
         if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
             continue  # process.py's own `DomainScriptsRequest(request.module)`, checked below
-        site = any(kw.arg == "sandbox_site" and not (isinstance(kw.value, ast.Constant)
-                                                     and kw.value.value is None)
-                   for kw in call.keywords)
+        site = any(
+            kw.arg == "sandbox_site"
+            and not (isinstance(kw.value, ast.Constant) and kw.value.value is None)
+            for kw in call.keywords
+        )
         # Only a DomainProcess can pass the site; a bare DomainScriptsRequest never does.
         site = site and _call_name(call) == "DomainProcess"
         with_site[arg.value] = with_site.get(arg.value, True) and site
@@ -103,14 +119,19 @@ def function_level_imports(source: str, module: str) -> Set[str]:
 
 # --- 1. no Pants in the domain --------------------------------------------------------------------
 
+
 def _all_imports(source: str, module: str) -> List[Tuple[int, str]]:
     out = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             for name in imported_modules(ast.unparse(node), module):
                 out.append((node.lineno, name))
-        elif (isinstance(node, ast.Call) and _call_name(node) in ("import_module", "__import__")
-              and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and _call_name(node) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             out.append((node.lineno, str(node.args[0].value)))
     return out
 
@@ -124,11 +145,14 @@ def test_domain_modules_do_not_import_pants():
         for line, name in _all_imports(text, module):
             if any(name == side or name.startswith(side + ".") for side in PANTS_SIDE):
                 offenders.append(f"{path}:{line} imports {name}")
-    assert not offenders, ("kernel_rules/domain/ is plain Python (it runs in sandboxes without "
-                           "Pants):\n  " + "\n  ".join(offenders))
+    assert not offenders, (
+        "kernel_rules/domain/ is plain Python (it runs in sandboxes without "
+        "Pants):\n  " + "\n  ".join(offenders)
+    )
 
 
 # --- 2. every step imports from exactly what it ships ---------------------------------------------
+
 
 def test_rules_name_their_steps_as_literals():
     """The collector above sees every step: a step module given as a variable would escape it."""
@@ -164,10 +188,20 @@ def _ship(module: str, dest: Path) -> List[str]:
 def _host_python(code: str, cwd: Path, pythonpath: List[str]) -> subprocess.CompletedProcess:
     """The host's python3, as a step runs it, but isolated: no site-packages (-S: what the sandbox
     needs must be shipped, not happen to be installed here), no user site, no repository."""
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": ":".join(pythonpath),
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([HOST_PYTHON, "-S", "-s", "-c", code], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": ":".join(pythonpath),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    return subprocess.run(
+        [HOST_PYTHON, "-S", "-s", "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _sandbox_site(module: str) -> List[str]:
@@ -175,8 +209,10 @@ def _sandbox_site(module: str) -> List[str]:
         return []
     site = REPO / SANDBOX_SITE
     if not (site / "pysat").is_dir():
-        pytest.skip(f"{module} runs with the sandbox site, and {SANDBOX_SITE}/ has no python-sat "
-                    "here: run ./pants --version once (setup step 3) to install it")
+        pytest.skip(
+            f"{module} runs with the sandbox site, and {SANDBOX_SITE}/ has no python-sat "
+            "here: run ./pants --version once (setup step 3) to install it"
+        )
     return [str(site)]
 
 
@@ -191,12 +227,15 @@ def test_step_imports_with_only_its_shipped_closure(module, tmp_path):
     sandbox = tmp_path / "sandbox"
     sandbox.mkdir()
     _ship(module, sandbox)
-    code = (f"import sys, {module}, kernel_rules; "
-            f"assert kernel_rules.__file__.startswith({str(sandbox)!r}), kernel_rules.__file__")
+    code = (
+        f"import sys, {module}, kernel_rules; "
+        f"assert kernel_rules.__file__.startswith({str(sandbox)!r}), kernel_rules.__file__"
+    )
     proc = _host_python(code, sandbox, [str(sandbox), *_sandbox_site(module)])
     assert proc.returncode == 0, (
         f"{module} does not import with only what import_closure ships for it "
-        f"(in {sandbox}):\n{proc.stderr[-3000:]}")
+        f"(in {sandbox}):\n{proc.stderr[-3000:]}"
+    )
 
 
 LIST_DOMAIN_MODULES = """
@@ -220,13 +259,23 @@ def test_step_closure_is_not_bigger_than_needed(module, tmp_path):
             (third_party / f.path).parent.mkdir(parents=True, exist_ok=True)
             (third_party / f.path).write_bytes(f.content)
     proc = subprocess.run(
-        [HOST_PYTHON, "-S", "-s", "-c", LIST_DOMAIN_MODULES, module], cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1",
-             "PYTHONPATH": ":".join([str(REPO), str(third_party), *site])},
-        capture_output=True, text=True, timeout=120)
+        [HOST_PYTHON, "-S", "-s", "-c", LIST_DOMAIN_MODULES, module],
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": ":".join([str(REPO), str(third_party), *site]),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded = {str(Path(f).resolve().relative_to(REPO)) for name, f in json.loads(proc.stdout)
-              if f and Path(f).resolve().is_relative_to(REPO)}
+    loaded = {
+        str(Path(f).resolve().relative_to(REPO))
+        for name, f in json.loads(proc.stdout)
+        if f and Path(f).resolve().is_relative_to(REPO)
+    }
     assert loaded <= shipped, f"{module} imports modules that are not shipped: {loaded - shipped}"
 
     # What is shipped but not loaded must be reachable from a function-level import of a shipped
@@ -242,7 +291,8 @@ def test_step_closure_is_not_bigger_than_needed(module, tmp_path):
     assert not unneeded, (
         f"import_closure ships {sorted(unneeded)} for {module}, which neither imports them nor "
         "imports them inside a function: the closure over-approximates, so edits to them re-run "
-        "this step for nothing")
+        "this step for nothing"
+    )
 
 
 def test_sandbox_isolation_is_real(tmp_path):

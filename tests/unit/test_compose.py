@@ -9,12 +9,26 @@ from pathlib import Path
 import pytest
 
 from kernel_rules.domain.compose.solver import (
-    Requirement, Unsatisfiable, close_over_dependencies, compose, enabled, minimal_conflict,
-    render_config, requirements)
+    Requirement,
+    Unsatisfiable,
+    close_over_dependencies,
+    compose,
+    enabled,
+    minimal_conflict,
+    render_config,
+    requirements,
+)
 from kernel_rules.domain.kconfig.fragments import parse_config
 from kernel_rules.domain.kconfig.model import KconfigModel
 from tests.unit.test_kconfig_model import (
-    TRISTATES, conf_olddefconfig, kconf_for, make, synthetic_kconf, timed, universe_for)
+    TRISTATES,
+    conf_olddefconfig,
+    kconf_for,
+    make,
+    synthetic_kconf,
+    timed,
+    universe_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +59,11 @@ def test_solution_is_an_olddefconfig_fixpoint(real, solved, kernel_srctree, tmp_
     make(str(kernel_srctree), str(tmp_path), "olddefconfig")
     timed("make olddefconfig on the solution", t0)
     result = parse_config((tmp_path / ".config").read_text())
-    changed = {s: (v, result.get(s, "n")) for s, v in solved.items()
-               if s in model.symbols and result.get(s, "n") != v}
+    changed = {
+        s: (v, result.get(s, "n"))
+        for s, v in solved.items()
+        if s in model.symbols and result.get(s, "n") != v
+    }
     assert changed == {}
     assert model.check(solved) == []
 
@@ -62,14 +79,17 @@ def test_solution_is_small_and_meets_every_requirement(real, solved):
 
 def test_conflicting_requirements_name_both_sources(real):
     _, _, model, _ = real
-    reqs = (requirements({"NET": "n"}, "force in BUILD field")
-            + requirements({"UNIX": "y", "EPOLL": "y"}, "app examples/web (net/unix/af_unix.c:1)"))
+    reqs = requirements({"NET": "n"}, "force in BUILD field") + requirements(
+        {"UNIX": "y", "EPOLL": "y"}, "app examples/web (net/unix/af_unix.c:1)"
+    )
     t0 = time.monotonic()
     with pytest.raises(Unsatisfiable) as info:
         compose(model, reqs)
     timed("UNSAT core + minimisation", t0)
-    assert info.value.conflict == [("NET", "n", "force in BUILD field"),
-                                   ("UNIX", "y", "app examples/web (net/unix/af_unix.c:1)")]
+    assert info.value.conflict == [
+        ("NET", "n", "force in BUILD field"),
+        ("UNIX", "y", "app examples/web (net/unix/af_unix.c:1)"),
+    ]
     assert "force in BUILD field" in str(info.value) and "CONFIG_UNIX=y" in str(info.value)
 
 
@@ -117,19 +137,27 @@ def test_requirement_values_and_conf_agrees(tmp_path, kernel_srctree, tmp_path_f
     conf = str(Path(odir) / "scripts/kconfig/conf")
     (tmp_path / "Kconfig").write_text(TRISTATES)
     model = KconfigModel.build(synthetic_kconf(tmp_path, TRISTATES), None, {})
-    cases = {("S", "m"): {"MODULES": "y", "S": "m", "C": "m"},  # select ignores C's deps
-             ("C", "ym"): {"S": "y", "C": "y"},  # no prompt: only a select turns C on
-             ("I", "y"): {"I": "y"},  # imply alone does not turn on B's dependency A
-             ("B", "y"): {"A": "y", "B": "y"},  # B's `default m`, promoted: no MODULES, no P
-             ("C", "not-y"): {}}
+    cases = {
+        ("S", "m"): {"MODULES": "y", "S": "m", "C": "m"},  # select ignores C's deps
+        ("C", "ym"): {"S": "y", "C": "y"},  # no prompt: only a select turns C on
+        ("I", "y"): {"I": "y"},  # imply alone does not turn on B's dependency A
+        ("B", "y"): {"A": "y", "B": "y"},  # B's `default m`, promoted: no MODULES, no P
+        ("C", "not-y"): {},
+    }
     for (symbol, value), expected in cases.items():
         values = compose(model, [Requirement(symbol, value, "t")])
         assert {s: v for s, v in values.items() if v != "n"} == expected, (symbol, value)
         result = conf_olddefconfig(conf, tmp_path, values)
         assert {s: result.get(s, "n") for s in values} == values
     with pytest.raises(Unsatisfiable) as info:
-        compose(model, [Requirement("B", "m", "x"), Requirement("A", "y", "y"),
-                        Requirement("MODULES", "n", "z")])
+        compose(
+            model,
+            [
+                Requirement("B", "m", "x"),
+                Requirement("A", "y", "y"),
+                Requirement("MODULES", "n", "z"),
+            ],
+        )
     assert [c[2] for c in info.value.conflict] == ["x", "z"]
     with pytest.raises(ValueError):
         Requirement("A", "yes", "bad")
@@ -144,6 +172,7 @@ def test_close_over_dependencies_small(tmp_path):
 def test_render_config_is_sorted_and_parses_back():
     values = {"B": "n", "A": "y", "S": '"x y"', "N": "0x10", "M": "m"}
     text = render_config(values)
-    assert text == ('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_M=m\nCONFIG_N=0x10\n'
-                    'CONFIG_S="x y"\n')
+    assert text == (
+        'CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_M=m\nCONFIG_N=0x10\nCONFIG_S="x y"\n'
+    )
     assert parse_config(text) == values

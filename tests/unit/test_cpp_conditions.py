@@ -1,16 +1,33 @@
 import time
 
 from kernel_rules.domain.map.conditions import (
-    FALSE, TRUE, And, Not, Or, Sym, Unknown, conj, definite_facts, evaluate, neg)
+    FALSE,
+    TRUE,
+    And,
+    Not,
+    Or,
+    Sym,
+    Unknown,
+    conj,
+    definite_facts,
+    evaluate,
+    neg,
+)
 from kernel_rules.domain.map.cpp_conditions import (
-    definite_facts_for, expression_condition, line_conditions)
+    definite_facts_for,
+    expression_condition,
+    line_conditions,
+)
 
 
 def conds(src, in_module=False):
     """{marker: condition} for every line `m<name>` of `src` (line numbers found by marker)."""
     lc = line_conditions(src, in_module)
-    return {line.strip(): lc.condition(i) for i, line in enumerate(src.split("\n"), 1)
-            if line.strip().startswith("m") and line.strip()[1:].isalnum()}
+    return {
+        line.strip(): lc.condition(i)
+        for i, line in enumerate(src.split("\n"), 1)
+        if line.strip().startswith("m") and line.strip()[1:].isalnum()
+    }
 
 
 def expr(text, in_module=False):
@@ -23,15 +40,20 @@ A, B, C = Sym("A", "y"), Sym("B", "y"), Sym("C", "y")
 
 # --- #ifdef / #ifndef / #if / #elif / #else / nesting ---------------------------------------
 
+
 def test_ifdef_ifndef_and_the_module_form():
-    src = ("m0\n#ifdef CONFIG_X\nm1\n#endif\n#ifndef CONFIG_X\nm2\n#endif\n"
-           "#ifdef CONFIG_X_MODULE\nm3\n#endif\nm4\n")
+    src = (
+        "m0\n#ifdef CONFIG_X\nm1\n#endif\n#ifndef CONFIG_X\nm2\n#endif\n"
+        "#ifdef CONFIG_X_MODULE\nm3\n#endif\nm4\n"
+    )
     assert conds(src) == {"m0": TRUE, "m1": X, "m2": Not(X), "m3": XM, "m4": TRUE}
 
 
 def test_if_elif_else_chain_negates_every_earlier_branch():
-    src = ("#if defined(CONFIG_A)\nm1\n#elif defined CONFIG_B\nm2\n#elif IS_ENABLED(CONFIG_C)\n"
-           "m3\n#else\nm4\n#endif\n")
+    src = (
+        "#if defined(CONFIG_A)\nm1\n#elif defined CONFIG_B\nm2\n#elif IS_ENABLED(CONFIG_C)\n"
+        "m3\n#else\nm4\n#endif\n"
+    )
     c = conds(src)
     assert c["m1"] == A
     assert c["m2"] == And((Not(A), B))
@@ -44,8 +66,10 @@ def test_ifdef_else():
 
 
 def test_nested_groups_conjoin_the_whole_stack():
-    src = ("#ifdef CONFIG_A\nm1\n#ifndef CONFIG_B\nm2\n#if CONFIG_C\nm3\n#else\nm4\n#endif\n"
-           "m5\n#endif\nm6\n#else\nm7\n#endif\nm8\n")
+    src = (
+        "#ifdef CONFIG_A\nm1\n#ifndef CONFIG_B\nm2\n#if CONFIG_C\nm3\n#else\nm4\n#endif\n"
+        "m5\n#endif\nm6\n#else\nm7\n#endif\nm8\n"
+    )
     c = conds(src)
     assert c["m1"] == A
     assert c["m2"] == And((A, Not(B)))
@@ -61,7 +85,16 @@ def test_directive_lines_get_the_enclosing_region():
     src = "#ifdef CONFIG_A\n#ifdef CONFIG_B\nx\n#elif CONFIG_C\ny\n#else\nz\n#endif\n#endif\n"
     lc = line_conditions(src)
     assert [lc.condition(n) for n in range(1, 10)] == [
-        TRUE, A, And((A, B)), A, And((A, Not(B), C)), A, And((A, Not(B), Not(C))), A, TRUE]
+        TRUE,
+        A,
+        And((A, B)),
+        A,
+        And((A, Not(B), C)),
+        A,
+        And((A, Not(B), Not(C))),
+        A,
+        TRUE,
+    ]
 
 
 def test_long_elif_chains_stay_linear():
@@ -79,6 +112,7 @@ def test_if_0_and_if_1():
 
 
 # --- expressions ------------------------------------------------------------------------------
+
 
 def test_is_macros():
     assert expr("IS_ENABLED(CONFIG_X)") == XYM
@@ -114,24 +148,28 @@ def test_operators_follow_c_precedence():
 
 def test_comparisons_and_arithmetic_are_unknown():
     assert expr("CONFIG_NR_CPUS > 1") == Unknown("CONFIG_NR_CPUS > 1")
-    assert expr("LINUX_VERSION_CODE >= KERNEL_VERSION(4, 2, 0)") == \
-        Unknown("LINUX_VERSION_CODE >= KERNEL_VERSION(4, 2, 0)")
+    assert expr("LINUX_VERSION_CODE >= KERNEL_VERSION(4, 2, 0)") == Unknown(
+        "LINUX_VERSION_CODE >= KERNEL_VERSION(4, 2, 0)"
+    )
     assert expr("defined(CONFIG_A) && __GNUC__ >= 5") == And((A, Unknown("__GNUC__ >= 5")))
-    assert expr("CONFIG_A || (CONFIG_HZ   %  100) == 0") == \
-        Or((A, Unknown("(CONFIG_HZ % 100) == 0")))
+    assert expr("CONFIG_A || (CONFIG_HZ   %  100) == 0") == Or(
+        (A, Unknown("(CONFIG_HZ % 100) == 0"))
+    )
     assert expr("CONFIG_A == 1 && CONFIG_B") == And((Unknown("CONFIG_A == 1"), B))
     assert expr("-CONFIG_A") == Unknown("-CONFIG_A")
     assert expr("CONFIG_A ? CONFIG_B : CONFIG_C") == Unknown("CONFIG_A ? CONFIG_B : CONFIG_C")
-    assert expr("IS_ENABLED(CONFIG_A) + IS_ENABLED(CONFIG_B) > 1") == \
-        Unknown("IS_ENABLED(CONFIG_A) + IS_ENABLED(CONFIG_B) > 1")
+    assert expr("IS_ENABLED(CONFIG_A) + IS_ENABLED(CONFIG_B) > 1") == Unknown(
+        "IS_ENABLED(CONFIG_A) + IS_ENABLED(CONFIG_B) > 1"
+    )
 
 
 def test_non_config_macros_are_unknown_never_guessed():
     assert expr("__KERNEL__") == Unknown("__KERNEL__")
     assert expr("defined(__ASSEMBLY__)") == Unknown("defined(__ASSEMBLY__)")
     assert expr("!defined(MODULE)") == Not(Unknown("defined(MODULE)"))
-    assert expr("defined(__x86_64__) && defined(CONFIG_X)") == \
-        And((Unknown("defined(__x86_64__)"), X))
+    assert expr("defined(__x86_64__) && defined(CONFIG_X)") == And(
+        (Unknown("defined(__x86_64__)"), X)
+    )
     assert expr("CC_HAVE_ASM_GOTO") == Unknown("CC_HAVE_ASM_GOTO")
     assert expr("IS_ENABLED(MODULE)") == Unknown("IS_ENABLED(MODULE)")
     assert expr("__has_attribute(__fallthrough__)") == Unknown("__has_attribute(__fallthrough__)")
@@ -145,10 +183,13 @@ def test_malformed_expressions_become_unknown():
     assert expr("CONFIG_A &&") == Unknown("CONFIG_A &&")
     assert expr("") == Unknown("<empty>")
     assert conds("#if\nm1\n#endif\n#ifdef\nm2\n#endif\n") == {
-        "m1": Unknown("<empty>"), "m2": Unknown("#ifdef")}
+        "m1": Unknown("<empty>"),
+        "m2": Unknown("#ifdef"),
+    }
 
 
 # --- lexical handling -------------------------------------------------------------------------
+
 
 def test_continuation_lines_in_directives():
     src = "#if defined(CONFIG_A) && \\\n    defined(CONFIG_B)\nm1\n#endif\nm2\n"
@@ -157,12 +198,14 @@ def test_continuation_lines_in_directives():
 
 
 def test_comments_in_and_around_directives():
-    src = ("/* #ifdef CONFIG_A\nm1\n#endif */\n"                        # a commented-out group
-           "#ifdef CONFIG_B /* trailing */\nm2\n#endif // CONFIG_B\n"
-           "#if defined(CONFIG_A) /* spans\n   lines */ || defined(CONFIG_C)\nm3\n#endif\n"
-           "# /* odd */ ifdef CONFIG_C\nm4\n#endif\n"
-           "#ifdef CONFIG_A // comment \\\ncontinued\nm5\n#endif\n"
-           "/* a\n   b */ #ifdef CONFIG_B\nm6\n#endif\n")
+    src = (
+        "/* #ifdef CONFIG_A\nm1\n#endif */\n"  # a commented-out group
+        "#ifdef CONFIG_B /* trailing */\nm2\n#endif // CONFIG_B\n"
+        "#if defined(CONFIG_A) /* spans\n   lines */ || defined(CONFIG_C)\nm3\n#endif\n"
+        "# /* odd */ ifdef CONFIG_C\nm4\n#endif\n"
+        "#ifdef CONFIG_A // comment \\\ncontinued\nm5\n#endif\n"
+        "/* a\n   b */ #ifdef CONFIG_B\nm6\n#endif\n"
+    )
     c = conds(src)
     assert c == {"m1": TRUE, "m2": B, "m3": Or((A, C)), "m4": C, "m5": A, "m6": B}
 
@@ -173,10 +216,12 @@ def test_indented_directives_and_blanks_after_hash():
 
 
 def test_literals_and_other_directives_do_not_change_conditions():
-    src = ('const char *s = "#ifdef CONFIG_A /*";\nm1\nchar c = \'"\';\n'
-           "#define CONFIG_B 1\n#include <linux/x.h>\n#undef CONFIG_B\n#error don't\n"
-           "#pragma once\nm2\n#if CONFIG_B\nm3\n#endif\n"
-           "#define M(x) \\\n#ifdef CONFIG_A\nm4\n")      # a macro body, not a directive
+    src = (
+        'const char *s = "#ifdef CONFIG_A /*";\nm1\nchar c = \'"\';\n'
+        "#define CONFIG_B 1\n#include <linux/x.h>\n#undef CONFIG_B\n#error don't\n"
+        "#pragma once\nm2\n#if CONFIG_B\nm3\n#endif\n"
+        "#define M(x) \\\n#ifdef CONFIG_A\nm4\n"
+    )  # a macro body, not a directive
     assert conds(src) == {"m1": TRUE, "m2": TRUE, "m3": B, "m4": TRUE}
 
 
@@ -187,10 +232,10 @@ def test_crlf_line_ends():
 def test_unbalanced_directives_are_lenient():
     lc = line_conditions("#endif\nx\n#else\n#ifdef CONFIG_A\ny\n")
     assert [lc.condition(n) for n in range(1, 6)] == [TRUE, TRUE, TRUE, TRUE, A]
-    assert lc.condition(100) == A          # an open group extends to the end (and beyond)
+    assert lc.condition(100) == A  # an open group extends to the end (and beyond)
     assert len(lc.problems) == 3
     lc = line_conditions("#ifdef CONFIG_A\n#else\n#else\nz\n#endif\n")
-    assert lc.condition(4) == FALSE        # a second #else: another branch, that cannot hold
+    assert lc.condition(4) == FALSE  # a second #else: another branch, that cannot hold
     assert lc.problems == ("line 3: #else after #else",)
 
 
@@ -203,11 +248,12 @@ def test_regions_and_line_count():
 
 def test_evaluate_agrees_with_autoconf_semantics():
     lc = line_conditions("#if IS_ENABLED(CONFIG_A) && !CONFIG_B\nx\n#endif\n")
-    assert evaluate(lc.condition(2), {"A": "m", "B": "m"}) is True   # CONFIG_B undefined for =m
+    assert evaluate(lc.condition(2), {"A": "m", "B": "m"}) is True  # CONFIG_B undefined for =m
     assert evaluate(lc.condition(2), {"A": "m", "B": "y"}) is False
 
 
 # --- definite facts -----------------------------------------------------------------------------
+
 
 def test_definite_facts_for_reads_ifndef_by_symbol_type():
     f = line_conditions("#ifndef CONFIG_X\nx\n#endif\n").condition(2)
@@ -218,8 +264,10 @@ def test_definite_facts_for_reads_ifndef_by_symbol_type():
 
 
 def test_definite_facts_for_combines_with_the_generic_facts():
-    f = line_conditions("#ifdef CONFIG_A\n#ifndef CONFIG_X\n#if !IS_ENABLED(CONFIG_B) && "
-                        "(CONFIG_C || CONFIG_D)\nx\n#endif\n#endif\n#endif\n").condition(4)
+    f = line_conditions(
+        "#ifdef CONFIG_A\n#ifndef CONFIG_X\n#if !IS_ENABLED(CONFIG_B) && "
+        "(CONFIG_C || CONFIG_D)\nx\n#endif\n#endif\n#endif\n"
+    ).condition(4)
     facts = definite_facts_for(f, tristate=lambda s: s == "T")
     assert facts == {("A", "y"), ("X", "n"), ("B", "n")}
     assert definite_facts_for(Or((Not(X), A)), tristate=lambda s: False) == frozenset()
@@ -227,6 +275,7 @@ def test_definite_facts_for_combines_with_the_generic_facts():
 
 
 # --- the real kernel tree ------------------------------------------------------------------------
+
 
 def _read(path):
     return path.read_text(encoding="utf-8", errors="surrogateescape")
@@ -244,18 +293,26 @@ def test_real_kernel_fork_c(kernel_srctree):
 
     mmu = after("#ifdef CONFIG_MMU")
     assert lc.condition(mmu) == Sym("MMU", "y")
-    assert lc.condition(after("#endif /* CONFIG_MMU */") - 1) == TRUE    # the #endif line itself
+    assert lc.condition(after("#endif /* CONFIG_MMU */") - 1) == TRUE  # the #endif line itself
     vmap = after("#  ifdef CONFIG_VMAP_STACK")
-    outer = And((Not(Sym("ARCH_THREAD_STACK_ALLOCATOR", "y")),
-                 Or((Unknown("THREAD_SIZE >= PAGE_SIZE"), Sym("VMAP_STACK", "y")))))
+    outer = And(
+        (
+            Not(Sym("ARCH_THREAD_STACK_ALLOCATOR", "y")),
+            Or((Unknown("THREAD_SIZE >= PAGE_SIZE"), Sym("VMAP_STACK", "y"))),
+        )
+    )
     assert lc.condition(vmap) == conj(outer, Sym("VMAP_STACK", "y"))
-    assert lc.condition(after("#  else /* !CONFIG_VMAP_STACK */")) == \
-        conj(outer, Not(Sym("VMAP_STACK", "y")))
+    assert lc.condition(after("#  else /* !CONFIG_VMAP_STACK */")) == conj(
+        outer, Not(Sym("VMAP_STACK", "y"))
+    )
     hp = after("#if defined(CONFIG_TRANSPARENT_HUGEPAGE) && !USE_SPLIT_PMD_PTLOCKS")
-    assert lc.condition(hp) == And((Sym("TRANSPARENT_HUGEPAGE", "y"),
-                                    Not(Unknown("USE_SPLIT_PMD_PTLOCKS"))))
+    assert lc.condition(hp) == And(
+        (Sym("TRANSPARENT_HUGEPAGE", "y"), Not(Unknown("USE_SPLIT_PMD_PTLOCKS")))
+    )
     assert definite_facts_for(lc.condition(vmap), lambda s: False) == {
-        ("ARCH_THREAD_STACK_ALLOCATOR", "n"), ("VMAP_STACK", "y")}
+        ("ARCH_THREAD_STACK_ALLOCATOR", "n"),
+        ("VMAP_STACK", "y"),
+    }
     assert lc.problems == ()
 
 

@@ -48,20 +48,23 @@ def test_distance_counts_symbols_with_different_values():
     assert config_distance({}, {"Z": "n"}) == 0
 
 
-@pytest.mark.parametrize("value, char", [
-    ('"$(shell touch /tmp/x)"', "$"),
-    ('"${HOME}"', "$"),
-    ('"`touch /tmp/x`"', "`"),
-    ('"a\\\\"', "\\"),
-    ('"a\\"b"', "\\"),
-    ('"-x;touch /tmp/x"', ";"),
-    ('"a|b"', "|"),
-    ('"a&b"', "&"),
-    ('"a>/tmp/x"', ">"),
-    ('"a<b"', "<"),
-    ("\"a'b\"", "'"),
-    ('"a#b"', "#"),
-])
+@pytest.mark.parametrize(
+    "value, char",
+    [
+        ('"$(shell touch /tmp/x)"', "$"),
+        ('"${HOME}"', "$"),
+        ('"`touch /tmp/x`"', "`"),
+        ('"a\\\\"', "\\"),
+        ('"a\\"b"', "\\"),
+        ('"-x;touch /tmp/x"', ";"),
+        ('"a|b"', "|"),
+        ('"a&b"', "&"),
+        ('"a>/tmp/x"', ">"),
+        ('"a<b"', "<"),
+        ('"a\'b"', "'"),
+        ('"a#b"', "#"),
+    ],
+)
 def test_string_values_with_make_or_shell_metacharacters_are_refused(value, char):
     with pytest.raises(FragmentError) as e:
         parse_fragment(f"CONFIG_OK=y\nCONFIG_LOCALVERSION={value}\n", "frag.config")
@@ -82,7 +85,9 @@ def test_ordinary_string_values_are_data():
         'CONFIG_CC_VERSION_TEXT="gcc (Debian 12.2.0-14+deb12u1) 12.2.0"\n'
         'CONFIG_LSM="landlock,lockdown,yama"\nCONFIG_DEFAULT_HOSTNAME="(none)"\n'
         'CONFIG_CC_IMPLICIT_FALLTHROUGH="-Wimplicit-fallthrough=5"\nCONFIG_CMDLINE="café=1 *"\n'
-        'CONFIG_EMPTY=""\n', "f")
+        'CONFIG_EMPTY=""\n',
+        "f",
+    )
     assert [r.value for r in reqs][-1] == '""' and len(reqs) == 6
 
 
@@ -95,23 +100,28 @@ def test_lines_end_at_newline_only():
 
 def test_non_utf8_bytes_name_file_line_and_byte():
     with pytest.raises(FragmentError) as e:
-        decode(b"CONFIG_A=y\nCONFIG_DEFAULT_HOSTNAME=\"caf\xe9\"\n", "bad/latin1.config")
-    assert str(e.value) == ("bad/latin1.config:2: byte 0xe9 (column 29) is not UTF-8: fragments "
-                            "and .config files are UTF-8 text")
-    assert decode("CONFIG_X=\"é\"\n".encode(), "f") == "CONFIG_X=\"é\"\n"
+        decode(b'CONFIG_A=y\nCONFIG_DEFAULT_HOSTNAME="caf\xe9"\n', "bad/latin1.config")
+    assert str(e.value) == (
+        "bad/latin1.config:2: byte 0xe9 (column 29) is not UTF-8: fragments "
+        "and .config files are UTF-8 text"
+    )
+    assert decode('CONFIG_X="é"\n'.encode(), "f") == 'CONFIG_X="é"\n'
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("*.config", "is a glob"),
-    ("frag?.config", "is a glob"),
-    ("[ab].config", "is a glob"),
-    ("!boot.config", "is a glob"),
-    ("a=b.config", "holds `=`"),
-    ("/etc/kernel.config", "is an absolute path"),
-    ("../../../outside.config", "is outside the repository"),
-    ("a\nCONFIG_X=y", "control character"),
-    ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("*.config", "is a glob"),
+        ("frag?.config", "is a glob"),
+        ("[ab].config", "is a glob"),
+        ("!boot.config", "is a glob"),
+        ("a=b.config", "holds `=`"),
+        ("/etc/kernel.config", "is an absolute path"),
+        ("../../../outside.config", "is outside the repository"),
+        ("a\nCONFIG_X=y", "control character"),
+        ("", "is empty"),
+    ],
+)
 def test_fragment_file_names_that_cannot_name_one_file(name, problem):
     assert problem in fragment_file_problem("examples/tracing", name)
 

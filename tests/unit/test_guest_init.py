@@ -27,8 +27,11 @@ def test_boot_init_confirms_its_mode_and_reports_the_boot_step():
     step = BOOT_INIT.index("/bin/sh /etc/kernel_rules/boot.sh")
     assert BOOT_INIT.index("kr_boot=$?", step) < BOOT_INIT.index("KERNEL_RULES_INIT_OK")
     check = BOOT_INIT.index('*" kernel_rules.mode=check "*)')
-    assert BOOT_INIT.index("dmesg -n 1", check) < BOOT_INIT.index(
-        'echo "KR_MODE check boot_script=$kr_boot"', check) < BOOT_INIT.index("reboot -f", check)
+    assert (
+        BOOT_INIT.index("dmesg -n 1", check)
+        < BOOT_INIT.index('echo "KR_MODE check boot_script=$kr_boot"', check)
+        < BOOT_INIT.index("reboot -f", check)
+    )
     assert 'echo "KR_MODE interactive boot_script=$kr_boot cmdline_bytes=' in BOOT_INIT
 
 
@@ -42,7 +45,7 @@ def test_app_init_reports_the_workload_framed_after_the_window():
     after = text[end:]
     assert after.index("kill $kr_listener") < after.index('kr_frame "KR_WORKLOAD_STATUS $status"')
     assert "cat /tmp/kr-workload.log\n" not in text  # the output never reaches the console raw
-    frame = text[text.index("kr_frame() {"):]
+    frame = text[text.index("kr_frame() {") :]
     assert frame.index("dmesg -n 1") < frame.index("echo KR_OUTPUT_BEGIN")
 
 

@@ -16,9 +16,14 @@ from kernel_rules.domain.guest.initramfs import (
 
 
 def _entries():
-    return [directory("bin"), regular("bin/tool", b"#!/bin/sh\necho hi\n", executable=True),
-            symlink("bin/sh", "tool"), char_device("dev/console", 5, 1), directory("dev"),
-            regular("init", b"x" * 5)]
+    return [
+        directory("bin"),
+        regular("bin/tool", b"#!/bin/sh\necho hi\n", executable=True),
+        symlink("bin/sh", "tool"),
+        char_device("dev/console", 5, 1),
+        directory("dev"),
+        regular("init", b"x" * 5),
+    ]
 
 
 def test_same_entries_give_identical_bytes_in_any_order():
@@ -32,10 +37,12 @@ def test_archive_is_read_back_by_gnu_cpio(tmp_path):
     cpio = shutil.which("cpio")
     if not cpio:
         pytest.fail("cpio missing: run ./pants --version as root")
-    listing = subprocess.run([cpio, "-itv"], input=cpio_newc(_entries()),
-                             capture_output=True, check=True).stdout.decode()
-    names = [line.split()[-1] if "->" not in line else line.split()[-3]
-             for line in listing.splitlines()]
+    listing = subprocess.run(
+        [cpio, "-itv"], input=cpio_newc(_entries()), capture_output=True, check=True
+    ).stdout.decode()
+    names = [
+        line.split()[-1] if "->" not in line else line.split()[-3] for line in listing.splitlines()
+    ]
     assert names == ["bin", "bin/sh", "bin/tool", "dev", "dev/console", "init"]
     assert "crw-------" in listing and "-rwxr-xr-x" in listing
 
@@ -63,18 +70,48 @@ def test_app_image_with_host_binaries_and_programs_is_byte_identical(tmp_path, m
     outs = []
     for i in range(2):
         out = tmp_path / f"app{i}.cpio.gz"
-        assert main(["--busybox", "/bin/busybox", "--init", "init", "--out", str(out),
-                     "--binary", "/usr/bin/sqlite3",
-                     "--program", str(repo / "examples/tracing/ipc_demo.c"),
-                     "--marker-source", str(repo / "kernel_rules/domain/guest/window_marker.c"),
-                     "--file", "w.sh", "app/w.sh"]) == 0
+        assert (
+            main(
+                [
+                    "--busybox",
+                    "/bin/busybox",
+                    "--init",
+                    "init",
+                    "--out",
+                    str(out),
+                    "--binary",
+                    "/usr/bin/sqlite3",
+                    "--program",
+                    str(repo / "examples/tracing/ipc_demo.c"),
+                    "--marker-source",
+                    str(repo / "kernel_rules/domain/guest/window_marker.c"),
+                    "--file",
+                    "w.sh",
+                    "app/w.sh",
+                ]
+            )
+            == 0
+        )
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
-    listing = subprocess.run(["cpio", "-it"], input=gzip.decompress(outs[0]),
-                             capture_output=True, check=True).stdout.decode().split()
-    for path in ("usr/bin/sqlite3", "usr/bin/ipc_demo", "bin/kr-window-begin", "bin/kr-window-end",
-                 "bin/kr-userspace-begin", "app/w.sh", "init",
-                 "lib64/ld-linux-x86-64.so.2", "dev/console"):
+    listing = (
+        subprocess.run(
+            ["cpio", "-it"], input=gzip.decompress(outs[0]), capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split()
+    )
+    for path in (
+        "usr/bin/sqlite3",
+        "usr/bin/ipc_demo",
+        "bin/kr-window-begin",
+        "bin/kr-window-end",
+        "bin/kr-userspace-begin",
+        "app/w.sh",
+        "init",
+        "lib64/ld-linux-x86-64.so.2",
+        "dev/console",
+    ):
         assert path in listing, path
     assert any(p.endswith("libsqlite3.so.0") for p in listing)
 
@@ -85,8 +122,26 @@ def test_a_file_whose_name_holds_an_equals_sign_keeps_its_name(tmp_path, monkeyp
     (tmp_path / "init").write_text("#!/bin/sh\n")
     (tmp_path / "a=b.txt").write_text("data\n")
     monkeypatch.chdir(tmp_path)
-    assert main(["--busybox", "/bin/busybox", "--init", "init", "--out", "out.cpio.gz",
-                 "--file", "a=b.txt", "app/x=y/a=b.txt"]) == 0
-    listing = subprocess.run(["cpio", "-it"], input=gzip.decompress(
-        (tmp_path / "out.cpio.gz").read_bytes()), capture_output=True, check=True).stdout.decode()
+    assert (
+        main(
+            [
+                "--busybox",
+                "/bin/busybox",
+                "--init",
+                "init",
+                "--out",
+                "out.cpio.gz",
+                "--file",
+                "a=b.txt",
+                "app/x=y/a=b.txt",
+            ]
+        )
+        == 0
+    )
+    listing = subprocess.run(
+        ["cpio", "-it"],
+        input=gzip.decompress((tmp_path / "out.cpio.gz").read_bytes()),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     assert "app/x=y/a=b.txt" in listing.split()

@@ -5,10 +5,13 @@ def test_object_symbols_reads_fixdep_output(tmp_path):
     (tmp_path / "fs").mkdir()
     (tmp_path / "fs/.signalfd.o.cmd").write_text(
         "deps_fs/signalfd.o := \\\n  $(wildcard include/config/SIGNALFD) \\\n"
-        "  $(wildcard include/config/FUTEX) \\\n  include/linux/sched.h \\\n")
+        "  $(wildcard include/config/FUTEX) \\\n  include/linux/sched.h \\\n"
+    )
     (tmp_path / "fs/.other.o.cmd").write_text("deps_fs/other.o := \\\n")
-    assert object_symbols(str(tmp_path)) == {"fs/signalfd.o": {"SIGNALFD", "FUTEX"},
-                                             "fs/other.o": set()}
+    assert object_symbols(str(tmp_path)) == {
+        "fs/signalfd.o": {"SIGNALFD", "FUTEX"},
+        "fs/other.o": set(),
+    }
 
 
 def test_lower_bound_has_dependents_new_objects_and_image_assembly():
@@ -28,7 +31,8 @@ def test_objects_depending_on_a_regenerated_header_are_in_the_bound(tmp_path):
     (tmp_path / "include/generated").mkdir(parents=True)
     (tmp_path / "include/generated/asm-offsets.h").write_text("#define TASK_x 8\n")
     (tmp_path / "arch/x86/entry/.entry_64.o.cmd").write_text(
-        "deps := \\\n  include/generated/asm-offsets.h \\\n")
+        "deps := \\\n  include/generated/asm-offsets.h \\\n"
+    )
     before_digests = generated_digests(str(tmp_path))
     deps = object_deps(str(tmp_path))
     assert deps == {"arch/x86/entry/entry_64.o": (set(), {"include/generated/asm-offsets.h"})}
@@ -36,15 +40,20 @@ def test_objects_depending_on_a_regenerated_header_are_in_the_bound(tmp_path):
     moved = changed_files(before_digests, generated_digests(str(tmp_path)))
     assert moved == {"include/generated/asm-offsets.h"}
     assert lower_bound(deps, {"FUTEX"}, ["arch/x86/entry/entry_64.o"], moved) == {
-        "arch/x86/entry/entry_64.o"}
+        "arch/x86/entry/entry_64.o"
+    }
     assert lower_bound(deps, {"FUTEX"}, ["arch/x86/entry/entry_64.o"]) == set()
 
 
 def test_the_vdso_image_is_in_the_bound_when_a_vdso_object_is():
-    before = {"arch/x86/entry/vdso/vclock_gettime.o": ({"EVENTFD"}, set()),
-              "arch/x86/entry/vdso/vdso-image-64.o": (set(), set()),
-              "fs/open.o": (set(), set())}
+    before = {
+        "arch/x86/entry/vdso/vclock_gettime.o": ({"EVENTFD"}, set()),
+        "arch/x86/entry/vdso/vdso-image-64.o": (set(), set()),
+        "fs/open.o": (set(), set()),
+    }
     after = list(before)
     assert lower_bound(before, {"EVENTFD"}, after) == {
-        "arch/x86/entry/vdso/vclock_gettime.o", "arch/x86/entry/vdso/vdso-image-64.o"}
+        "arch/x86/entry/vdso/vclock_gettime.o",
+        "arch/x86/entry/vdso/vdso-image-64.o",
+    }
     assert lower_bound(before, {"SIGNALFD"}, after) == set()

@@ -46,7 +46,8 @@ UNIVERSE_OPTIONS = (
     "NET INET UNIX PACKET EPOLL EVENTFD SIGNALFD TIMERFD FUTEX PROC_FS SYSFS TMPFS SHMEM PRINTK "
     "TTY SERIAL_8250 SERIAL_8250_CONSOLE BLK_DEV_INITRD BINFMT_ELF BINFMT_SCRIPT DEVTMPFS "
     "MULTIUSER POSIX_TIMERS FILE_LOCKING INOTIFY_USER AIO PCI VIRTIO_MENU VIRTIO_PCI "
-    "VIRTIO_CONSOLE MODULES BLOCK SYSVIPC").split()
+    "VIRTIO_CONSOLE MODULES BLOCK SYSVIPC"
+).split()
 
 
 def timed(label: str, t0: float) -> None:
@@ -208,8 +209,9 @@ def synthetic_kconf(directory: Path, text: str):
 def conf_olddefconfig(conf: str, directory: Path, values: Mapping[str, str]) -> Dict[str, str]:
     """What the kernel's `conf --olddefconfig` makes of `values` for directory/Kconfig."""
     (directory / ".config").write_text(render(values))
-    subprocess.run([conf, "--olddefconfig", "Kconfig"], cwd=directory, env=ENV, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [conf, "--olddefconfig", "Kconfig"], cwd=directory, env=ENV, check=True, capture_output=True
+    )
     return parse_config((directory / ".config").read_text())
 
 
@@ -231,8 +233,11 @@ def exhaustive(conf: str, directory: Path, text: str, values: Mapping[str, str])
     return total, kept, mismatches
 
 
-@pytest.mark.parametrize("text, values", [(TRISTATES, {}), (CHOICES, {"N": "3"})],
-                         ids=["tristate-select-imply", "choices-relations-menus"])
+@pytest.mark.parametrize(
+    "text, values",
+    [(TRISTATES, {}), (CHOICES, {"N": "3"})],
+    ids=["tristate-select-imply", "choices-relations-menus"],
+)
 def test_model_accepts_exactly_the_olddefconfig_fixpoints(text, values, conf_binary, tmp_path):
     t0 = time.monotonic()
     total, kept, mismatches = exhaustive(conf_binary, tmp_path, text, values)
@@ -244,16 +249,26 @@ def test_model_accepts_exactly_the_olddefconfig_fixpoints(text, values, conf_bin
 def test_model_basics(tmp_path):
     kconf = synthetic_kconf(tmp_path, TRISTATES)
     model = KconfigModel.build(kconf, {"MODULES": "y", "A": "m", "B": "m"})
-    assert model.symbols == {"MODULES": False, "P": False, "A": True, "B": True, "I": True,
-                             "S": True, "C": True}
+    assert model.symbols == {
+        "MODULES": False,
+        "P": False,
+        "A": True,
+        "B": True,
+        "I": True,
+        "S": True,
+        "C": True,
+    }
     with pytest.raises(KeyError):
         model.var("P", "m")
     assert model.check({"MODULES": "y", "A": "m", "B": "m"}) == []
-    assert any(v.startswith("C: outside the universe")
-               for v in model.check({"MODULES": "y", "A": "y", "B": "y", "S": "y", "C": "y"}))
+    assert any(
+        v.startswith("C: outside the universe")
+        for v in model.check({"MODULES": "y", "A": "y", "B": "y", "S": "y", "C": "y"})
+    )
     assert model.check({"A": "m"}) == [  # without MODULES, m is y; and B's `default m` too
         "A: m only when tristate-typed (MODULES=y, not in a y choice) (got A=m)",
-        "B: no visible prompt: equals its default/imply/select value (got B=n)"]
+        "B: no visible prompt: equals its default/imply/select value (got B=n)",
+    ]
     assignment = model.assumptions_for({"MODULES": "y", "A": "m"})
     assert model.value_of(assignment, "A") == "m" and model.value_of(assignment, "B") == "n"
 
@@ -305,8 +320,9 @@ def read_config(text: str) -> Dict[str, str]:
     return out
 
 
-def conf_randconfigs(srctree: str, odir: str, work: Path, seeds: Sequence[int],
-                     allconfig: Optional[Path] = None) -> Dict[int, Path]:
+def conf_randconfigs(
+    srctree: str, odir: str, work: Path, seeds: Sequence[int], allconfig: Optional[Path] = None
+) -> Dict[int, Path]:
     """`conf -s --randconfig Kconfig` per seed, what `make randconfig` runs (in `odir`, where `conf`
     is built), two at a time, each writing work/seed-N.config: {seed: path}."""
     env = conf_environment(srctree)
@@ -328,8 +344,14 @@ def conf_randconfigs(srctree: str, odir: str, work: Path, seeds: Sequence[int],
     first = seeds[0]  # the shortcut writes what `make randconfig` writes
     t0 = time.monotonic()
     via_make = work / f"seed-{first}.make.config"
-    make(srctree, odir, "randconfig", KCONFIG_SEED=str(first), KCONFIG_CONFIG=str(via_make),
-         **({"KCONFIG_ALLCONFIG": str(allconfig)} if allconfig is not None else {}))
+    make(
+        srctree,
+        odir,
+        "randconfig",
+        KCONFIG_SEED=str(first),
+        KCONFIG_CONFIG=str(via_make),
+        **({"KCONFIG_ALLCONFIG": str(allconfig)} if allconfig is not None else {}),
+    )
     assert via_make.read_text() == paths[first].read_text(), f"seed {first}: make differs"
     timed(f"make randconfig KCONFIG_SEED={first} (same file)", t0)
     return paths
@@ -339,12 +361,15 @@ def olddefconfig_verdict(srctree: str, odir: str, path: Path) -> str:
     """Whether `conf --olddefconfig` keeps the configuration at `path` (a failure diagnostic)."""
     copy = path.with_suffix(".olddefconfig")
     copy.write_text(path.read_text())
-    subprocess.run(["scripts/kconfig/conf", "-s", "--olddefconfig", "Kconfig"], cwd=odir,
-                   env={**conf_environment(srctree), "KCONFIG_CONFIG": str(copy)},
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["scripts/kconfig/conf", "-s", "--olddefconfig", "Kconfig"],
+        cwd=odir,
+        env={**conf_environment(srctree), "KCONFIG_CONFIG": str(copy)},
+        check=True,
+        capture_output=True,
+    )
     before, after = read_config(path.read_text()), read_config(copy.read_text())
-    changed = sorted(s for s in set(before) | set(after)
-                     if before.get(s, "n") != after.get(s, "n"))
+    changed = sorted(s for s in set(before) | set(after) if before.get(s, "n") != after.get(s, "n"))
     return f"olddefconfig changes {changed[:10]}" if changed else "olddefconfig keeps it"
 
 
@@ -375,8 +400,10 @@ def test_every_randconfig_satisfies_the_encoding(kconf, universe, randconfigs):
         within = on(config) <= on(universe)
         inside += within
         if (small.check(config) == []) != within:
-            failures.append(f"restricted KCONFIG_SEED={seed}: universe model disagrees "
-                            f"(inside={within}): {small.check(config)[:5]}")
+            failures.append(
+                f"restricted KCONFIG_SEED={seed}: universe model disagrees "
+                f"(inside={within}): {small.check(config)[:5]}"
+            )
     timed(f"check {len(randconfigs)} configs against both models", t0)
     assert failures == [], "\n".join(failures[:30])
     assert inside >= len(randconfigs) * 2 // 3
@@ -399,8 +426,12 @@ def comparisons(kconf) -> List[tuple]:
         if e[0] in (K.AND, K.OR, K.NOT):
             for x in e[1:]:
                 walk(x)
-        elif any(x.__class__ is K.Symbol and not x.is_constant
-                 and x.orig_type in (K.INT, K.HEX, K.STRING) for x in e[1:]):
+        elif any(
+            x.__class__ is K.Symbol
+            and not x.is_constant
+            and x.orig_type in (K.INT, K.HEX, K.STRING)
+            for x in e[1:]
+        ):
             out[id(e)] = e
 
     for item in itertools.chain(kconf.unique_defined_syms, kconf.unique_choices):
@@ -417,8 +448,14 @@ def compared(relations: Sequence[tuple]) -> List[str]:
     """The int/hex/string symbols in `relations`."""
     import kconfiglib as K
 
-    return sorted({x.name for e in relations for x in e[1:] if not x.is_constant
-                   and x.orig_type in (K.INT, K.HEX, K.STRING)})
+    return sorted(
+        {
+            x.name
+            for e in relations
+            for x in e[1:]
+            if not x.is_constant and x.orig_type in (K.INT, K.HEX, K.STRING)
+        }
+    )
 
 
 def comparison_key(relations: Sequence[tuple], config: Mapping[str, str]) -> Tuple[tuple, ...]:
@@ -437,8 +474,12 @@ def comparison_key(relations: Sequence[tuple], config: Mapping[str, str]) -> Tup
             value = K.unescape(value[1:-1])
         return [(sym.orig_type, value)]
 
-    return tuple(tuple(_compare(e[0], ta, sa, tb, sb) for ta, sa in operand(e[1])
-                       for tb, sb in operand(e[2])) for e in relations)
+    return tuple(
+        tuple(
+            _compare(e[0], ta, sa, tb, sb) for ta, sa in operand(e[1]) for tb, sb in operand(e[2])
+        )
+        for e in relations
+    )
 
 
 @pytest.fixture(scope="module")
@@ -451,7 +492,8 @@ def unrestricted_randconfigs(kernel_srctree, tmp_path_factory) -> Dict[int, Path
 
 
 def test_every_unrestricted_randconfig_satisfies_the_encoding(
-        kernel_srctree, kconf, unrestricted_randconfigs, tmp_path_factory):
+    kernel_srctree, kconf, unrestricted_randconfigs, tmp_path_factory
+):
     """Each configuration against a model with universe=None and its own int/hex/string values."""
     relations = comparisons(kconf)
     configs = {seed: read_config(p.read_text()) for seed, p in unrestricted_randconfigs.items()}
@@ -465,12 +507,20 @@ def test_every_unrestricted_randconfig_satisfies_the_encoding(
         violated = models[keys[seed]][1].check(config)
         if violated:
             failures[seed] = violated
-    timed(f"{len(configs)} unrestricted configs against {len(models)} models (one per outcome of "
-          f"the {len(relations)} comparisons with int/hex/string symbols)", t0)
+    timed(
+        f"{len(configs)} unrestricted configs against {len(models)} models (one per outcome of "
+        f"the {len(relations)} comparisons with int/hex/string symbols)",
+        t0,
+    )
     # the sharing is sound: a model is the CNF that a config sharing it gets from its own values
     # (checked for the one whose compared values differ most from those the model was built from)
-    reused = max((s for s in configs if models[keys[s]][0] != s), default=None, key=lambda s: sum(
-        configs[s].get(n) != configs[models[keys[s]][0]].get(n) for n in compared(relations)))
+    reused = max(
+        (s for s in configs if models[keys[s]][0] != s),
+        default=None,
+        key=lambda s: sum(
+            configs[s].get(n) != configs[models[keys[s]][0]].get(n) for n in compared(relations)
+        ),
+    )
     if reused is not None:
         t0 = time.monotonic()
         own = KconfigModel.build(kconf, None, configs[reused])
@@ -480,12 +530,17 @@ def test_every_unrestricted_randconfig_satisfies_the_encoding(
     if failures:  # the diagnostics only run on failure
         odir = universe_for(str(kernel_srctree), str(tmp_path_factory.getbasetemp()))[1]
         for i, (seed, violated) in enumerate(sorted(failures.items())):
-            verdict = olddefconfig_verdict(str(kernel_srctree), odir,
-                                           unrestricted_randconfigs[seed]) if i < 5 else ""
+            verdict = (
+                olddefconfig_verdict(str(kernel_srctree), odir, unrestricted_randconfigs[seed])
+                if i < 5
+                else ""
+            )
             lines += [f"unrestricted KCONFIG_SEED={seed} ({verdict or 'not rerun'}):"]
             lines += [f"  {v}" for v in violated[:10]]
-    assert not failures, (f"{len(failures)} of {len(configs)} unrestricted randconfigs violate "
-                          "the encoding:\n" + "\n".join(lines[:120]))
+    assert not failures, (
+        f"{len(failures)} of {len(configs)} unrestricted randconfigs violate "
+        "the encoding:\n" + "\n".join(lines[:120])
+    )
     assert len({tuple(sorted(on(c))) for c in configs.values()}) == len(configs)
     assert any("m" in c.values() for c in configs.values())
     sizes = sorted(len(on(c)) for c in configs.values())
@@ -496,13 +551,15 @@ def mutate(config: Mapping[str, str], model: KconfigModel, symbol: str, rng) -> 
     """A full listing of `config` with `symbol` flipped (on -> n, n -> y or m)."""
     out = {s: config.get(s, "n") for s in model.symbols}
     out.update({s: v for s, v in config.items() if s not in model.symbols})
-    out[symbol] = "n" if out[symbol] != "n" else rng.choice(
-        ["y", "m"] if model.symbols[symbol] else ["y"])
+    out[symbol] = (
+        "n" if out[symbol] != "n" else rng.choice(["y", "m"] if model.symbols[symbol] else ["y"])
+    )
     return out
 
 
 def test_mutated_configs_are_rejected_exactly_when_olddefconfig_changes_them(
-        kernel_srctree, kconf, universe, randconfigs, tmp_path):
+    kernel_srctree, kconf, universe, randconfigs, tmp_path
+):
     """One-symbol flips of randconfig results inside the universe. Most flips cascade, so each
     is picked (from 40 random candidates, by the quick universe model) to alternate the verdict;
     `make olddefconfig` judges, and the full model must agree too."""
@@ -524,8 +581,10 @@ def test_mutated_configs_are_rejected_exactly_when_olddefconfig_changes_them(
         kept = all(result.get(s, "n") == mutated[s] for s in full.symbols)
         outcomes.append(kept)
         if not kept == (violated == []) == (full.check(mutated) == []):
-            failures.append(f"config {i}, {symbol}={mutated[symbol]}: olddefconfig "
-                            f"kept={kept}, model says {violated}")
+            failures.append(
+                f"config {i}, {symbol}={mutated[symbol]}: olddefconfig "
+                f"kept={kept}, model says {violated}"
+            )
     timed(f"{len(outcomes)} mutations through make olddefconfig ({sum(outcomes)} kept)", t0)
     assert failures == [], "\n".join(failures)
     assert sum(outcomes) >= 3 and outcomes.count(False) >= 3

@@ -8,11 +8,20 @@ from typing import Callable, FrozenSet, List, Set, Tuple
 import pytest
 
 from kernel_rules.domain.compose.minimise import (
-    SoftGroup, groups_document, groups_from_document, minimisation_record, plan, search,
-    soft_groups, whole_groups)
+    SoftGroup,
+    groups_document,
+    groups_from_document,
+    minimisation_record,
+    plan,
+    search,
+    soft_groups,
+    whole_groups,
+)
 
 
-def drive(gen, passes: Callable[[FrozenSet[str]], bool]) -> Tuple[FrozenSet[str], List[FrozenSet[str]]]:
+def drive(
+    gen, passes: Callable[[FrozenSet[str]], bool]
+) -> Tuple[FrozenSet[str], List[FrozenSet[str]]]:
     """Run a search generator against an oracle; returns (result, candidates tried)."""
     tried: List[FrozenSet[str]] = []
     try:
@@ -51,9 +60,11 @@ def test_search_one_try_when_nothing_is_needed_and_few_when_one_is():
 
 def test_search_result_is_one_minimal():
     items = [f"S{i}" for i in range(12)]
+
     # a needed pair: removing both A and B fails, either alone passes (an alternative)
     def oracle(removed):
         return not ({"S3", "S8"} <= removed) and "S5" not in removed
+
     removed, _ = drive(search(items), oracle)
     kept = frozenset(items) - removed
     for item in kept:
@@ -67,8 +78,11 @@ def test_search_starts_from_what_is_already_removed():
 
 
 def test_plan_searches_groups_then_members_of_kept_groups():
-    groups = [SoftGroup("net", ("NET", "INET", "PACKET"), 30), SoftGroup("tty", ("TTY",), 5),
-              SoftGroup("input", ("INPUT", "SERIO"), 9)]
+    groups = [
+        SoftGroup("net", ("NET", "INET", "PACKET"), 30),
+        SoftGroup("tty", ("TTY",), 5),
+        SoftGroup("input", ("INPUT", "SERIO"), 9),
+    ]
     (removed, kept_groups), tried = drive(plan(groups), needs({"NET", "TTY"}))
     assert removed == {"INET", "PACKET", "INPUT", "SERIO"}
     assert set(kept_groups) == {"net", "tty"}
@@ -76,12 +90,19 @@ def test_plan_searches_groups_then_members_of_kept_groups():
 
 
 def test_soft_groups_order_and_document_round_trip():
-    files = {"NET": "net/Kconfig", "INET": "net/Kconfig", "TTY": "drivers/tty/Kconfig (apps)",
-             "IPV6": "net/ipv6/Kconfig"}
+    files = {
+        "NET": "net/Kconfig",
+        "INET": "net/Kconfig",
+        "TTY": "drivers/tty/Kconfig (apps)",
+        "IPV6": "net/ipv6/Kconfig",
+    }
     weights = {"NET": 10, "INET": 30, "TTY": 100, "IPV6": 20}
     groups = soft_groups(files, files.get, weights.get, later=lambda g: int(g.endswith("(apps)")))
-    assert [g.name for g in groups] == ["net/Kconfig", "net/ipv6/Kconfig",
-                                        "drivers/tty/Kconfig (apps)"]
+    assert [g.name for g in groups] == [
+        "net/Kconfig",
+        "net/ipv6/Kconfig",
+        "drivers/tty/Kconfig (apps)",
+    ]
     assert groups[0].symbols == ("INET", "NET") and groups[0].weight == 40
     assert groups_from_document(groups_document(groups)) == groups
     with pytest.raises(ValueError):
@@ -90,16 +111,26 @@ def test_soft_groups_order_and_document_round_trip():
 
 def test_record_names_the_try_that_proved_each_kept_item():
     groups = [SoftGroup("g", ("A", "B"), 2)]
-    tries = [{"try": 1, "new": ["A", "B"], "passed": False},
-             {"try": 2, "new": ["A"], "passed": True, "enabled": 3, "objects_compiled": 4},
-             {"try": 3, "new": ["B"], "passed": False, "enabled": 4, "reason": "FAIL ipc"}]
+    tries = [
+        {"try": 1, "new": ["A", "B"], "passed": False},
+        {"try": 2, "new": ["A"], "passed": True, "enabled": 3, "objects_compiled": 4},
+        {"try": 3, "new": ["B"], "passed": False, "enabled": 4, "reason": "FAIL ipc"},
+    ]
     record = minimisation_record("traced", groups, tries, frozenset({"A"}), False, 10, 1.0)
     assert record["kept"] == [{"item": "B", "proved_by_try": 3}]
-    by_group = minimisation_record("traced", [SoftGroup("g", ("A", "B"), 2)], [
-        {"try": 1, "new": ["A", "B"], "new_groups": ["g"], "passed": False}],
-        frozenset(), True, 1, 1.0)
-    assert by_group["kept"] == [{"item": "A", "proved_by_try": 1},
-                                {"item": "B", "proved_by_try": 1}]
+    by_group = minimisation_record(
+        "traced",
+        [SoftGroup("g", ("A", "B"), 2)],
+        [{"try": 1, "new": ["A", "B"], "new_groups": ["g"], "passed": False}],
+        frozenset(),
+        True,
+        1,
+        1.0,
+    )
+    assert by_group["kept"] == [
+        {"item": "A", "proved_by_try": 1},
+        {"item": "B", "proved_by_try": 1},
+    ]
     assert record["complete"] and record["cost"]["builds"] == 2
     assert record["groups"][0]["removed"] is False
 
@@ -107,5 +138,7 @@ def test_record_names_the_try_that_proved_each_kept_item():
 def test_whole_groups_names_groups_only_when_left_out_whole():
     groups = [SoftGroup("net", ("NET", "INET"), 2), SoftGroup("tty", ("TTY",), 1)]
     assert whole_groups(groups, ["NET", "INET", "TTY"], frozenset({"NET", "INET", "TTY"})) == [
-        "net", "tty"]
+        "net",
+        "tty",
+    ]
     assert whole_groups(groups, ["INET"], frozenset({"INET", "TTY"})) == []

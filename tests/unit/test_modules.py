@@ -11,7 +11,11 @@ import pytest
 
 from kernel_rules.domain.guest.protocol import parse_sections
 from kernel_rules.domain.map.modules import (
-    debug_files, resolve_modules, section_sizes, split_addresses)
+    debug_files,
+    resolve_modules,
+    section_sizes,
+    split_addresses,
+)
 from tests.conftest import require_tools
 
 SOURCE = """\
@@ -43,9 +47,21 @@ def demo_ko(tmp_path):
     src.write_text(SOURCE)
     ko = tmp_path / "debug/kernel/drivers/demo/demo.ko"
     ko.parent.mkdir(parents=True)
-    subprocess.run(["gcc", "-g", "-O0", "-c", "-fno-pie",
-                    f"-ffile-prefix-map={tmp_path}/src=/kernel/src", "drivers/demo/demo.c",
-                    "-o", str(ko)], check=True, cwd=tmp_path / "src")
+    subprocess.run(
+        [
+            "gcc",
+            "-g",
+            "-O0",
+            "-c",
+            "-fno-pie",
+            f"-ffile-prefix-map={tmp_path}/src=/kernel/src",
+            "drivers/demo/demo.c",
+            "-o",
+            str(ko),
+        ],
+        check=True,
+        cwd=tmp_path / "src",
+    )
     return ko
 
 
@@ -61,14 +77,23 @@ def test_split_and_resolve_against_the_debug_file(demo_ko, tmp_path):
     loaded = parse_sections(CONSOLE)
     debug = debug_files(str(tmp_path / "debug"))
     text, init = loaded["demo"][".text"], loaded["demo"][".init.text"]
-    vmlinux_address = 0xffffffff81000000
-    addresses = [vmlinux_address, text, text + 4, init + 1, text + sizes[".text"],
-                 0xffffffffc0300000]
+    vmlinux_address = 0xFFFFFFFF81000000
+    addresses = [
+        vmlinux_address,
+        text,
+        text + 4,
+        init + 1,
+        text + sizes[".text"],
+        0xFFFFFFFFC0300000,
+    ]
     split = split_addresses(addresses, loaded, debug)
     assert split.missing_debug == ["other"]
     # past the end of .text, and the module without a debug file, count as not module code
-    assert split.vmlinux == sorted([vmlinux_address, text + sizes[".text"], 0xffffffffc0300000])
-    assert split.sections == {("demo", ".init.text"): [init + 1], ("demo", ".text"): [text, text + 4]}
+    assert split.vmlinux == sorted([vmlinux_address, text + sizes[".text"], 0xFFFFFFFFC0300000])
+    assert split.sections == {
+        ("demo", ".init.text"): [init + 1],
+        ("demo", ".text"): [text, text + 4],
+    }
     locations = resolve_modules(split, loaded, debug, ("/kernel/src/",))
     assert set(locations) == {text, text + 4, init + 1}
     helper = locations[text].outermost

@@ -41,7 +41,9 @@ def test_build_fields_are_replaced_only_when_declared_once():
         pins.build_field(text + 'x(sha256="c")\n', "sha256")
 
 
-@pytest.mark.parametrize("debian, upstream", [("6.1.192-3", "6.1.192"), ("6.1.76-1+deb12u1", "6.1.76")])
+@pytest.mark.parametrize(
+    "debian, upstream", [("6.1.192-3", "6.1.192"), ("6.1.76-1+deb12u1", "6.1.76")]
+)
 def test_upstream_version(debian, upstream):
     assert pins.upstream_version(debian) == upstream
 
@@ -53,7 +55,9 @@ def test_upstream_version_rejects_other_shapes():
 
 def test_cloud_package_names_follow_the_abi_number_of_the_build():
     assert pins.cloud_packages(MADISON, "6.1.192-3") == (
-        "linux-image-6.1.0-57-cloud-amd64-unsigned", "linux-image-6.1.0-57-cloud-amd64-dbg")
+        "linux-image-6.1.0-57-cloud-amd64-unsigned",
+        "linux-image-6.1.0-57-cloud-amd64-dbg",
+    )
     with pytest.raises(pins.PinError, match="found 0: none"):
         pins.cloud_packages(MADISON, "6.1.192-9")
 
@@ -67,8 +71,14 @@ def test_apply_moves_all_four_files_and_check_agrees(tmp_path):
     for path in (pins.SOURCE_LOCK, pins.SOURCE_BUILD, pins.CLOUD_LOCK, pins.CLOUD_BUILD):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / path, tmp_path / path)
-    new = pins.Pins("6.1.200-1", "1" * 64, "linux-image-6.1.0-60-cloud-amd64-unsigned",
-                    "linux-image-6.1.0-60-cloud-amd64-dbg", "2" * 64, "3" * 64)
+    new = pins.Pins(
+        "6.1.200-1",
+        "1" * 64,
+        "linux-image-6.1.0-60-cloud-amd64-unsigned",
+        "linux-image-6.1.0-60-cloud-amd64-dbg",
+        "2" * 64,
+        "3" * 64,
+    )
     changes = pins.apply(tmp_path, new)
     assert pins.disagreements(tmp_path) == []
     assert pins.read_pins(tmp_path) == new

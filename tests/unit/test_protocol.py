@@ -13,7 +13,11 @@ import pytest
 from kernel_rules.domain.guest import protocol
 from kernel_rules.domain.guest.init import BOOT_INIT, render_app_init
 from kernel_rules.domain.guest.protocol import (
-    WorkloadReport, check_problem, verdict, without_frames, workload_report,
+    WorkloadReport,
+    check_problem,
+    verdict,
+    without_frames,
+    workload_report,
 )
 from tests.unit.fake_guest import KERNEL_LOG, guest_report, run_guest_sh
 
@@ -23,19 +27,46 @@ APP_INIT = render_app_init("//app:x", "run.sh")
 
 # --- the wire format --------------------------------------------------------------------------
 
+
 def test_the_wire_format_is_pinned():
     """Guests built before a change must still be understood: these bytes never change."""
-    assert (protocol.MODULE_SECTION, protocol.INIT_MARKER, protocol.CHECK_PARAM, protocol.MODE_LINE,
-            protocol.MEMINFO, protocol.WINDOW_REQUEST, protocol.OUTPUT_BEGIN, protocol.OUTPUT_LINE,
-            protocol.WORKLOAD_STATUS_LINE, protocol.WORKLOAD_RUNNING, protocol.DUMP_REQUEST,
-            protocol.MODULE_PREFIX, protocol.DONE, protocol.APP_READY) == (
-        "KR_MODSECT", "KERNEL_RULES_INIT_OK", "kernel_rules.mode=check", "KR_MODE", "KR_MEMINFO",
-        "KR_WINDOW_REQUEST", "KR_OUTPUT_BEGIN", "KR_OUTPUT", "KR_WORKLOAD_STATUS",
-        "KR_WORKLOAD_RUNNING", "KR_DUMP", "KR_MODULE", "KR_DONE", "KR_APP_READY")
+    assert (
+        protocol.MODULE_SECTION,
+        protocol.INIT_MARKER,
+        protocol.CHECK_PARAM,
+        protocol.MODE_LINE,
+        protocol.MEMINFO,
+        protocol.WINDOW_REQUEST,
+        protocol.OUTPUT_BEGIN,
+        protocol.OUTPUT_LINE,
+        protocol.WORKLOAD_STATUS_LINE,
+        protocol.WORKLOAD_RUNNING,
+        protocol.DUMP_REQUEST,
+        protocol.MODULE_PREFIX,
+        protocol.DONE,
+        protocol.APP_READY,
+    ) == (
+        "KR_MODSECT",
+        "KERNEL_RULES_INIT_OK",
+        "kernel_rules.mode=check",
+        "KR_MODE",
+        "KR_MEMINFO",
+        "KR_WINDOW_REQUEST",
+        "KR_OUTPUT_BEGIN",
+        "KR_OUTPUT",
+        "KR_WORKLOAD_STATUS",
+        "KR_WORKLOAD_RUNNING",
+        "KR_DUMP",
+        "KR_MODULE",
+        "KR_DONE",
+        "KR_APP_READY",
+    )
     assert protocol.DUMP_REQUEST_LINE == b"KR_DUMP\n"
-    assert protocol.MARKER_PROGRAMS == (("/bin/kr-userspace-begin", 0x444444444000),
-                                        ("/bin/kr-window-begin", 0x333333333000),
-                                        ("/bin/kr-window-end", 0x222222222000))
+    assert protocol.MARKER_PROGRAMS == (
+        ("/bin/kr-userspace-begin", 0x444444444000),
+        ("/bin/kr-window-begin", 0x333333333000),
+        ("/bin/kr-window-end", 0x222222222000),
+    )
     assert protocol.marker_define(protocol.WINDOW_BEGIN) == "MARKER_ADDRESS=0x333333333000L"
 
 
@@ -46,18 +77,34 @@ def test_every_marker_the_inits_print_comes_from_the_protocol():
 
 
 def test_the_inits_are_assembled_from_the_protocols_writers():
-    for writer in (protocol.LIST_MODULE_SECTIONS.strip(), protocol.print_init_marker(True),
-                   protocol.PRINT_MODE_CHECK, protocol.PRINT_MODE_INTERACTIVE,
-                   protocol.USERSPACE_BEGIN_PROGRAM, f'*" {protocol.CHECK_PARAM} "*)'):
+    for writer in (
+        protocol.LIST_MODULE_SECTIONS.strip(),
+        protocol.print_init_marker(True),
+        protocol.PRINT_MODE_CHECK,
+        protocol.PRINT_MODE_INTERACTIVE,
+        protocol.USERSPACE_BEGIN_PROGRAM,
+        f'*" {protocol.CHECK_PARAM} "*)',
+    ):
         assert writer in BOOT_INIT, writer
-    for writer in (protocol.LIST_MODULE_SECTIONS.strip(), protocol.print_init_marker(False),
-                   protocol.PRINT_MEMINFO, protocol.FRAME_FUNCTION, protocol.DUMP_LISTENER,
-                   protocol.PRINT_WINDOW_REQUEST, protocol.WINDOW_BEGIN_PROGRAM,
-                   protocol.WINDOW_END_PROGRAM, protocol.REPORT_STATUS, protocol.PRINT_MODULES,
-                   protocol.PRINT_DONE):
+    for writer in (
+        protocol.LIST_MODULE_SECTIONS.strip(),
+        protocol.print_init_marker(False),
+        protocol.PRINT_MEMINFO,
+        protocol.FRAME_FUNCTION,
+        protocol.DUMP_LISTENER,
+        protocol.PRINT_WINDOW_REQUEST,
+        protocol.WINDOW_BEGIN_PROGRAM,
+        protocol.WINDOW_END_PROGRAM,
+        protocol.REPORT_STATUS,
+        protocol.PRINT_MODULES,
+        protocol.PRINT_DONE,
+    ):
         assert writer in APP_INIT, writer
-    assert APP_INIT.index(protocol.WINDOW_BEGIN_PROGRAM) < APP_INIT.index(
-        f"> {protocol.WORKLOAD_LOG} 2>&1") < APP_INIT.index(protocol.WINDOW_END_PROGRAM)
+    assert (
+        APP_INIT.index(protocol.WINDOW_BEGIN_PROGRAM)
+        < APP_INIT.index(f"> {protocol.WORKLOAD_LOG} 2>&1")
+        < APP_INIT.index(protocol.WINDOW_END_PROGRAM)
+    )
 
 
 def test_the_marker_addresses_are_distinct_user_pages():
@@ -69,15 +116,26 @@ def test_the_marker_addresses_are_distinct_user_pages():
 def test_the_protocol_imports_only_the_standard_library():
     """Every step ships it: it must stay light (no Pants, no other kernel_rules module)."""
     tree = ast.parse(Path(protocol.__file__).read_text())
-    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-             for a in n.names}
-    names |= {n.module.split(".")[0] for n in ast.walk(tree)
-              if isinstance(n, ast.ImportFrom) and n.module}
-    assert names <= {"__future__", "base64", "binascii", "collections", "dataclasses", "hashlib",
-                     "re", "typing"}, names
+    names = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    names |= {
+        n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+    }
+    assert names <= {
+        "__future__",
+        "base64",
+        "binascii",
+        "collections",
+        "dataclasses",
+        "hashlib",
+        "re",
+        "typing",
+    }, names
 
 
 # --- boots: the init marker and the mode line ---------------------------------------------------
+
 
 def _boot_lines(tmp_path, kr_boot: str, check: bool) -> str:
     (tmp_path / "uptime").write_text("1.25 0.50\n")
@@ -87,8 +145,10 @@ def _boot_lines(tmp_path, kr_boot: str, check: bool) -> str:
     return run_guest_sh(script, {"/proc/": f"{tmp_path}/"})
 
 
-@pytest.mark.parametrize("kr_boot, problem", [
-    ("none", ""), ("0", ""), ("7", "the boot step (`boot_script`) exited with status 7")])
+@pytest.mark.parametrize(
+    "kr_boot, problem",
+    [("none", ""), ("0", ""), ("7", "the boot step (`boot_script`) exited with status 7")],
+)
 def test_a_check_boots_lines_parse_back(tmp_path, kr_boot, problem):
     console = _boot_lines(tmp_path, kr_boot, check=True)
     assert protocol.init_uptime(console) == 1.25
@@ -101,18 +161,24 @@ def test_an_interactive_boots_lines_parse_back(tmp_path):
     assert protocol.interactive(console)
     assert check_problem(console).startswith(
         "the guest did not run in check mode: its kernel command line (21 bytes as the guest saw "
-        "it) lacks `kernel_rules.mode=check`")
+        "it) lacks `kernel_rules.mode=check`"
+    )
 
 
-@pytest.mark.parametrize("tail, problem", [
-    ("KR_MODE check boot_script=none\n", ""),
-    ("KR_MODE check boot_script=0\n", ""),
-    ("KR_MODE check boot_script=7\n", "the boot step (`boot_script`) exited with status 7"),
-    ("KR_MODE interactive boot_script=none cmdline_bytes=2048\n",
-     "the guest did not run in check mode: its kernel command line (2048 bytes as the guest saw "
-     "it) lacks `kernel_rules.mode=check`"),
-    ("", "the guest printed its init marker but never confirmed the check mode"),
-])
+@pytest.mark.parametrize(
+    "tail, problem",
+    [
+        ("KR_MODE check boot_script=none\n", ""),
+        ("KR_MODE check boot_script=0\n", ""),
+        ("KR_MODE check boot_script=7\n", "the boot step (`boot_script`) exited with status 7"),
+        (
+            "KR_MODE interactive boot_script=none cmdline_bytes=2048\n",
+            "the guest did not run in check mode: its kernel command line (2048 bytes as the guest saw "
+            "it) lacks `kernel_rules.mode=check`",
+        ),
+        ("", "the guest printed its init marker but never confirmed the check mode"),
+    ],
+)
 def test_a_check_boot_passes_only_when_the_guest_confirms_it(tail, problem):
     assert check_problem("Linux version 6.1\n" + MARKER_LINE + tail).startswith(problem)
     assert bool(check_problem(MARKER_LINE + tail)) == bool(problem)
@@ -121,8 +187,10 @@ def test_a_check_boot_passes_only_when_the_guest_confirms_it(tail, problem):
 
 def test_a_confirmation_before_the_marker_does_not_count():
     assert check_problem("KR_MODE check boot_script=none\n" + MARKER_LINE)
-    assert check_problem("KR_MODE check boot_script=none\n") == \
-        "the guest never printed its init marker"
+    assert (
+        check_problem("KR_MODE check boot_script=none\n")
+        == "the guest never printed its init marker"
+    )
 
 
 def test_no_init_marker_no_uptime():
@@ -131,45 +199,56 @@ def test_no_init_marker_no_uptime():
 
 # --- modules and memory -----------------------------------------------------------------------
 
+
 def test_the_module_section_list_parses_back(tmp_path):
-    for module, section, address in (("demo", ".text", "0xffffffffc0100000"),
-                                     ("demo", ".init.text", "0xffffffffc0200000"),
-                                     ("demo", ".exit.text", "0x0000000000000000"),
-                                     ("demo", ".data", "0xffffffffc0400000"),
-                                     ("other", ".text", "0xffffffffc0300000")):
+    for module, section, address in (
+        ("demo", ".text", "0xffffffffc0100000"),
+        ("demo", ".init.text", "0xffffffffc0200000"),
+        ("demo", ".exit.text", "0x0000000000000000"),
+        ("demo", ".data", "0xffffffffc0400000"),
+        ("other", ".text", "0xffffffffc0300000"),
+    ):
         (tmp_path / module / "sections").mkdir(parents=True, exist_ok=True)
         (tmp_path / module / "sections" / section).write_text(address + "\n")
     (tmp_path / "nosections").mkdir()
     console = run_guest_sh(protocol.LIST_MODULE_SECTIONS, {"/sys/module/": f"{tmp_path}/"})
     assert protocol.parse_sections(console.replace("\n", "\r\n")) == {
-        "demo": {".init.text": 0xffffffffc0200000, ".text": 0xffffffffc0100000},
-        "other": {".text": 0xffffffffc0300000}}
+        "demo": {".init.text": 0xFFFFFFFFC0200000, ".text": 0xFFFFFFFFC0100000},
+        "other": {".text": 0xFFFFFFFFC0300000},
+    }
 
 
 def test_parse_sections_keeps_nonzero_addresses_and_strips_cr():
-    console = ("[    1.0] something\n"
-               "KR_MODSECT demo .text 0xffffffffc0100000\r\n"
-               "KR_MODSECT demo .init.text 0xffffffffc0200000\n"
-               "KR_MODSECT demo .exit.text 0x0000000000000000\n"
-               "KR_MODSECT other .text 0xffffffffc0300000\n"
-               "KR_MODULE demo 16384 0 - Live 0xffffffffc0100000\n")
+    console = (
+        "[    1.0] something\n"
+        "KR_MODSECT demo .text 0xffffffffc0100000\r\n"
+        "KR_MODSECT demo .init.text 0xffffffffc0200000\n"
+        "KR_MODSECT demo .exit.text 0x0000000000000000\n"
+        "KR_MODSECT other .text 0xffffffffc0300000\n"
+        "KR_MODULE demo 16384 0 - Live 0xffffffffc0100000\n"
+    )
     assert protocol.parse_sections(console) == {
-        "demo": {".init.text": 0xffffffffc0200000, ".text": 0xffffffffc0100000},
-        "other": {".text": 0xffffffffc0300000}}
+        "demo": {".init.text": 0xFFFFFFFFC0200000, ".text": 0xFFFFFFFFC0100000},
+        "other": {".text": 0xFFFFFFFFC0300000},
+    }
 
 
 def test_the_module_list_parses_back(tmp_path):
     (tmp_path / "modules").write_text(
         "virtio_net 61440 0 - Live 0xffffffffc0100000\n"
-        "net_failover 24576 1 virtio_net, Live 0xffffffffc0200000 (E)\n")
+        "net_failover 24576 1 virtio_net, Live 0xffffffffc0200000 (E)\n"
+    )
     console = run_guest_sh(protocol.PRINT_MODULES, {"/proc/": f"{tmp_path}/"})
     assert protocol.loaded_modules(KERNEL_LOG + console) == [
-        ("virtio_net", "0xffffffffc0100000"), ("net_failover", "0xffffffffc0200000")]
+        ("virtio_net", "0xffffffffc0100000"),
+        ("net_failover", "0xffffffffc0200000"),
+    ]
 
 
 def test_the_memory_line_parses_back(tmp_path):
-    (tmp_path / "meminfo").write_text("MemTotal:         230000 kB\nMemFree:          200000 kB\n"
-                                      "MemAvailable:     210000 kB\n")
+    (tmp_path / "meminfo").write_text(
+        "MemTotal:         230000 kB\nMemFree:          200000 kB\nMemAvailable:     210000 kB\n"
+    )
     console = run_guest_sh(protocol.PRINT_MEMINFO, {"/proc/": f"{tmp_path}/"})
     assert console == "KR_MEMINFO 230000 210000\n"
     assert protocol.meminfo(KERNEL_LOG + console) == (230000, 210000)
@@ -178,11 +257,18 @@ def test_the_memory_line_parses_back(tmp_path):
 
 # --- apps: the framed report --------------------------------------------------------------------
 
-@pytest.mark.parametrize("output", [
-    b"", b"42\n", b"no newline at the end", "ünïcode\r\nand CRLF\n".encode(),
-    bytes(range(256)) * 40,
-    b"KR_WORKLOAD_STATUS 0 0 " + b"0" * 64 + b"\nKR_OUTPUT_BEGIN\n",  # the workload's own lines
-])
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        b"",
+        b"42\n",
+        b"no newline at the end",
+        "ünïcode\r\nand CRLF\n".encode(),
+        bytes(range(256)) * 40,
+        b"KR_WORKLOAD_STATUS 0 0 " + b"0" * 64 + b"\nKR_OUTPUT_BEGIN\n",  # the workload's own lines
+    ],
+)
 def test_the_report_carries_the_output_byte_for_byte(tmp_path, output):
     console = KERNEL_LOG + guest_report(tmp_path, output, "KR_WORKLOAD_STATUS 3") + "KR_DONE\n"
     report = workload_report(console)
@@ -192,7 +278,9 @@ def test_the_report_carries_the_output_byte_for_byte(tmp_path, output):
 
 def test_the_app_inits_status_line_parses_back(tmp_path):
     (tmp_path / "kr-workload.log").write_bytes(b"done\n")
-    script = f"{protocol.FRAME_FUNCTION}\nstatus=0\n{protocol.REPORT_STATUS}\n{protocol.PRINT_DONE}\n"
+    script = (
+        f"{protocol.FRAME_FUNCTION}\nstatus=0\n{protocol.REPORT_STATUS}\n{protocol.PRINT_DONE}\n"
+    )
     console = run_guest_sh(script, {"/tmp/": f"{tmp_path}/"})
     assert workload_report(console) == WorkloadReport(0, b"done\n")
     assert verdict(workload_report(console), "^done$") == "" and protocol.DONE in console
@@ -202,8 +290,9 @@ def test_the_listener_answers_the_hosts_dump_request(tmp_path):
     (tmp_path / "kr-workload.log").write_bytes(b"waiting for the database\n")
     (tmp_path / "console-in").write_bytes(protocol.DUMP_REQUEST_LINE)
     script = f"{protocol.FRAME_FUNCTION}\n{protocol.DUMP_LISTENER}\nwait\n"
-    console = run_guest_sh(script, {"/tmp/": f"{tmp_path}/",
-                                    "/dev/console": str(tmp_path / "console-in")})
+    console = run_guest_sh(
+        script, {"/tmp/": f"{tmp_path}/", "/dev/console": str(tmp_path / "console-in")}
+    )
     assert protocol.RUNNING_REPORTED.search(KERNEL_LOG + console)
     assert protocol.RUNNING_REPORTED_BYTES.search((KERNEL_LOG + console).encode())
     report = workload_report(KERNEL_LOG + console)
@@ -215,8 +304,12 @@ def test_the_listener_ignores_any_other_line(tmp_path):
     (tmp_path / "kr-workload.log").write_bytes(b"x\n")
     (tmp_path / "console-in").write_bytes(b"KR_DUMPX\n")
     script = f"{protocol.FRAME_FUNCTION}\n{protocol.DUMP_LISTENER}\nwait\n"
-    assert run_guest_sh(script, {"/tmp/": f"{tmp_path}/",
-                                 "/dev/console": str(tmp_path / "console-in")}) == ""
+    assert (
+        run_guest_sh(
+            script, {"/tmp/": f"{tmp_path}/", "/dev/console": str(tmp_path / "console-in")}
+        )
+        == ""
+    )
 
 
 def test_a_kernel_message_never_passes_for_the_workload_output(tmp_path):
@@ -227,9 +320,16 @@ def test_a_kernel_message_never_passes_for_the_workload_output(tmp_path):
     assert report.status == 0 and report.output == b""
     why = verdict(report, "^Run /init")
     assert why == "its output does not match `success` '^Run /init' (it printed nothing)"
-    assert verdict(workload_report(
-        KERNEL_LOG + guest_report(tmp_path, b"Run /init, said the workload\n",
-                                  "KR_WORKLOAD_STATUS 0")), "^Run /init") == ""
+    assert (
+        verdict(
+            workload_report(
+                KERNEL_LOG
+                + guest_report(tmp_path, b"Run /init, said the workload\n", "KR_WORKLOAD_STATUS 0")
+            ),
+            "^Run /init",
+        )
+        == ""
+    )
 
 
 def test_the_status_is_the_guests_not_what_the_workload_printed(tmp_path):

@@ -11,8 +11,11 @@ def test_guest_has_no_network_and_no_host_filesystem():
 
 
 def test_machine_description_is_passed_through():
-    argv = command_line(BootSpec("qemu", "k", "i", machine=Machine("pc", 2, "512M", ("virtio-rng-pci",)),
-                                 accel="tcg"))
+    argv = command_line(
+        BootSpec(
+            "qemu", "k", "i", machine=Machine("pc", 2, "512M", ("virtio-rng-pci",)), accel="tcg"
+        )
+    )
     assert argv[argv.index("-machine") + 1] == "pc"
     assert argv[argv.index("-smp") + 1] == "2"
     assert argv[argv.index("-m") + 1] == "512M"
@@ -34,7 +37,10 @@ import pytest  # noqa: E402
 
 from kernel_rules.domain.guest.protocol import CHECK_PARAM
 from kernel_rules.domain.guest.qemu import (
-    boot_until, cmdline_problem, memory_problem, watch_console,
+    boot_until,
+    cmdline_problem,
+    memory_problem,
+    watch_console,
 )
 from tests.conftest import require_tools  # noqa: E402
 from tests.unit.fake_qemu import fake_qemu  # noqa: E402
@@ -47,11 +53,17 @@ def test_memory_sizes_qemu_reads(value):
     assert memory_problem(value) == ""
 
 
-@pytest.mark.parametrize("value, problem", [
-    ("-5M", "'-5M' is not a memory size"), ("abc", "'abc' is not a memory size"),
-    ("", "'' is not a memory size"), ("256 M", "'256 M' is not a memory size"),
-    ("0", "'0' is too little memory: at least 16M"), ("8M", "'8M' is too little memory"),
-])
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ("-5M", "'-5M' is not a memory size"),
+        ("abc", "'abc' is not a memory size"),
+        ("", "'' is not a memory size"),
+        ("256 M", "'256 M' is not a memory size"),
+        ("0", "'0' is too little memory: at least 16M"),
+        ("8M", "'8M' is too little memory"),
+    ],
+)
 def test_memory_sizes_that_are_refused(value, problem):
     assert memory_problem(value).startswith(problem)
 
@@ -60,8 +72,10 @@ def test_command_line_with_what_kernel_rules_appends_must_fit_the_kernels_buffer
     appended = f" nokaslr {CHECK_PARAM}"
     assert cmdline_problem("x" * (2047 - len(appended))) == ""
     why = cmdline_problem("x" * (2048 - len(appended)))
-    assert why.startswith("the kernel command line is too long: 2016 bytes, 2048 with what "
-                          "kernel_rules appends ('nokaslr kernel_rules.mode=check')")
+    assert why.startswith(
+        "the kernel command line is too long: 2016 bytes, 2048 with what "
+        "kernel_rules appends ('nokaslr kernel_rules.mode=check')"
+    )
     assert "at most 2015 bytes" in why
     assert cmdline_problem("x" * 2047, "") == "" and cmdline_problem("x" * 2048, "")
 
@@ -69,11 +83,20 @@ def test_command_line_with_what_kernel_rules_appends_must_fit_the_kernels_buffer
 def test_boot_check_shows_qemus_own_error(tmp_path):
     """A machine QEMU does not know: the reason carries QEMU's message, not an empty console."""
     require_tools("qemu-system-x86_64")
-    r = boot_until(BootSpec("qemu-system-x86_64", str(tmp_path / "k"), str(tmp_path / "i"),
-                            machine=Machine("no-such-machine")), "KERNEL_RULES_INIT_OK", 60)
+    r = boot_until(
+        BootSpec(
+            "qemu-system-x86_64",
+            str(tmp_path / "k"),
+            str(tmp_path / "i"),
+            machine=Machine("no-such-machine"),
+        ),
+        "KERNEL_RULES_INIT_OK",
+        60,
+    )
     assert not r.ok
-    assert r.reason.startswith("QEMU exited with code 1 before the init marker; QEMU's error "
-                               "output:")
+    assert r.reason.startswith(
+        "QEMU exited with code 1 before the init marker; QEMU's error output:"
+    )
     assert "unsupported machine type" in r.reason
     assert "unsupported machine type" not in r.console
 
@@ -85,8 +108,11 @@ def test_boot_check_fails_a_boot_script_that_failed(tmp_path):
 
 
 def test_boot_check_stops_a_guest_that_did_not_get_the_check_mode(tmp_path):
-    qemu = fake_qemu(tmp_path, MARKER_LINE + "KR_MODE interactive boot_script=none "
-                     "cmdline_bytes=2048\nBusyBox built-in shell (ash)\n/ # HANG")
+    qemu = fake_qemu(
+        tmp_path,
+        MARKER_LINE + "KR_MODE interactive boot_script=none "
+        "cmdline_bytes=2048\nBusyBox built-in shell (ash)\n/ # HANG",
+    )
     start = time.monotonic()
     r = boot_until(BootSpec(qemu, "k", "i"), "KERNEL_RULES_INIT_OK", 120)
     assert time.monotonic() - start < 10
@@ -94,8 +120,9 @@ def test_boot_check_stops_a_guest_that_did_not_get_the_check_mode(tmp_path):
 
 
 def test_watch_console_keeps_stderr_apart_and_asks_before_giving_up(tmp_path):
-    qemu = fake_qemu(tmp_path, "booting\nHANG\n", stderr="qemu: warning: something\n",
-                     dump="the output so far\n")
+    qemu = fake_qemu(
+        tmp_path, "booting\nHANG\n", stderr="qemu: warning: something\n", dump="the output so far\n"
+    )
     asked = []
 
     def on_timeout(proc):
@@ -142,8 +169,14 @@ def _guarded_sleeper(tmp_path, parent_argv=()) -> tuple:
     """(the process started, the pid of the guarded `sleep` standing in for QEMU)."""
     pid_file = tmp_path / "child.pid"
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    guard = [sys.executable, os.path.join(repo, "kernel_rules/domain/guest/guard.py"), "--",
-             "sh", "-c", f"echo $$ > {pid_file}; exec sleep 600"]
+    guard = [
+        sys.executable,
+        os.path.join(repo, "kernel_rules/domain/guest/guard.py"),
+        "--",
+        "sh",
+        "-c",
+        f"echo $$ > {pid_file}; exec sleep 600",
+    ]
     proc = subprocess.Popen([*parent_argv, *guard], start_new_session=True)
     deadline = time.monotonic() + 10
     while not (pid_file.exists() and pid_file.read_text().strip()):
@@ -165,8 +198,7 @@ def test_an_interactive_qemu_dies_with_its_guard(tmp_path):
 
 def test_an_interactive_qemu_dies_when_the_process_that_ran_it_is_killed(tmp_path):
     """`pants run` killed from its client: the guard's parent goes, and QEMU with it."""
-    parent = [sys.executable, "-c",
-              "import subprocess, sys; subprocess.run(sys.argv[1:])"]
+    parent = [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])"]
     runner, child = _guarded_sleeper(tmp_path, parent)
     try:
         os.kill(runner.pid, signal.SIGKILL)

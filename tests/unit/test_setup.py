@@ -9,8 +9,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _scratch(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    shutil.copytree(REPO / "third_party", root / "third_party",
-                    ignore=shutil.ignore_patterns("*.tar.xz", "*.partial"))
+    shutil.copytree(
+        REPO / "third_party",
+        root / "third_party",
+        ignore=shutil.ignore_patterns("*.tar.xz", "*.partial"),
+    )
     shutil.copy(REPO / "pants", root / "pants")
     return root
 
@@ -18,8 +21,9 @@ def _scratch(tmp_path: Path) -> Path:
 def test_missing_python39_is_a_clear_error(tmp_path):
     root = _scratch(tmp_path)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KERNEL_RULES_PYTHON": "/nonexistent"}
-    proc = subprocess.run([str(root / "pants"), "--version"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [str(root / "pants"), "--version"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1
     assert "Python 3.9 is required" in proc.stderr and "KERNEL_RULES_PYTHON" in proc.stderr
     assert not (root / ".venv").exists() or not (root / ".venv/bin/pants").exists()
@@ -27,6 +31,10 @@ def test_missing_python39_is_a_clear_error(tmp_path):
 
 def test_check_mode_fails_fast_when_not_set_up(tmp_path):
     root = _scratch(tmp_path)
-    proc = subprocess.run([str(root / "third_party/setup.sh"), "--check"], capture_output=True,
-                          timeout=10, env={"PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [str(root / "third_party/setup.sh"), "--check"],
+        capture_output=True,
+        timeout=10,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 1

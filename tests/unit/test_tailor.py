@@ -11,8 +11,15 @@ from kernel_rules.domain.kconfig.model import KconfigModel
 from kernel_rules.domain.compose.report import build_report, render_markdown, symbol_sizes
 from kernel_rules.domain.kconfig.fragments import Request
 from kernel_rules.domain.compose.tailor import (
-    InputError, blocking_clause, composed_set, dropped_forced_values, field_requirements, holds,
-    set_requirements, universe_of)
+    InputError,
+    blocking_clause,
+    composed_set,
+    dropped_forced_values,
+    field_requirements,
+    holds,
+    set_requirements,
+    universe_of,
+)
 from tests.unit.test_kconfig_model import synthetic_kconf
 
 KCONFIG = """
@@ -50,16 +57,24 @@ def test_holds():
 
 
 def _doc(**traced_on):
-    return {"format": "kernel_rules/config-set@1", "kind": "app", "target": "ex:app",
-            "traced_on": {"source_sha256": "s", "trace_config_sha256": "t", **traced_on},
-            "requirements": {"EPOLL": {"value": "y", "evidence": ["fs/eventpoll.c:10"]},
-                             "X": {"value": "not-y", "evidence": []}}}
+    return {
+        "format": "kernel_rules/config-set@1",
+        "kind": "app",
+        "target": "ex:app",
+        "traced_on": {"source_sha256": "s", "trace_config_sha256": "t", **traced_on},
+        "requirements": {
+            "EPOLL": {"value": "y", "evidence": ["fs/eventpoll.c:10"]},
+            "X": {"value": "not-y", "evidence": []},
+        },
+    }
 
 
 def test_set_requirements_name_target_and_evidence():
     reqs = set_requirements("ex:app", _doc(), "s", "t")
-    assert reqs == [Requirement("EPOLL", "y", "app ex:app (fs/eventpoll.c:10)"),
-                    Requirement("X", "not-y", "app ex:app")]
+    assert reqs == [
+        Requirement("EPOLL", "y", "app ex:app (fs/eventpoll.c:10)"),
+        Requirement("X", "not-y", "app ex:app"),
+    ]
 
 
 def test_set_of_another_source_or_trace_kernel_is_refused():
@@ -71,21 +86,28 @@ def test_set_of_another_source_or_trace_kernel_is_refused():
 
 def test_force_and_forbid_become_labelled_requirements(kconf):
     values = {}
-    reqs = field_requirements("ex:k", ["CONFIG_A=y", "B=y", "# CONFIG_C1 is not set", "N=8"],
-                              ["CONFIG_C2"], kconf, values)
+    reqs = field_requirements(
+        "ex:k", ["CONFIG_A=y", "B=y", "# CONFIG_C1 is not set", "N=8"], ["CONFIG_C2"], kconf, values
+    )
     assert [str(r) for r in reqs] == [
-        "CONFIG_A=y (from ex:k field `force`[0])", "CONFIG_B=y (from ex:k field `force`[1])",
-        "CONFIG_C1=n (from ex:k field `force`[2])", "CONFIG_C2=n (from ex:k field `forbid`[0])"]
+        "CONFIG_A=y (from ex:k field `force`[0])",
+        "CONFIG_B=y (from ex:k field `force`[1])",
+        "CONFIG_C1=n (from ex:k field `force`[2])",
+        "CONFIG_C2=n (from ex:k field `forbid`[0])",
+    ]
     assert values == {"N": "8"}
 
 
-@pytest.mark.parametrize("force, forbid, message", [
-    (["CONFIG_NOPE=y"], [], r"field `force`\[0\]: CONFIG_NOPE is not a Kconfig symbol"),
-    (["A=m"], [], r"field `force`\[0\]: CONFIG_A is a bool; 'm' is not a value of it"),
-    (["A=maybe"], [], r"field `force`\[0\]: malformed value 'maybe'"),
-    ([], ["N"], r"field `forbid`\[0\]: CONFIG_N is not a bool or tristate option"),
-    ([], ["GHOST"], r"field `forbid`\[0\]: CONFIG_GHOST is not a Kconfig symbol"),
-])
+@pytest.mark.parametrize(
+    "force, forbid, message",
+    [
+        (["CONFIG_NOPE=y"], [], r"field `force`\[0\]: CONFIG_NOPE is not a Kconfig symbol"),
+        (["A=m"], [], r"field `force`\[0\]: CONFIG_A is a bool; 'm' is not a value of it"),
+        (["A=maybe"], [], r"field `force`\[0\]: malformed value 'maybe'"),
+        ([], ["N"], r"field `forbid`\[0\]: CONFIG_N is not a bool or tristate option"),
+        ([], ["GHOST"], r"field `forbid`\[0\]: CONFIG_GHOST is not a Kconfig symbol"),
+    ],
+)
 def test_bad_force_or_forbid_names_the_field(kconf, force, forbid, message):
     with pytest.raises(InputError, match=message):
         field_requirements("ex:k", force, forbid, kconf, {})
@@ -97,11 +119,17 @@ def test_int_hex_string_force_values_are_kept_for_the_olddefconfig_check(kconf):
     assert forced == {"N": Request("N", "8", "ex:k field `force`[1]")}
 
 
-@pytest.mark.parametrize("force, message", [
-    (['CONFIG_N="$(shell touch /tmp/x)"'], r"field `force`\[0\]: CONFIG_N: the string value"),
-    (['CONFIG_INITRAMFS_SOURCE="/some/host/dir"'], r"field `force`\[0\]: CONFIG_INITRAMFS_SOURCE="),
-    (["CONFIG_A=y\nCONFIG_B=y"], r"field `force`\[0\]: .* holds a newline"),
-])
+@pytest.mark.parametrize(
+    "force, message",
+    [
+        (['CONFIG_N="$(shell touch /tmp/x)"'], r"field `force`\[0\]: CONFIG_N: the string value"),
+        (
+            ['CONFIG_INITRAMFS_SOURCE="/some/host/dir"'],
+            r"field `force`\[0\]: CONFIG_INITRAMFS_SOURCE=",
+        ),
+        (["CONFIG_A=y\nCONFIG_B=y"], r"field `force`\[0\]: .* holds a newline"),
+    ],
+)
 def test_force_values_that_are_code_or_host_paths_are_refused(kconf, force, message):
     with pytest.raises(InputError, match=message):
         field_requirements("ex:k", force, [], kconf, {})
@@ -130,16 +158,19 @@ config NAME
 def test_dropped_force_values_name_the_field_value_and_range(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     kconf = synthetic_kconf(tmp_path, RANGES)
-    forced = {"SHIFT": Request("SHIFT", "99", "ex:k field `force`[0]"),
-              "ADDR": Request("ADDR", "0x2000", "ex:k field `force`[1]"),
-              "NAME": Request("NAME", '"tailored"', "ex:k field `force`[2]")}
-    final = '# CONFIG_A is not set\nCONFIG_SHIFT=17\nCONFIG_ADDR=0x2000\n'
+    forced = {
+        "SHIFT": Request("SHIFT", "99", "ex:k field `force`[0]"),
+        "ADDR": Request("ADDR", "0x2000", "ex:k field `force`[1]"),
+        "NAME": Request("NAME", '"tailored"', "ex:k field `force`[2]"),
+    }
+    final = "# CONFIG_A is not set\nCONFIG_SHIFT=17\nCONFIG_ADDR=0x2000\n"
     messages = [v.message() for v in dropped_forced_values(forced, final, kconf)]
     assert messages == [
         "ex:k field `force`[0]: CONFIG_SHIFT: requested 99, got 17 (value outside its allowed "
         "range or not visible: 12..25)",
         'ex:k field `force`[2]: CONFIG_NAME: requested "tailored", got n (unmet dependency: A '
-        "[A=n])"]
+        "[A=n])",
+    ]
 
 
 def test_kept_force_values_are_not_violations(tmp_path):
@@ -149,8 +180,7 @@ def test_kept_force_values_are_not_violations(tmp_path):
 
 
 def test_universe_lets_every_choice_member_be_picked(kconf):
-    assert universe_of(kconf, {"A": "y", "C1": "y", "C2": "n"}) == {
-        "A": "y", "C1": "y", "C2": "y"}
+    assert universe_of(kconf, {"A": "y", "C1": "y", "C2": "n"}) == {"A": "y", "C1": "y", "C2": "y"}
 
 
 def test_blocking_clause_excludes_exactly_that_assignment(kconf):
@@ -165,34 +195,57 @@ def test_blocking_clause_excludes_exactly_that_assignment(kconf):
 
 
 def test_composed_set_groups_sources_by_symbol_and_value():
-    doc = composed_set([Requirement("A", "y", "b"), Requirement("A", "y", "a"),
-                        Requirement("A", "ym", "c")], {"x": "1"}, "size")
+    doc = composed_set(
+        [Requirement("A", "y", "b"), Requirement("A", "y", "a"), Requirement("A", "ym", "c")],
+        {"x": "1"},
+        "size",
+    )
     assert doc["requirements"] == {"A": {"y": ["a", "b"], "ym": ["c"]}}
     assert doc["format"] == "kernel_rules/requirements@1" and doc["objective"] == "size"
 
 
 def test_symbol_sizes_sum_symbols_by_kind():
-    nm = ("ffffffff81000000 0000000000000010 T _stext\n"
-          "ffffffff81000010 0000000000000020 t helper\n"
-          "ffffffff82000000 0000000000000008 R table\n"
-          "ffffffff83000000 0000000000000004 D counter\n"
-          "ffffffff84000000 0000000000000100 b buffer\n"
-          "ffffffff81000000 A absolute_without_size\n")
+    nm = (
+        "ffffffff81000000 0000000000000010 T _stext\n"
+        "ffffffff81000010 0000000000000020 t helper\n"
+        "ffffffff82000000 0000000000000008 R table\n"
+        "ffffffff83000000 0000000000000004 D counter\n"
+        "ffffffff84000000 0000000000000100 b buffer\n"
+        "ffffffff81000000 A absolute_without_size\n"
+    )
     assert symbol_sizes(nm) == {"code": 0x30, "rodata": 8, "data": 4, "bss": 0x100}
 
 
 def test_report_compares_with_the_trace_kernel():
     sizes = {"vmlinux": [100, 10, 5], "bzImage": 50}
     report = build_report(
-        target="ex:k", baseline="ex:b", apps=["ex:a"], tailored={"A": "y", "B": "n"},
-        trace={"A": "y", "B": "y", "C": "m"}, tailored_sizes=sizes, trace_sizes=sizes,
+        target="ex:k",
+        baseline="ex:b",
+        apps=["ex:a"],
+        tailored={"A": "y", "B": "n"},
+        trace={"A": "y", "B": "y", "C": "m"},
+        tailored_sizes=sizes,
+        trace_sizes=sizes,
         tailored_symbols={"code": 10, "rodata": 1, "data": 1, "bss": 1},
         trace_symbols={"code": 20, "rodata": 1, "data": 1, "bss": 1},
-        compose_stats={"objective": "size", "requirements": 3, "rounds": 1,
-                       "closure_enabled": 2, "seconds": {"solve": 0.1}},
+        compose_stats={
+            "objective": "size",
+            "requirements": 3,
+            "rounds": 1,
+            "closure_enabled": 2,
+            "seconds": {"solve": 0.1},
+        },
         build_stats=None,
-        app_results=[{"name": "ex:a", "passed": False, "reason": "exit 3",
-                      "boot_seconds": 0.5, "seconds": 2.0}])
+        app_results=[
+            {
+                "name": "ex:a",
+                "passed": False,
+                "reason": "exit 3",
+                "boot_seconds": 0.5,
+                "seconds": 2.0,
+            }
+        ],
+    )
     assert report["options"]["tailored"]["enabled"] == 1
     assert report["options"]["dropped_from_trace_kernel"] == 2
     assert not report["all_apps_passed"]
@@ -205,8 +258,11 @@ def test_formulas_parse_and_evaluate():
     from kernel_rules.domain.compose.solver import formula_holds, parse_formula
 
     tree = parse_formula("!(INPUT_LEDS && LEDS_TRIGGERS=y) || X=m")
-    assert tree == ("or", ("not", ("and", ("sym", "INPUT_LEDS", "ym"),
-                                   ("sym", "LEDS_TRIGGERS", "y"))), ("sym", "X", "m"))
+    assert tree == (
+        "or",
+        ("not", ("and", ("sym", "INPUT_LEDS", "ym"), ("sym", "LEDS_TRIGGERS", "y"))),
+        ("sym", "X", "m"),
+    )
     assert formula_holds(tree, {"INPUT_LEDS": "y"})
     assert not formula_holds(tree, {"INPUT_LEDS": "m", "LEDS_TRIGGERS": "y"})
     assert formula_holds(tree, {"INPUT_LEDS": "m", "LEDS_TRIGGERS": "y", "X": "m"})
@@ -222,8 +278,10 @@ def test_condition_formulas_are_solved_and_explained(kconf):
 
     doc = _doc()
     doc["requirements"] = {}
-    doc["conditions"] = [{"formula": "A || C2", "evidence": ["x.c:1"]},
-                         {"formula": "!?(defined(X_H))", "evidence": []}]
+    doc["conditions"] = [
+        {"formula": "A || C2", "evidence": ["x.c:1"]},
+        {"formula": "!?(defined(X_H))", "evidence": []},
+    ]
     reqs = set_requirements("ex:app", doc, "s", "t")
     assert [str(r) for r in reqs] == ["A || C2 (from app ex:app (x.c:1))"]
     model = KconfigModel.build(kconf, None, {"N": "4"})
@@ -265,27 +323,42 @@ def test_no_modules_builds_module_code_in_and_relaxes_what_needs_modules(tmp_pat
     from kernel_rules.domain.compose.tailor import NO_MODULES, drop_incompatible, without_modules
 
     kconf = synthetic_kconf(tmp_path, MODULES_KCONFIG)
-    trace = {"MODULES": "y", "MODULE_SIG": "y", "KPROBES": "y", "TRACER": "y", "NET": "y",
-             "DRV": "m"}
-    traced = [Requirement("MODULES", "y", "baseline b (kernel/module/main.c:1)"),
-              Requirement("MODULE_SIG", "y", "baseline b (kernel/module/signing.c:1)"),
-              Requirement("TRACER", "y", "baseline b (kernel/trace/t.c:1)"),
-              Requirement("DRV", "m", "baseline b (drivers/drv.c:1)"),
-              Requirement("DRV", "not-y", "baseline b (net/core/dev.c:9)"),
-              Requirement("NET", "y", "baseline b (net/core/dev.c:1)")]
+    trace = {
+        "MODULES": "y",
+        "MODULE_SIG": "y",
+        "KPROBES": "y",
+        "TRACER": "y",
+        "NET": "y",
+        "DRV": "m",
+    }
+    traced = [
+        Requirement("MODULES", "y", "baseline b (kernel/module/main.c:1)"),
+        Requirement("MODULE_SIG", "y", "baseline b (kernel/module/signing.c:1)"),
+        Requirement("TRACER", "y", "baseline b (kernel/trace/t.c:1)"),
+        Requirement("DRV", "m", "baseline b (drivers/drv.c:1)"),
+        Requirement("DRV", "not-y", "baseline b (net/core/dev.c:9)"),
+        Requirement("NET", "y", "baseline b (net/core/dev.c:1)"),
+    ]
     kept, relaxed = without_modules(traced, kconf, trace)
-    assert kept == [Requirement("TRACER", "y", "baseline b (kernel/trace/t.c:1)"),
-                    Requirement("DRV", "ym", "baseline b (drivers/drv.c:1)"),
-                    Requirement("NET", "y", "baseline b (net/core/dev.c:1)")]
+    assert kept == [
+        Requirement("TRACER", "y", "baseline b (kernel/trace/t.c:1)"),
+        Requirement("DRV", "ym", "baseline b (drivers/drv.c:1)"),
+        Requirement("NET", "y", "baseline b (net/core/dev.c:1)"),
+    ]
     assert [r["requirement"].split(" (from")[0] for r in relaxed] == [
-        "CONFIG_MODULES=y", "CONFIG_MODULE_SIG=y", "CONFIG_DRV=m", "CONFIG_DRV=not-y"]
+        "CONFIG_MODULES=y",
+        "CONFIG_MODULE_SIG=y",
+        "CONFIG_DRV=m",
+        "CONFIG_DRV=not-y",
+    ]
     # TRACER needs KPROBES, which needs MODULES: only the model can tell
     model = KconfigModel.build(kconf, trace, {})
     policy = Requirement("MODULES", "n", NO_MODULES)
     kept, dropped = drop_incompatible(model, kept, [policy])
     assert [r.symbol for r in kept] == ["DRV", "NET"]
-    assert dropped == [{"requirement": str(traced[2]),
-                        "why": f"cannot hold with {policy} ({NO_MODULES})"}]
+    assert dropped == [
+        {"requirement": str(traced[2]), "why": f"cannot hold with {policy} ({NO_MODULES})"}
+    ]
     solution = compose(model, kept + [policy])
     assert (solution["MODULES"], solution["DRV"], solution["NET"]) == ("n", "y", "y")
 
@@ -293,18 +366,27 @@ def test_no_modules_builds_module_code_in_and_relaxes_what_needs_modules(tmp_pat
 def test_soft_items_by_mode():
     from kernel_rules.domain.compose.tailor import soft_items
 
-    reqs = [Requirement("A", "y", "baseline b (x.c:1)"), Requirement("B", "ym", "baseline b"),
-            Requirement("B", "y", "app a (y.c:2)"), Requirement("HIDDEN", "y", "baseline b"),
-            Requirement("A || B", "holds", "baseline b"), Requirement("A", "n", "app c")]
+    reqs = [
+        Requirement("A", "y", "baseline b (x.c:1)"),
+        Requirement("B", "ym", "baseline b"),
+        Requirement("B", "y", "app a (y.c:2)"),
+        Requirement("HIDDEN", "y", "baseline b"),
+        Requirement("A || B", "holds", "baseline b"),
+        Requirement("A", "n", "app c"),
+    ]
     assert soft_items(reqs, [], "baseline") == ["A", "A || B", "HIDDEN"]
     assert soft_items(reqs, [], "traced") == ["A", "A || B", "B", "HIDDEN"]
     # with phases (config-set@2), only what ran during kernel initialisation alone is soft
-    assert soft_items(reqs, [], "baseline", {"A": ("init",), "A || B": ("boot", "init"),
-                                             "HIDDEN": ("init",)}) == ["A", "HIDDEN"]
+    assert soft_items(
+        reqs, [], "baseline", {"A": ("init",), "A || B": ("boot", "init"), "HIDDEN": ("init",)}
+    ) == ["A", "HIDDEN"]
     assert soft_items(reqs, [], "traced", {"A": ("boot",)}) == ["A", "A || B", "B", "HIDDEN"]
     # what `force` asks for is never soft
-    assert soft_items(reqs, [Requirement("A", "y", "t field `force`[0]")], "traced"
-                      ) == ["A || B", "B", "HIDDEN"]
+    assert soft_items(reqs, [Requirement("A", "y", "t field `force`[0]")], "traced") == [
+        "A || B",
+        "B",
+        "HIDDEN",
+    ]
 
 
 def test_drop_file_must_be_a_list_of_strings(tmp_path):
@@ -322,7 +404,9 @@ def test_drop_file_must_be_a_list_of_strings(tmp_path):
 def test_item_phases_reads_format_2_and_nothing_from_format_1():
     from kernel_rules.domain.compose.tailor import item_phases
 
-    doc = {"requirements": {"A": {"value": "y", "phases": ["init"]}, "B": {"value": "y"}},
-           "conditions": [{"formula": "A || B", "phases": ["boot", "init"]}]}
+    doc = {
+        "requirements": {"A": {"value": "y", "phases": ["init"]}, "B": {"value": "y"}},
+        "conditions": [{"formula": "A || B", "phases": ["boot", "init"]}],
+    }
     assert item_phases(doc) == {"A": ("init",), "A || B": ("boot", "init")}
     assert item_phases({"requirements": {"A": {"value": "y"}}, "conditions": []}) == {}

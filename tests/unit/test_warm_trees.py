@@ -6,7 +6,13 @@ import time
 
 import pytest
 
-from kernel_rules.domain.build.warm_trees import BUILDING, LAST_CONFIG, TreePool, repair_interrupted, unpack_source
+from kernel_rules.domain.build.warm_trees import (
+    BUILDING,
+    LAST_CONFIG,
+    TreePool,
+    repair_interrupted,
+    unpack_source,
+)
 
 SHA = "ab" * 32
 
@@ -48,8 +54,13 @@ def test_lock_is_exclusive_across_processes(tmp_path):
         "p = TreePool(%r, 'trees', %r, max_trees=1)\n"
         "t = time.monotonic()\n"
         "with p.acquire({}) as tree: print(round(time.monotonic() - t, 1))\n"
-    ) % (os.getcwd() if os.path.exists("kernel_rules") else os.path.dirname(os.path.dirname(__file__)),
-         str(tmp_path), SHA)
+    ) % (
+        os.getcwd()
+        if os.path.exists("kernel_rules")
+        else os.path.dirname(os.path.dirname(__file__)),
+        str(tmp_path),
+        SHA,
+    )
     with pool.acquire({}):
         child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         time.sleep(1.5)
@@ -84,8 +95,11 @@ def test_killed_holder_releases_the_tree(tmp_path):
         "with p.acquire({}) as tree:\n"
         "    tree.begin_build(); open(tree.path + '/x.o', 'w').write('partial')\n"
         "    print('held', flush=True); time.sleep(60)\n"
-    ) % (os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-         str(tmp_path), SHA)
+    ) % (
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        str(tmp_path),
+        SHA,
+    )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "held"
     child.kill()
@@ -149,12 +163,14 @@ def _unpack_in_child(cache, tarball, sha, hold=False):
     code = _UNPACK.format(repo=REPO_DIR, cache=str(cache), tarball=str(tarball), sha=sha)
     if hold:
         code += "sys.stdout.flush(); sys.stdin.read()\n"
-        child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         child.stdout.readline()
         return child
-    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_a_failed_unpack_leaves_nothing_and_a_killed_ones_leftovers_are_removed(tmp_path):
@@ -187,7 +203,9 @@ def test_unused_sources_and_their_trees_are_evicted_and_used_ones_kept(tmp_path)
             _finish(tree, "CONFIG_A=y\n")
         time.sleep(0.05)
         _unpack_in_child(cache, tarball, c)
-        names = sorted(p.name for p in (cache / "sources").iterdir() if not p.name.endswith(".lock"))
+        names = sorted(
+            p.name for p in (cache / "sources").iterdir() if not p.name.endswith(".lock")
+        )
         # a is held by a running process, so only b (unused) can go; c is the newest
         assert names == [a, c], names
         assert not (cache / "trees" / b[:16]).exists()
@@ -198,4 +216,4 @@ def test_unused_sources_and_their_trees_are_evicted_and_used_ones_kept(tmp_path)
     time.sleep(0.05)
     _unpack_in_child(cache, tarball, d)
     names = sorted(p.name for p in (cache / "sources").iterdir() if not p.name.endswith(".lock"))
-    assert names == [d], names   # a is free now; one source is kept
+    assert names == [d], names  # a is free now; one source is kept

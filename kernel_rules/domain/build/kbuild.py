@@ -33,7 +33,12 @@ from typing import List, Sequence, Tuple
 from kernel_rules.domain.kconfig import config_check
 from kernel_rules.domain.kconfig.config_policy import check_final, check_requests
 from kernel_rules.domain.kconfig.fragments import (
-    FragmentError, decode, merge_requests, parse_config, parse_fragment)
+    FragmentError,
+    decode,
+    merge_requests,
+    parse_config,
+    parse_fragment,
+)
 from kernel_rules.domain.build.warm_trees import TreePool, log, unpack_source
 
 LAST_BUILD = ".kr-last-build.json"
@@ -48,17 +53,34 @@ PINNED_ENV = {
     "LC_ALL": "C",
     "TZ": "UTC",
 }
-CONFIG_TARGETS = ("tinyconfig", "allnoconfig", "defconfig", "allyesconfig", "allmodconfig",
-                  "alldefconfig", "x86_64_defconfig", "i386_defconfig")
+CONFIG_TARGETS = (
+    "tinyconfig",
+    "allnoconfig",
+    "defconfig",
+    "allyesconfig",
+    "allmodconfig",
+    "alldefconfig",
+    "x86_64_defconfig",
+    "i386_defconfig",
+)
 _COMPILED = re.compile(r"^\s+(?:CC|AS)(?: \[M\])?\s+(\S+\.o)\s*$")
 
 
 def make_argv(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) -> List[str]:
     """The `make` command line for `targets` in `tree`, with paths mapped out of the outputs."""
     maps = f"-ffile-prefix-map={src}=/kernel/src -ffile-prefix-map={tree}=/kernel/obj"
-    return ["make", "--no-print-directory", "-C", src,
-            f"O={tree}", f"ARCH={arch}", f"-j{jobs}", f"KCFLAGS={maps}", f"KAFLAGS={maps}",
-            *targets]
+    return [
+        "make",
+        "--no-print-directory",
+        "-C",
+        src,
+        f"O={tree}",
+        f"ARCH={arch}",
+        f"-j{jobs}",
+        f"KCFLAGS={maps}",
+        f"KAFLAGS={maps}",
+        *targets,
+    ]
 
 
 def run_make(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) -> List[str]:
@@ -67,8 +89,13 @@ def run_make(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) 
     tables assembled while linking vmlinux (`.tmp_vmlinux.kallsyms*.o`) are part of the link, not
     compiled objects. Raises CalledProcessError."""
     env = {**os.environ, **PINNED_ENV}
-    proc = subprocess.Popen(make_argv(src, tree, arch, jobs, targets), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        make_argv(src, tree, arch, jobs, targets),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     compiled, tail = [], []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -147,14 +174,16 @@ def configure(args: argparse.Namespace) -> int:
     with pool.acquire({}) as tree:
         tree.begin_build()
         merged = _read(args.base_config) + "".join(
-            f"\n# fragment {_one_line(n)}\n{t}\n" for n, t in fragments)
+            f"\n# fragment {_one_line(n)}\n{t}\n" for n, t in fragments
+        )
         _write_config(tree.path, merged)
         run_make(src, tree.path, args.arch, args.jobs, ["olddefconfig"])
         final_text = _read(os.path.join(tree.path, ".config"))
         tree.finish_build(final_text)
     final = parse_config(final_text)
-    host_paths = check_final(final, requests, "the final .config (the base configuration or "
-                             "a Kconfig default)")
+    host_paths = check_final(
+        final, requests, "the final .config (the base configuration or a Kconfig default)"
+    )
     if host_paths:
         print(json.dumps({"host_paths": [v.message() for v in host_paths]}))
         return 3
@@ -193,15 +222,24 @@ def build(args: argparse.Namespace) -> int:
         return 3
     host_paths = check_final(values, {}, "the configuration to build")
     if host_paths:
-        print(json.dumps({"error": "the configuration names files outside the kernel tree:\n  "
-                          + "\n  ".join(v.message() for v in host_paths)}))
+        print(
+            json.dumps(
+                {
+                    "error": "the configuration names files outside the kernel tree:\n  "
+                    + "\n  ".join(v.message() for v in host_paths)
+                }
+            )
+        )
         return 3
     src = unpack_source(args.cache, args.tarball, args.sha256)
     pool = TreePool(args.cache, "trees", args.sha256, max_trees=args.max_trees)
     start = time.monotonic()
     with pool.acquire(values) as tree:
-        how = ("cold (new tree)" if tree.distance is None
-               else f"warm ({tree.distance} symbols differ from its last build)")
+        how = (
+            "cold (new tree)"
+            if tree.distance is None
+            else f"warm ({tree.distance} symbols differ from its last build)"
+        )
         log(f"building in tree {os.path.basename(tree.path)}, {how}")
         tree.begin_build()
         _write_config(tree.path, config_text)
@@ -210,24 +248,35 @@ def build(args: argparse.Namespace) -> int:
         built_config = _read(os.path.join(tree.path, ".config"))
         if parse_config(built_config) != values:
             diff = sorted(set(built_config.splitlines()) ^ set(config_text.splitlines()))
-            print("the configuration is not an olddefconfig fixpoint; Kbuild changed:\n  "
-                  + "\n  ".join(diff[:40]), file=sys.stderr)
+            print(
+                "the configuration is not an olddefconfig fixpoint; Kbuild changed:\n  "
+                + "\n  ".join(diff[:40]),
+                file=sys.stderr,
+            )
             return 2
         run_make(src, tree.path, args.arch, args.jobs, ["savedefconfig"])
         os.makedirs(args.out, exist_ok=True)
-        for rel, name in (("arch/x86/boot/bzImage", "bzImage"), ("vmlinux", "vmlinux"),
-                          ("System.map", "System.map"), (".config", "config"),
-                          ("defconfig", "defconfig")):
+        for rel, name in (
+            ("arch/x86/boot/bzImage", "bzImage"),
+            ("vmlinux", "vmlinux"),
+            ("System.map", "System.map"),
+            (".config", "config"),
+            ("defconfig", "defconfig"),
+        ):
             shutil.copyfile(os.path.join(tree.path, rel), os.path.join(args.out, name))
         sizes = measure_sizes(src, tree.path)
         with open(os.path.join(args.out, "sizes.json"), "w") as f:
             json.dump(sizes, f, indent=1, sort_keys=True)
             f.write("\n")
         total = sum(1 for _ in object_files(tree.path))
-        stats = {"compiled": len(compiled), "objects": total,
-                 "seconds": round(time.monotonic() - start, 1),
-                 "tree": os.path.basename(tree.path), "distance": tree.distance,
-                 "compiled_objects": sorted(compiled)}
+        stats = {
+            "compiled": len(compiled),
+            "objects": total,
+            "seconds": round(time.monotonic() - start, 1),
+            "tree": os.path.basename(tree.path),
+            "distance": tree.distance,
+            "compiled_objects": sorted(compiled),
+        }
         # Also kept beside the tree, for benchmarks and for curious users.
         for path in filter(None, (args.stats, os.path.join(tree.path, LAST_BUILD))):
             with open(path, "w") as f:
@@ -241,9 +290,10 @@ def _size_table(paths: Sequence[str], cwd: str) -> dict:
     """{path: [text, data, bss]} from binutils `size` (Berkeley format)."""
     out: dict = {}
     for i in range(0, len(paths), 500):
-        chunk = list(paths[i:i + 500])
-        text = subprocess.run(["size", *chunk], cwd=cwd, capture_output=True, text=True,
-                              check=True).stdout
+        chunk = list(paths[i : i + 500])
+        text = subprocess.run(
+            ["size", *chunk], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout
         for line in text.splitlines()[1:]:
             f = line.split()
             if len(f) >= 6:
@@ -255,18 +305,23 @@ def measure_sizes(src: str, tree: str) -> dict:
     """Deterministic sizes of a finished build: `vmlinux` [text, data, bss], `bzImage` bytes, and
     `objects`: {source path: text + data + bss} for every compiled C/assembly object in the tree
     (the weights of the `size` composition objective)."""
-    leaves = sorted(o for o in object_files(tree)
-                    if any(os.path.exists(os.path.join(src, o[:-2] + ext)) for ext in (".c", ".S"))
-                    and not o.startswith(("scripts/", "tools/", "arch/x86/boot/")))
+    leaves = sorted(
+        o
+        for o in object_files(tree)
+        if any(os.path.exists(os.path.join(src, o[:-2] + ext)) for ext in (".c", ".S"))
+        and not o.startswith(("scripts/", "tools/", "arch/x86/boot/"))
+    )
     table = _size_table(leaves, tree)
     objects = {}
     for o in leaves:
         if o in table:
             ext = ".c" if os.path.exists(os.path.join(src, o[:-2] + ".c")) else ".S"
             objects[o[:-2] + ext] = sum(table[o])
-    return {"vmlinux": _size_table(["vmlinux"], tree)["vmlinux"],
-            "bzImage": os.path.getsize(os.path.join(tree, "arch/x86/boot/bzImage")),
-            "objects": objects}
+    return {
+        "vmlinux": _size_table(["vmlinux"], tree)["vmlinux"],
+        "bzImage": os.path.getsize(os.path.join(tree, "arch/x86/boot/bzImage")),
+        "objects": objects,
+    }
 
 
 def object_files(tree: str):
@@ -294,8 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--base-config", help="a full .config to start from instead of --base")
     c = sub.choices["configure"]
     c.add_argument("--base-config", required=True, help="the output of `base`")
-    c.add_argument("--fragment", action="append", default=[],
-                   help="NAME=PATH, in order (PATH holds no `=`)")
+    c.add_argument(
+        "--fragment", action="append", default=[], help="NAME=PATH, in order (PATH holds no `=`)"
+    )
     b = sub.choices["build"]
     b.add_argument("--config", required=True)
     b.add_argument("--stats")

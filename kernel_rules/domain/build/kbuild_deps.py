@@ -69,8 +69,12 @@ def changed_files(old: Mapping[str, str], new: Mapping[str, str]) -> Set[str]:
     return {p for p in set(old) | set(new) if old.get(p) != new.get(p)}
 
 
-def lower_bound(before: Mapping[str, object], changed: Iterable[str],
-                after_objects: Iterable[str], changed_generated: Iterable[str] = ()) -> Set[str]:
+def lower_bound(
+    before: Mapping[str, object],
+    changed: Iterable[str],
+    after_objects: Iterable[str],
+    changed_generated: Iterable[str] = (),
+) -> Set[str]:
     """Objects any correct incremental build must compile (see the module docstring).
 
     `before` maps objects to their dependency sets as of before the build: either a set of
@@ -87,7 +91,8 @@ def lower_bound(before: Mapping[str, object], changed: Iterable[str],
     for obj in after_objects:  # the vDSO embedded as C: regenerated when the vDSO is relinked
         vdso_dir, name = os.path.split(obj)
         if name.startswith(VDSO_IMAGE_PREFIX) and any(
-                os.path.dirname(o) == vdso_dir and not os.path.basename(o).startswith(
-                    VDSO_IMAGE_PREFIX) for o in need):
+            os.path.dirname(o) == vdso_dir and not os.path.basename(o).startswith(VDSO_IMAGE_PREFIX)
+            for o in need
+        ):
             need.add(obj)
     return need

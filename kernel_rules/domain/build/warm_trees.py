@@ -71,8 +71,13 @@ SOURCES_KEPT = 2  # unpacked sources kept (the most recently used; 1.5 GB each)
 _HELD: Dict[str, int] = {}  # entry path -> fd of the shared lock this process holds on it
 
 
-def unpack_once(base: str, key: str, fill: Callable[[str], None], keep: int,
-                on_evict: Callable[[str], None] = lambda key: None) -> str:
+def unpack_once(
+    base: str,
+    key: str,
+    fill: Callable[[str], None],
+    keep: int,
+    on_evict: Callable[[str], None] = lambda key: None,
+) -> str:
     """`base/key`, made once by `fill(tmpdir)` (see the module docstring). The calling process
     holds a shared lock on the entry until it exits, so no other process evicts it meanwhile."""
     final = os.path.join(base, key)
@@ -111,12 +116,20 @@ def unpack_once(base: str, key: str, fill: Callable[[str], None], keep: int,
     return final
 
 
-def evict_unused(base: str, keep: int, on_evict: Callable[[str], None] = lambda key: None) -> List[str]:
+def evict_unused(
+    base: str, keep: int, on_evict: Callable[[str], None] = lambda key: None
+) -> List[str]:
     """Delete the least recently used entries of `base` beyond the `keep` newest that no process
     holds; returns the evicted keys."""
-    entries = sorted((e[:-len(".lock")] for e in os.listdir(base)
-                      if e.endswith(".lock") and not e.startswith(".")),
-                     key=lambda k: os.stat(os.path.join(base, k + ".lock")).st_mtime_ns, reverse=True)
+    entries = sorted(
+        (
+            e[: -len(".lock")]
+            for e in os.listdir(base)
+            if e.endswith(".lock") and not e.startswith(".")
+        ),
+        key=lambda k: os.stat(os.path.join(base, k + ".lock")).st_mtime_ns,
+        reverse=True,
+    )
     evicted = []
     for key in entries[keep:]:
         path = os.path.join(base, key)
@@ -135,10 +148,12 @@ def evict_unused(base: str, keep: int, on_evict: Callable[[str], None] = lambda 
 
 def unpack_source(cache_root: str, tarball: str, sha256: str, tar: str = "tar") -> str:
     """Return the unpacked source tree of `tarball`, unpacking it once per sha256."""
+
     def fill(tmp: str) -> None:
         log(f"unpacking kernel source {os.path.basename(tarball)} (once per sha256)")
-        proc = subprocess.run([tar, "-xf", os.path.abspath(tarball), "-C", tmp],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [tar, "-xf", os.path.abspath(tarball), "-C", tmp], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"unpacking {tarball} failed: {proc.stderr.strip()[-1000:]}")
 
@@ -214,9 +229,7 @@ class TreePool:
         os.makedirs(self.dir, exist_ok=True)
 
     def _trees(self) -> List[str]:
-        return sorted(
-            (d for d in os.listdir(self.dir) if d.isdigit()), key=int
-        )
+        return sorted((d for d in os.listdir(self.dir) if d.isdigit()), key=int)
 
     def _ranked(self, config: Mapping[str, str]) -> List[Tuple[float, str]]:
         ranked = []

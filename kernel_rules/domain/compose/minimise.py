@@ -40,9 +40,12 @@ class SoftGroup:
     weight: int
 
 
-def soft_groups(items: Iterable[str], group_of: Callable[[str], str],
-                weight_of: Callable[[str], int], later: Callable[[str], int] = lambda g: 0
-                ) -> List[SoftGroup]:
+def soft_groups(
+    items: Iterable[str],
+    group_of: Callable[[str], str],
+    weight_of: Callable[[str], int],
+    later: Callable[[str], int] = lambda g: 0,
+) -> List[SoftGroup]:
     """The soft items grouped by `group_of` (e.g. the Kconfig file defining the symbol), ordered
     by `later(name)` (e.g. 0 for items seen only during kernel initialisation, 2 for those an
     app saw too: likely-needed groups are then bisected together), then heaviest first (ties by
@@ -50,16 +53,24 @@ def soft_groups(items: Iterable[str], group_of: Callable[[str], str],
     by_file: Dict[str, List[str]] = {}
     for s in sorted(set(items)):
         by_file.setdefault(group_of(s), []).append(s)
-    groups = [SoftGroup(name, tuple(sorted(syms, key=lambda s: (-weight_of(s), s))),
-                        sum(weight_of(s) for s in syms))
-              for name, syms in by_file.items()]
+    groups = [
+        SoftGroup(
+            name,
+            tuple(sorted(syms, key=lambda s: (-weight_of(s), s))),
+            sum(weight_of(s) for s in syms),
+        )
+        for name, syms in by_file.items()
+    ]
     return sorted(groups, key=lambda g: (later(g.name), -g.weight, g.name))
 
 
 def groups_document(groups: Sequence[SoftGroup]) -> dict:
-    return {"format": FORMAT,
-            "groups": [{"name": g.name, "symbols": list(g.symbols), "weight": g.weight}
-                       for g in groups]}
+    return {
+        "format": FORMAT,
+        "groups": [
+            {"name": g.name, "symbols": list(g.symbols), "weight": g.weight} for g in groups
+        ],
+    }
 
 
 def groups_from_document(doc: Mapping) -> List[SoftGroup]:
@@ -68,8 +79,9 @@ def groups_from_document(doc: Mapping) -> List[SoftGroup]:
     return [SoftGroup(g["name"], tuple(g["symbols"]), int(g["weight"])) for g in doc["groups"]]
 
 
-def search(items: Sequence[str], removed: FrozenSet[str] = frozenset()
-           ) -> Generator[FrozenSet[str], bool, FrozenSet[str]]:
+def search(
+    items: Sequence[str], removed: FrozenSet[str] = frozenset()
+) -> Generator[FrozenSet[str], bool, FrozenSet[str]]:
     """Yields sets of removed items to try (always a superset of `removed`), receives whether
     each passed; returns the final removed set (see the module docstring)."""
     current = frozenset(removed)
@@ -100,8 +112,9 @@ def symbols_of(groups: Sequence[SoftGroup], names: Iterable[str]) -> FrozenSet[s
     return frozenset(s for g in groups if g.name in wanted for s in g.symbols)
 
 
-def whole_groups(groups: Sequence[SoftGroup], new: Iterable[str], candidate: FrozenSet[str]
-                 ) -> List[str]:
+def whole_groups(
+    groups: Sequence[SoftGroup], new: Iterable[str], candidate: FrozenSet[str]
+) -> List[str]:
     """The names of the groups the `new` items belong to, when `candidate` leaves each of those
     groups out whole; [] when the new items are members of a partly kept group."""
     names = {g.name for g in groups if set(g.symbols) & set(new)}
@@ -110,13 +123,15 @@ def whole_groups(groups: Sequence[SoftGroup], new: Iterable[str], candidate: Fro
     return []
 
 
-def plan(groups: Sequence[SoftGroup]
-         ) -> Generator[FrozenSet[str], bool, Tuple[FrozenSet[str], List[str]]]:
+def plan(
+    groups: Sequence[SoftGroup],
+) -> Generator[FrozenSet[str], bool, Tuple[FrozenSet[str], List[str]]]:
     """The whole minimisation as one generator of removed-symbol sets: first over groups, then
     over the members of each kept group with more than one symbol. Returns (removed symbols, kept
     groups)."""
-    removed_groups = yield from _mapped(search([g.name for g in groups]),
-                                        lambda names: symbols_of(groups, names))
+    removed_groups = yield from _mapped(
+        search([g.name for g in groups]), lambda names: symbols_of(groups, names)
+    )
     removed = symbols_of(groups, removed_groups)
     kept = [g for g in groups if g.name not in removed_groups]
     for g in kept:
@@ -135,9 +150,15 @@ def _mapped(gen: Generator, f: Callable) -> Generator:
         return stop.value
 
 
-def minimisation_record(mode: str, groups: Sequence[SoftGroup], tries: Sequence[Mapping],
-                        removed: FrozenSet[str], exhausted: bool, budget: int, seconds: float
-                        ) -> dict:
+def minimisation_record(
+    mode: str,
+    groups: Sequence[SoftGroup],
+    tries: Sequence[Mapping],
+    removed: FrozenSet[str],
+    exhausted: bool,
+    budget: int,
+    seconds: float,
+) -> dict:
     """The `minimise.json` document: every try in order ({try, left_out, new (the items this try
     left out beyond the last passing one), new_groups, passed, enabled, bzImage, text, reason}),
     what was removed, what was kept and the try that proved it (the failing try that left out
@@ -152,17 +173,26 @@ def minimisation_record(mode: str, groups: Sequence[SoftGroup], tries: Sequence[
     return {
         "format": RECORD_FORMAT,
         "mode": mode,
-        "groups": [{"name": g.name, "symbols": list(g.symbols), "weight": g.weight,
-                    "removed": all(i in removed for i in g.symbols)} for g in groups],
+        "groups": [
+            {
+                "name": g.name,
+                "symbols": list(g.symbols),
+                "weight": g.weight,
+                "removed": all(i in removed for i in g.symbols),
+            }
+            for g in groups
+        ],
         "tries": list(tries),
         "removed": sorted(removed),
         "kept": [{"item": i, "proved_by_try": proof.get(i)} for i in sorted(kept)],
         "complete": not exhausted,
         "max_tries": budget,
-        "cost": {"tries": len(tries),
-                 "builds": sum(1 for t in tries if "enabled" in t),
-                 "boots": sum(1 for t in tries if "enabled" in t),
-                 "objects_compiled": sum(t.get("objects_compiled") or 0 for t in tries),
-                 "build_seconds": round(sum(t.get("build_seconds") or 0 for t in tries), 1),
-                 "seconds_this_run": round(seconds, 1)},
+        "cost": {
+            "tries": len(tries),
+            "builds": sum(1 for t in tries if "enabled" in t),
+            "boots": sum(1 for t in tries if "enabled" in t),
+            "objects_compiled": sum(t.get("objects_compiled") or 0 for t in tries),
+            "build_seconds": round(sum(t.get("build_seconds") or 0 for t in tries), 1),
+            "seconds_this_run": round(seconds, 1),
+        },
     }

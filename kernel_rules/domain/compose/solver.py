@@ -54,8 +54,10 @@ class Requirement:
 
     def __post_init__(self) -> None:
         if self.value not in VALUES:
-            raise ValueError(f"{self.source}: CONFIG_{self.symbol}: value {self.value!r} is "
-                             f"not one of {', '.join(VALUES)}")
+            raise ValueError(
+                f"{self.source}: CONFIG_{self.symbol}: value {self.value!r} is "
+                f"not one of {', '.join(VALUES)}"
+            )
 
     def __str__(self) -> str:
         if self.value == FORMULA:
@@ -152,23 +154,31 @@ class Unsatisfiable(Exception):
 
     def __init__(self, conflict: Sequence[Tuple[str, str, str]]):
         self.conflict = list(conflict)
-        lines = "".join(f"\n  {s}  <- {src}" if v == FORMULA else f"\n  CONFIG_{s}={v}  <- {src}"
-                        for s, v, src in self.conflict)
+        lines = "".join(
+            f"\n  {s}  <- {src}" if v == FORMULA else f"\n  CONFIG_{s}={v}  <- {src}"
+            for s, v, src in self.conflict
+        )
         super().__init__(
             f"no valid kernel configuration meets these {len(self.conflict)} requirements "
-            f"together (a minimal conflict: dropping any one of them resolves it):{lines}")
+            f"together (a minimal conflict: dropping any one of them resolves it):{lines}"
+        )
 
 
-def _selectors(model: KconfigModel, reqs: Sequence[Requirement]) -> Tuple[List[int], List[List[int]]]:
+def _selectors(
+    model: KconfigModel, reqs: Sequence[Requirement]
+) -> Tuple[List[int], List[List[int]]]:
     """One assumption variable per requirement, and the clauses `selector -> requirement`."""
     lits = [requirement_literal(model, r) for r in reqs]  # may add gates to model.clauses
     sel = [model.pool.id(("requirement", i)) for i in range(len(reqs))]
-    clauses = [[-a] + ([] if lit is False else [lit])
-               for a, lit in zip(sel, lits) if lit is not True]
+    clauses = [
+        [-a] + ([] if lit is False else [lit]) for a, lit in zip(sel, lits) if lit is not True
+    ]
     return sel, clauses
 
 
-def minimal_conflict(model: KconfigModel, reqs: Sequence[Requirement]) -> Optional[List[Requirement]]:
+def minimal_conflict(
+    model: KconfigModel, reqs: Sequence[Requirement]
+) -> Optional[List[Requirement]]:
     """None when `reqs` can all hold; else a minimal subset of them that cannot (in input order)."""
     reqs = list(reqs)
     sel, clauses = _selectors(model, reqs)
@@ -178,7 +188,7 @@ def minimal_conflict(model: KconfigModel, reqs: Sequence[Requirement]) -> Option
         core = [a for a in sel if a in set(solver.get_core() or [])]
         i = 0
         while i < len(core):  # deletion-based minimisation
-            trial = core[:i] + core[i + 1:]
+            trial = core[:i] + core[i + 1 :]
             if solver.solve(assumptions=trial):
                 i += 1  # core[i] is needed
             else:
@@ -188,8 +198,9 @@ def minimal_conflict(model: KconfigModel, reqs: Sequence[Requirement]) -> Option
     return [reqs[index[a]] for a in core]
 
 
-def incompatible_with(model: KconfigModel, base: Requirement, reqs: Sequence[Requirement]
-                      ) -> List[Requirement]:
+def incompatible_with(
+    model: KconfigModel, base: Requirement, reqs: Sequence[Requirement]
+) -> List[Requirement]:
     """The members of `reqs` that cannot hold together with `base` (each checked alone)."""
     reqs = list(reqs)
     sel, clauses = _selectors(model, [base] + reqs)
@@ -197,8 +208,12 @@ def incompatible_with(model: KconfigModel, base: Requirement, reqs: Sequence[Req
         return [r for a, r in zip(sel[1:], reqs) if not solver.solve(assumptions=[sel[0], a])]
 
 
-def compose(model: KconfigModel, reqs: Iterable[Requirement],
-            weights: Optional[Mapping[str, int]] = None, default_weight: int = 1) -> Dict[str, str]:
+def compose(
+    model: KconfigModel,
+    reqs: Iterable[Requirement],
+    weights: Optional[Mapping[str, int]] = None,
+    default_weight: int = 1,
+) -> Dict[str, str]:
     """The least-weight valid configuration meeting every requirement (see the module docstring).
     Raises Unsatisfiable (with a minimal conflict) when there is none."""
     reqs = list(reqs)
@@ -213,7 +228,7 @@ def compose(model: KconfigModel, reqs: Iterable[Requirement],
     for name, tri in model.symbols.items():
         weight = weights.get(name, default_weight)
         if weight > 0 and model.in_universe(name):
-            for kind in ("y", "m")[:1 + tri]:
+            for kind in ("y", "m")[: 1 + tri]:
                 wcnf.append([-model.var(name, kind)], weight=weight)
     with RC2Stratified(wcnf, solver=SOLVER) as rc2:
         solution = rc2.compute()
@@ -253,8 +268,7 @@ def close_over_dependencies(reqs: Mapping[str, str], kconf) -> Dict[str, str]:
             if e[0] is K.OR:
                 return holds(e[1]) or holds(e[2])
             return False
-        return e.__class__ is K.Symbol and (e.is_constant and e.name in ("y", "m")
-                                            or e.name in out)
+        return e.__class__ is K.Symbol and (e.is_constant and e.name in ("y", "m") or e.name in out)
 
     def needed(e) -> List:
         if e.__class__ is tuple:
@@ -268,13 +282,20 @@ def close_over_dependencies(reqs: Mapping[str, str], kconf) -> Dict[str, str]:
 
     def add(name: str, value: str) -> bool:
         sym = kconf.syms.get(name)
-        if sym is None or sym.orig_type not in (K.BOOL, K.TRISTATE) or out.get(name) in (value, "y"):
+        if (
+            sym is None
+            or sym.orig_type not in (K.BOOL, K.TRISTATE)
+            or out.get(name) in (value, "y")
+        ):
             return False
         out[name] = "y" if sym.orig_type is K.BOOL else value
         return True
 
-    todo = [s for s, v in sorted(reqs.items()) if v in ("y", "m", "ym")
-            and add(s, "m" if v == "m" else "y")]  # all requirements first, then their closure
+    todo = [
+        s
+        for s, v in sorted(reqs.items())
+        if v in ("y", "m", "ym") and add(s, "m" if v == "m" else "y")
+    ]  # all requirements first, then their closure
     while todo:
         name = todo.pop(0)
         for dep in needed(kconf.syms[name].direct_dep):

@@ -53,11 +53,24 @@ from collections import defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from kernel_rules.domain.compose.solver import (
-    FORMULA, Requirement, Unsatisfiable, close_over_dependencies, compose, enabled, formula_holds,
-    incompatible_with, parse_formula, render_config)
+    FORMULA,
+    Requirement,
+    Unsatisfiable,
+    close_over_dependencies,
+    compose,
+    enabled,
+    formula_holds,
+    incompatible_with,
+    parse_formula,
+    render_config,
+)
 from kernel_rules.domain.kconfig.config_check import Violation, explain, find_violations
 from kernel_rules.domain.kconfig.config_policy import (
-    PolicyError, check_final, forbid_symbol, force_value)
+    PolicyError,
+    check_final,
+    forbid_symbol,
+    force_value,
+)
 from kernel_rules.domain.kconfig.fragments import FragmentError, Request, parse_config
 from kernel_rules.domain.compose.minimise import groups_document, soft_groups
 from kernel_rules.domain.build.warm_trees import TreePool, log, unpack_source
@@ -75,23 +88,35 @@ class InputError(Exception):
 
 def holds(value: str, got: str) -> bool:
     """Whether a configured value `got` (y/m/n/absent as n) meets a requirement `value`."""
-    return {"y": got == "y", "m": got == "m", "ym": got in ("y", "m"), "n": got in ("n", ""),
-            "not-y": got != "y"}[value]
+    return {
+        "y": got == "y",
+        "m": got == "m",
+        "ym": got in ("y", "m"),
+        "n": got in ("n", ""),
+        "not-y": got != "y",
+    }[value]
 
 
-def set_requirements(label: str, doc: dict, sha256: str, trace_config_sha256: str
-                     ) -> List[Requirement]:
+def set_requirements(
+    label: str, doc: dict, sha256: str, trace_config_sha256: str
+) -> List[Requirement]:
     """The requirements of one config set document, each with its target and first evidence."""
     if doc.get("format") not in ("kernel_rules/config-set@1", "kernel_rules/config-set@2"):
-        raise InputError(f"{label}: its config-set.json has format {doc.get('format')!r}, not "
-                         "kernel_rules/config-set@1 or kernel_rules/config-set@2")
+        raise InputError(
+            f"{label}: its config-set.json has format {doc.get('format')!r}, not "
+            "kernel_rules/config-set@1 or kernel_rules/config-set@2"
+        )
     on = doc.get("traced_on", {})
     if on.get("source_sha256") != sha256:
-        raise InputError(f"{label}: traced on source {on.get('source_sha256')}, but the kernel "
-                         f"is built from {sha256}")
+        raise InputError(
+            f"{label}: traced on source {on.get('source_sha256')}, but the kernel "
+            f"is built from {sha256}"
+        )
     if on.get("trace_config_sha256") != trace_config_sha256:
-        raise InputError(f"{label}: traced on another trace kernel configuration "
-                         f"({on.get('trace_config_sha256')}, expected {trace_config_sha256})")
+        raise InputError(
+            f"{label}: traced on another trace kernel configuration "
+            f"({on.get('trace_config_sha256')}, expected {trace_config_sha256})"
+        )
     out = []
     for symbol, req in sorted(doc["requirements"].items()):
         evidence = req.get("evidence") or []
@@ -108,9 +133,14 @@ def set_requirements(label: str, doc: dict, sha256: str, trace_config_sha256: st
     return out
 
 
-def field_requirements(target: str, force: Sequence[str], forbid: Sequence[str], kconf,
-                       values: Dict[str, str], forced: Optional[Dict[str, Request]] = None
-                       ) -> List[Requirement]:
+def field_requirements(
+    target: str,
+    force: Sequence[str],
+    forbid: Sequence[str],
+    kconf,
+    values: Dict[str, str],
+    forced: Optional[Dict[str, Request]] = None,
+) -> List[Requirement]:
     """`force` lines (`CONFIG_X=y`, `X=m`, `# CONFIG_X is not set`, `CONFIG_N=4`) and `forbid`
     symbols as requirements; int/hex/string values of `force` go into `values` instead, and into
     `forced` (symbol -> Request labelled with the field), so that they can be checked after
@@ -129,8 +159,10 @@ def field_requirements(target: str, force: Sequence[str], forbid: Sequence[str],
             raise InputError(f"{origin}: CONFIG_{symbol} is not a Kconfig symbol of this kernel")
         if sym.orig_type in (K.BOOL, K.TRISTATE):
             if value not in ("y", "m", "n") or (value == "m" and sym.orig_type is K.BOOL):
-                raise InputError(f"{origin}: CONFIG_{symbol} is a "
-                                 f"{K.TYPE_TO_STR[sym.orig_type]}; {value!r} is not a value of it")
+                raise InputError(
+                    f"{origin}: CONFIG_{symbol} is a "
+                    f"{K.TYPE_TO_STR[sym.orig_type]}; {value!r} is not a value of it"
+                )
             out.append(Requirement(symbol, value, origin))
         else:
             values[symbol] = value
@@ -151,8 +183,7 @@ def field_requirements(target: str, force: Sequence[str], forbid: Sequence[str],
     return out
 
 
-def dropped_forced_values(forced: Mapping[str, Request], final_text: str, kconf
-                          ) -> List[Violation]:
+def dropped_forced_values(forced: Mapping[str, Request], final_text: str, kconf) -> List[Violation]:
     """The int/hex/string `force` values that `make olddefconfig` did not keep in `final_text`,
     each with the reason from `kconf` (e.g. the symbol's range). Loads `final_text` into `kconf`
     (written to `final.config` in the working directory) only when one was dropped."""
@@ -169,8 +200,9 @@ def dropped_forced_values(forced: Mapping[str, Request], final_text: str, kconf
 NO_MODULES = "tailored kernels have no loadable modules"
 
 
-def without_modules(reqs: Sequence[Requirement], kconf, trace_config: Mapping[str, str]
-                    ) -> Tuple[List[Requirement], List[dict]]:
+def without_modules(
+    reqs: Sequence[Requirement], kconf, trace_config: Mapping[str, str]
+) -> Tuple[List[Requirement], List[dict]]:
     """Requirements for a kernel without loadable module support, traced on one with modules.
 
     Code a module ran must be built in: `m` becomes `ym` (y, with MODULES off). Dropped, each
@@ -184,22 +216,31 @@ def without_modules(reqs: Sequence[Requirement], kconf, trace_config: Mapping[st
     relaxed: List[dict] = []
     for r in reqs:
         sym = kconf.syms.get(r.symbol) if r.value != FORMULA else None
-        if sym is not None and modules is not None and (
-                sym is modules or modules in K.expr_items(sym.direct_dep)):
+        if (
+            sym is not None
+            and modules is not None
+            and (sym is modules or modules in K.expr_items(sym.direct_dep))
+        ):
             relaxed.append({"requirement": str(r), "why": "module support: " + NO_MODULES})
         elif r.value == "m":
             out.append(Requirement(r.symbol, "ym", r.source))
             relaxed.append({"requirement": str(r), "why": "built in: " + NO_MODULES})
         elif r.value == "not-y" and trace_config.get(r.symbol) == "m":
-            relaxed.append({"requirement": str(r), "why": f"ran because CONFIG_{r.symbol} was "
-                            "a module in the trace kernel; built in here"})
+            relaxed.append(
+                {
+                    "requirement": str(r),
+                    "why": f"ran because CONFIG_{r.symbol} was "
+                    "a module in the trace kernel; built in here",
+                }
+            )
         else:
             out.append(r)
     return out, relaxed
 
 
-def drop_incompatible(model, reqs: Sequence[Requirement], policies: Sequence[Requirement]
-                      ) -> Tuple[List[Requirement], List[dict]]:
+def drop_incompatible(
+    model, reqs: Sequence[Requirement], policies: Sequence[Requirement]
+) -> Tuple[List[Requirement], List[dict]]:
     """The traced requirements that can hold together with each policy requirement (no module
     support, no debug info unless asked), and [{"requirement", "why"}] for the others: e.g. an
     option that needs KPROBES, which depends on MODULES, or BTF, which needs DWARF."""
@@ -207,8 +248,11 @@ def drop_incompatible(model, reqs: Sequence[Requirement], policies: Sequence[Req
     relaxed: List[dict] = []
     for policy in policies:
         bad = set(map(id, incompatible_with(model, policy, kept)))
-        relaxed += [{"requirement": str(r), "why": f"cannot hold with {policy} ({policy.source})"}
-                    for r in kept if id(r) in bad]
+        relaxed += [
+            {"requirement": str(r), "why": f"cannot hold with {policy} ({policy.source})"}
+            for r in kept
+            if id(r) in bad
+        ]
         kept = [r for r in kept if id(r) not in bad]
     return kept, relaxed
 
@@ -234,8 +278,9 @@ def size_weights(srctree: str, sizes: Mapping[str, int], is_option) -> Dict[str,
     index = KbuildIndex(srctree, "x86")
     share: Dict[str, float] = defaultdict(float)
     for path, size in sorted(sizes.items()):
-        symbols = sorted(s for s, v in definite_facts(index.condition(path).formula)
-                         if v != "n" and is_option(s))
+        symbols = sorted(
+            s for s, v in definite_facts(index.condition(path).formula) if v != "n" and is_option(s)
+        )
         for s in symbols:
             share[s] += size / len(symbols)
     return {s: 1 + int(b) // 64 for s, b in share.items()}
@@ -244,13 +289,18 @@ def size_weights(srctree: str, sizes: Mapping[str, int], is_option) -> Dict[str,
 def item_phases(doc: dict) -> Dict[str, Tuple[str, ...]]:
     """{symbol or condition formula: phases} of a config-set@2 document ({} for format 1)."""
     out = {s: tuple(r["phases"]) for s, r in doc.get("requirements", {}).items() if "phases" in r}
-    out.update({c["formula"]: tuple(c["phases"]) for c in doc.get("conditions", [])
-                if "phases" in c})
+    out.update(
+        {c["formula"]: tuple(c["phases"]) for c in doc.get("conditions", []) if "phases" in c}
+    )
     return out
 
 
-def soft_items(set_reqs: Sequence[Requirement], field_reqs: Sequence[Requirement], mode: str,
-               phases_of: Mapping[str, Tuple[str, ...]] = {}) -> List[str]:
+def soft_items(
+    set_reqs: Sequence[Requirement],
+    field_reqs: Sequence[Requirement],
+    mode: str,
+    phases_of: Mapping[str, Tuple[str, ...]] = {},
+) -> List[str]:
     """The soft items of `mode` (see the module docstring): symbols, or formulas of conditions.
     `baseline`: what only the baseline's trace has and, when its set records phases, saw only
     during kernel initialisation. `traced`: every traced item. Symbols without a prompt are soft
@@ -258,8 +308,9 @@ def soft_items(set_reqs: Sequence[Requirement], field_reqs: Sequence[Requirement
     on = ("y", "m", "ym", FORMULA)
     hard = {r.symbol for r in field_reqs if r.value != "n"}
     if mode == "baseline":
-        hard |= {r.symbol for r in set_reqs
-                 if not r.source.startswith("baseline ") and r.value in on}
+        hard |= {
+            r.symbol for r in set_reqs if not r.source.startswith("baseline ") and r.value in on
+        }
         hard |= {item for item, phases in phases_of.items() if tuple(phases) != ("init",)}
     return sorted({r.symbol for r in set_reqs if r.value in on} - hard)
 
@@ -315,7 +366,7 @@ def blocking_clause(model, solution: Mapping[str, str], symbols: Sequence[str]) 
         if solution[s] in ("y", "m"):
             clause.append(-model.var(s, solution[s]))
         else:
-            clause += [model.var(s, k) for k in ("y", "m")[:1 + model.symbols[s]]]
+            clause += [model.var(s, k) for k in ("y", "m")[: 1 + model.symbols[s]]]
     return clause
 
 
@@ -332,8 +383,10 @@ def composed_set(reqs: Sequence[Requirement], inputs: Mapping[str, str], objecti
         "format": FORMAT,
         "objective": objective,
         "inputs": dict(sorted(inputs.items())),
-        "requirements": {s: {v: sorted(src) for v, src in sorted(vals.items())}
-                         for s, vals in sorted(by_symbol.items())},
+        "requirements": {
+            s: {v: sorted(src) for v, src in sorted(vals.items())}
+            for s, vals in sorted(by_symbol.items())
+        },
         "conditions": {f: sorted(src) for f, src in sorted(formulas.items())},
     }
 
@@ -375,17 +428,24 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     field_reqs = field_requirements(args.target, args.force, args.forbid, kconf, values, forced)
     policies = []  # traced requirements that cannot hold with these are relaxed, not conflicts
     if args.debug_info:
-        field_reqs += [Requirement(s, "y", f"{args.target} field `debug_info=True`")
-                       for s in ("DEBUG_KERNEL", "DEBUG_INFO_DWARF5")]
+        field_reqs += [
+            Requirement(s, "y", f"{args.target} field `debug_info=True`")
+            for s in ("DEBUG_KERNEL", "DEBUG_INFO_DWARF5")
+        ]
     else:  # debug info adds no object size, so the size objective alone would not drop it
         policies.append(Requirement("DEBUG_INFO", "n", f"{args.target} field `debug_info=False`"))
     if "MODULES" in kconf.syms and kconf.syms["MODULES"].nodes:
         policies.append(Requirement("MODULES", "n", NO_MODULES))
-    unknown = [r for r in set_reqs + field_reqs if r.value != FORMULA
-               and (r.symbol not in kconf.syms or not kconf.syms[r.symbol].nodes)]
+    unknown = [
+        r
+        for r in set_reqs + field_reqs
+        if r.value != FORMULA and (r.symbol not in kconf.syms or not kconf.syms[r.symbol].nodes)
+    ]
     if unknown:
-        raise InputError("requirements name symbols this kernel's Kconfig does not define:\n  "
-                         + "\n  ".join(map(str, unknown)))
+        raise InputError(
+            "requirements name symbols this kernel's Kconfig does not define:\n  "
+            + "\n  ".join(map(str, unknown))
+        )
 
     t = time.monotonic()
     model = KconfigModel.build(kconf, universe_of(kconf, trace_config), values)
@@ -395,8 +455,10 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     soft = soft_items(set_reqs, field_reqs, args.soft, phases_of) if args.soft else []
     drop = read_drop_file(args.drop_file)
     if drop - set(soft):
-        raise InputError("--drop-file names items that are not soft requirements: "
-                         + ", ".join(sorted(drop - set(soft))[:10]))
+        raise InputError(
+            "--drop-file names items that are not soft requirements: "
+            + ", ".join(sorted(drop - set(soft))[:10])
+        )
     left_out = [r for r in set_reqs if r.symbol in drop and r.value != "n"]
     set_reqs = [r for r in set_reqs if not (r.symbol in drop and r.value != "n")]
     reqs = set_reqs + field_reqs + policies
@@ -406,7 +468,7 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
             sizes = json.load(f)["objects"]
         weights = size_weights(src, sizes, lambda s: s in model.symbols)
     for choice in kconf.unique_choices:  # keep the trace kernel's picks unless a requirement
-        for member in choice.syms:       # needs another (kernel compression needs its tool)
+        for member in choice.syms:  # needs another (kernel compression needs its tool)
             if trace_config.get(member.name, "n") not in ("y", "m"):
                 weights[member.name] = weights.get(member.name, 1) + OTHER_CHOICE_COST
     times["build model"] = time.monotonic() - t
@@ -422,12 +484,19 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
                 return f"{where} (apps)"
             return f"{where} (boot)" if "boot" in phases_of.get(item, ()) else where
 
-        soft_doc = groups_document(soft_groups(
-            soft, group_of,
-            lambda item: sum(weights.get(n, 1) for n in (
-                [item] if _is_symbol(item) else formula_symbols(item))),
-            later=lambda group: 2 if group.endswith(" (apps)") else
-            1 if group.endswith(" (boot)") else 0))
+        soft_doc = groups_document(
+            soft_groups(
+                soft,
+                group_of,
+                lambda item: sum(
+                    weights.get(n, 1)
+                    for n in ([item] if _is_symbol(item) else formula_symbols(item))
+                ),
+                later=lambda group: (
+                    2 if group.endswith(" (apps)") else 1 if group.endswith(" (boot)") else 0
+                ),
+            )
+        )
         soft_doc["mode"] = args.soft
 
     rounds, disagreements, final = 0, [], ""
@@ -445,35 +514,49 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         if dropped:
             raise InputError(
                 f"{len(dropped)} `force` value(s) did not survive `make olddefconfig`:\n  "
-                + "\n  ".join(v.message() for v in dropped))
-        changed = sorted(s for s in model.symbols
-                         if solution.get(s, "n") != got.get(s, "n"))
-        lost = [r for r in reqs if not formula_holds(parse_formula(r.symbol), got)
-                if r.value == FORMULA] + [
-                r for r in reqs if r.value != FORMULA
-                and kconf.syms[r.symbol].orig_type in (K.BOOL, K.TRISTATE)
-                and not holds(r.value, got.get(r.symbol, "n"))]
-        disagreements.append({"round": rounds, "changed_by_olddefconfig": changed,
-                              "lost": [str(r) for r in lost]})
+                + "\n  ".join(v.message() for v in dropped)
+            )
+        changed = sorted(s for s in model.symbols if solution.get(s, "n") != got.get(s, "n"))
+        lost = [
+            r for r in reqs if not formula_holds(parse_formula(r.symbol), got) if r.value == FORMULA
+        ] + [
+            r
+            for r in reqs
+            if r.value != FORMULA
+            and kconf.syms[r.symbol].orig_type in (K.BOOL, K.TRISTATE)
+            and not holds(r.value, got.get(r.symbol, "n"))
+        ]
+        disagreements.append(
+            {"round": rounds, "changed_by_olddefconfig": changed, "lost": [str(r) for r in lost]}
+        )
         if not lost:
             break
         if rounds >= MAX_ROUNDS or not changed:
             raise InputError(
                 f"olddefconfig does not keep these required values after {rounds} rounds:\n  "
-                + "\n  ".join(map(str, lost)))
-        log(f"olddefconfig changed {len(changed)} symbols and lost {len(lost)} requirements; "
-            "blocking that assignment and solving again")
+                + "\n  ".join(map(str, lost))
+            )
+        log(
+            f"olddefconfig changed {len(changed)} symbols and lost {len(lost)} requirements; "
+            "blocking that assignment and solving again"
+        )
         model.clauses.append(blocking_clause(model, solution, changed))
-    host_paths = check_final(parse_config(final), forced, "the composed .config (a value of "
-                             "the trace kernel's configuration or a Kconfig default)")
+    host_paths = check_final(
+        parse_config(final),
+        forced,
+        "the composed .config (a value of the trace kernel's configuration or a Kconfig default)",
+    )
     if host_paths:
-        raise InputError("the composed configuration names files outside the kernel tree:\n  "
-                         + "\n  ".join(v.message() for v in host_paths))
+        raise InputError(
+            "the composed configuration names files outside the kernel tree:\n  "
+            + "\n  ".join(v.message() for v in host_paths)
+        )
     times["solve (MaxSAT)"] = solve_s
     times["olddefconfig"] = conf_s
 
     closure = close_over_dependencies(
-        {r.symbol: r.value for r in reqs if r.value not in ("n", FORMULA)}, kconf)
+        {r.symbol: r.value for r in reqs if r.value not in ("n", FORMULA)}, kconf
+    )
     final_values = parse_config(final)
     stats = {
         "objective": args.objective,
@@ -483,13 +566,16 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         "enabled": len(enabled(final_values)),
         "trace_kernel_enabled": len(enabled(trace_config)),
         "closure_enabled": len(closure),
-        "weight": sum(weights.get(s, 1) for s in enabled(final_values)
-                      if s in model.symbols),
+        "weight": sum(weights.get(s, 1) for s in enabled(final_values) if s in model.symbols),
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }
     if args.soft:
-        stats["soft"] = {"mode": args.soft, "items": len(soft), "left_out": len(drop),
-                         "left_out_requirements": len(left_out)}
+        stats["soft"] = {
+            "mode": args.soft,
+            "items": len(soft),
+            "left_out": len(drop),
+            "left_out_requirements": len(left_out),
+        }
     doc = composed_set(reqs, inputs, args.objective)
     doc["relaxed"] = relaxed
     if drop:
@@ -535,9 +621,11 @@ def main(argv: Sequence[str]) -> int:
     if soft_doc is not None:
         with open(os.path.join(args.out, "soft.json"), "w") as f:
             f.write(json.dumps(soft_doc, indent=2, sort_keys=True) + "\n")
-    log(f"composed {stats['enabled']} enabled options (trace kernel {stats['trace_kernel_enabled']},"
+    log(
+        f"composed {stats['enabled']} enabled options (trace kernel {stats['trace_kernel_enabled']},"
         f" closure {stats['closure_enabled']}) in {stats['rounds']} round(s); "
-        + ", ".join(f"{k} {v} s" for k, v in stats["seconds"].items()))
+        + ", ".join(f"{k} {v} s" for k, v in stats["seconds"].items())
+    )
     return 0
 
 

@@ -32,11 +32,24 @@ import time
 from typing import List, Optional, Sequence
 
 from kernel_rules.domain.guest.protocol import (
-    DONE, DUMP_REQUEST_LINE, INIT_MARKER, RUNNING_REPORTED_BYTES, WorkloadReport, console_tail,
-    init_uptime, verdict, without_frames, workload_report,
+    DONE,
+    DUMP_REQUEST_LINE,
+    INIT_MARKER,
+    RUNNING_REPORTED_BYTES,
+    WorkloadReport,
+    console_tail,
+    init_uptime,
+    verdict,
+    without_frames,
+    workload_report,
 )
 from kernel_rules.domain.guest.qemu import (
-    BootSpec, Machine, cmdline_problem, command_line, watch_console, with_qemu_stderr,
+    BootSpec,
+    Machine,
+    cmdline_problem,
+    command_line,
+    watch_console,
+    with_qemu_stderr,
 )
 
 DUMP_GRACE = 20.0  # seconds the guest gets to report a timed-out workload's output
@@ -50,15 +63,16 @@ def failure_details(console: str, report: WorkloadReport, lines: int = 40) -> st
     if not report.problem:
         what = "so far" if report.running else "(stdout and stderr)"
         out = report.text.splitlines()[-lines:]
-        parts.append(f"workload output {what}:\n" + ("\n".join("  | " + ln for ln in out)
-                                                     if out else "  (nothing)"))
+        parts.append(
+            f"workload output {what}:\n"
+            + ("\n".join("  | " + ln for ln in out) if out else "  (nothing)")
+        )
     return "\n".join(parts)
 
 
-
-
-def run_app(spec: BootSpec, timeout: float, success: Optional[str],
-            init_timeout: Optional[float] = None) -> dict:
+def run_app(
+    spec: BootSpec, timeout: float, success: Optional[str], init_timeout: Optional[float] = None
+) -> dict:
     """One untraced run of an app image; see the module docstring for the result's keys (plus
     `console` and `details`, the failure's console tail and workload output). With
     `init_timeout`, a guest whose init marker has not appeared after that many seconds fails at
@@ -82,9 +96,14 @@ def run_app(spec: BootSpec, timeout: float, success: Optional[str],
         return DUMP_GRACE
 
     start = time.monotonic()
-    run = watch_console(command_line(spec), timeout, on_output, stdin=subprocess.PIPE,
-                        on_timeout=on_timeout,
-                        must_see=(INIT_MARKER.encode(), init_timeout) if init_timeout else None)
+    run = watch_console(
+        command_line(spec),
+        timeout,
+        on_output,
+        stdin=subprocess.PIPE,
+        on_timeout=on_timeout,
+        must_see=(INIT_MARKER.encode(), init_timeout) if init_timeout else None,
+    )
     seconds = time.monotonic() - start
     console = run.console.decode(errors="replace")
     report = workload_report(console)
@@ -101,9 +120,15 @@ def run_app(spec: BootSpec, timeout: float, success: Optional[str],
         reason = verdict(report, success)
     if reason:
         reason = with_qemu_stderr(reason, run.stderr)
-    return {"passed": not reason, "reason": reason, "workload_status": report.status,
-            "boot_seconds": up, "seconds": round(seconds, 2),
-            "console": console, "details": failure_details(console, report) if reason else ""}
+    return {
+        "passed": not reason,
+        "reason": reason,
+        "workload_status": report.status,
+        "boot_seconds": up,
+        "seconds": round(seconds, 2),
+        "console": console,
+        "details": failure_details(console, report) if reason else "",
+    }
 
 
 def main(argv: Sequence[str]) -> int:
@@ -117,8 +142,11 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--memory", default="256M")
     p.add_argument("--device", action="append", default=[])
     p.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
-    p.add_argument("--init-timeout", type=float,
-                   help="fail an app whose guest has not reached its init after this many s")
+    p.add_argument(
+        "--init-timeout",
+        type=float,
+        help="fail an app whose guest has not reached its init after this many s",
+    )
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing app")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -138,8 +166,10 @@ def main(argv: Sequence[str]) -> int:
             f.write(r.pop("console"))
         details = r.pop("details")
         if r["passed"]:
-            print(f"PASS {app['name']}: workload passed; init after {r['boot_seconds']} s "
-                  f"(guest uptime), whole run {r['seconds']} s ({args.accel})")
+            print(
+                f"PASS {app['name']}: workload passed; init after {r['boot_seconds']} s "
+                f"(guest uptime), whole run {r['seconds']} s ({args.accel})"
+            )
         else:
             failed += 1
             print(f"FAIL {app['name']}: {r['reason']}; {details}")

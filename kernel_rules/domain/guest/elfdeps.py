@@ -15,8 +15,14 @@ from typing import Dict, Iterable, List, Optional
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-DEFAULT_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
-                "/lib", "/usr/lib")
+DEFAULT_DIRS = (
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+)
 
 
 class MissingLibrary(Exception):

@@ -30,10 +30,23 @@ listener started before the window reports the output so far the same way, endin
 """
 
 from kernel_rules.domain.guest.protocol import (
-    CHECK_PARAM, DUMP_LISTENER, FRAME_FUNCTION, LIST_MODULE_SECTIONS, PRINT_DONE, PRINT_MEMINFO,
-    PRINT_MODE_CHECK, PRINT_MODE_INTERACTIVE, PRINT_MODULES, PRINT_WINDOW_REQUEST, REPORT_STATUS,
-    USERSPACE_BEGIN_PROGRAM, WINDOW_BEGIN_PROGRAM, WINDOW_END_PROGRAM, WORKLOAD_LOG,
-    print_init_marker)
+    CHECK_PARAM,
+    DUMP_LISTENER,
+    FRAME_FUNCTION,
+    LIST_MODULE_SECTIONS,
+    PRINT_DONE,
+    PRINT_MEMINFO,
+    PRINT_MODE_CHECK,
+    PRINT_MODE_INTERACTIVE,
+    PRINT_MODULES,
+    PRINT_WINDOW_REQUEST,
+    REPORT_STATUS,
+    USERSPACE_BEGIN_PROGRAM,
+    WINDOW_BEGIN_PROGRAM,
+    WINDOW_END_PROGRAM,
+    WORKLOAD_LOG,
+    print_init_marker,
+)
 
 BOOT_SCRIPT = "etc/kernel_rules/boot.sh"
 MODULE_LIST = "etc/kernel_rules/modules"  # see domain.prebuilt.debian
@@ -129,9 +142,19 @@ def render_app_init(app: str, workload: str) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["q"] = shlex.quote
     return env.from_string(APP_INIT_TEMPLATE).render(
-        app=app, workload=workload, init_marker=print_init_marker(proc_may_be_missing=False),
-        meminfo=PRINT_MEMINFO, frame_function=FRAME_FUNCTION, dump_listener=DUMP_LISTENER,
-        window_request=PRINT_WINDOW_REQUEST, window_begin=WINDOW_BEGIN_PROGRAM,
-        workload_log=WORKLOAD_LOG, window_end=WINDOW_END_PROGRAM, report_status=REPORT_STATUS,
-        print_modules=PRINT_MODULES, done=PRINT_DONE, load_modules=LOAD_MODULES.strip(),
-        list_module_sections=LIST_MODULE_SECTIONS.strip())
+        app=app,
+        workload=workload,
+        init_marker=print_init_marker(proc_may_be_missing=False),
+        meminfo=PRINT_MEMINFO,
+        frame_function=FRAME_FUNCTION,
+        dump_listener=DUMP_LISTENER,
+        window_request=PRINT_WINDOW_REQUEST,
+        window_begin=WINDOW_BEGIN_PROGRAM,
+        workload_log=WORKLOAD_LOG,
+        window_end=WINDOW_END_PROGRAM,
+        report_status=REPORT_STATUS,
+        print_modules=PRINT_MODULES,
+        done=PRINT_DONE,
+        load_modules=LOAD_MODULES.strip(),
+        list_module_sections=LIST_MODULE_SECTIONS.strip(),
+    )

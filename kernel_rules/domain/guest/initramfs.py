@@ -55,8 +55,21 @@ def char_device(path: str, major: int, minor: int) -> Entry:
 
 
 def _header(ino: int, e: Entry, name: bytes) -> bytes:
-    fields = [ino, e.mode, 0, 0, 2 if stat.S_ISDIR(e.mode) else 1, 0, len(e.data),
-              0, 0, e.rdev[0], e.rdev[1], len(name) + 1, 0]
+    fields = [
+        ino,
+        e.mode,
+        0,
+        0,
+        2 if stat.S_ISDIR(e.mode) else 1,
+        0,
+        len(e.data),
+        0,
+        0,
+        e.rdev[0],
+        e.rdev[1],
+        len(name) + 1,
+        0,
+    ]
     return b"070701" + b"".join(b"%08X" % f for f in fields)
 
 
@@ -81,8 +94,9 @@ def cpio_newc(entries: Iterable[Entry]) -> bytes:
         out.write(_pad(len(hdr) + len(name) + 1))
         out.write(e.data + _pad(len(e.data)))
     trailer = b"TRAILER!!!"
-    hdr = b"070701" + b"".join(b"%08X" % f for f in [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
-                                                     len(trailer) + 1, 0])
+    hdr = b"070701" + b"".join(
+        b"%08X" % f for f in [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, len(trailer) + 1, 0]
+    )
     out.write(hdr + trailer + b"\0" + _pad(len(hdr) + len(trailer) + 1))
     return out.getvalue()
 
@@ -105,7 +119,7 @@ def is_static_elf(data: bytes) -> bool:
     phnum = int.from_bytes(data[56:58], order)
     for i in range(phnum):
         off = phoff + i * phentsize
-        if int.from_bytes(data[off:off + 4], order) == 3:  # PT_INTERP
+        if int.from_bytes(data[off : off + 4], order) == 3:  # PT_INTERP
             return False
     return True
 
@@ -115,8 +129,12 @@ def busybox_applets(busybox: str) -> List[str]:
     return sorted(a for a in out.split() if a and "/" not in a)
 
 
-def busybox_initramfs(busybox_data: bytes, applets: Sequence[str], init: bytes,
-                      extra: Optional[Iterable[Entry]] = None) -> List[Entry]:
+def busybox_initramfs(
+    busybox_data: bytes,
+    applets: Sequence[str],
+    init: bytes,
+    extra: Optional[Iterable[Entry]] = None,
+) -> List[Entry]:
     """Entries of the minimal image: dirs, /bin/busybox + applet links, /dev/console, /init."""
     if not is_static_elf(busybox_data):
         raise ValueError("busybox is not a static 64-bit ELF executable (install busybox-static)")
@@ -161,10 +179,20 @@ def with_parent_dirs(entries: Iterable[Entry]) -> List[Entry]:
     return list(by_path.values())
 
 
-def compile_static(gcc: str, source: str, out: str, defines: Sequence[str] = (),
-                   nostdlib: bool = False) -> bytes:
-    argv = [gcc, "-static", "-O2", "-Wall", *(f"-D{d}" for d in defines),
-            *(["-nostdlib"] if nostdlib else []), "-o", out, source]
+def compile_static(
+    gcc: str, source: str, out: str, defines: Sequence[str] = (), nostdlib: bool = False
+) -> bytes:
+    argv = [
+        gcc,
+        "-static",
+        "-O2",
+        "-Wall",
+        *(f"-D{d}" for d in defines),
+        *(["-nostdlib"] if nostdlib else []),
+        "-o",
+        out,
+        source,
+    ]
     subprocess.run(argv, check=True)
     with open(out, "rb") as f:
         return f.read()
@@ -177,12 +205,25 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--binary", action="append", default=[], help="host program (+ its libraries)")
     p.add_argument("--program", action="append", default=[], help="C source -> /usr/bin/<stem>")
-    p.add_argument("--file", action="append", nargs=2, default=[], metavar=("SRC", "DEST"),
-                   help="a file and its path in the guest (two arguments: any name, `=` too)")
-    p.add_argument("--tree", action="append", default=[],
-                   help="a directory whose files go into the image at the same relative paths")
-    p.add_argument("--marker-source", help="window_marker.c: adds the marker programs "
-                   "(/bin/kr-userspace-begin, /bin/kr-window-{begin,end})")
+    p.add_argument(
+        "--file",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("SRC", "DEST"),
+        help="a file and its path in the guest (two arguments: any name, `=` too)",
+    )
+    p.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        help="a directory whose files go into the image at the same relative paths",
+    )
+    p.add_argument(
+        "--marker-source",
+        help="window_marker.c: adds the marker programs "
+        "(/bin/kr-userspace-begin, /bin/kr-window-{begin,end})",
+    )
     p.add_argument("--gcc", default="gcc")
     args = p.parse_args(argv)
     with open(args.busybox, "rb") as f:
@@ -197,12 +238,20 @@ def main(argv: Sequence[str]) -> int:
             extra += host_file_entries(closure(args.binary))
         for src in args.program:
             stem = os.path.splitext(os.path.basename(src))[0]
-            extra.append(regular(f"usr/bin/{stem}",
-                                 compile_static(args.gcc, src, f"{stem}.bin"), executable=True))
+            extra.append(
+                regular(
+                    f"usr/bin/{stem}", compile_static(args.gcc, src, f"{stem}.bin"), executable=True
+                )
+            )
         if args.marker_source:
             for path, address in MARKER_PROGRAMS:
-                data = compile_static(args.gcc, args.marker_source, os.path.basename(path),
-                                      [marker_define(address)], nostdlib=True)
+                data = compile_static(
+                    args.gcc,
+                    args.marker_source,
+                    os.path.basename(path),
+                    [marker_define(address)],
+                    nostdlib=True,
+                )
                 extra.append(regular(path.lstrip("/"), data, executable=True))
         for tree in args.tree:
             for dirpath, dirs, names in os.walk(tree):

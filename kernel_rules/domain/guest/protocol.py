@@ -94,8 +94,11 @@ USERSPACE_BEGIN = 0x444444444000
 USERSPACE_BEGIN_PROGRAM = "/bin/kr-userspace-begin"
 WINDOW_BEGIN_PROGRAM = "/bin/kr-window-begin"
 WINDOW_END_PROGRAM = "/bin/kr-window-end"
-MARKER_PROGRAMS = ((USERSPACE_BEGIN_PROGRAM, USERSPACE_BEGIN), (WINDOW_BEGIN_PROGRAM, WINDOW_BEGIN),
-                   (WINDOW_END_PROGRAM, WINDOW_END))
+MARKER_PROGRAMS = (
+    (USERSPACE_BEGIN_PROGRAM, USERSPACE_BEGIN),
+    (WINDOW_BEGIN_PROGRAM, WINDOW_BEGIN),
+    (WINDOW_END_PROGRAM, WINDOW_END),
+)
 
 
 def marker_define(address: int) -> str:
@@ -120,16 +123,21 @@ done
 def print_init_marker(proc_may_be_missing: bool) -> str:
     """The init marker line's `echo`; BOOT_INIT's tolerates a kernel without /proc."""
     quiet = " 2>/dev/null" if proc_may_be_missing else ""
-    return f"""echo "{INIT_MARKER} kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime{quiet})\""""
+    return (
+        f"""echo "{INIT_MARKER} kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime{quiet})\""""
+    )
 
 
 # BOOT_INIT's mode confirmations; `$kr_boot` is the boot step's exit status, or `none`.
 PRINT_MODE_CHECK = f'echo "{MODE_LINE} check boot_script=$kr_boot"'
-PRINT_MODE_INTERACTIVE = (f'echo "{MODE_LINE} interactive boot_script=$kr_boot '
-                          'cmdline_bytes=$(tr -d "\\n" < /proc/cmdline | wc -c)"')
+PRINT_MODE_INTERACTIVE = (
+    f'echo "{MODE_LINE} interactive boot_script=$kr_boot '
+    'cmdline_bytes=$(tr -d "\\n" < /proc/cmdline | wc -c)"'
+)
 PRINT_MEMINFO = (
     f'echo "{MEMINFO} $(sed -n "s/^MemTotal: *\\([0-9]*\\).*/\\1/p" /proc/meminfo)'
-    ' $(sed -n "s/^MemAvailable: *\\([0-9]*\\).*/\\1/p" /proc/meminfo)"')
+    ' $(sed -n "s/^MemAvailable: *\\([0-9]*\\).*/\\1/p" /proc/meminfo)"'
+)
 PRINT_WINDOW_REQUEST = f"echo {WINDOW_REQUEST}"
 WORKLOAD_LOG = "/tmp/kr-workload.log"  # the workload's stdout and stderr, in the guest
 # `kr_frame END`: the workload's output (a snapshot) framed, ending with "END <bytes> <sha256>".
@@ -141,8 +149,10 @@ FRAME_FUNCTION = f"""kr_frame() {{
   echo "$1 $(wc -c < /tmp/kr-frame) $(sha256sum /tmp/kr-frame | cut -d' ' -f1)"
 }}"""
 # The output so far, framed, when the host sends `KR_DUMP` (run in the background).
-DUMP_LISTENER = (f'( read -r kr_request && [ "$kr_request" = {DUMP_REQUEST} ] '
-                 f'&& kr_frame {WORKLOAD_RUNNING} ) < /dev/console &')
+DUMP_LISTENER = (
+    f'( read -r kr_request && [ "$kr_request" = {DUMP_REQUEST} ] '
+    f"&& kr_frame {WORKLOAD_RUNNING} ) < /dev/console &"
+)
 REPORT_STATUS = f'kr_frame "{WORKLOAD_STATUS_LINE} $status"'  # `$status`: the workload's
 PRINT_MODULES = f"sed 's/^/{MODULE_PREFIX} /' /proc/modules 2>/dev/null"
 PRINT_DONE = f"echo {DONE}"
@@ -155,8 +165,10 @@ SECTION_LINE = re.compile(rf"^{re.escape(MODULE_SECTION)} (\S+) (\S+) (0x[0-9a-f
 UPTIME = re.compile(re.escape(INIT_MARKER) + r" kernel \S+ uptime ([0-9.]+)")
 MODE = re.compile(rf"^{re.escape(MODE_LINE)} (check|interactive) boot_script=(none|\d+)", re.M)
 MEMINFO_LINE = re.compile(rf"{re.escape(MEMINFO)} (\d+) (\d+)")
-_END = re.compile(rf"(?:{re.escape(WORKLOAD_STATUS_LINE)} (\d+)|{re.escape(WORKLOAD_RUNNING)})"
-                  r" (\d+) ([0-9a-f]{64})")
+_END = re.compile(
+    rf"(?:{re.escape(WORKLOAD_STATUS_LINE)} (\d+)|{re.escape(WORKLOAD_RUNNING)})"
+    r" (\d+) ([0-9a-f]{64})"
+)
 RUNNING_REPORTED = re.compile(rf"\n{re.escape(WORKLOAD_RUNNING)} \d+ [0-9a-f]{{64}}")
 RUNNING_REPORTED_BYTES = re.compile(RUNNING_REPORTED.pattern.encode())
 MODULE_LINE = re.compile(rf"^{re.escape(MODULE_PREFIX)} (\S+) \d+ \d+ \S+ \S+ (0x[0-9a-f]+)", re.M)
@@ -197,14 +209,18 @@ def check_problem(console: str, marker: str = INIT_MARKER) -> str:
         return "the guest never printed its init marker"
     m = MODE.search(text, text.index(marker))
     if m is None:
-        return (f"the guest printed its init marker but never confirmed the check mode "
-                f"(no `{MODE_LINE}` line)")
+        return (
+            f"the guest printed its init marker but never confirmed the check mode "
+            f"(no `{MODE_LINE}` line)"
+        )
     if m.group(1) != "check":
-        size = re.search(r"cmdline_bytes=(\d+)", text[m.start():].split("\n", 1)[0])
+        size = re.search(r"cmdline_bytes=(\d+)", text[m.start() :].split("\n", 1)[0])
         got = f" ({size.group(1)} bytes as the guest saw it)" if size else ""
-        return (f"the guest did not run in check mode: its kernel command line{got} lacks "
-                f"`{CHECK_PARAM}` (the kernel drops what goes beyond its COMMAND_LINE_SIZE, "
-                f"{COMMAND_LINE_SIZE} bytes)")
+        return (
+            f"the guest did not run in check mode: its kernel command line{got} lacks "
+            f"`{CHECK_PARAM}` (the kernel drops what goes beyond its COMMAND_LINE_SIZE, "
+            f"{COMMAND_LINE_SIZE} bytes)"
+        )
     if m.group(2) not in ("none", "0"):
         return f"the boot step (`boot_script`) exited with status {m.group(2)}"
     return ""
@@ -243,14 +259,18 @@ def workload_report(console: str) -> WorkloadReport:
         if line == OUTPUT_BEGIN:
             chunks = []
         elif chunks is not None and line.startswith(OUTPUT_LINE + " "):
-            chunks.append(line[len(OUTPUT_LINE) + 1:].strip())
+            chunks.append(line[len(OUTPUT_LINE) + 1 :].strip())
         elif chunks is not None and _END.fullmatch(line):
             m = _END.fullmatch(line)
             found = _decoded(chunks, m)
             chunks = None
     if found is None:
-        return WorkloadReport(None, b"", problem="the guest never reported the workload's output "
-                              "and exit status (the run ended before the workload finished?)")
+        return WorkloadReport(
+            None,
+            b"",
+            problem="the guest never reported the workload's output "
+            "and exit status (the run ended before the workload finished?)",
+        )
     return found
 
 
@@ -263,9 +283,14 @@ def _decoded(chunks: List[str], end: "re.Match") -> WorkloadReport:
         data = None
     if data is None or len(data) != size or hashlib.sha256(data).hexdigest() != digest:
         got = "undecodable" if data is None else f"{len(data)} bytes"
-        return WorkloadReport(None, b"", problem=(
-            f"the guest's report of the workload's output was damaged on the console ({size} "
-            f"bytes sent, {got} received): something else wrote into it"))
+        return WorkloadReport(
+            None,
+            b"",
+            problem=(
+                f"the guest's report of the workload's output was damaged on the console ({size} "
+                f"bytes sent, {got} received): something else wrote into it"
+            ),
+        )
     return WorkloadReport(status, data, running=status is None)
 
 
@@ -278,15 +303,20 @@ def verdict(report: WorkloadReport, success: Optional[str]) -> str:
     if report.status != 0:
         return f"the workload exited with status {report.status}"
     if success and not re.search(success, report.text, re.M):
-        printed = "it printed nothing" if not report.output else f"it printed {len(report.output)} bytes"
+        printed = (
+            "it printed nothing" if not report.output else f"it printed {len(report.output)} bytes"
+        )
         return f"its output does not match `success` {success!r} ({printed})"
     return ""
 
 
 def without_frames(console: str) -> str:
     """`console` without the framed report's base64 lines (for showing a console tail)."""
-    return "\n".join(line for line in console.replace("\r", "").split("\n")
-                     if not line.startswith(OUTPUT_LINE + " "))
+    return "\n".join(
+        line
+        for line in console.replace("\r", "").split("\n")
+        if not line.startswith(OUTPUT_LINE + " ")
+    )
 
 
 def console_tail(console: str, lines: int = 40) -> str:

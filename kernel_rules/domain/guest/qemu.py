@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from kernel_rules.domain.guest.protocol import (
-    CHECK_PARAM, COMMAND_LINE_SIZE, INIT_MARKER, MODE, check_problem, console_tail, interactive,
+    CHECK_PARAM,
+    COMMAND_LINE_SIZE,
+    INIT_MARKER,
+    MODE,
+    check_problem,
+    console_tail,
+    interactive,
 )
 
 # The most kernel_rules itself appends to a target's `cmdline` (boot traces).
@@ -48,12 +54,16 @@ def memory_problem(value: str) -> str:
     K, M, G or T suffix, at least `MIN_MEMORY_MIB` MiB); empty when it is one."""
     m = _MEMORY.fullmatch(value.strip()) if isinstance(value, str) else None
     if not m:
-        return (f"{value!r} is not a memory size: expected a number of MiB or a number with a "
-                "K, M, G or T suffix, such as `256M` or `1G`")
+        return (
+            f"{value!r} is not a memory size: expected a number of MiB or a number with a "
+            "K, M, G or T suffix, such as `256M` or `1G`"
+        )
     mib = float(m.group(1)) * _MIB_PER_UNIT[m.group(2).lower()]
     if mib < MIN_MEMORY_MIB:
-        return (f"{value!r} is too little memory: at least {MIN_MEMORY_MIB}M (a kernel and its "
-                "initramfs need room)")
+        return (
+            f"{value!r} is too little memory: at least {MIN_MEMORY_MIB}M (a kernel and its "
+            "initramfs need room)"
+        )
     return ""
 
 
@@ -64,11 +74,16 @@ def cmdline_problem(cmdline: str, appended: str = APPENDED_TO_CMDLINE) -> str:
     if size < COMMAND_LINE_SIZE:
         return ""
     room = COMMAND_LINE_SIZE - 1 - len(appended.encode())
-    added = (f", {size} with what kernel_rules appends ({appended.strip()!r})"
-             if appended.strip() else "")
-    return (f"the kernel command line is too long: {len(cmdline.encode())} bytes{added}, but "
-            f"the kernel keeps only {COMMAND_LINE_SIZE - 1} (x86 COMMAND_LINE_SIZE) and silently "
-            f"drops the rest, `{CHECK_PARAM}` included; at most {room} bytes")
+    added = (
+        f", {size} with what kernel_rules appends ({appended.strip()!r})"
+        if appended.strip()
+        else ""
+    )
+    return (
+        f"the kernel command line is too long: {len(cmdline.encode())} bytes{added}, but "
+        f"the kernel keeps only {COMMAND_LINE_SIZE - 1} (x86 COMMAND_LINE_SIZE) and silently "
+        f"drops the rest, `{CHECK_PARAM}` included; at most {room} bytes"
+    )
 
 
 def with_qemu_stderr(reason: str, stderr: str, lines: int = 20) -> str:
@@ -103,10 +118,32 @@ class BootSpec:
 def command_line(spec: BootSpec) -> List[str]:
     """The QEMU argv for `spec` (no shell involved; every value is its own argument)."""
     m = spec.machine
-    argv = [spec.qemu, "-nodefaults", "-no-user-config", "-machine", m.machine,
-            "-accel", spec.accel, "-smp", str(m.cpus), "-m", m.memory,
-            "-display", "none", "-serial", "stdio", "-nic", "none", "-no-reboot",
-            "-kernel", spec.kernel, "-initrd", spec.initrd, "-append", spec.cmdline]
+    argv = [
+        spec.qemu,
+        "-nodefaults",
+        "-no-user-config",
+        "-machine",
+        m.machine,
+        "-accel",
+        spec.accel,
+        "-smp",
+        str(m.cpus),
+        "-m",
+        m.memory,
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-nic",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        spec.kernel,
+        "-initrd",
+        spec.initrd,
+        "-append",
+        spec.cmdline,
+    ]
     if spec.accel == "kvm":
         argv += ["-cpu", "host"]
     for dev in m.devices:
@@ -146,12 +183,14 @@ class ConsoleRun:
 STDERR_LIMIT = 65536
 
 
-def watch_console(argv: List[str], timeout: float,
-                  on_output: Callable[[bytes, subprocess.Popen], Optional[float]],
-                  stdin: int = subprocess.DEVNULL,
-                  on_timeout: Optional[Callable[[subprocess.Popen], Optional[float]]] = None,
-                  must_see: Optional[Tuple[bytes, float]] = None,
-                  ) -> ConsoleRun:
+def watch_console(
+    argv: List[str],
+    timeout: float,
+    on_output: Callable[[bytes, subprocess.Popen], Optional[float]],
+    stdin: int = subprocess.DEVNULL,
+    on_timeout: Optional[Callable[[subprocess.Popen], Optional[float]]] = None,
+    must_see: Optional[Tuple[bytes, float]] = None,
+) -> ConsoleRun:
     """Run QEMU (`argv`, console on stdout) until it exits or `timeout` seconds pass, calling
     `on_output(everything so far, process)` after each chunk; when it returns a number, QEMU gets
     at most that many more seconds (and the run does not count as timed out). When `timeout`
@@ -236,8 +275,11 @@ def boot_until(spec: BootSpec, marker: str, timeout: float) -> BootResult:
     run = watch_console(command_line(spec), timeout, on_output)
     console = run.console.decode(errors="replace")
     if not seen:
-        why = (f"QEMU exited with code {run.returncode} before the init marker"
-               if run.returncode not in (None, -9) else f"no marker within {timeout:.0f} s")
+        why = (
+            f"QEMU exited with code {run.returncode} before the init marker"
+            if run.returncode not in (None, -9)
+            else f"no marker within {timeout:.0f} s"
+        )
         return BootResult(False, console, None, with_qemu_stderr(why, run.stderr))
     problem = check_problem(console, marker)
     if problem:
@@ -252,8 +294,11 @@ def choose_accel(spec: BootSpec, requested: str, marker: str) -> Tuple[str, str]
     if not kvm_usable():
         return "tcg", "/dev/kvm not usable"
     probe = boot_until(BootSpec(**{**spec.__dict__, "accel": "kvm"}), marker, timeout=30)
-    return ("kvm", "KVM probe boot succeeded") if probe.ok else \
-        ("tcg", f"KVM probe boot failed ({probe.reason})")
+    return (
+        ("kvm", "KVM probe boot succeeded")
+        if probe.ok
+        else ("tcg", f"KVM probe boot failed ({probe.reason})")
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -276,8 +321,13 @@ def main(argv: Sequence[str]) -> int:
     if problem:
         print(f"kernel_rules: boot refused: {problem}", file=sys.stderr)
         return 1
-    spec = BootSpec(args.qemu, args.kernel, args.initrd, args.cmdline,
-                    Machine(args.machine, args.cpus, args.memory))
+    spec = BootSpec(
+        args.qemu,
+        args.kernel,
+        args.initrd,
+        args.cmdline,
+        Machine(args.machine, args.cpus, args.memory),
+    )
     accel, why = choose_accel(spec, args.accel, args.marker)
     print(f"kernel_rules: QEMU accelerator {accel} ({why})", file=sys.stderr)
     result = boot_until(BootSpec(**{**spec.__dict__, "accel": accel}), args.marker, args.timeout)
@@ -286,8 +336,11 @@ def main(argv: Sequence[str]) -> int:
     if result.ok:
         print(f"kernel_rules: init marker reached after {result.seconds_to_marker} s ({accel})")
         return 0
-    print(f"kernel_rules: boot failed: {result.reason}; console tail:\n"
-          f"{console_tail(result.console)}", file=sys.stderr)
+    print(
+        f"kernel_rules: boot failed: {result.reason}; console tail:\n"
+        f"{console_tail(result.console)}",
+        file=sys.stderr,
+    )
     return 1
 
 

@@ -54,15 +54,60 @@ HOST_DRIVERS = {
 }
 _FILE = "names a host file"
 _DEVICE = "names a host device or file descriptor"
-_BACKEND = ("connects the device to a host backend (kernel_rules defines none: guests get no "
-            "host network, disk, console or filesystem)")
+_BACKEND = (
+    "connects the device to a host backend (kernel_rules defines none: guests get no "
+    "host network, disk, console or filesystem)"
+)
 HOST_PROPERTIES = {
-    **{p: _FILE for p in ("file", "romfile", "path", "rootdir", "sysfsdev", "kernel", "initrd",
-                          "dtb", "evdev", "db", "x-igd-opregion")},
-    **{p: _DEVICE for p in ("host", "hostbus", "hostaddr", "hostport", "hostdevice", "fd", "fds",
-                            "vhostfd", "vhostfds", "vhostdev", "vhostforce")},
-    **{p: _BACKEND for p in ("chardev", "netdev", "drive", "fsdev", "memdev", "tpmdev",
-                             "audiodev", "rng", "backend", "bmc", "vhost", "socket")},
+    **{
+        p: _FILE
+        for p in (
+            "file",
+            "romfile",
+            "path",
+            "rootdir",
+            "sysfsdev",
+            "kernel",
+            "initrd",
+            "dtb",
+            "evdev",
+            "db",
+            "x-igd-opregion",
+        )
+    },
+    **{
+        p: _DEVICE
+        for p in (
+            "host",
+            "hostbus",
+            "hostaddr",
+            "hostport",
+            "hostdevice",
+            "fd",
+            "fds",
+            "vhostfd",
+            "vhostfds",
+            "vhostdev",
+            "vhostforce",
+        )
+    },
+    **{
+        p: _BACKEND
+        for p in (
+            "chardev",
+            "netdev",
+            "drive",
+            "fsdev",
+            "memdev",
+            "tpmdev",
+            "audiodev",
+            "rng",
+            "backend",
+            "bmc",
+            "vhost",
+            "socket",
+        )
+    },
 }
 
 
@@ -94,7 +139,7 @@ def _value(text: str, pos: int) -> Tuple[str, int]:
     out = []
     while pos < len(text):
         if text[pos] == ",":
-            if text[pos + 1:pos + 2] == ",":
+            if text[pos + 1 : pos + 2] == ",":
                 out.append(",")
                 pos += 2
                 continue

@@ -54,15 +54,16 @@ def explain(violations: List[Violation], kconf) -> List[Violation]:
     explained = []
     for v in violations:
         sym = kconf.syms.get(v.request.symbol)
-        explained.append(
-            Violation(v.request, v.got, _reason(kl, kconf, sym, v.request.value))
-        )
+        explained.append(Violation(v.request, v.got, _reason(kl, kconf, sym, v.request.value)))
     return explained
 
 
 def _unmet_terms(kl, expr) -> List[str]:
-    return [kl.expr_str(t) + _values_of(kl, t) for t in kl.split_expr(expr, kl.AND)
-            if kl.expr_value(t) == 0]
+    return [
+        kl.expr_str(t) + _values_of(kl, t)
+        for t in kl.split_expr(expr, kl.AND)
+        if kl.expr_value(t) == 0
+    ]
 
 
 def _values_of(kl, expr) -> str:
@@ -91,8 +92,9 @@ def _reason(kl, kconf, sym, requested: str) -> str:
                 chosen = sym.choice.selection.name if sym.choice.selection else "none"
                 return f"another member of its choice won: {chosen}"
             return "visible but not assignable with the other values of this configuration"
-        selectors = [kl.expr_str(t) for t in kl.split_expr(sym.rev_dep, kl.OR)
-                     if kl.expr_value(t) != 0]
+        selectors = [
+            kl.expr_str(t) for t in kl.split_expr(sym.rev_dep, kl.OR) if kl.expr_value(t) != 0
+        ]
         if selectors:
             return "selected by " + " || ".join(selectors)
         if sym.choice is not None:
@@ -102,7 +104,8 @@ def _reason(kl, kconf, sym, requested: str) -> str:
         return "forced on by another value of this configuration"
     if sym.ranges:
         return "value outside its allowed range or not visible: " + ", ".join(
-            f"{kl.expr_str(lo)}..{kl.expr_str(hi)}" for lo, hi, _cond in sym.ranges)
+            f"{kl.expr_str(lo)}..{kl.expr_str(hi)}" for lo, hi, _cond in sym.ranges
+        )
     unmet = _unmet_terms(kl, sym.direct_dep)
     return "unmet dependency: " + " && ".join(unmet) if unmet else "value not accepted"
 

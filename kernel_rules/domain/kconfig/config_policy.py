@@ -73,8 +73,10 @@ def path_problem(symbol: str, value: str) -> Optional[str]:
     for item in value[1:-1].split():
         why = _item_problem(item)
         if why:
-            return (f"{item!r} {why}; this option names {what}, which Kbuild reads while it "
-                    f"builds, and host files are not part of the cache key: {FIX}")
+            return (
+                f"{item!r} {why}; this option names {what}, which Kbuild reads while it "
+                f"builds, and host files are not part of the cache key: {FIX}"
+            )
     return None
 
 
@@ -89,8 +91,10 @@ def _item_problem(item: str) -> Optional[str]:
         return "has a `..` component (it leaves the kernel source and build tree)"
     if not SAFE_PATH.match(item):
         bad = next(ch for ch in item if not SAFE_PATH.match(ch))
-        return (f"contains {bad!r} (file names here may only use letters, digits and `._+,/-`: "
-                "no globs or make patterns)")
+        return (
+            f"contains {bad!r} (file names here may only use letters, digits and `._+,/-`: "
+            "no globs or make patterns)"
+        )
     return None
 
 
@@ -104,8 +108,9 @@ def check_requests(requests: Iterable[Request]) -> List[PolicyViolation]:
     return out
 
 
-def check_final(values: Mapping[str, str], requests: Mapping[str, Request], origin: str
-                ) -> List[PolicyViolation]:
+def check_final(
+    values: Mapping[str, str], requests: Mapping[str, Request], origin: str
+) -> List[PolicyViolation]:
     """The values of a final `.config` the policy refuses. A value some request set is named by
     the request's origin; any other came from `origin` (e.g. the base config or a Kconfig default,
     which `origin` should say)."""
@@ -126,8 +131,10 @@ def force_value(line: str, origin: str) -> Tuple[str, str]:
     Raises PolicyError prefixed with `origin` for a malformed line, a string value that is not
     plain data (see fragments) and a path-valued option naming a host file."""
     if any(ord(ch) < 0x20 for ch in line):
-        raise PolicyError(f"{origin}: {line!r} holds a newline or another control character: "
-                          "each entry is one `.config` line")
+        raise PolicyError(
+            f"{origin}: {line!r} holds a newline or another control character: "
+            "each entry is one `.config` line"
+        )
     text = line if line.lstrip().startswith(("CONFIG_", "#")) else "CONFIG_" + line.strip()
     try:
         parsed = parse_line(text, origin)
@@ -145,7 +152,7 @@ def forbid_symbol(name: str, origin: str) -> str:
     """The symbol (without `CONFIG_`) of one `forbid` entry; raises PolicyError for anything
     that is not a symbol name."""
     symbol = name.strip()
-    symbol = symbol[len("CONFIG_"):] if symbol.startswith("CONFIG_") else symbol
+    symbol = symbol[len("CONFIG_") :] if symbol.startswith("CONFIG_") else symbol
     if not _SYMBOL.match(symbol):
         raise PolicyError(f"{origin}: {name!r} is not a Kconfig symbol name (`X` or `CONFIG_X`)")
     return symbol

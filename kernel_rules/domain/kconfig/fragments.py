@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-_ASSIGN = re.compile(r'^CONFIG_([A-Za-z0-9_]+)=(.*)$')
-_NOT_SET = re.compile(r'^# CONFIG_([A-Za-z0-9_]+) is not set$')
+_ASSIGN = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
+_NOT_SET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
 # hex values may lack 0x: Kconfig defaults like `default 34c` are written back that way
 _VALUE = re.compile(r'^(?:[ymn]|-?[0-9]+|(?:0[xX])?[0-9a-fA-F]+|"[^"]*")$')
 
@@ -72,8 +72,10 @@ def unsafe_string_reason(content: str) -> Optional[str]:
         if ch in UNSAFE_CHARACTERS:
             return f"contains {ch!r}: {UNSAFE_CHARACTERS[ch]}"
         if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            return (f"contains the control character {ch!r}: it would end the line in "
-                    "auto.conf or the shell command")
+            return (
+                f"contains the control character {ch!r}: it would end the line in "
+                "auto.conf or the shell command"
+            )
     return None
 
 
@@ -96,7 +98,8 @@ def parse_line(text: str, origin: str) -> Tuple[str, str] | None:
     if bad is not None:
         raise FragmentError(
             f"{origin}: the line {line!r} contains the control character {bad!r}: a `.config` "
-            "line is one line of text")
+            "line is one line of text"
+        )
     m = _ASSIGN.match(line)
     if not m:
         raise FragmentError(
@@ -109,7 +112,8 @@ def parse_line(text: str, origin: str) -> Tuple[str, str] | None:
         if why:
             raise FragmentError(
                 f"{origin}: CONFIG_{symbol}: the string value {value} {why}; string values are "
-                "data for Kbuild, never make or shell code")
+                "data for Kbuild, never make or shell code"
+            )
     if not _VALUE.match(value):
         raise FragmentError(
             f"{origin}: malformed value {value!r} for CONFIG_{symbol}: expected y, m, n, a "
@@ -128,7 +132,8 @@ def decode(data: bytes, name: str) -> str:
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         raise FragmentError(
             f"{name}:{lineno}: byte 0x{data[e.start]:02x} (column {column}) is not UTF-8: "
-            "fragments and .config files are UTF-8 text") from None
+            "fragments and .config files are UTF-8 text"
+        ) from None
 
 
 def parse_fragment(text: str, name: str) -> List[Request]:
@@ -169,7 +174,6 @@ def config_distance(a: Mapping[str, str], b: Mapping[str, str]) -> int:
     return sum(1 for s in set(a) | set(b) if a.get(s, "n") != b.get(s, "n"))
 
 
-
 def fragment_file_problem(spec_path: str, name: str) -> Optional[str]:
     """Why `name` (in the `fragments` field of a BUILD file in `spec_path`) cannot name a
     fragment file, or None: each fragment is one file, named exactly, inside the repository."""
@@ -178,13 +182,16 @@ def fragment_file_problem(spec_path: str, name: str) -> Optional[str]:
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         return "holds a newline or another control character"
     if any(ch in _GLOB_CHARACTERS for ch in name) or name.startswith("!"):
-        return ("is a glob: name each fragment file, in the order they apply (a later one "
-                "overrides an earlier one)")
+        return (
+            "is a glob: name each fragment file, in the order they apply (a later one "
+            "overrides an earlier one)"
+        )
     if "=" in name:
         return "holds `=`: fragment file names may not contain `=` (rename the file)"
     if os.path.isabs(name):
-        return ("is an absolute path: fragments are files of the repository, relative to the "
-                "BUILD file")
+        return (
+            "is an absolute path: fragments are files of the repository, relative to the BUILD file"
+        )
     path = os.path.normpath(os.path.join(spec_path, name))
     if path == ".." or path.startswith("../"):
         return "is outside the repository"

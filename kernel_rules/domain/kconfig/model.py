@@ -77,8 +77,9 @@ class KconfigModel:
         self.pool = IDPool()
         self.clauses: List[List[int]] = []
         self.values: Dict[str, str] = dict(values)  # non-bool symbol values (as in a .config)
-        self.universe = None if universe is None else {
-            s for s, v in universe.items() if v in ("y", "m")}
+        self.universe = (
+            None if universe is None else {s for s, v in universe.items() if v in ("y", "m")}
+        )
         self.symbols: Dict[str, bool] = {}  # bool/tristate symbol -> is tristate
         self.constraints: List[Tuple[str, str, int, int]] = []  # (symbol, text, first, end)
         self._defs: List[Tuple[int, Tuple[int, ...]]] = []  # gate = AND(inputs), in order
@@ -89,16 +90,26 @@ class KconfigModel:
 
     # ---- construction ------------------------------------------------------------------
     @classmethod
-    def build(cls, kconf, universe: Optional[Mapping[str, str]] = None,
-              values: Optional[Mapping[str, str]] = None) -> "KconfigModel":
+    def build(
+        cls,
+        kconf,
+        universe: Optional[Mapping[str, str]] = None,
+        values: Optional[Mapping[str, str]] = None,
+    ) -> "KconfigModel":
         """Encode `kconf` (a kconfiglib.Kconfig). `universe`: a .config as {symbol: value};
         only its y/m symbols may be on (None: no restriction). `values`: where int/hex/string
         values come from (default: `universe`; with neither, kconfiglib's current values)."""
         K = _kconfiglib()
         if values is None:
-            values = universe if universe is not None else {
-                s.name: s.str_value for s in kconf.unique_defined_syms
-                if s.orig_type in (K.INT, K.HEX, K.STRING)}
+            values = (
+                universe
+                if universe is not None
+                else {
+                    s.name: s.str_value
+                    for s in kconf.unique_defined_syms
+                    if s.orig_type in (K.INT, K.HEX, K.STRING)
+                }
+            )
         self = cls(kconf, universe, values)
         syms = [s for s in kconf.unique_defined_syms if s.orig_type in (K.BOOL, K.TRISTATE)]
         for s in syms:  # primary variables first: 1..n, in Kconfig order
@@ -110,11 +121,17 @@ class KconfigModel:
         self.clauses.append([-self._false])
         for s in syms:
             if self.symbols[s.name]:
-                self._add(s.name, "a tristate is not both y and m",
-                          [[-self.var(s.name, "y"), -self.var(s.name, "m")]])
+                self._add(
+                    s.name,
+                    "a tristate is not both y and m",
+                    [[-self.var(s.name, "y"), -self.var(s.name, "m")]],
+                )
             if not self.in_universe(s.name):
-                self._add(s.name, "outside the universe, so n",
-                          [[-self.var(s.name, k)] for k in ("y", "m")[:1 + self.symbols[s.name]]])
+                self._add(
+                    s.name,
+                    "outside the universe, so n",
+                    [[-self.var(s.name, k)] for k in ("y", "m")[: 1 + self.symbols[s.name]]],
+                )
         self._mod = self.tv(kconf.modules)[1]
         for s in syms:
             self._encode_symbol(s)
@@ -204,10 +221,12 @@ class KconfigModel:
                 a = self.expr(e[1], choice_as_y)
                 self._cache[key] = (neg(a[1]), neg(a[0]))
             else:
-                hit = self.or_(self.and_([ga, gb])
-                               for ga, ta, sa in self._operand(e[1])
-                               for gb, tb, sb in self._operand(e[2])
-                               if _compare(op, ta, sa, tb, sb))
+                hit = self.or_(
+                    self.and_([ga, gb])
+                    for ga, ta, sa in self._operand(e[1])
+                    for gb, tb, sb in self._operand(e[2])
+                    if _compare(op, ta, sa, tb, sb)
+                )
                 self._cache[key] = (hit, hit)
         return self._cache[key]
 
@@ -216,8 +235,11 @@ class KconfigModel:
         K = _kconfiglib()
         if sym.orig_type in (K.BOOL, K.TRISTATE) or sym.name in TRI_CONST:
             m, y = self.tv(sym)
-            return [(neg(m), K.TRISTATE, "n"), (self.and_([m, neg(y)]), K.TRISTATE, "m"),
-                    (y, K.TRISTATE, "y")]
+            return [
+                (neg(m), K.TRISTATE, "n"),
+                (self.and_([m, neg(y)]), K.TRISTATE, "m"),
+                (y, K.TRISTATE, "y"),
+            ]
         if sym.is_constant or sym.orig_type not in (K.INT, K.HEX, K.STRING):
             return [(True, K.UNKNOWN, sym.name)]
         value = self.values.get(sym.name, "")
@@ -235,8 +257,10 @@ class KconfigModel:
         bool_type = neg(self._mod) if tri else True
         vis = self._or_tv([self.expr(n.prompt[1]) for n in sym.nodes if n.prompt])
         if sym.choice is not None and tri:  # a tristate member with prompt m in a y choice
-            vis = (self.and_([vis[0], self.or_([vis[1], neg(self._choice(sym.choice)[1])])]),
-                   vis[1])
+            vis = (
+                self.and_([vis[0], self.or_([vis[1], neg(self._choice(sym.choice)[1])])]),
+                vis[1],
+            )
         vis = self._promote(vis, bool_type)
         picked = vis[1] if sym.choice is not None else False  # value = the choice's selection
         self._shown_y[name] = picked
@@ -251,17 +275,26 @@ class KconfigModel:
             rev = implied = N
         computed = self._promote(self._or_tv([default, implied, rev]), bool_type)
         hidden = neg(vis[0])
-        self._add(name, "no visible prompt: equals its default/imply/select value",
-                  [[neg(hidden), neg(s[i]), computed[i]] for i in (0, 1)]
-                  + [[neg(hidden), s[i], neg(computed[i])] for i in (0, 1)])
+        self._add(
+            name,
+            "no visible prompt: equals its default/imply/select value",
+            [[neg(hidden), neg(s[i]), computed[i]] for i in (0, 1)]
+            + [[neg(hidden), s[i], neg(computed[i])] for i in (0, 1)],
+        )
         shown = self.and_([vis[0], neg(picked)])
         upper = self._promote(self._or_tv([vis, rev]), bool_type)
-        self._add(name, "visible: at least its select value, at most its visibility",
-                  [[neg(shown), neg(rev[i]), s[i]] for i in (0, 1)]
-                  + [[neg(shown), neg(s[i]), upper[i]] for i in (0, 1)])
+        self._add(
+            name,
+            "visible: at least its select value, at most its visibility",
+            [[neg(shown), neg(rev[i]), s[i]] for i in (0, 1)]
+            + [[neg(shown), neg(s[i]), upper[i]] for i in (0, 1)],
+        )
         if tri:
-            self._add(name, "m only when tristate-typed (MODULES=y, not in a y choice)",
-                      [[neg(s[0]), s[1], neg(bool_type)], [neg(s[0]), s[1], neg(picked)]])
+            self._add(
+                name,
+                "m only when tristate-typed (MODULES=y, not in a y choice)",
+                [[neg(s[0]), s[1], neg(bool_type)], [neg(s[0]), s[1], neg(picked)]],
+            )
 
     def _choice(self, ch) -> TV:
         """The choice's mode: n, m (tristate choices only) or y."""
@@ -269,8 +302,9 @@ class KconfigModel:
         if id(ch) not in self._choice_tv:
             self._choice_tv[id(ch)] = N  # (choices do not depend on themselves)
             vis = self._or_tv([self.expr(n.prompt[1]) for n in ch.nodes if n.prompt])
-            member_vis = self.or_(self.expr(n.prompt[1], ch)[0]
-                                  for m in ch.syms for n in m.nodes if n.prompt)
+            member_vis = self.or_(
+                self.expr(n.prompt[1], ch)[0] for m in ch.syms for n in m.nodes if n.prompt
+            )
             some_y = self.or_(self.tv(m)[1] for m in ch.syms)
             y = self.and_([vis[0], member_vis, some_y if ch.is_optional else True])
             if ch.orig_type is K.TRISTATE:
@@ -287,12 +321,17 @@ class KconfigModel:
         for m in ch.syms:
             vis = self._shown_y[m.name]
             picked.append((vis, self.and_([vis, self.tv(m)[1]])))
-        self._add(label, "choice: at most one visible member is y",
-                  [[neg(a[1]), neg(b[1])] for a, b in itertools.combinations(picked, 2)])
+        self._add(
+            label,
+            "choice: at most one visible member is y",
+            [[neg(a[1]), neg(b[1])] for a, b in itertools.combinations(picked, 2)],
+        )
         if not ch.is_optional:
-            self._add(label, "choice: some visible member is y",
-                      [[neg(mode_y), neg(self.or_(v for v, _ in picked))]
-                       + [p for _, p in picked]])
+            self._add(
+                label,
+                "choice: some visible member is y",
+                [[neg(mode_y), neg(self.or_(v for v, _ in picked))] + [p for _, p in picked]],
+            )
 
     # ---- reading configurations ------------------------------------------------------------
     def literal(self, symbol: str, value: str) -> Lit:
@@ -316,8 +355,10 @@ class KconfigModel:
 
     def value_of(self, model: Sequence[int], symbol: str) -> str:
         """y/m/n of `symbol` in a solver model (a list of literals indexed by variable)."""
+
         def true(v: int) -> bool:
             return model[v - 1] > 0 if len(model) >= v and abs(model[v - 1]) == v else v in model
+
         if true(self.var(symbol, "y")):
             return "y"
         return "m" if self.symbols[symbol] and true(self.var(symbol, "m")) else "n"
@@ -330,10 +371,14 @@ class KconfigModel:
             val[gate] = all(val[abs(x)] == (x > 0) for x in inputs)
         out = []
         for symbol, text, first, end in self.constraints:
-            if not all(any(val.get(abs(x), False) == (x > 0) for x in c)
-                       for c in self.clauses[first:end]):
-                got = ", ".join(f"{s}={config.get(s, 'n')}" for s in symbol.split("/")
-                                if config.get(s, "n") != "n" or "/" not in symbol)
+            if not all(
+                any(val.get(abs(x), False) == (x > 0) for x in c) for c in self.clauses[first:end]
+            ):
+                got = ", ".join(
+                    f"{s}={config.get(s, 'n')}"
+                    for s in symbol.split("/")
+                    if config.get(s, "n") != "n" or "/" not in symbol
+                )
                 out.append(f"{symbol}: {text} (got {got or 'none'})")
         return out
 
@@ -361,5 +406,11 @@ def _compare(rel, t1: int, s1: str, t2: int, s2: str) -> bool:
     n1, n2 = (None, None) if t1 == t2 == K.STRING else (_number(s1, t1), _number(s2, t2))
     a, b = (s1, s2) if n1 is None or n2 is None else (n1, n2)
     c = (a > b) - (a < b)
-    return {K.EQUAL: c == 0, K.UNEQUAL: c != 0, K.LESS: c < 0, K.LESS_EQUAL: c <= 0,
-            K.GREATER: c > 0, K.GREATER_EQUAL: c >= 0}[rel]
+    return {
+        K.EQUAL: c == 0,
+        K.UNEQUAL: c != 0,
+        K.LESS: c < 0,
+        K.LESS_EQUAL: c <= 0,
+        K.GREATER: c > 0,
+        K.GREATER_EQUAL: c >= 0,
+    }[rel]

@@ -45,12 +45,13 @@ class Location:
 def _relative(path: str, prefixes: Sequence[str]) -> Optional[str]:
     for p in prefixes:
         if path.startswith(p):
-            return path[len(p):]
+            return path[len(p) :]
     return None
 
 
-def parse_addr2line(lines: Iterable[str], prefixes: Sequence[str] = DEFAULT_PREFIXES
-                    ) -> Dict[int, Location]:
+def parse_addr2line(
+    lines: Iterable[str], prefixes: Sequence[str] = DEFAULT_PREFIXES
+) -> Dict[int, Location]:
     """Parse `addr2line -a -f -i` output. Frames outside `prefixes` (generated files, `??`)
     are dropped; an address left with no frame is unmapped."""
     out: Dict[int, Location] = {}
@@ -80,10 +81,19 @@ def parse_addr2line(lines: Iterable[str], prefixes: Sequence[str] = DEFAULT_PREF
     return out
 
 
-def resolve(vmlinux: str, addresses: Iterable[int], addr2line: str = "addr2line",
-            prefixes: Sequence[str] = DEFAULT_PREFIXES) -> Dict[int, Location]:
+def resolve(
+    vmlinux: str,
+    addresses: Iterable[int],
+    addr2line: str = "addr2line",
+    prefixes: Sequence[str] = DEFAULT_PREFIXES,
+) -> Dict[int, Location]:
     """Resolve `addresses` against `vmlinux` with one `addr2line` process."""
     text = "".join(f"{a:#x}\n" for a in sorted(set(addresses)))
-    proc = subprocess.run([addr2line, "-a", "-f", "-i", "-e", vmlinux], input=text,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [addr2line, "-a", "-f", "-i", "-e", vmlinux],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return parse_addr2line(proc.stdout.splitlines(), prefixes)

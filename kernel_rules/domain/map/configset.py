@@ -76,8 +76,13 @@ class _Acc:
 
 def _holds(symbol: str, value: str, config: Mapping[str, str]) -> bool:
     v = config.get(symbol, "n")
-    return {"y": v == "y", "m": v == "m", "ym": v in ("y", "m"), "n": v not in ("y", "m"),
-            "not-y": v != "y"}[value]
+    return {
+        "y": v == "y",
+        "m": v == "m",
+        "ym": v in ("y", "m"),
+        "n": v not in ("y", "m"),
+        "not-y": v != "y",
+    }[value]
 
 
 def build_config_set(
@@ -173,8 +178,12 @@ def build_config_set(
         "traced_on": traced_on.__dict__,
         "requirements": requirements,
         "conditions": [
-            {"formula": f, "lines": len(acc.lines), "evidence": _samples(acc.lines),
-             "phases": sorted(acc.phases)}
+            {
+                "formula": f,
+                "lines": len(acc.lines),
+                "evidence": _samples(acc.lines),
+                "phases": sorted(acc.phases),
+            }
             for f, acc in sorted(formulas.items())
         ],
         "unresolved": {"lines": len(unresolved_lines), "notes": sorted(notes)[:20]},
@@ -212,7 +221,8 @@ def phase_groups(items: Iterable[dict]) -> Dict[str, int]:
 def _samples(lines: Set[str]) -> List[str]:
     """Deterministic evidence: lines in .c/.S files first (they say more than a header's)."""
     return sorted(lines, key=lambda w: (not w.split(":")[0].endswith((".c", ".S")), w))[
-        :EVIDENCE_SAMPLES]
+        :EVIDENCE_SAMPLES
+    ]
 
 
 def _stronger(a: str, b: str) -> str:
@@ -231,8 +241,13 @@ def _stronger(a: str, b: str) -> str:
 def _residue(cond: Formula) -> Optional[Formula]:
     """The part of a condition that is not a plain symbol fact or Unknown (e.g. a disjunction)."""
     parts = cond.args if isinstance(cond, And) else (cond,)
-    rest = [p for p in parts if not isinstance(p, (Sym, Unknown))
-            and not (isinstance(p, Not) and isinstance(p.arg, Sym)) and p != TRUE]
+    rest = [
+        p
+        for p in parts
+        if not isinstance(p, (Sym, Unknown))
+        and not (isinstance(p, Not) and isinstance(p.arg, Sym))
+        and p != TRUE
+    ]
     if not rest:
         return None
     return conj(*rest)
@@ -268,9 +283,11 @@ def summary(doc: dict, digest: str) -> str:
         "- requirements by phases: " + _counts(phase_groups(reqs.values())),
     ]
     if doc["kind"] == "baseline":
-        lines.append(f"- init-only requirements (executed during kernel initialisation, never "
-                     f"in the user-space boot): "
-                     f"{sum(1 for r in reqs.values() if r.get('phases') == ['init'])}")
+        lines.append(
+            f"- init-only requirements (executed during kernel initialisation, never "
+            f"in the user-space boot): "
+            f"{sum(1 for r in reqs.values() if r.get('phases') == ['init'])}"
+        )
     mods = s.get("modules")
     if mods:
         traced = mods["traced"]
@@ -278,16 +295,22 @@ def summary(doc: dict, digest: str) -> str:
             f"- modules loaded: {len(mods['loaded'])}; traced in {len(traced)} "
             f"({sum(t['addresses'] for t in traced.values())} addresses, "
             f"{sum(t['mapped'] for t in traced.values())} mapped through their debug files)"
-            + (f"; no debug file: {', '.join(mods['without_debug_file'])}"
-               if mods["without_debug_file"] else ""))
+            + (
+                f"; no debug file: {', '.join(mods['without_debug_file'])}"
+                if mods["without_debug_file"]
+                else ""
+            )
+        )
     lines += [
         "",
         "| symbol | value | phases | lines | evidence |",
         "|---|---|---|---|---|",
     ]
     for sym, r in sorted(reqs.items()):
-        lines.append(f"| {sym} | {r['value']} | {', '.join(r.get('phases', []))} | {r['lines']} "
-                     f"| {r['evidence'][0]} |")
+        lines.append(
+            f"| {sym} | {r['value']} | {', '.join(r.get('phases', []))} | {r['lines']} "
+            f"| {r['evidence'][0]} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -297,5 +320,8 @@ def _counts(counts: Mapping[str, int]) -> str:
 
 def evaluate_against(doc: dict, config: Mapping[str, str]) -> List[str]:
     """Requirements of `doc` that `config` does not satisfy (empty: all hold)."""
-    return [f"{s}={r['value']}" for s, r in sorted(doc["requirements"].items())
-            if not _holds(s, r["value"], config)]
+    return [
+        f"{s}={r['value']}"
+        for s, r in sorted(doc["requirements"].items())
+        if not _holds(s, r["value"], config)
+    ]

@@ -61,26 +61,45 @@ from bisect import bisect_right
 from typing import Callable, FrozenSet, List, Optional, Tuple
 
 from kernel_rules.domain.map.conditions import (
-    FALSE, TRUE, And, Fact, Formula, Not, Sym, Unknown, conj, definite_facts, disj, neg)
+    FALSE,
+    TRUE,
+    And,
+    Fact,
+    Formula,
+    Not,
+    Sym,
+    Unknown,
+    conj,
+    definite_facts,
+    disj,
+    neg,
+)
 
 # Comments and literals. A block comment becomes one blank plus one splice per newline it held,
 # so physical line numbers survive and a directive continues past a multi-line comment as in C.
-_LEXICAL = re.compile(r"""
+_LEXICAL = re.compile(
+    r"""
     /\*.*?(?:\*/|\Z)                      # block comment (unterminated: to end of file)
   | //(?:\\\n|[^\n])*                     # line comment, continued by backslash-newline
   | "(?:\\.|[^"\\\n])*"?                  # string literal (confined to its line)
   | '(?:\\.|[^'\\\n])*'?                  # character literal (an apostrophe in prose: to eol)
-""", re.X | re.S)
+""",
+    re.X | re.S,
+)
 
 # A conditional directive at the start of a logical line (not right after a splice).
-_DIRECTIVE = re.compile(r"""
+_DIRECTIVE = re.compile(
+    r"""
     (?:\A|(?<=\n)(?<!\\\n))
     [ \t]*(?:\\\n[ \t]*)*\#[ \t]*(?:\\\n[ \t]*)*
     (?P<name>ifdef|ifndef|if|elifdef|elifndef|elif|else|endif)\b
     (?P<body>(?:[^\\\n]|\\\n|\\.)*)
-""", re.X)
+""",
+    re.X,
+)
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<num>\.?\d(?:[eEpP][+-]|[\w.])*)
   | (?P<chr>[LuU]?'(?:\\.|[^'\\])*')
@@ -88,11 +107,30 @@ _TOKEN = re.compile(r"""
   | (?P<id>[A-Za-z_]\w*)
   | (?P<op>&&|\|\||==|!=|<=|>=|<<|>>|[-+*/%<>!~&|^?:(),])
   | (?P<bad>.)
-""", re.X | re.S)
+""",
+    re.X | re.S,
+)
 
-_PRECEDENCE = {"||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6,
-               "<": 7, ">": 7, "<=": 7, ">=": 7, "<<": 8, ">>": 8,
-               "+": 9, "-": 9, "*": 10, "/": 10, "%": 10}
+_PRECEDENCE = {
+    "||": 1,
+    "&&": 2,
+    "|": 3,
+    "^": 4,
+    "&": 5,
+    "==": 6,
+    "!=": 6,
+    "<": 7,
+    ">": 7,
+    "<=": 7,
+    ">=": 7,
+    "<<": 8,
+    ">>": 8,
+    "+": 9,
+    "-": 9,
+    "*": 10,
+    "/": 10,
+    "%": 10,
+}
 _IS_MACROS = {"IS_ENABLED": "ym", "IS_BUILTIN": "y", "IS_MODULE": "m"}
 
 
@@ -136,8 +174,11 @@ class _Parser:
     def __init__(self, text: str, in_module: bool) -> None:
         self.text = text
         self.in_module = in_module
-        self.toks = [(m.lastgroup or "", m.group(), m.start(), m.end())
-                     for m in _TOKEN.finditer(text) if m.lastgroup != "ws"]
+        self.toks = [
+            (m.lastgroup or "", m.group(), m.start(), m.end())
+            for m in _TOKEN.finditer(text)
+            if m.lastgroup != "ws"
+        ]
         self.i = 0
 
     def parse(self) -> Formula:
@@ -249,12 +290,13 @@ def expression_condition(expr: str, in_module: bool = False) -> Formula:
 
 class _Group:
     """One open #if group: the written conditions of its branches so far (the last is current)."""
+
     __slots__ = ("outer", "written", "branch", "seen_else")
 
     def __init__(self, outer: Formula, first: Formula) -> None:
-        self.outer = outer              # the condition of the region around the group
-        self.written = [first]          # e0, e1, ...: the #if and #elif expressions
-        self.branch = first             # the current branch condition
+        self.outer = outer  # the condition of the region around the group
+        self.written = [first]  # e0, e1, ...: the #if and #elif expressions
+        self.branch = first  # the current branch condition
         self.seen_else = False
 
     def current(self) -> Formula:
@@ -273,11 +315,12 @@ class _Group:
 class LineConditions:
     """Presence conditions of the physical lines of one file, as sorted regions."""
 
-    def __init__(self, starts: List[int], conds: List[Formula], line_count: int,
-                 problems: List[str]) -> None:
-        self._starts = starts           # first line of each region, ascending, starts[0] == 1
+    def __init__(
+        self, starts: List[int], conds: List[Formula], line_count: int, problems: List[str]
+    ) -> None:
+        self._starts = starts  # first line of each region, ascending, starts[0] == 1
         self._conds = conds
-        self.line_count = line_count    # physical lines in the file
+        self.line_count = line_count  # physical lines in the file
         self.problems: Tuple[str, ...] = tuple(problems)
 
     def condition(self, line: int) -> Formula:
@@ -289,8 +332,11 @@ class LineConditions:
     def regions(self) -> List[Tuple[int, int, Formula]]:
         """(first line, last line, condition) of the regions within the file's lines, in order."""
         ends = [s - 1 for s in self._starts[1:]] + [self.line_count]
-        return [(s, min(e, self.line_count), f) for s, e, f in zip(self._starts, ends, self._conds)
-                if s <= self.line_count]
+        return [
+            (s, min(e, self.line_count), f)
+            for s, e, f in zip(self._starts, ends, self._conds)
+            if s <= self.line_count
+        ]
 
 
 def line_conditions(text: str, in_module: bool = False) -> LineConditions:
@@ -298,7 +344,7 @@ def line_conditions(text: str, in_module: bool = False) -> LineConditions:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     clean = _LEXICAL.sub(_strip_comment, text)
-    starts, conds, problems = [1], [TRUE], []   # type: List[int], List[Formula], List[str]
+    starts, conds, problems = [1], [TRUE], []  # type: List[int], List[Formula], List[str]
     stack: List[_Group] = []
 
     def region(line: int, cond: Formula) -> None:
@@ -358,7 +404,7 @@ def definite_facts_for(f: Formula, tristate: Callable[[str], bool]) -> FrozenSet
     that is ("X", "n"); for a tristate symbol it is ("X", "not-y") (m or off).
     """
     facts = set(definite_facts(f))
-    for p in (f.args if isinstance(f, And) else (f,)):
+    for p in f.args if isinstance(f, And) else (f,):
         if isinstance(p, Not) and isinstance(p.arg, Sym) and p.arg.state == "y":
             facts.add((p.arg.name, "not-y" if tristate(p.arg.name) else "n"))
     return frozenset(facts)

@@ -45,6 +45,7 @@ Approximations: `foo-m` members count for built-in composites too; obj-y objects
 reached only through obj-m count as built; a recursive `=` variable is expanded when assigned; an
 `include` whose path keeps a variable is skipped.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,10 +54,21 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterator, List, Optional, Pattern, Set, Tuple
 
 from kernel_rules.domain.map.conditions import (
-    FALSE, TRUE, And, Formula, Not, Or, Sym, Unknown, conj, disj, neg)
+    FALSE,
+    TRUE,
+    And,
+    Formula,
+    Not,
+    Or,
+    Sym,
+    Unknown,
+    conj,
+    disj,
+    neg,
+)
 
 Tokens = List[Tuple[str, Formula]]  # expanded words, each with the condition it is present under
-Entry = Tuple[str, Formula, str]     # (normalized path or pattern, condition, selector kind)
+Entry = Tuple[str, Formula, str]  # (normalized path or pattern, condition, selector kind)
 
 _DIRECTIVE = re.compile(r"\s*(ifdef|ifndef|ifeq|ifneq|else|endif)\b\s*(.*)$")
 _LIST_LHS = re.compile(r"([A-Za-z0-9_.-]+?)-(y|m|objs|\$\(.*\))$")
@@ -67,7 +79,7 @@ _ADDPREFIX = re.compile(r"\$\(addprefix\s+([^,]*),(.*)\)$", re.S)
 
 @dataclass(frozen=True)
 class KbuildCondition:
-    formula: Formula             # condition for the object to be built (y or m); TRUE: always
+    formula: Formula  # condition for the object to be built (y or m); TRUE: always
     unresolved: Tuple[str, ...]  # notes on what could not be resolved (empty when fully resolved)
 
 
@@ -94,7 +106,7 @@ def _split_assignment(line: str) -> Tuple[Optional[Tuple[str, str, str]], bool]:
             continue
         for op in ("::=", ":=", "+=", "?=", "!=", "="):
             if line.startswith(op, i):
-                return (line[:i].strip(), op, line[i + len(op):].strip()), False
+                return (line[:i].strip(), op, line[i + len(op) :].strip()), False
         if ch == ":":
             return None, True
     return None, False
@@ -113,8 +125,14 @@ def _unknowns(f: Formula) -> Iterator[Unknown]:
 class _Makefile:
     """One directory's Makefile (with its includes), reduced to lists of paths with conditions."""
 
-    def __init__(self, srctree: str, dirpath: str, name: str, sticky: Dict[str, str],
-                 preset: Optional[Dict[str, Tokens]] = None) -> None:
+    def __init__(
+        self,
+        srctree: str,
+        dirpath: str,
+        name: str,
+        sticky: Dict[str, str],
+        preset: Optional[Dict[str, Tokens]] = None,
+    ) -> None:
         self.srctree, self.dir = srctree, dirpath
         self.path = os.path.join(dirpath, name) if dirpath else name
         self.sticky = dict(sticky, src=dirpath or ".", obj=dirpath or ".", srctree=".")
@@ -169,7 +187,7 @@ class _Makefile:
             if word == "define":
                 in_define = True
             elif word in ("include", "-include", "sinclude") and ctx != FALSE and depth < 6:
-                for tok, _c in self._expand_all(line.strip()[len(word):]):
+                for tok, _c in self._expand_all(line.strip()[len(word) :]):
                     if "$" not in tok:
                         self._read(os.path.normpath(tok), depth + 1)
             elif ctx != FALSE:
@@ -203,10 +221,14 @@ class _Makefile:
             else:
                 f = unknown
             return f if kw == "ifdef" else neg(f)
-        m = re.fullmatch(r"\((.*)\)", args) or re.fullmatch(r"""(["'])(.*)\1\s+(["'])(.*)\3""",
-                                                            args)
-        parts = _split_comma(m.group(1)) if m and m.lastindex == 1 else (
-            (m.group(2), m.group(4)) if m else None)
+        m = re.fullmatch(r"\((.*)\)", args) or re.fullmatch(
+            r"""(["'])(.*)\1\s+(["'])(.*)\3""", args
+        )
+        parts = (
+            _split_comma(m.group(1))
+            if m and m.lastindex == 1
+            else ((m.group(2), m.group(4)) if m else None)
+        )
         f = self._equal(*parts) if parts else None
         f = unknown if f is None else f
         return f if kw == "ifeq" else neg(f)
@@ -228,11 +250,13 @@ class _Makefile:
 
     def _substitute(self, text: str) -> str:
         """Replace `$(VAR)` whose value is unconditional (CONFIG_ references stay)."""
+
         def one(m: "re.Match[str]") -> str:
             toks = self.vars.get(m.group(1))
             if toks is None or any(c != TRUE for _t, c in toks):
                 return m.group(0)
             return " ".join(t for t, _c in toks)
+
         return _SIMPLE_REF.sub(one, text)
 
     # -- assignments ---------------------------------------------------------------------------
@@ -266,8 +290,9 @@ class _Makefile:
             if hit is not None:
                 entries[i] = (path, conj(c, neg(conj(ctx, hit))), old)
 
-    def _add_entries(self, base: str, sel: str, presence: Formula, values: Tokens,
-                     lhs_op: str) -> None:
+    def _add_entries(
+        self, base: str, sel: str, presence: Formula, values: Tokens, lhs_op: str
+    ) -> None:
         entries = self.lists.setdefault(base, [])
         for tok, c in values:
             if "$" in tok:
@@ -286,16 +311,21 @@ class _Makefile:
         m = re.fullmatch(_CONFIG, sel)
         if m:
             return Sym(m.group(1)), {"y": Sym(m.group(1), "y"), "m": Sym(m.group(1), "m")}
-        m = (re.fullmatch(r"\$\(CONFIG_(\w+):m=y\)", sel)
-             or re.fullmatch(r"\$\(subst m,\s*y,\s*" + _CONFIG + r"\)", sel))
+        m = re.fullmatch(r"\$\(CONFIG_(\w+):m=y\)", sel) or re.fullmatch(
+            r"\$\(subst m,\s*y,\s*" + _CONFIG + r"\)", sel
+        )
         if m:
             return Sym(m.group(1)), {"y": Sym(m.group(1))}
         m = re.fullmatch(r"\$\(subst y,\s*" + _CONFIG + r",\s*" + _CONFIG + r"\)", sel)
         if m:  # the value of B with its "y" replaced by the value of A
             a, b = m.groups()
-            return (disj(Sym(b, "m"), conj(Sym(b, "y"), Sym(a))),
-                    {"y": conj(Sym(b, "y"), Sym(a, "y")),
-                     "m": disj(Sym(b, "m"), conj(Sym(b, "y"), Sym(a, "m")))})
+            return (
+                disj(Sym(b, "m"), conj(Sym(b, "y"), Sym(a))),
+                {
+                    "y": conj(Sym(b, "y"), Sym(a, "y")),
+                    "m": disj(Sym(b, "m"), conj(Sym(b, "y"), Sym(a, "m"))),
+                },
+            )
         return Unknown(f"{self.path}: `{sel}` is not a CONFIG symbol"), {}
 
     def _expand_all(self, text: str) -> Tokens:
@@ -307,8 +337,14 @@ class _Makefile:
         if m:
             prefix = self._substitute(m.group(1).strip())
             return [(prefix + t, c) for w in _words(m.group(2)) for t, c in self._expand(w, seen)]
-        ref = next((r for r in _SIMPLE_REF.finditer(tok)
-                    if r.group(1) in self.vars and r.group(1) not in seen), None)
+        ref = next(
+            (
+                r
+                for r in _SIMPLE_REF.finditer(tok)
+                if r.group(1) in self.vars and r.group(1) not in seen
+            ),
+            None,
+        )
         if ref is None:
             return [(tok, TRUE)]
         values = self.vars[ref.group(1)]
@@ -316,9 +352,10 @@ class _Makefile:
             values = values or [("", TRUE)]
         if len(values) > 16 and ref.group(0) != tok:
             return [(tok, TRUE)]  # a long list inside a word: left unexpanded
-        head, tail, inner = tok[:ref.start()], tok[ref.end():], seen | {ref.group(1)}
-        return [(t, conj(c, c2))
-                for v, c in values for t, c2 in self._expand(head + v + tail, inner)]
+        head, tail, inner = tok[: ref.start()], tok[ref.end() :], seen | {ref.group(1)}
+        return [
+            (t, conj(c, c2)) for v, c in values for t, c2 in self._expand(head + v + tail, inner)
+        ]
 
 
 def _split_comma(inner: str) -> Optional[Tuple[str, str]]:
@@ -326,7 +363,7 @@ def _split_comma(inner: str) -> Optional[Tuple[str, str]]:
     for i, ch in enumerate(inner):
         depth += (ch == "(") - (ch == ")")
         if ch == "," and depth == 0:
-            return inner[:i], inner[i + 1:]
+            return inner[:i], inner[i + 1 :]
     return None
 
 
@@ -340,8 +377,15 @@ class KbuildIndex:
         self._foreign: Optional[Dict[str, Set[str]]] = None
         self._unreached: Set[str] = set()
         # A plain in-tree `make` of vmlinux and modules, as the top Makefile's final pass sees it.
-        self._sticky = {"SRCARCH": arch, "KBUILD_EXTMOD": "", "config-build": "", "mixed-build": "",
-                        "need-sub-make": "", "sub_make_done": "1", "MAKECMDGOALS": ""}
+        self._sticky = {
+            "SRCARCH": arch,
+            "KBUILD_EXTMOD": "",
+            "config-build": "",
+            "mixed-build": "",
+            "need-sub-make": "",
+            "sub_make_done": "1",
+            "MAKECMDGOALS": "",
+        }
         if arch == "x86":  # arch/x86/Makefile: BITS := 64 unless CONFIG_X86_32 (x86_64 only here)
             self._sticky["BITS"] = "64"
 
@@ -362,10 +406,15 @@ class KbuildIndex:
                 if kind == "obj-m":
                     notes.append(f"{where}: {os.path.basename(obj)} is in obj-m (always a module)")
                 elif kind == "lib":
-                    notes.append(f"{where}: {os.path.basename(obj)} is in lib-y "
-                                 "(archived in lib.a, linked only if referenced)")
-            formula = disj(*hits) if hits else Unknown(
-                f"{rel}: no Makefile rule builds {os.path.basename(obj)}")
+                    notes.append(
+                        f"{where}: {os.path.basename(obj)} is in lib-y "
+                        "(archived in lib.a, linked only if referenced)"
+                    )
+            formula = (
+                disj(*hits)
+                if hits
+                else Unknown(f"{rel}: no Makefile rule builds {os.path.basename(obj)}")
+            )
             if not hits:
                 mk = self._makefile(os.path.dirname(obj))
                 notes.extend(mk.opaque if mk else ())
@@ -401,13 +450,16 @@ class KbuildIndex:
             hits = []
             for where in _ancestors(d, False) + sorted(self._foreign_refs().get(d + "/", ())):
                 mk = self._makefile(where)
-                for cond, kind in (mk.objs.get(d + "/", ()) if mk else ()):
+                for cond, kind in mk.objs.get(d + "/", ()) if mk else ():
                     if kind != "lib" and self._reached(where):
                         hits.append(conj(self._dir(where), cond))
             if not hits:
                 self._unreached.add(d)
-            self._dirs[d] = disj(*hits) if hits else Unknown(
-                f"{d}/: no parent Makefile descends into this directory")
+            self._dirs[d] = (
+                disj(*hits)
+                if hits
+                else Unknown(f"{d}/: no parent Makefile descends into this directory")
+            )
         return self._dirs[d]
 
     def _reached(self, d: str) -> bool:
@@ -417,18 +469,27 @@ class KbuildIndex:
     def _makefile(self, d: str) -> Optional[_Makefile]:
         if d not in self._makefiles:
             full = os.path.join(self.srctree, d)
-            name = next((n for n in ("Kbuild", "Makefile")
-                         if os.path.isfile(os.path.join(full, n))), None)
-            self._makefiles[d] = None if name is None else _Makefile(
-                self.srctree, d, name, self._sticky, self._top_lists() if d == "" else None)
+            name = next(
+                (n for n in ("Kbuild", "Makefile") if os.path.isfile(os.path.join(full, n))), None
+            )
+            self._makefiles[d] = (
+                None
+                if name is None
+                else _Makefile(
+                    self.srctree, d, name, self._sticky, self._top_lists() if d == "" else None
+                )
+            )
         return self._makefiles[d]
 
     def _top_lists(self) -> Dict[str, Tokens]:
         """$(ARCH_CORE), $(ARCH_LIB), $(ARCH_DRIVERS) of the top Makefile (and the arch one)."""
         top = _Makefile(self.srctree, "", "Makefile", self._sticky)
         get = lambda base: [(p, c) for p, c, _s in top.lists.get(base, ())]  # noqa: E731
-        return {"ARCH_CORE": get("core"), "ARCH_DRIVERS": get("drivers"),
-                "ARCH_LIB": [(p, c) for p, c in get("libs") if p.endswith("/")]}
+        return {
+            "ARCH_CORE": get("core"),
+            "ARCH_DRIVERS": get("drivers"),
+            "ARCH_LIB": [(p, c) for p, c in get("libs") if p.endswith("/")],
+        }
 
     def _foreign_refs(self) -> Dict[str, Set[str]]:
         """{path: directories whose Makefile lists it although it lies outside them} (scan once)."""

@@ -25,7 +25,11 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from kernel_rules.domain.map import configset
 from kernel_rules.domain.map.addr2src import DEFAULT_PREFIXES, resolve
 from kernel_rules.domain.map.conditions import TRUE, Formula, Unknown
-from kernel_rules.domain.map.cpp_conditions import LineConditions, definite_facts_for, line_conditions
+from kernel_rules.domain.map.cpp_conditions import (
+    LineConditions,
+    definite_facts_for,
+    line_conditions,
+)
 from kernel_rules.domain.kconfig.fragments import parse_config
 from kernel_rules.domain.map.kbuild_conditions import KbuildIndex
 from kernel_rules.domain.build.warm_trees import unpack_source
@@ -76,6 +80,7 @@ def object_condition_of(index: KbuildIndex):
         result = index.condition(path)
         note = "; ".join(result.unresolved) if result.unresolved else None
         return result.formula, note
+
     return condition
 
 
@@ -93,8 +98,9 @@ def tristate_oracle(srctree: str, arch: str):
     return is_tristate, {name for name, s in kconf.syms.items() if s.nodes}
 
 
-def resolve_all(args, addresses: List[int], loaded: Dict[str, Dict[str, int]],
-                prefixes: Tuple[str, ...]):
+def resolve_all(
+    args, addresses: List[int], loaded: Dict[str, Dict[str, int]], prefixes: Tuple[str, ...]
+):
     """Locations of vmlinux and module addresses, and per-module statistics."""
     from kernel_rules.domain.map import modules
 
@@ -112,10 +118,14 @@ def resolve_all(args, addresses: List[int], loaded: Dict[str, Dict[str, int]],
     for (module, _section), addrs in sorted(split.sections.items()):
         entry = per_module.setdefault(module, {"addresses": 0, "mapped": 0})
         entry["addresses"] += len(addrs)
-        entry["mapped"] += sum(1 for a in addrs if module_locations.get(a) and
-                               module_locations[a].frames)
-    return locations, set(module_locations), {"loaded": sorted(loaded), "traced": per_module,
-                                              "without_debug_file": split.missing_debug}
+        entry["mapped"] += sum(
+            1 for a in addrs if module_locations.get(a) and module_locations[a].frames
+        )
+    return (
+        locations,
+        set(module_locations),
+        {"loaded": sorted(loaded), "traced": per_module, "without_debug_file": split.missing_debug},
+    )
 
 
 def read_addresses(lines: Iterable[str]) -> Dict[int, Tuple[str, ...]]:
@@ -141,8 +151,12 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--kind", choices=("baseline", "app"), required=True)
     p.add_argument("--target", required=True)
     p.add_argument("--traced-on", required=True, help="JSON of configset.TracedOn fields")
-    p.add_argument("--prefix", action="append", default=[],
-                   help="path prefix of source files in the DWARF (default /kernel/src/)")
+    p.add_argument(
+        "--prefix",
+        action="append",
+        default=[],
+        help="path prefix of source files in the DWARF (default /kernel/src/)",
+    )
     p.add_argument("--debug-deb", help="debug package holding the modules' debug files")
     p.add_argument("--debug-sha256")
     p.add_argument("--release", help="the kernel release (the modules' directory name)")
@@ -158,8 +172,9 @@ def main(argv: Sequence[str]) -> int:
     with open(args.config) as f:
         config = parse_config(f.read())
     srctree = unpack_source(args.cache, args.tarball, args.sha256)
-    locations, module_addresses, module_stats = resolve_all(args, addresses, trace.get("module_sections") or {},
-                                          prefixes)
+    locations, module_addresses, module_stats = resolve_all(
+        args, addresses, trace.get("module_sections") or {}, prefixes
+    )
     is_tristate, defined = tristate_oracle(srctree, args.arch)
 
     def facts_of(formula: Formula):
@@ -187,8 +202,11 @@ def main(argv: Sequence[str]) -> int:
         f.write(text)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(configset.summary(doc, digest))
-    print(f"kernel_rules: config set {digest[:16]}: {len(doc['requirements'])} requirements "
-          f"from {doc['stats']['lines']} lines", file=sys.stderr)
+    print(
+        f"kernel_rules: config set {digest[:16]}: {len(doc['requirements'])} requirements "
+        f"from {doc['stats']['lines']} lines",
+        file=sys.stderr,
+    )
     return 0
 
 

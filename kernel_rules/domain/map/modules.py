@@ -39,8 +39,11 @@ def section_sizes(ko: str) -> Dict[str, int]:
     from elftools.elf.elffile import ELFFile
 
     with open(ko, "rb") as f:
-        return {s.name: s["sh_size"] for s in ELFFile(f).iter_sections()
-                if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and s["sh_size"]}
+        return {
+            s.name: s["sh_size"]
+            for s in ELFFile(f).iter_sections()
+            if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and s["sh_size"]
+        }
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,9 @@ class ModuleSplit:
     missing_debug: List[str]  # loaded modules without a debug file
 
 
-def split_addresses(addresses: Iterable[int], loaded: Mapping[str, Mapping[str, int]],
-                    debug: Mapping[str, str]) -> ModuleSplit:
+def split_addresses(
+    addresses: Iterable[int], loaded: Mapping[str, Mapping[str, int]], debug: Mapping[str, str]
+) -> ModuleSplit:
     spans: List[Span] = []
     missing = []
     for module, sections in sorted(loaded.items()):
@@ -78,7 +82,7 @@ def split_addresses(addresses: Iterable[int], loaded: Mapping[str, Mapping[str, 
     out = ModuleSplit([], defaultdict(list), missing)
     for a in sorted(set(addresses)):
         i = bisect.bisect_right(starts, a) - 1
-        hit = next((s for s in spans[max(0, i - 8):i + 1][::-1] if s.start <= a < s.end), None)
+        hit = next((s for s in spans[max(0, i - 8) : i + 1][::-1] if s.start <= a < s.end), None)
         if hit is None:
             out.vmlinux.append(a)
         else:
@@ -87,16 +91,25 @@ def split_addresses(addresses: Iterable[int], loaded: Mapping[str, Mapping[str, 
     return out
 
 
-def resolve_modules(split: ModuleSplit, loaded: Mapping[str, Mapping[str, int]],
-                    debug: Mapping[str, str], prefixes: Sequence[str],
-                    addr2line: str = "addr2line") -> Dict[int, Location]:
+def resolve_modules(
+    split: ModuleSplit,
+    loaded: Mapping[str, Mapping[str, int]],
+    debug: Mapping[str, str],
+    prefixes: Sequence[str],
+    addr2line: str = "addr2line",
+) -> Dict[int, Location]:
     """Locations of every module address of `split`, keyed by its absolute address."""
     out: Dict[int, Location] = {}
     for (module, section), addresses in sorted(split.sections.items()):
         start = loaded[module][section]
         text = "".join(f"{a - start:#x}\n" for a in addresses)
-        proc = subprocess.run([addr2line, "-a", "-f", "-i", "-j", section, "-e", debug[module]],
-                              input=text, capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [addr2line, "-a", "-f", "-i", "-j", section, "-e", debug[module]],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         for offset, loc in parse_addr2line(proc.stdout.splitlines(), prefixes).items():
             out[offset + start] = Location(offset + start, loc.frames)
     return out

@@ -61,30 +61,39 @@ def release_of(package: str) -> str:
     return m.group(1)
 
 
-def check_versions(image_version: str, debug_version: str, source_version: str,
-                   source_package_version: str) -> None:
+def check_versions(
+    image_version: str, debug_version: str, source_version: str, source_package_version: str
+) -> None:
     """The image and debug packages come from one build, and that build is of the source the
     tailored kernels are built from (its Debian version when known, else its upstream version)."""
     if image_version != debug_version:
-        raise PrebuiltError(f"the image package is version {image_version} but the debug package "
-                            f"is {debug_version}: they must come from the same build")
+        raise PrebuiltError(
+            f"the image package is version {image_version} but the debug package "
+            f"is {debug_version}: they must come from the same build"
+        )
     if source_package_version:
         if image_version != source_package_version:
             raise PrebuiltError(
                 f"the prebuilt kernel is Debian {image_version} but the source is Debian "
                 f"{source_package_version}: traces would map to other source lines than the "
-                "tailored kernels are built from. Pin matching versions (docs/debian-cloud.md).")
+                "tailored kernels are built from. Pin matching versions (docs/debian-cloud.md)."
+            )
     elif image_version.split("-")[0] != source_version:
-        raise PrebuiltError(f"the prebuilt kernel is Linux {image_version} but the source is "
-                            f"{source_version}")
+        raise PrebuiltError(
+            f"the prebuilt kernel is Linux {image_version} but the source is {source_version}"
+        )
 
 
 def _extract(deb: str, dest: str, members: Sequence[str] = ()) -> None:
     """Unpack `deb` (all of it, or only `members`, tar paths like `./boot/...`) into `dest`."""
     os.makedirs(dest, exist_ok=True)
     fsys = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
-    tar = subprocess.run(["tar", "-x", "-f", "-", "-C", dest, *members], stdin=fsys.stdout,
-                         capture_output=True, text=True)
+    tar = subprocess.run(
+        ["tar", "-x", "-f", "-", "-C", dest, *members],
+        stdin=fsys.stdout,
+        capture_output=True,
+        text=True,
+    )
     fsys.stdout.close()
     if fsys.wait() != 0 or tar.returncode != 0:
         raise PrebuiltError(f"{deb}: unpacking failed: {tar.stderr.strip()[-2000:]}")
@@ -129,8 +138,9 @@ def symbol_object_sizes(vmlinux: str, prefix: str, srctree: Optional[str]) -> Di
     compilation unit (the outermost addr2line frame). Data symbols are left out: addr2line finds
     no line for them, and looking costs ~10 ms each. Files outside `prefix` (generated code) and
     files not in `srctree` (if given) are left out too."""
-    nm = subprocess.run(["nm", "-S", "--defined-only", vmlinux], capture_output=True, text=True,
-                        check=True).stdout
+    nm = subprocess.run(
+        ["nm", "-S", "--defined-only", vmlinux], capture_output=True, text=True, check=True
+    ).stdout
     symbols: List[Tuple[int, int]] = []
     for line in nm.splitlines():
         parts = line.split()
@@ -138,12 +148,17 @@ def symbol_object_sizes(vmlinux: str, prefix: str, srctree: Optional[str]) -> Di
             symbols.append((int(parts[0], 16), int(parts[1], 16)))
     symbols.sort()
     text = "".join(f"{a:#x}\n" for a, _ in symbols)
-    out = subprocess.run(["addr2line", "-a", "-i", "-e", vmlinux], input=text,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["addr2line", "-a", "-i", "-e", vmlinux],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     sizes: Dict[str, int] = defaultdict(int)
     for (_, size), path in zip(symbols, _outer_files(out.splitlines())):
         if path.startswith(prefix) and path.endswith((".c", ".S")):
-            rel = path[len(prefix):]
+            rel = path[len(prefix) :]
             if srctree is None or os.path.exists(os.path.join(srctree, rel)):
                 sizes[rel] += size
     return dict(sizes)
@@ -152,8 +167,12 @@ def symbol_object_sizes(vmlinux: str, prefix: str, srctree: Optional[str]) -> Di
 def module_object_sizes(modules_dir: str, srctree: Optional[str]) -> Dict[str, int]:
     """{`<dir>/<name>.c`: text + data + bss of `<dir>/<name>.ko`} for modules whose source file
     of the same name exists (multi-object modules are left to the default weight)."""
-    kos = sorted(os.path.join(d, n) for d, _, names in os.walk(modules_dir)
-                 for n in names if n.endswith(".ko"))
+    kos = sorted(
+        os.path.join(d, n)
+        for d, _, names in os.walk(modules_dir)
+        for n in names
+        if n.endswith(".ko")
+    )
     if not kos:
         return {}
     out = subprocess.run(["size", *kos], capture_output=True, text=True, check=True).stdout
@@ -176,28 +195,41 @@ def dwarf_prefix(vmlinux: str, system_map: str) -> str:
     """The prefix of source paths in the DWARF (e.g. `debian/build/build_amd64_none_cloud-amd64/`),
     found from where `start_kernel` (in init/main.c) is said to be."""
     with open(system_map) as f:
-        address = next((line.split()[0] for line in f if line.rstrip().endswith(" start_kernel")),
-                       None)
+        address = next(
+            (line.split()[0] for line in f if line.rstrip().endswith(" start_kernel")), None
+        )
     if address is None:
         raise PrebuiltError(f"{system_map}: no start_kernel symbol")
-    out = subprocess.run(["addr2line", "-e", vmlinux, "0x" + address], capture_output=True,
-                         text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        ["addr2line", "-e", vmlinux, "0x" + address], capture_output=True, text=True, check=True
+    ).stdout.strip()
     path = out.rsplit(":", 1)[0]
     if not path.endswith("init/main.c"):
-        raise PrebuiltError(f"{vmlinux}: start_kernel maps to {out!r}, not init/main.c: "
-                            "is this the debug vmlinux of that kernel?")
+        raise PrebuiltError(
+            f"{vmlinux}: start_kernel maps to {out!r}, not init/main.c: "
+            "is this the debug vmlinux of that kernel?"
+        )
     return path[: -len("init/main.c")]
 
 
-def unpack(image_deb: str, debug_deb: str, debug_sha256: str, cache: str, source_version: str,
-           source_package_version: str, srctree: Optional[str], out: str) -> dict:
+def unpack(
+    image_deb: str,
+    debug_deb: str,
+    debug_sha256: str,
+    cache: str,
+    source_version: str,
+    source_package_version: str,
+    srctree: Optional[str],
+    out: str,
+) -> dict:
     image_pkg, debug_pkg = package_field(image_deb, "Package"), package_field(debug_deb, "Package")
     release = release_of(image_pkg)
     if release_of(debug_pkg) != release or not debug_pkg.endswith("-dbg"):
         raise PrebuiltError(f"{debug_deb}: {debug_pkg} is not the debug package of {image_pkg}")
     version = package_field(image_deb, "Version")
-    check_versions(version, package_field(debug_deb, "Version"), source_version,
-                   source_package_version)
+    check_versions(
+        version, package_field(debug_deb, "Version"), source_version, source_package_version
+    )
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         _extract(image_deb, tmp)
@@ -212,25 +244,38 @@ def unpack(image_deb: str, debug_deb: str, debug_sha256: str, cache: str, source
             raise PrebuiltError(f"{debug_deb}: no {DEBUG_ROOT}/boot/vmlinux-{release}")
         shutil.copyfile(vmlinux, os.path.join(out, "vmlinux"))
         # The image package's System.map is a placeholder; the real one is in the debug package.
-        shutil.copyfile(os.path.join(dbg, DEBUG_ROOT, "boot", f"System.map-{release}"),
-                        os.path.join(out, "System.map"))
+        shutil.copyfile(
+            os.path.join(dbg, DEBUG_ROOT, "boot", f"System.map-{release}"),
+            os.path.join(out, "System.map"),
+        )
         prefix = dwarf_prefix(vmlinux, os.path.join(out, "System.map"))
         objects = symbol_object_sizes(vmlinux, prefix, srctree)
         modules_dir = os.path.join(tmp, "lib/modules", release)
         for path, size in module_object_sizes(modules_dir, srctree).items():
             objects[path] = objects.get(path, 0) + size
-        modules = sorted(os.path.relpath(os.path.join(d, n), modules_dir)
-                         for d, _, names in os.walk(modules_dir) for n in names
-                         if n.endswith(".ko"))
+        modules = sorted(
+            os.path.relpath(os.path.join(d, n), modules_dir)
+            for d, _, names in os.walk(modules_dir)
+            for n in names
+            if n.endswith(".ko")
+        )
         modules_bytes = sum(os.path.getsize(os.path.join(modules_dir, m)) for m in modules)
-    sizes = {"vmlinux": _size(os.path.join(out, "vmlinux")),
-             "bzImage": os.path.getsize(os.path.join(out, "bzImage")),
-             "objects": objects, "modules_bytes": modules_bytes}
+    sizes = {
+        "vmlinux": _size(os.path.join(out, "vmlinux")),
+        "bzImage": os.path.getsize(os.path.join(out, "bzImage")),
+        "objects": objects,
+        "modules_bytes": modules_bytes,
+    }
     with open(os.path.join(out, "sizes.json"), "w") as f:
         json.dump(sizes, f, indent=1, sort_keys=True)
         f.write("\n")
-    info = {"release": release, "package": image_pkg, "version": version,
-            "dwarf_prefix": prefix, "modules": len(modules)}
+    info = {
+        "release": release,
+        "package": image_pkg,
+        "version": version,
+        "dwarf_prefix": prefix,
+        "modules": len(modules),
+    }
     with open(os.path.join(out, "prebuilt.json"), "w") as f:
         json.dump(info, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -262,8 +307,12 @@ def module_name(path: str) -> str:
 def load_order(modules_dir: str, wanted: Sequence[str]) -> List[str]:
     """Paths (relative to `modules_dir`) of `wanted` and their dependencies, dependencies first,
     otherwise in the order asked. Unknown names raise PrebuiltError naming close matches."""
-    by_name = {module_name(os.path.join(d, n)): os.path.relpath(os.path.join(d, n), modules_dir)
-               for d, _, names in os.walk(modules_dir) for n in names if n.endswith(".ko")}
+    by_name = {
+        module_name(os.path.join(d, n)): os.path.relpath(os.path.join(d, n), modules_dir)
+        for d, _, names in os.walk(modules_dir)
+        for n in names
+        if n.endswith(".ko")
+    }
     order: List[str] = []
 
     def visit(name: str, chain: Tuple[str, ...]) -> None:
@@ -273,8 +322,10 @@ def load_order(modules_dir: str, wanted: Sequence[str]) -> List[str]:
 
             close = difflib.get_close_matches(key, list(by_name), n=3)
             via = f" (needed by {' -> '.join(chain)})" if chain else ""
-            raise PrebuiltError(f"no module `{name}`{via}"
-                                + (f"; did you mean {', '.join(close)}?" if close else ""))
+            raise PrebuiltError(
+                f"no module `{name}`{via}"
+                + (f"; did you mean {', '.join(close)}?" if close else "")
+            )
         path = by_name[key]
         if path in order or key in chain:
             return
@@ -331,14 +382,27 @@ def main(argv: Sequence[str]) -> int:
                 from kernel_rules.domain.build.warm_trees import unpack_source
 
                 srctree = unpack_source(args.cache, args.tarball, args.tarball_sha256)
-            info = unpack(args.image_deb, args.debug_deb, args.debug_sha256, args.cache,
-                          args.source_version, args.source_package_version, srctree, args.out)
-            print(f"kernel_rules: {info['package']} {info['version']}: {info['modules']} "
-                  "modules", file=sys.stderr)
+            info = unpack(
+                args.image_deb,
+                args.debug_deb,
+                args.debug_sha256,
+                args.cache,
+                args.source_version,
+                args.source_package_version,
+                srctree,
+                args.out,
+            )
+            print(
+                f"kernel_rules: {info['package']} {info['version']}: {info['modules']} modules",
+                file=sys.stderr,
+            )
         else:
             order = copy_modules(args.image_deb, args.module, args.out)
-            print(f"kernel_rules: {len(order)} modules in load order: "
-                  + " ".join(module_name(o) for o in order), file=sys.stderr)
+            print(
+                f"kernel_rules: {len(order)} modules in load order: "
+                + " ".join(module_name(o) for o in order),
+                file=sys.stderr,
+            )
     except PrebuiltError as e:
         print(f"kernel_rules: {e}", file=sys.stderr)
         return 3

@@ -23,8 +23,9 @@ def packet(data: str) -> bytes:
 
 
 class GdbClient:
-    def __init__(self, path: str, timeout: float = 30,
-                 alive: Optional[Callable[[], bool]] = None) -> None:
+    def __init__(
+        self, path: str, timeout: float = 30, alive: Optional[Callable[[], bool]] = None
+    ) -> None:
         """Connect to the stub at `path`, retrying for up to `timeout` seconds while QEMU starts;
         `alive()` (when given) says whether QEMU still runs: once it does not, give up at once."""
         deadline = time.monotonic() + timeout
@@ -52,8 +53,8 @@ class GdbClient:
             start = self.buf.find(b"$")
             end = self.buf.find(b"#", start + 1) if start >= 0 else -1
             if start >= 0 and end >= 0 and len(self.buf) >= end + 3:
-                data = self.buf[start + 1:end].decode(errors="replace")
-                self.buf = self.buf[end + 3:]
+                data = self.buf[start + 1 : end].decode(errors="replace")
+                self.buf = self.buf[end + 3 :]
                 self.sock.sendall(b"+")
                 return data
             try:

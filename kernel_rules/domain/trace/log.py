@@ -61,8 +61,12 @@ def instruction_addresses(log: Iterable[str]) -> Iterator[int]:
             yield int(m.group(1), 16)
 
 
-def kernel_addresses(log: Iterable[str], physical_start: int = DEFAULT_PHYSICAL_START,
-                     image_size: int = 1 << 30, boundary: int = USERSPACE_BEGIN) -> Trace:
+def kernel_addresses(
+    log: Iterable[str],
+    physical_start: int = DEFAULT_PHYSICAL_START,
+    image_size: int = 1 << 30,
+    boundary: int = USERSPACE_BEGIN,
+) -> Trace:
     """All kernel addresses of a whole boot log (see the module docstring for its stages), each
     in phase `init` when logged before the first block at `boundary`, `boot` when after it (an
     address may be in both). Without that block, everything is `init` and `userspace_found`
@@ -94,8 +98,7 @@ def kernel_addresses(log: Iterable[str], physical_start: int = DEFAULT_PHYSICAL_
     return trace
 
 
-def window_addresses(log: Iterable[str], begin: int = WINDOW_BEGIN,
-                     end: int = WINDOW_END) -> Trace:
+def window_addresses(log: Iterable[str], begin: int = WINDOW_BEGIN, end: int = WINDOW_END) -> Trace:
     """Kernel addresses logged after the first `begin` marker block and before the next `end`
     marker block. `window_found` is False when either marker is missing."""
     trace = Trace()

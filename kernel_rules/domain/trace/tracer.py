@@ -51,17 +51,37 @@ from typing import List, Optional, Sequence
 
 from kernel_rules.domain.trace import log as tr
 from kernel_rules.domain.guest.protocol import (
-    DONE, DUMP_REQUEST_LINE, INIT_MARKER, RUNNING_REPORTED, USERSPACE_BEGIN_PROGRAM, WorkloadReport,
-    check_problem, console_tail, interactive, loaded_modules, parse_sections, workload_report,
+    DONE,
+    DUMP_REQUEST_LINE,
+    INIT_MARKER,
+    RUNNING_REPORTED,
+    USERSPACE_BEGIN_PROGRAM,
+    WorkloadReport,
+    check_problem,
+    console_tail,
+    interactive,
+    loaded_modules,
+    parse_sections,
+    workload_report,
 )
 from kernel_rules.domain.guest.app_check import DUMP_GRACE, failure_details
 from kernel_rules.domain.trace.gdbstub import GdbClient, GdbError
 from kernel_rules.domain.guest.qemu import (
-    BootSpec, Machine, cmdline_problem, command_line, with_qemu_stderr,
+    BootSpec,
+    Machine,
+    cmdline_problem,
+    command_line,
+    with_qemu_stderr,
 )
 
-DETERMINISM = ["-icount", "shift=5,sleep=off,align=off", "-rtc", "base=2000-01-01T00:00:00,clock=vm",
-               "-seed", "1"]  # guest randomness (virtio-rng, RDRAND) from a fixed seed
+DETERMINISM = [
+    "-icount",
+    "shift=5,sleep=off,align=off",
+    "-rtc",
+    "base=2000-01-01T00:00:00,clock=vm",
+    "-seed",
+    "1",
+]  # guest randomness (virtio-rng, RDRAND) from a fixed seed
 
 
 def _argv(spec: BootSpec, log: str, serial: str, extra: Sequence[str] = ()) -> List[str]:
@@ -91,8 +111,13 @@ def _log_addresses(log: str, read) -> tr.Trace:
 
 def _stopped(gdb: str, mon: str) -> List[str]:
     """QEMU arguments: start stopped, with the gdbstub and the HMP monitor on sockets."""
-    return ["-S", "-gdb", f"unix:{gdb},server=on,wait=off",
-            "-monitor", f"unix:{mon},server=on,wait=off"]
+    return [
+        "-S",
+        "-gdb",
+        f"unix:{gdb},server=on,wait=off",
+        "-monitor",
+        f"unix:{mon},server=on,wait=off",
+    ]
 
 
 def _log_again_from(client: GdbClient, mon: str, address: int) -> None:
@@ -115,8 +140,9 @@ def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
     argv = _argv(spec, log, f"file:{console}", [*DETERMINISM, *_stopped(gdb, mon)])
     timed_out, killed, toggled, reason = False, False, False, ""
     with open(stderr, "wb") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+        )
     deadline = time.monotonic() + timeout
     try:
         client = GdbClient(gdb, alive=lambda: proc.poll() is None)
@@ -146,15 +172,21 @@ def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
     text = _read(console)
     t = _log_addresses(log, tr.kernel_addresses)
     if not reason and INIT_MARKER not in text:
-        reason = (f"no init marker within {timeout:.0f} s" if timed_out else
-                  f"QEMU exited with code {proc.returncode} before the guest's init marker"
-                  if not killed and proc.returncode != 0 else
-                  "the guest stopped before its init marker")
+        reason = (
+            f"no init marker within {timeout:.0f} s"
+            if timed_out
+            else f"QEMU exited with code {proc.returncode} before the guest's init marker"
+            if not killed and proc.returncode != 0
+            else "the guest stopped before its init marker"
+        )
     elif not reason:
         reason = check_problem(text) or (
             f"the guest's /init never ran the user-space marker ({USERSPACE_BEGIN_PROGRAM})"
-            if not toggled else
-            "the user-space marker was not found in the trace" if not t.userspace_found else "")
+            if not toggled
+            else "the user-space marker was not found in the trace"
+            if not t.userspace_found
+            else ""
+        )
         if reason and timed_out:
             reason += f" (the run timed out after {timeout:.0f} s)"
     if reason:
@@ -247,7 +279,8 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
     if not reason:
         if not killed and proc.returncode != 0:
             reason = f"QEMU exited with code {proc.returncode}" + (
-                "" if toggled else " before the guest reached the application window")
+                "" if toggled else " before the guest reached the application window"
+            )
         elif not toggled:
             reason = "the guest never reached the application window (init failed?)"
         elif report.problem:
@@ -261,8 +294,14 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
     os.unlink(stderr)
     modules = [{"name": n, "address": a} for n, a in loaded_modules(text)]
     window = {"workload_status": report.status, "modules": modules}
-    return {"ok": not reason, "reason": reason, "trace": t, "console": text, "window": window,
-            "report": report}
+    return {
+        "ok": not reason,
+        "reason": reason,
+        "trace": t,
+        "console": text,
+        "window": window,
+        "report": report,
+    }
 
 
 def _ask_for_output(proc: subprocess.Popen) -> bool:
@@ -296,8 +335,14 @@ def main(argv: Sequence[str]) -> int:
         print(f"kernel_rules: tracing refused: {problem}", file=sys.stderr)
         return 1
     os.makedirs(args.out, exist_ok=True)
-    spec = BootSpec(args.qemu, args.kernel, args.initrd, args.cmdline,
-                    Machine(args.machine, args.cpus, args.memory, tuple(args.device)), "tcg")
+    spec = BootSpec(
+        args.qemu,
+        args.kernel,
+        args.initrd,
+        args.cmdline,
+        Machine(args.machine, args.cpus, args.memory, tuple(args.device)),
+        "tcg",
+    )
     run = (trace_boot if args.mode == "boot" else trace_app)(spec, args.out, args.timeout)
     t: tr.Trace = run["trace"]
     with open(os.path.join(args.out, "addresses.txt"), "w") as f:
@@ -309,14 +354,25 @@ def main(argv: Sequence[str]) -> int:
         with open(os.path.join(args.out, "workload.log"), "wb") as f:
             f.write(report.output)
     with open(os.path.join(args.out, "trace.json"), "w") as f:
-        json.dump({"mode": args.mode, "addresses": len(t.kernel),
-                   "phase_addresses": {p: len(a) for p, a in t.phases.items()},
-                   "pre_kernel_instructions": t.pre_kernel_instructions,
-                   "window": run["window"], "module_sections": parse_sections(run["console"])},
-                  f, indent=2, sort_keys=True)
+        json.dump(
+            {
+                "mode": args.mode,
+                "addresses": len(t.kernel),
+                "phase_addresses": {p: len(a) for p, a in t.phases.items()},
+                "pre_kernel_instructions": t.pre_kernel_instructions,
+                "window": run["window"],
+                "module_sections": parse_sections(run["console"]),
+            },
+            f,
+            indent=2,
+            sort_keys=True,
+        )
     if not run["ok"]:
-        details = (failure_details(run["console"], report) if report is not None else
-                   "console tail:\n" + console_tail(run["console"]))
+        details = (
+            failure_details(run["console"], report)
+            if report is not None
+            else "console tail:\n" + console_tail(run["console"])
+        )
         print(f"kernel_rules: tracing failed: {run['reason']}\n{details}", file=sys.stderr)
         return 1
     print(f"kernel_rules: traced {len(t.kernel)} kernel addresses", file=sys.stderr)
