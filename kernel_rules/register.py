@@ -10,6 +10,7 @@ from kernel_rules.rules import (
     minimise,
     output_paths,
     prebuilt,
+    progress,
     process,
     scripts,
     source,
@@ -53,4 +54,5 @@ def rules():
         *compose.rules(),
         *minimise.rules(),
         *tailored.rules(),
+        *progress.rules(),
     ]

@@ -120,7 +120,8 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
             delta = sorted(candidate - accepted)
             whole = whole_groups(groups, delta, candidate)
             logger.info(
-                f"{fs.address}: minimisation try {len(tries) + 1}: leaving out "
+                f"{fs.address}: minimisation try {len(tries) + 1} of at most {budget} "
+                f"({round(time.monotonic() - started)} s so far): leaving out "
                 f"{len(candidate)} of {soft_count} soft requirements; new: "
                 + _listing(whole or delta)
             )

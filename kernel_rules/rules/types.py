@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import Enum
 from typing import Optional, Tuple
 
 from pants.core.goals.package import OutputPathField
@@ -374,3 +375,10 @@ class SymbolSizesRequest:
 @dataclass(frozen=True)
 class SymbolSizes:
     nm_output: str
+
+
+class OutputFormat(Enum):
+    """How a goal of the backend prints: for people or for tools."""
+
+    text = "text"
+    json = "json"

@@ -6,6 +6,7 @@ Runs ~10 minutes on 2 cores: two cold tiny-kernel builds, a few incremental ones
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -291,3 +292,39 @@ def test_build_killed_half_way_then_rebuilt_is_identical(
     assert done.returncode == 0, done.stderr[-3000:]
     assert "repaired interrupted build" in done.stderr
     _same_kernel(out, packaged)
+
+
+def test_kernel_progress_shows_a_running_build_and_nothing_after_it(
+    ws, packaged, tarball, tarball_sha256, tmp_path
+):
+    """`pants --concurrent kernel-progress` beside a broad rebuild in the workspace's own cache:
+    the objects compiled so far grow against the build's estimate, and nothing is listed once the
+    build is over."""
+    broad = _configure(ws, tarball, tarball_sha256, "CONFIG_FUTEX=y\n", tmp_path)
+    argv = driver_build_argv(ws.kernel_cache, tarball, tarball_sha256, broad, tmp_path / "futex")
+    proc = subprocess.Popen(
+        argv, env=driver_env(), cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    seen = []
+    try:
+        while proc.poll() is None and len(seen) < 2:
+            result = ws.pants("--concurrent", "kernel-progress", "--format=json")
+            assert result.returncode == 0, result.output[-3000:]
+            builds = json.loads(result.stdout)["builds"]
+            if builds and builds[0]["compiled"] > (seen[-1]["compiled"] if seen else 0):
+                seen.append(builds[0])
+        text = ws.pants("--concurrent", "kernel-progress")
+    finally:
+        _, stderr = proc.communicate(timeout=1500)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert len(seen) == 2, "the build ended before its progress was seen twice"
+    first = seen[0]
+    assert first["tree"].startswith("trees/") and first["expected_kind"] == "at least"
+    # FUTEX is named by most objects' dependency files: the estimate is most of the tree.
+    assert first["expected"] > first["objects"] / 2, first
+    assert proc.returncode == 0 and seen[1]["compiled"] > first["compiled"]
+    assert "objects compiled" in text.stdout or "No kernel build" in text.stdout, text.output
+    stats = build_stats(_tree(ws) / LAST_BUILD)
+    assert stats["compiled"] >= first["expected"]  # the estimate is a lower bound
+    after = ws.pants("--concurrent", "kernel-progress")
+    assert after.returncode == 0 and "No kernel build is running" in after.stdout, after.output

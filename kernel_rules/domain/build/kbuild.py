@@ -21,6 +21,7 @@ error; anything else is Kbuild's own failure (its output tail is on stderr).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from kernel_rules.domain.kconfig import config_check
 from kernel_rules.domain.kconfig.config_policy import check_final, check_requests
@@ -39,7 +40,8 @@ from kernel_rules.domain.kconfig.fragments import (
     parse_config,
     parse_fragment,
 )
-from kernel_rules.domain.build.warm_trees import TreePool, log, unpack_source
+from kernel_rules.domain.build import kbuild_deps, progress
+from kernel_rules.domain.build.warm_trees import TreePool, WarmTree, log, unpack_source
 
 LAST_BUILD = ".kr-last-build.json"
 
@@ -83,11 +85,18 @@ def make_argv(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str])
     ]
 
 
-def run_make(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) -> List[str]:
+def run_make(
+    src: str,
+    tree: str,
+    arch: str,
+    jobs: int,
+    targets: Sequence[str],
+    on_compiled: Optional[Callable[[int], None]] = None,
+) -> List[str]:
     """Run make; return the objects Kbuild reported compiling, as normalised paths relative to
     the tree (`arch/x86/kvm/../../../virt/kvm/eventfd.o` is `virt/kvm/eventfd.o`). The kallsyms
     tables assembled while linking vmlinux (`.tmp_vmlinux.kallsyms*.o`) are part of the link, not
-    compiled objects. Raises CalledProcessError."""
+    compiled objects. `on_compiled(n)` is called after each of them. Raises CalledProcessError."""
     env = {**os.environ, **PINNED_ENV}
     proc = subprocess.Popen(
         make_argv(src, tree, arch, jobs, targets),
@@ -102,6 +111,8 @@ def run_make(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) 
         m = _COMPILED.match(line)
         if m and not m.group(1).startswith(".tmp_vmlinux"):
             compiled.append(os.path.normpath(m.group(1)))
+            if on_compiled is not None:
+                on_compiled(len(compiled))
         tail = (tail + [line.rstrip("\n")])[-60:]
     if proc.wait() != 0:
         print("\n".join(tail), file=sys.stderr)
@@ -244,7 +255,17 @@ def build(args: argparse.Namespace) -> int:
         tree.begin_build()
         _write_config(tree.path, config_text)
         targets = ["bzImage"] + (["modules"] if values.get("MODULES") == "y" else [])
-        compiled = run_make(src, tree.path, args.arch, args.jobs, targets)
+        expected, kind, objects = _expected_compiles(tree, pool, values)
+        with progress.reporting(
+            args.cache,
+            os.path.relpath(tree.path, os.path.realpath(args.cache)),
+            sum(1 for v in values.values() if v in ("y", "m")),
+            expected,
+            kind,
+            objects,
+        ) as update:
+            compiled = run_make(src, tree.path, args.arch, args.jobs, targets, update)
+            update(len(compiled), True)
         built_config = _read(os.path.join(tree.path, ".config"))
         if parse_config(built_config) != values:
             diff = sorted(set(built_config.splitlines()) ^ set(config_text.splitlines()))
@@ -284,6 +305,24 @@ def build(args: argparse.Namespace) -> int:
         tree.finish_build(config_text)
     log(f"compiled {len(compiled)} of {total} objects in {stats['seconds']} s")
     return 0
+
+
+def _expected_compiles(
+    tree: WarmTree, pool: TreePool, values: Dict[str, str]
+) -> Tuple[Optional[int], str, Optional[int]]:
+    """What a build in `tree` will compile, as `progress` reports it: (count, "at least" or
+    "about", objects of the tree's last build), or (None, "", None) when there is no estimate."""
+    if tree.distance is not None:
+        before = kbuild_deps.object_symbols(tree.path)
+        changed = kbuild_deps.changed_symbols(tree.last_config(), values)
+        need = kbuild_deps.lower_bound(before, changed, ())
+        return len(need), "at least", len(before)
+    for other in pool.last_builds():
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            with open(os.path.join(other, LAST_BUILD)) as f:
+                objects = int(json.load(f)["objects"])
+            return objects, "about", None
+    return None, "", None
 
 
 def _size_table(paths: Sequence[str], cwd: str) -> dict:

@@ -266,6 +266,13 @@ class TreePool:
             yield WarmTree(path, dist, recovered)
         self._evict()
 
+    def last_builds(self) -> List[str]:
+        """The pool's tree paths, most recently used first."""
+        names = self._trees()
+        with contextlib.suppress(OSError):
+            names.sort(key=lambda n: os.stat(self._lock(n)).st_mtime_ns, reverse=True)
+        return [os.path.join(self.dir, n) for n in names]
+
     def _lock(self, name: str) -> str:
         return os.path.join(self.dir, name + ".lock")
 
