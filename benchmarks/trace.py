@@ -205,7 +205,7 @@ def _plain(g: Guest, work: Path, icount: bool = True) -> float:
     log = str(work / "qemu.log")
     console = work / "console.log"
     flags = tracer.DETERMINISM if icount else ()
-    argv = tracer._argv(g.spec, log, f"file:{console}" if g.mode == "boot" else "stdio", flags)
+    argv = tracer.trace_argv(g.spec, log, f"file:{console}" if g.mode == "boot" else "stdio", flags)
     i = argv.index("-d")
     assert argv[i : i + 4] == ["-d", "in_asm", "-D", log], argv
     del argv[i : i + 4]

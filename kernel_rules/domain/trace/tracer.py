@@ -84,7 +84,9 @@ DETERMINISM = [
 ]  # guest randomness (virtio-rng, RDRAND) from a fixed seed
 
 
-def _argv(spec: BootSpec, log: str, serial: str, extra: Sequence[str] = ()) -> List[str]:
+def trace_argv(spec: BootSpec, log: str, serial: str, extra: Sequence[str] = ()) -> List[str]:
+    """The QEMU command line of a traced run of `spec`: its console on `serial`, every translated
+    block logged to `log` (`-d in_asm`), then `extra`."""
     argv = command_line(spec)
     argv[argv.index("-serial") + 1] = serial
     return argv + ["-d", "in_asm", "-D", log, *extra]
@@ -137,7 +139,7 @@ def trace_boot(spec: BootSpec, workdir: str, timeout: float) -> dict:
     log, console = os.path.join(workdir, "qemu.log"), os.path.join(workdir, "console.log")
     mon, gdb = os.path.join(workdir, "mon.sock"), os.path.join(workdir, "gdb.sock")
     stderr = os.path.join(workdir, "qemu.stderr")
-    argv = _argv(spec, log, f"file:{console}", [*DETERMINISM, *_stopped(gdb, mon)])
+    argv = trace_argv(spec, log, f"file:{console}", [*DETERMINISM, *_stopped(gdb, mon)])
     timed_out, killed, toggled, reason = False, False, False, ""
     with open(stderr, "wb") as err:
         proc = subprocess.Popen(
@@ -229,7 +231,7 @@ def trace_app(spec: BootSpec, workdir: str, timeout: float) -> dict:
     stderr = os.path.join(workdir, "qemu.stderr")
     # The console is QEMU's stdout, a file (every write completes at once, as with `file:`), and
     # its input a pipe that stays silent unless the workload runs out of time.
-    argv = _argv(spec, log, "stdio", [*DETERMINISM, *_stopped(gdb, mon)])
+    argv = trace_argv(spec, log, "stdio", [*DETERMINISM, *_stopped(gdb, mon)])
     with open(console, "wb") as out, open(stderr, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err)
     text, reason, toggled, deadline = "", "", False, time.monotonic() + timeout
