@@ -5,6 +5,7 @@ from kernel_rules.rules import (
     build,
     compose,
     configure,
+    explain,
     kbuild,
     map,
     minimise,
@@ -53,4 +54,5 @@ def rules():
         *compose.rules(),
         *minimise.rules(),
         *tailored.rules(),
+        *explain.rules(),
     ]
