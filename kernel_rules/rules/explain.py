@@ -261,7 +261,8 @@ async def explain_kernel(request: ExplainRequest) -> Explanation:
     )
     report = user_error(result)
     if report is not None:
-        raise ExplainError(f"{k.address}: {report['error']}")
+        prefix = k.address if other is None else "kernel-diff"
+        raise ExplainError(f"{prefix}: {report['error']}")
     if result.exit_code != 0:
         raise ExplainError(
             f"{k.address}: kernel-{request.command} failed (exit code {result.exit_code}):\n"

@@ -49,13 +49,24 @@ DIFF_FORMAT = "kernel_rules/kernel-diff@1"
 ON = ("y", "m")
 ON_REQUIREMENTS = ("y", "m", "ym")
 MAX_DEPTH = 40  # the longest chain of Kconfig links walked back from a symbol
-UNMET_DEPTH = 3  # how far an unmet dependency's own reason is followed
+UNMET_DEPTH = 3
+VERDICT_OF_LINK = {
+    "select": "selected",
+    "imply": "implied",
+    "depends on": "needed",
+}  # how far an unmet dependency's own reason is followed
 _ENTRY = re.compile(
     r"^\s*(config|menuconfig|choice|endchoice|menu|endmenu|if|endif|comment|source|mainmenu)\b"
 )
 _SOURCE = re.compile(r"^(app|baseline) (\S+)(?: \((.*)\))?$")
 _FIELD = re.compile(r"^(\S+) field `([a-z_]+)(?:`\[(\d+)\]|=([^`]*)`)$")
 _WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
+NO_REQUIREMENTS = (
+    "not a tailored kernel: its values come from its base configuration and fragments, so "
+    "the links show what in its Kconfig holds the value, not what asked for it"
+)
 
 
 class InputError(Exception):
@@ -407,6 +418,8 @@ class Explainer:
             doc.update(self._explain_on(sym))
         else:
             doc.update(self._explain_off(sym, depth))
+        if self.facts.requirements is None and depth == 0:
+            doc["notes"] = [NO_REQUIREMENTS, *doc.get("notes", [])]
         return doc
 
     def _explain_on(self, sym) -> dict:
@@ -417,9 +430,7 @@ class Explainer:
         if chain is not None:
             kind = "required" if len(chain) == 1 else chain[0]["kind"]
             root = chain[-1]
-            out["verdict"] = {"select": "selected", "imply": "implied", "depends on": "needed"}.get(
-                kind, kind
-            )
+            out["verdict"] = VERDICT_OF_LINK.get(kind, kind)
             out["summary"] = (
                 f"required ({root['value']})"
                 if len(chain) == 1
@@ -429,10 +440,7 @@ class Explainer:
             chain = self.chain_to(symbol, self.default_root)
             if chain is not None:
                 root = chain[-1]
-                out["verdict"] = "default" if len(chain) == 1 else chain[0]["kind"]
-                out["verdict"] = {"select": "selected", "imply": "implied"}.get(
-                    out["verdict"], out["verdict"]
-                )
+                out["verdict"] = "default" if len(chain) == 1 else VERDICT_OF_LINK[chain[0]["kind"]]
                 out["summary"] = (
                     f"the Kconfig default ({root['at']}); it has no visible prompt, so it is on "
                     "wherever its dependencies hold (the floor)"
@@ -461,10 +469,7 @@ class Explainer:
                 link = self.default_link(sym, floor=False)
                 out["verdict"] = "default"
                 chain = [link]
-                out["summary"] = (
-                    f"its Kconfig default ({link['at']}): nothing needs it, and the "
-                    "composition kept the default"
-                )
+                out["summary"] = f"its Kconfig default ({link['at']}); nothing else needs it"
             else:
                 out["verdict"] = "solver"
                 chain = []
