@@ -95,7 +95,7 @@ class KernelDiffSubsystem(GoalSubsystem):
     name = "kernel-diff"
     help = (
         "Compare two kernels: `pants kernel-diff A B` (kernel targets, in that order) or "
-        "`pants kernel-diff A --against=path/to/.config`. Prints the options added, removed "
+        "`pants kernel-diff --against=path/to/.config A`. Prints the options added, removed "
         "and changed from A to B with the reason on each side, grouped by Kconfig menu, and "
         "the code-size difference per source directory. See docs/explain.md."
     )
@@ -306,7 +306,10 @@ async def _against_file(path: str, kernel: KernelOutputs) -> KernelOutputs:
         )
     snapshot = await Get(Snapshot, PathGlobs([norm]))
     if norm not in snapshot.files:
-        raise ExplainError(f"kernel-diff: --against={path}: no such file.")
+        raise ExplainError(
+            f"kernel-diff: --against={path}: no such file (or one Pants ignores, such as "
+            "anything under dist/: copy it elsewhere in the repository)."
+        )
     contents = await Get(DigestContents, Digest, snapshot.digest)
     digest = await Get(Digest, CreateDigest([FileContent(".config", contents[0].content)]))
     return KernelOutputs(
@@ -351,7 +354,7 @@ async def kernel_diff(console: Console, subsystem: KernelDiffSubsystem, specs: S
     if against is None and len(targets) != 2:
         raise ExplainError(
             "kernel-diff: name two kernel targets (`pants kernel-diff A B`), or one and "
-            f"--against=path/to/.config; {len(targets)} were given."
+            f"--against=path/to/.config before it; {len(targets)} were given."
         )
     a = await Get(KernelOutputs, KernelOutputsRequest(targets[0], sizes=True))
     if against is not None:

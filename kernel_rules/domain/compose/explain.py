@@ -50,6 +50,7 @@ ON = ("y", "m")
 ON_REQUIREMENTS = ("y", "m", "ym")
 MAX_DEPTH = 40  # the longest chain of Kconfig links walked back from a symbol
 UNMET_DEPTH = 3
+LINK_KINDS = ("select", "imply", "depends on")
 VERDICT_OF_LINK = {
     "select": "selected",
     "imply": "implied",
@@ -168,7 +169,8 @@ def subsystem(kconf, symbol: str) -> str:
     sym = kconf.syms.get(symbol)
     if sym is None or not sym.nodes:
         return "(not in this Kconfig)"
-    path = menu_path(sym.nodes[0])
+    node = sym.nodes[0]
+    path = menu_path(node) + ([node.prompt[0]] if node.is_menuconfig and node.prompt else [])
     if path:
         return " / ".join(path[:2])
     return os.path.dirname(sym.nodes[0].filename) or "(top level)"
@@ -363,7 +365,7 @@ class Explainer:
             return None
         return self.default_link(sym, floor=True)
 
-    def chain_to(self, symbol: str, root) -> Optional[List[dict]]:
+    def chain_to(self, symbol: str, root, kinds=LINK_KINDS) -> Optional[List[dict]]:
         """The shortest chain of active links from `symbol` back to a symbol for which `root`
         gives a record (breadth first, at most MAX_DEPTH links), or None."""
         first = root(symbol)
@@ -377,6 +379,8 @@ class Explainer:
             if depth >= MAX_DEPTH:
                 continue
             for link in self.links_into(current):
+                if link["kind"] not in kinds:
+                    continue
                 by = link["by"]
                 if by in seen:
                     continue
@@ -412,7 +416,9 @@ class Explainer:
         conditions = conditions_naming(self.facts, symbol)
         if conditions:
             doc["conditions"] = conditions
-        if sym.orig_type not in (K.BOOL, K.TRISTATE):
+        if value == "n":
+            doc.update(self._explain_off(sym, depth))
+        elif sym.orig_type not in (K.BOOL, K.TRISTATE):
             doc.update(self._explain_value(sym, value))
         elif value in ON:
             doc.update(self._explain_on(sym))
@@ -437,7 +443,9 @@ class Explainer:
                 else f"{_link_phrase(chain[0])}, back to the requirement on CONFIG_{root['symbol']}"
             )
         else:
-            chain = self.chain_to(symbol, self.default_root)
+            # only a select or imply makes another option's default this one's reason: an
+            # option's `depends on` needs this one on, but a default does not ask for it
+            chain = self.chain_to(symbol, self.default_root, ("select", "imply"))
             if chain is not None:
                 root = chain[-1]
                 out["verdict"] = "default" if len(chain) == 1 else VERDICT_OF_LINK[chain[0]["kind"]]
@@ -480,7 +488,11 @@ class Explainer:
                         if conditions_naming(self.facts, sym.name)
                         else ""
                     )
-                    + ": the composer's pick"
+                    + (
+                        ": the composer's pick"
+                        if self.facts.requirements is not None
+                        else ": set so by the kernel's base configuration or fragments"
+                    )
                 )
         out["chain"] = chain
         also = [link for link in direct if link not in chain and link["kind"] != "depends on"]
@@ -541,7 +553,7 @@ class Explainer:
                     "dependency": self.index.expr_str(term),
                     "at": where(node),
                 }
-                names = [s.name for s in K.expr_items(term) if s.nodes]
+                names = [s.name for s in K.expr_items(term) if isinstance(s, K.Symbol) and s.nodes]
                 if len(names) == 1:
                     link["line"] = entry_line(self.index.srctree, node, "depends on", names[0])
                     if isinstance(term, K.Symbol) and depth < UNMET_DEPTH and term is not sym:
