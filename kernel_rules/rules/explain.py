@@ -139,9 +139,11 @@ async def kernel_outputs(request: KernelOutputsRequest) -> KernelOutputs:
         baseline = k.inputs.baseline
         sets = [(str(baseline.kernel.baseline), baseline.config_set.digest)]
         sets += [(str(a.address), t.config_set.digest) for a, t in k.inputs.apps]
+        set_files = await MultiGet(
+            Get(Digest, DigestSubset(d, PathGlobs(["config-set.json"]))) for _, d in sets
+        )
         parts = await MultiGet(
-            Get(Digest, AddPrefix(await _subset(d, "config-set.json"), f"sets/{i}"))
-            for i, (_, d) in enumerate(sets)
+            Get(Digest, AddPrefix(d, f"sets/{i}")) for i, d in enumerate(set_files)
         )
         trace = await Get(Digest, AddPrefix(baseline.kernel.config.digest, "trace"))
         digest = await Get(

@@ -15,7 +15,7 @@ An explanation of a symbol is its value and the chain of reasons behind it, each
   prompt whose default is on (the floor: on in every configuration whose dependencies hold,
   tinyconfig's included); else a choice's pick; else the solver's choice.
 - off: forbidden (`forbid`) or required off by a trace; left out by a passing minimisation try;
-  not in the universe (the trace kernel has it off, and the composer only turns off); an unmet
+  not in the universe (the trace kernel has it off, and the composer never turns one on); an unmet
   dependency (which term, at the `config` entry's file:line, and why that symbol is off); or
   simply not needed (nothing requires it, so the objective left it off).
 - int/hex/string: a `force` value, the trace kernel's value, or the Kconfig default.
@@ -576,8 +576,8 @@ class Explainer:
             if facts.universe.get(symbol, "n") not in ON:
                 return {
                     "verdict": "outside-universe",
-                    "summary": "the trace kernel has it off, and a tailored kernel only turns "
-                    "off what its trace kernel has on",
+                    "summary": "the trace kernel has it off: a tailored kernel turns off "
+                    "options of its trace kernel, and never turns one on",
                     "chain": [],
                     **({"notes": notes} if notes else {}),
                 }
