@@ -351,12 +351,12 @@ async def kernel_diff(console: Console, subsystem: KernelDiffSubsystem, specs: S
     if against is not None and len(targets) != 1:
         raise ExplainError(
             f"kernel-diff: --against compares one kernel target with a .config file; "
-            f"{len(targets)} targets were given."
+            f"got {len(targets)}."
         )
     if against is None and len(targets) != 2:
         raise ExplainError(
             "kernel-diff: name two kernel targets (`pants kernel-diff A B`), or one and "
-            f"--against=path/to/.config before it; {len(targets)} were given."
+            f"--against=path/to/.config before it; got {len(targets)}."
         )
     a = await Get(KernelOutputs, KernelOutputsRequest(targets[0], sizes=True))
     if against is not None:
