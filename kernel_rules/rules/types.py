@@ -16,6 +16,8 @@ holds. The flow, for a `tailored_kernel`:
     MinimiseRequest -> Minimised                              (rules.minimise: verified tries)
     AppCheckRequest -> AppCheck                               (rules.boot: every app's workload)
     TailoredKernelFieldSet -> TailoredKernel                  (rules.tailored: the whole kernel)
+    KernelOutputsRequest -> KernelOutputs -> ExplainRequest -> Explanation
+                                                              (rules.explain: kernel-explain/-diff)
 
 Prebuilt kernels (`PrebuiltKernelRequest -> PrebuiltKernel`, `ModulesRequest -> GuestModules`) stand
 in for a built trace kernel; `OutputDirRequest -> OutputDir` checks a package's dist/ directory.
@@ -375,6 +377,51 @@ class SymbolSizesRequest:
 @dataclass(frozen=True)
 class SymbolSizes:
     nm_output: str
+
+
+@dataclass(frozen=True)
+class KernelOutputsRequest:
+    """The outputs of `target`, a tailored_kernel, kernel_image or prebuilt_kernel; with
+    `sizes`, its sizes.json too (which builds a kernel_image)."""
+
+    target: Target
+    sizes: bool = False
+
+
+@dataclass(frozen=True)
+class KernelOutputs:
+    """What `kernel-explain` and `kernel-diff` read of a kernel, at the top of `digest`:
+    `.config`; with sizes, `sizes.json`; for a tailored kernel also `requirements.json`,
+    `trace/.config` (its trace kernel's), `sets/<i>/config-set.json` (the config set of
+    `sets[i]`, a target address) and, when it was minimised, `minimise.json`. `build_file` is
+    the BUILD file of `address`; `force` the target's `force` lines."""
+
+    address: Address
+    alias: str
+    source: LinuxSource
+    arch: str
+    digest: Digest
+    files: Tuple[str, ...]
+    sets: Tuple[str, ...] = ()
+    build_file: str = ""
+    force: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """Run `kernel_rules.domain.compose.explain`: `command` explain (`symbols` of `kernel`) or
+    diff (`kernel` against `other`, whose label is `other_label`)."""
+
+    command: str
+    kernel: KernelOutputs
+    symbols: Tuple[str, ...] = ()
+    other: Optional[KernelOutputs] = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    json_text: str  # explain.json
+    text: str  # explain.txt
 
 
 class OutputFormat(Enum):
