@@ -2,8 +2,9 @@
 Chromium (Debian's `chromium`, pinned in third_party/system-packages.lock), renders its title,
 bar charts and app results without console errors, and links only files next to it.
 
-The package runs in the repository itself with its own caches (its dist/ goes to a scratch
-directory): where `examples/tailored:all` was packaged before, only the report step runs.
+The package runs in the repository itself with its own caches (into dist/report-html-e2e/, apart
+from the usual dist/ directories): where `examples/tailored:all` was packaged before, only the
+report step runs.
 `browser_render` and `page_problems` are checked first on pages made to fail.
 """
 
@@ -187,13 +188,19 @@ def test_the_check_fails_a_page_without_charts_or_apps(tmp_path):
 # --- the real report --------------------------------------------------------------------------
 
 
+# Where the package goes: under the repository's dist/ (Pants wants it in the build root), apart
+# from what `./pants package` writes there.
+DISTDIR = "dist/report-html-e2e"
+
+
 @pytest.fixture(scope="module")
-def packaged(tmp_path_factory) -> Path:
-    dist = tmp_path_factory.mktemp("report-dist")
+def packaged() -> Path:
+    dist = REPO / DISTDIR
+    shutil.rmtree(dist, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
     env["NO_SCIE_WARNING"] = "1"
     proc = subprocess.run(
-        [str(REPO / "pants"), "--no-colors", f"--pants-distdir={dist}", "package", TARGET],
+        [str(REPO / "pants"), "--no-colors", f"--pants-distdir={DISTDIR}", "package", TARGET],
         cwd=REPO,
         env=env,
         capture_output=True,
