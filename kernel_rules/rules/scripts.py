@@ -1,8 +1,9 @@
 """The plain-Python domain modules a step runs, as sandbox digests.
 
 `DomainScriptsRequest(module)` ships that module and its import closure: the domain modules it
-imports, directly or not, their packages' `__init__.py`, the C sources next to them, and the
-pure-Python third-party modules of `SHIPPED_THIRD_PARTY` it imports. A process's cache key holds
+imports, directly or not, their packages' `__init__.py`, the data files they name (C sources,
+Jinja2 templates: `DATA_SUFFIXES`), and the pure-Python third-party modules of
+`SHIPPED_THIRD_PARTY` it imports. A process's cache key holds
 exactly those files, so editing a module re-runs only the steps that import it.
 """
 
@@ -31,6 +32,9 @@ DOMAIN_DIR = "kernel_rules/domain"
 # Pure-Python distributions a domain module may import and that are shipped with it. Binary ones
 # (python-sat) come from the sandbox site instead (`DomainProcess.sandbox_site`).
 SHIPPED_THIRD_PARTY = ("kconfiglib", "elftools")
+# Domain files that are not modules and are shipped with a module that names them (its text holds
+# the file's name): C sources the guests compile, templates a report renders.
+DATA_SUFFIXES = (".c", ".j2")
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ def imported_modules(source: str, module: str) -> Set[str]:
 def import_closure(entry: str, sources: Dict[str, str]) -> Tuple[List[str], List[str]]:
     """The domain files `entry` needs (paths in `sources`, which maps path -> text), and the
     top-level third-party names of SHIPPED_THIRD_PARTY it imports. Package `__init__.py` files of
-    every module are included, and each `.c` file whose name a needed module mentions."""
+    every module are included, and each data file (`DATA_SUFFIXES`) of `sources` whose name a
+    needed module mentions."""
     needed: Set[str] = set()
     third_party: Set[str] = set()
     todo = [entry]
@@ -109,7 +114,7 @@ def import_closure(entry: str, sources: Dict[str, str]) -> Tuple[List[str], List
     needed.update(
         p
         for p in sources
-        if p.endswith(".c") and any(os.path.basename(p) in text for text in modules)
+        if p.endswith(DATA_SUFFIXES) and any(os.path.basename(p) in text for text in modules)
     )
     return sorted(needed), sorted(third_party)
 
@@ -122,7 +127,7 @@ def _installed_domain_files() -> List[FileContent]:
     out = [FileContent("kernel_rules/__init__.py", b"")]
     for dirpath, _dirs, names in sorted(os.walk(os.path.join(root, "domain"))):
         for n in sorted(names):
-            if n.endswith((".py", ".c")):
+            if n.endswith((".py", *DATA_SUFFIXES)):
                 path = os.path.join(dirpath, n)
                 with open(path, "rb") as f:
                     out.append(
@@ -159,7 +164,11 @@ async def domain_scripts(request: DomainScriptsRequest) -> DomainScripts:
     workspace = await Get(
         Digest,
         PathGlobs(
-            ["kernel_rules/__init__.py", f"{DOMAIN_DIR}/**/*.py", f"{DOMAIN_DIR}/**/*.c"],
+            [
+                "kernel_rules/__init__.py",
+                f"{DOMAIN_DIR}/**/*.py",
+                *(f"{DOMAIN_DIR}/**/*{suffix}" for suffix in DATA_SUFFIXES),
+            ],
             glob_match_error_behavior=GlobMatchErrorBehavior.ignore,
         ),
     )

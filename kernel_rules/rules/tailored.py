@@ -1,7 +1,8 @@
 """`tailored_kernel`: traced sets -> compose -> (minimise) -> build -> check apps.
 
-`package` writes the kernel, its composed requirements and a report; `test` boots the kernel on
-the baseline's machine with every app's image and runs each workload.
+`package` writes the kernel, its composed requirements, the app checks' console logs and a report
+(`report.json`, rendered as `report.md` and `report.html` by `kernel_rules.domain.compose.report`);
+`test` boots the kernel on the baseline's machine with every app's image and runs each workload.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pants.engine.fs import (
     FileContent,
     MergeDigests,
     PathGlobs,
+    RemovePrefix,
+    Snapshot,
 )
-from pants.engine.process import Process, ProcessCacheScope, ProcessResult
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Targets, WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionRule
@@ -32,9 +35,10 @@ from pants.option.option_types import SkipOption
 from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.compose.report import build_report, render_markdown, symbol_sizes
+from kernel_rules.domain.compose.report import build_report, symbol_sizes
 from kernel_rules.domain.kconfig.fragments import parse_config
 from kernel_rules.rules.compose import TailorError, digest_texts
+from kernel_rules.rules.process import SANDBOX_SITE, DomainProcess, error_tail, user_error
 from kernel_rules.rules.trace import one_target, app_baseline
 from kernel_rules.rules.types import (
     AppCheck,
@@ -133,6 +137,50 @@ async def symbol_sizes_of(request: SymbolSizesRequest) -> SymbolSizes:
     return SymbolSizes(result.stdout.decode(errors="replace"))
 
 
+async def render_report(address: Any, report: dict) -> Digest:
+    """`report.json`, `report.md` and `report.html` of `report` (`build_report`'s dict): the
+    JSON written here, the other two rendered from it by `kernel_rules.domain.compose.report`,
+    whose Jinja2 comes from the sandbox site."""
+    site = await Get(Snapshot, PathGlobs([f"{SANDBOX_SITE}/**", f"!{SANDBOX_SITE}/bin/**"]))
+    if not any(f.startswith(f"{SANDBOX_SITE}/jinja2/") for f in site.files):
+        raise TailorError(
+            f"{address}: {SANDBOX_SITE}/ has no jinja2, which renders report.html: run ./pants "
+            "once more (its setup installs third_party/python/sandbox-requirements.txt there)."
+        )
+    report_json = await Get(
+        Digest,
+        CreateDigest(
+            [
+                FileContent(
+                    "report.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()
+                )
+            ]
+        ),
+    )
+    result = await Get(
+        FallibleProcessResult,
+        DomainProcess(
+            "kernel_rules.domain.compose.report",
+            ("--report", "report.json", "--out", "out"),
+            f"Render the report of {address}",
+            ToolchainRequest((), "rendering reports"),
+            input_digest=report_json,
+            sandbox_site=site.digest,
+            level=LogLevel.DEBUG,
+        ),
+    )
+    problem = user_error(result)
+    if problem is not None:
+        raise TailorError(f"{address}: rendering report.json: {problem['error']}")
+    if result.exit_code != 0:
+        raise TailorError(
+            f"{address}: rendering report.md and report.html failed (exit code "
+            f"{result.exit_code}):\n" + error_tail(result)
+        )
+    rendered = await Get(Digest, RemovePrefix(result.output_digest, "out"))
+    return await Get(Digest, MergeDigests([report_json, rendered]))
+
+
 @rule(desc="Package a tailored kernel")
 async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
     out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
@@ -145,7 +193,10 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         Get(SymbolSizes, SymbolSizesRequest(k.build)),
         Get(SymbolSizes, SymbolSizesRequest(trace_kernel.build)),
     )
-    built, trace_built, composed, results, stats = await MultiGet(
+    consoles = await Get(
+        Digest, DigestSubset(check.output_digest, PathGlobs(["check/*.console.log"]))
+    )
+    built, trace_built, composed, results, stats, console_files = await MultiGet(
         Get(
             DigestContents,
             Digest,
@@ -165,7 +216,16 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
             await Get(Digest, DigestSubset(check.output_digest, PathGlobs(["check/results.json"]))),
         ),
         Get(DigestContents, Digest, k.build.stats),
+        Get(Snapshot, Digest, consoles),
     )
+    set_files = await MultiGet(
+        Get(DigestContents, Digest, d)
+        for d in [k.inputs.baseline.config_set.digest]
+        + [t.config_set.digest for _, t in k.inputs.apps]
+    )
+    config_sets = [
+        json.loads(c.content) for files in set_files for c in files if c.path == "config-set.json"
+    ]
     mine = {c.path: c.content.decode() for c in built}
     theirs = {c.path: c.content.decode() for c in trace_built}
     comp = {c.path: c.content.decode() for c in composed}
@@ -182,6 +242,12 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
             for a, _ in k.inputs.apps
         ]
     )
+    # check/<i>.console.log is the console of the i-th app of results.json.
+    console_logs = {
+        r["name"]: f"check/{i}.console.log"
+        for i, r in enumerate(app_results)
+        if results and f"check/{i}.console.log" in console_files.files
+    }
     report = build_report(
         target=str(fs.address),
         baseline=str(trace_kernel.baseline),
@@ -198,18 +264,12 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         minimisation=json.loads((await digest_texts(k.minimisation))["minimise.json"])
         if k.minimisation
         else None,
+        requirements=json.loads(comp["requirements.json"]),
+        config_sets=config_sets,
+        console_logs=console_logs,
+        trace_kernel_kind="distribution" if trace_kernel.prebuilt else "built",
     )
-    report_files = await Get(
-        Digest,
-        CreateDigest(
-            [
-                FileContent(
-                    "report.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()
-                ),
-                FileContent("report.md", render_markdown(report).encode()),
-            ]
-        ),
-    )
+    report_files = await render_report(fs.address, report)
     digest = await Get(
         Digest,
         AddPrefix(
@@ -220,6 +280,7 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
                         k.build.digest,
                         k.composed.digest,
                         report_files,
+                        consoles,
                         *([k.minimisation] if k.minimisation else []),
                     ]
                 ),
@@ -253,6 +314,8 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         "compose.json",
         "report.json",
         "report.md",
+        "report.html",
+        *sorted(console_logs.values()),
         *(("soft.json", "minimise.json") if k.minimisation else ()),
     )
     return BuiltPackage(

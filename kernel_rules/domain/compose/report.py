@@ -1,15 +1,28 @@
 """The report of a tailored kernel: what it enables and weighs against its trace kernel, how long
 it takes to boot, and which applications passed on it.
 
-`build_report` gathers plain data (parsed configs, `sizes.json` of both builds, the composition
-stats of `domain.compose.tailor`, the results of `domain.guest.app_check`) into one JSON-able dict;
-`render_markdown` turns that dict into `report.md`.
+`build_report` gathers plain data (parsed configs, `sizes.json` of both builds, the composed
+`requirements.json` and the config sets it came from, the composition stats of
+`domain.compose.tailor`, the results of `domain.guest.app_check`) into one JSON-able dict, the
+`report.json` of the package. From that dict alone, `render_markdown` writes `report.md` and
+`render_html` writes `report.html` (the Jinja2 template `templates/report.html.j2`: tables and
+inline SVG bar charts, no scripts, styles or fonts from elsewhere). Both are deterministic: the
+same report gives the same bytes.
+
+As a step: `python3 -m kernel_rules.domain.compose.report --report report.json --out out` writes
+`out/report.md` and `out/report.html`. Exit codes: 0 success; 3 the report is not a report of
+`FORMAT` (JSON `{"error": ...}` on stdout).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import re
 import statistics
-from typing import Dict, List, Mapping, Optional, Sequence
+import sys
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 FORMAT = "kernel_rules/tailored-report@1"
 
@@ -37,7 +50,156 @@ def symbol_sizes(nm_output: str) -> Dict[str, int]:
 
 def _sizes(sizes: Mapping, symbols: Mapping[str, int]) -> Dict[str, int]:
     text, data, bss = sizes["vmlinux"]
-    return {"text": text, "data": data, "bss": bss, "bzImage": sizes["bzImage"], **symbols}
+    out = {"text": text, "data": data, "bss": bss, "bzImage": sizes["bzImage"], **symbols}
+    if "modules_bytes" in sizes:  # a distribution kernel's loadable modules
+        out["modules_bytes"] = sizes["modules_bytes"]
+    return out
+
+
+# A top-level directory holding at least this share of either kernel's code is also broken down
+# by its subdirectories (descending through single-child levels such as arch/ -> arch/x86/).
+BIG_SHARE = 0.10
+# How many subdirectories a breakdown shows; the rest are summed as OTHER.
+CHILDREN_SHOWN = 12
+OTHER = "(other)"
+
+
+def _group_sizes(objects: Mapping[str, int], depth: int) -> Dict[str, int]:
+    """Bytes per directory prefix of `depth` path components; a file that is not that deep
+    counts under its own path."""
+    out: Dict[str, int] = {}
+    for path, size in objects.items():
+        parts = path.split("/")
+        key = "/".join(parts[:depth]) if len(parts) > depth else path
+        out[key] = out.get(key, 0) + int(size)
+    return out
+
+
+def _rows(tailored: Mapping[str, int], trace: Mapping[str, int]) -> List[dict]:
+    names = set(tailored) | set(trace)
+    rows = [{"name": n, "tailored": tailored.get(n, 0), "trace": trace.get(n, 0)} for n in names]
+    return sorted(rows, key=lambda r: (-r["trace"], -r["tailored"], r["name"]))
+
+
+def _children(
+    prefix: str, tailored: Mapping[str, int], trace: Mapping[str, int]
+) -> Tuple[str, List[dict]]:
+    """The breakdown of directory `prefix` one level down, skipping levels with one child:
+    (the prefix broken down, its CHILDREN_SHOWN biggest children plus OTHER)."""
+    while True:
+        depth = prefix.count("/") + 2
+        mine = {p: s for p, s in tailored.items() if p.startswith(prefix + "/")}
+        theirs = {p: s for p, s in trace.items() if p.startswith(prefix + "/")}
+        rows = _rows(_group_sizes(mine, depth), _group_sizes(theirs, depth))
+        only = rows[0]["name"] if len(rows) == 1 else None
+        if only is None or only in mine or only in theirs:  # several children, or one file
+            break
+        prefix = only
+    shown, rest = rows[:CHILDREN_SHOWN], rows[CHILDREN_SHOWN:]
+    if rest:
+        shown.append(
+            {
+                "name": OTHER,
+                "tailored": sum(r["tailored"] for r in rest),
+                "trace": sum(r["trace"] for r in rest),
+            }
+        )
+    return prefix, shown
+
+
+def subsystem_sizes(tailored_objects: Mapping[str, int], trace_objects: Mapping[str, int]) -> dict:
+    """Code bytes by top-level source directory of both kernels (the "objects" of their
+    `sizes.json`: source file -> bytes), biggest first in the trace kernel; directories with at
+    least BIG_SHARE of either kernel's code also by subdirectory."""
+    totals = {"tailored": sum(tailored_objects.values()), "trace": sum(trace_objects.values())}
+    groups = []
+    for row in _rows(_group_sizes(tailored_objects, 1), _group_sizes(trace_objects, 1)):
+        big = any(
+            totals[k] and row[k] >= BIG_SHARE * totals[k] and "/" not in row["name"] for k in totals
+        ) and any(p.startswith(row["name"] + "/") for p in (*tailored_objects, *trace_objects))
+        if big:
+            prefix, children = _children(row["name"], tailored_objects, trace_objects)
+        else:
+            prefix, children = row["name"], []
+        groups.append({**row, "breakdown_of": prefix, "children": children})
+    return {"totals": totals, "groups": groups}
+
+
+_LOCATION = re.compile(r" \([^()]*\)$")
+_INDEX = re.compile(r"\[\d+\]$")
+PHASE_ORDER = ("init", "boot", "app")
+NO_PHASE = "not recorded"
+
+
+def source_label(source: str) -> str:
+    """The source a requirement is counted under: `kind target` of a config set without the
+    evidence's location, a field without its index (`<target> field` and the field's name), or the
+    policy text as is."""
+    return _INDEX.sub("", _LOCATION.sub("", source))
+
+
+def _phase_key(phases: Sequence[str]) -> str:
+    if not phases:
+        return NO_PHASE
+    order = {p: i for i, p in enumerate(PHASE_ORDER)}
+    return " + ".join(sorted(set(phases), key=lambda p: (order.get(p, len(order)), p)))
+
+
+def requirements_by_source(requirements: Mapping, config_sets: Sequence[Mapping]) -> dict:
+    """The composed requirements (`requirements.json`) counted per source and per trace phase.
+
+    A requirement with several sources counts once under each. Its phase under a config set's
+    source is what that set recorded for the item (config-set@2 `phases`: `init` kernel
+    initialisation, `boot` user-space boot, `app` the app's window), joined with ` + ` when it
+    was seen in several; NO_PHASE for sets without phases and for fields and policies."""
+    phases_of: Dict[str, Dict[str, Tuple[str, ...]]] = {}
+    for doc in config_sets:
+        items = {s: tuple(r.get("phases", ())) for s, r in doc.get("requirements", {}).items()}
+        items.update({c["formula"]: tuple(c.get("phases", ())) for c in doc.get("conditions", [])})
+        phases_of[f"{doc.get('kind')} {doc.get('target')}"] = items
+    counts: Dict[str, Dict[str, dict]] = {}
+
+    def add(item: str, label: str, on: bool) -> None:
+        key = _phase_key(phases_of.get(label, {}).get(item, ()))
+        row = counts.setdefault(label, {})
+        cell = row.setdefault(key, {"on": 0, "off": 0})
+        cell["on" if on else "off"] += 1
+
+    for symbol, by_value in requirements.get("requirements", {}).items():
+        for value, sources in by_value.items():
+            for label in sorted({source_label(x) for x in sources}):
+                add(symbol, label, value != "n")
+    for formula, sources in requirements.get("conditions", {}).items():
+        for label in sorted({source_label(x) for x in sources}):
+            add(formula, label, True)
+    used = {k for row in counts.values() for k in row}
+    order = {p: i for i, p in enumerate(PHASE_ORDER)}
+    phases = sorted(
+        used,
+        key=lambda k: (
+            k == NO_PHASE,
+            [order.get(p, len(order)) for p in k.split(" + ")],
+            k,
+        ),
+    )
+    rows = []
+    for label in sorted(counts):
+        cells = counts[label]
+        rows.append(
+            {
+                "source": label,
+                "phases": {k: cells[k]["on"] + cells[k]["off"] for k in phases if k in cells},
+                "on": sum(c["on"] for c in cells.values()),
+                "off": sum(c["off"] for c in cells.values()),
+            }
+        )
+    return {
+        "phases": phases,
+        "by_source": rows,
+        "symbols": len(requirements.get("requirements", {})),
+        "conditions": len(requirements.get("conditions", {})),
+        "relaxed": len(requirements.get("relaxed", [])),
+    }
 
 
 def build_report(
@@ -54,9 +216,17 @@ def build_report(
     build_stats: Optional[Mapping],
     app_results: Sequence[Mapping],
     minimisation: Optional[Mapping] = None,
+    requirements: Optional[Mapping] = None,
+    config_sets: Sequence[Mapping] = (),
+    console_logs: Optional[Mapping[str, str]] = None,
+    trace_kernel_kind: str = "built",
 ) -> dict:
     """The report as a dict (see `FORMAT`); every input is already parsed. `minimisation` is the
-    `minimise.json` document of a minimised kernel."""
+    `minimise.json` document of a minimised kernel; `requirements` the composed
+    `requirements.json` and `config_sets` the config-set documents it was composed from;
+    `console_logs` maps an app's name to its check's console log, a path relative to the report;
+    `trace_kernel_kind` is `built` (a `kernel_image`) or `distribution` (a `prebuilt_kernel`)."""
+    logs = dict(console_logs or {})
     boots = [r["boot_seconds"] for r in app_results if r.get("boot_seconds") is not None]
     only_trace = sorted(
         s for s, v in trace.items() if v in ("y", "m") and tailored.get(s, "n") not in ("y", "m")
@@ -72,10 +242,17 @@ def build_report(
             "closure_of_requirements": compose_stats.get("closure_enabled"),
             "dropped_from_trace_kernel": len(only_trace),
         },
+        "trace_kernel_kind": trace_kernel_kind,
         "sizes": {
             "tailored": _sizes(tailored_sizes, tailored_symbols),
             "trace_kernel": _sizes(trace_sizes, trace_symbols),
         },
+        "subsystems": subsystem_sizes(
+            tailored_sizes.get("objects", {}), trace_sizes.get("objects", {})
+        ),
+        "requirements": requirements_by_source(requirements, config_sets)
+        if requirements is not None
+        else None,
         "composition": {
             k: compose_stats.get(k)
             for k in ("objective", "requirements", "rounds", "weight", "seconds")
@@ -88,7 +265,10 @@ def build_report(
             "runs": len(boots),
         },
         "app_results": [
-            {k: r.get(k) for k in ("name", "passed", "reason", "boot_seconds", "seconds")}
+            {
+                **{k: r.get(k) for k in ("name", "passed", "reason", "boot_seconds", "seconds")},
+                "console_log": logs.get(r.get("name")),
+            }
             for r in app_results
         ],
         "all_apps_passed": all(r.get("passed") for r in app_results),
@@ -239,3 +419,141 @@ def _render_minimisation(m: Mapping) -> List[str]:
             f"{t['text'] or '-'} |"
         )
     return lines
+
+
+# --- report.html ----------------------------------------------------------------------------------
+
+TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+HTML_TEMPLATE = "report.html.j2"
+# Bar chart geometry, in SVG user units.
+CHART_WIDTH = 760
+CHART_LABEL = 190
+CHART_VALUE = 110
+BAR_HEIGHT = 9
+ROW_HEIGHT = 2 * BAR_HEIGHT + 10
+CHART_TOP = 26
+
+
+def _kib(n: float) -> str:
+    return f"{n / 1024:,.1f} KiB"
+
+
+def bar_chart(title: str, rows: Sequence[Mapping], compared_with: str) -> dict:
+    """The geometry of a horizontal bar chart of `rows` ({name, tailored, trace} bytes): per row
+    a bar for the tailored kernel and one for the kernel it is compared with, on one scale."""
+    top = max([r["tailored"] for r in rows] + [r["trace"] for r in rows] + [1])
+    span = CHART_WIDTH - CHART_LABEL - CHART_VALUE
+    out_rows = []
+    for i, r in enumerate(rows):
+        y = CHART_TOP + i * ROW_HEIGHT
+        bars = []
+        for j, (kind, label) in enumerate((("tailored", "tailored"), ("trace", compared_with))):
+            value = r[kind]
+            bars.append(
+                {
+                    "kind": kind,
+                    "label": label,
+                    "y": y + j * BAR_HEIGHT,
+                    "width": round(span * value / top, 1),
+                    "value": value,
+                    "text": _kib(value),
+                }
+            )
+        out_rows.append({"name": r["name"], "y": y, "bars": bars})
+    return {
+        "title": title,
+        "width": CHART_WIDTH,
+        "height": CHART_TOP + len(rows) * ROW_HEIGHT + 6,
+        "label_width": CHART_LABEL,
+        "bar_height": BAR_HEIGHT,
+        "row_height": ROW_HEIGHT,
+        "compared_with": compared_with,
+        "rows": out_rows,
+    }
+
+
+def compared_with(report: Mapping) -> str:
+    """What the tailored kernel is compared with: its trace kernel, which for a baseline on a
+    `prebuilt_kernel` is the distribution's kernel."""
+    return (
+        "distribution kernel"
+        if report.get("trace_kernel_kind") == "distribution"
+        else "trace kernel"
+    )
+
+
+def html_charts(report: Mapping) -> List[dict]:
+    """The charts of `report.html`: code by top-level directory, then one per big directory."""
+    subsystems = report.get("subsystems")
+    if not subsystems or not subsystems["groups"]:
+        return []
+    other = compared_with(report)
+    charts = [bar_chart("Code by top-level source directory", subsystems["groups"], other)]
+    for g in subsystems["groups"]:
+        if g["children"]:
+            charts.append(bar_chart(f"Code in {g['breakdown_of']}/", g["children"], other))
+    return charts
+
+
+def render_html(report: Mapping) -> str:
+    """`report.html`: the report as one self-contained page (see the module docstring)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["kib"] = _kib
+    env.filters["pct"] = lambda a, b: _pct(a, b)
+    rows = [
+        ("code", "code (sum of function sizes)"),
+        ("rodata", "rodata (symbols)"),
+        ("data", "vmlinux data"),
+        ("bss", "vmlinux bss"),
+        ("text", "vmlinux text (size, padded)"),
+        ("bzImage", "bzImage bytes"),
+    ]
+    if "modules_bytes" in report["sizes"]["trace_kernel"]:
+        rows.append(("modules_bytes", "loadable modules (.ko bytes)"))
+    return env.get_template(HTML_TEMPLATE).render(
+        r=report,
+        compared_with=compared_with(report),
+        size_rows=rows,
+        charts=html_charts(report),
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python3 -m kernel_rules.domain.compose.report",
+        description="Render report.md and report.html from a tailored kernel's report.json.",
+    )
+    p.add_argument("--report", required=True, help="the report.json of build_report")
+    p.add_argument("--out", required=True, help="directory for report.md and report.html")
+    args = p.parse_args(argv)
+    try:
+        with open(args.report) as f:
+            report = json.load(f)
+    except (OSError, ValueError) as e:
+        print(json.dumps({"error": f"{args.report}: not a readable JSON report: {e}"}))
+        return 3
+    if not isinstance(report, dict) or report.get("format") != FORMAT:
+        got = report.get("format") if isinstance(report, dict) else type(report).__name__
+        print(json.dumps({"error": f"{args.report}: format {got!r}, expected {FORMAT!r}"}))
+        return 3
+    os.makedirs(args.out, exist_ok=True)
+    for name, text in (
+        ("report.md", render_markdown(report)),
+        ("report.html", render_html(report)),
+    ):
+        with open(os.path.join(args.out, name), "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
