@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from kernel_rules.domain.kconfig import config_check
 from kernel_rules.domain.kconfig.config_policy import check_final, check_requests
@@ -342,12 +342,14 @@ def _size_table(paths: Sequence[str], cwd: str) -> dict:
 
 def measure_sizes(src: str, tree: str) -> dict:
     """Deterministic sizes of a finished build: `vmlinux` [text, data, bss], `bzImage` bytes, and
-    `objects`: {source path: text + data + bss} for every compiled C/assembly object in the tree
+    `objects`: {source path: text + data + bss} for every C/assembly object this build links
     (the weights of the `size` composition objective)."""
+    linked = linked_objects(tree)
     leaves = sorted(
         o
         for o in object_files(tree)
-        if any(os.path.exists(os.path.join(src, o[:-2] + ext)) for ext in (".c", ".S"))
+        if o in linked
+        and any(os.path.exists(os.path.join(src, o[:-2] + ext)) for ext in (".c", ".S"))
         and not o.startswith(("scripts/", "tools/", "arch/x86/boot/"))
     )
     table = _size_table(leaves, tree)
@@ -361,6 +363,24 @@ def measure_sizes(src: str, tree: str) -> dict:
         "bzImage": os.path.getsize(os.path.join(tree, "arch/x86/boot/bzImage")),
         "objects": objects,
     }
+
+
+def linked_objects(tree: str) -> Set[str]:
+    """The objects of this build, relative to `tree`: the members of the thin archive
+    `vmlinux.a` that vmlinux is linked from, and the objects of every module of
+    `modules.order` (each module's `.mod` file lists them). A warm tree also holds the objects of
+    earlier configurations, which this leaves out."""
+    listing = subprocess.run(
+        ["ar", "t", "vmlinux.a"], cwd=tree, capture_output=True, text=True, check=True
+    ).stdout
+    linked = {os.path.relpath(os.path.join(tree, name), tree) for name in listing.split()}
+    with contextlib.suppress(FileNotFoundError):
+        with open(os.path.join(tree, "modules.order")) as f:
+            modules = f.read().split()
+        for ko in modules:
+            with open(os.path.join(tree, ko[: -len(".ko")] + ".mod")) as f:
+                linked.update(os.path.normpath(o) for o in f.read().split())
+    return linked
 
 
 def object_files(tree: str):
