@@ -5,6 +5,7 @@ from kernel_rules.rules import (
     build,
     compose,
     configure,
+    dependencies,
     kbuild,
     map,
     minimise,
@@ -55,4 +56,5 @@ def rules():
         *minimise.rules(),
         *tailored.rules(),
         *progress.rules(),
+        *dependencies.rules(),
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pants.engine.target import COMMON_TARGET_FIELDS, SingleSourceField, StringField, Target
 from pants.util.strutil import help_text
 
+from kernel_rules.targets.fields import KernelDependenciesField
+
 
 class LinuxSourceTarballField(SingleSourceField):
     alias = "tarball"
@@ -51,6 +53,7 @@ class LinuxSourceTarget(Target):
     alias = "linux_source"
     core_fields = (
         *COMMON_TARGET_FIELDS,
+        KernelDependenciesField,
         LinuxSourceTarballField,
         LinuxSourceSha256Field,
         LinuxSourceVersionField,
