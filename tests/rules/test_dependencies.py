@@ -122,6 +122,7 @@ ADDRESS = Address("bad", target_name="t")
             "bad:t: field `cmdline`: the kernel command line is too long",
         ),
     ],
+    ids=["memory-words", "memory-too-little", "boot-timeout-zero", "cmdline-too-long"],
 )
 def test_kernel_image_boot_fields_are_refused_when_read(field, value, message) -> None:
     with pytest.raises(InvalidFieldException) as e:
