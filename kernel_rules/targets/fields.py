@@ -49,6 +49,17 @@ class KernelDependenciesField(Dependencies):
     )
 
 
+class Sha256Field(StringField):
+    """A pin: 64 hex digits (either case), refused when the BUILD file is read otherwise."""
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise invalid_field(cls.alias, address, f"must be 64 hex digits, got {value!r}")
+        return value
+
+
 class ExistingFilesMixin:
     """For a `SourcesField`: every file it names must exist. A name that matches no file is an
     error naming the target, the field and the name, whatever `[GLOBAL].unmatched_build_file_globs`

@@ -11,7 +11,7 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
-from kernel_rules.targets.fields import KernelDependenciesField
+from kernel_rules.targets.fields import KernelDependenciesField, Sha256Field
 
 
 class PrebuiltSourceField(StringField):
@@ -41,7 +41,7 @@ class PrebuiltImageDebField(SingleSourceField, SecondaryOwnerMixin):
     )
 
 
-class PrebuiltImageSha256Field(StringField):
+class PrebuiltImageSha256Field(Sha256Field):
     alias = "image_sha256"
     required = True
     help = "sha256 of `image_deb`, 64 hex digits; every use checks the file against it."
@@ -60,7 +60,7 @@ class PrebuiltDebugDebField(SingleSourceField):
     )
 
 
-class PrebuiltDebugSha256Field(StringField):
+class PrebuiltDebugSha256Field(Sha256Field):
     alias = "debug_sha256"
     required = True
     help = "sha256 of `debug_deb`, 64 hex digits; every use checks the file against it."

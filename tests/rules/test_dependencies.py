@@ -20,6 +20,8 @@ from kernel_rules.targets.kernel_image import (
     KernelCmdlineField,
     KernelMemoryField,
 )
+from kernel_rules.targets.prebuilt import PrebuiltDebugSha256Field
+from kernel_rules.targets.source import LinuxSourceSha256Field
 
 SHA = "0" * 64
 
@@ -121,10 +123,27 @@ ADDRESS = Address("bad", target_name="t")
             "console=ttyS0 " + "x" * 2040,
             "bad:t: field `cmdline`: the kernel command line is too long",
         ),
+        (
+            LinuxSourceSha256Field,
+            "4d41",
+            "bad:t: field `sha256`: must be 64 hex digits, got '4d41'",
+        ),
+        (
+            PrebuiltDebugSha256Field,
+            "g" * 64,
+            "bad:t: field `debug_sha256`: must be 64 hex digits",
+        ),
     ],
-    ids=["memory-words", "memory-too-little", "boot-timeout-zero", "cmdline-too-long"],
+    ids=[
+        "memory-words",
+        "memory-too-little",
+        "boot-timeout-zero",
+        "cmdline-too-long",
+        "sha256-short",
+        "sha256-not-hex",
+    ],
 )
-def test_kernel_image_boot_fields_are_refused_when_read(field, value, message) -> None:
+def test_fields_are_refused_when_read(field, value, message) -> None:
     with pytest.raises(InvalidFieldException) as e:
         field(value, ADDRESS)
     assert message in str(e.value)
