@@ -149,3 +149,26 @@ def test_changed_since_picks_the_kernels_a_change_affects(repo):
         "examples/debian-cloud:nginx-kernel",
         "examples/debian-cloud:all-kernel",
     }
+
+
+def test_a_missing_workload_fails_the_changed_list_before_any_build(repo):
+    d = repo.root / "examples/broken"
+    d.mkdir()
+    (d / "BUILD").write_text(
+        'app_profile(name="app", baseline="//examples/tracing:qemu-q35", workload="gone.sh")\n'
+    )
+    try:
+        _git(repo.root, "add", "examples/broken/BUILD")
+        _git(repo.root, "commit", "-q", "-m", "an app without its workload")
+        result = repo.pants(
+            "--changed-since=HEAD~1", "--changed-dependents=transitive", "list", timeout=600
+        )
+    finally:
+        _git(repo.root, "rm", "-q", "-r", "examples/broken")
+        _git(repo.root, "commit", "-q", "-m", "remove it")
+    assert result.returncode != 0
+    assert (
+        "Unmatched glob from examples/broken:app's `workload` field: "
+        '"examples/broken/gone.sh"' in result.output
+    ), result.output[-3000:]
+    assert "Traceback" not in result.output
