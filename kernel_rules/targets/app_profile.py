@@ -87,7 +87,7 @@ class AppFilesField(ExistingFilesMixin, MultipleSourcesField):
         """
         Data files, relative to the BUILD file, copied under `/app/` in the guest at the same
         relative paths (any file name, `=` included). Each name or glob must match a file.
-        The target's primary sources (of its file fields, the ones `filedeps` lists).
+        The target's primary sources: `filedeps` lists these and no other file field.
         """
     )
 
