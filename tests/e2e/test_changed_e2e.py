@@ -172,3 +172,12 @@ def test_a_missing_workload_fails_the_changed_list_before_any_build(repo):
         '"examples/broken/gone.sh"' in result.output
     ), result.output[-3000:]
     assert "Traceback" not in result.output
+
+
+def test_qemu_accel_takes_one_of_its_words(repo):
+    result = repo.pants("--qemu-accel=kvn", "list", "examples/tracing:ipc", timeout=600)
+    assert result.returncode != 0
+    assert "Invalid choice 'kvn'. Choose from: auto, tcg, kvm" in result.output, result.output
+    assert _lines(repo, "--qemu-accel=tcg", "list", "examples/tracing:ipc") == {
+        "examples/tracing:ipc"
+    }
