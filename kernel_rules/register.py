@@ -5,6 +5,7 @@ from kernel_rules.rules import (
     build,
     compose,
     configure,
+    dependencies,
     explain,
     kbuild,
     map,
@@ -57,4 +58,5 @@ def rules():
         *tailored.rules(),
         *progress.rules(),
         *explain.rules(),
+        *dependencies.rules(),
     ]

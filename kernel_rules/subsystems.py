@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 
-from pants.option.option_types import IntOption, StrListOption, StrOption
+from pants.option.option_types import EnumOption, IntOption, StrListOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -64,16 +65,31 @@ class KernelBuildSubsystem(Subsystem):
         return self.jobs if self.jobs > 0 else (os.cpu_count() or 1)
 
 
+class QemuAccel(Enum):
+    """The values of `[qemu].accel`."""
+
+    auto = "auto"
+    tcg = "tcg"
+    kvm = "kvm"
+
+
 class QemuSubsystem(Subsystem):
     options_scope = "qemu"
     help = "How kernel_rules boots guests under QEMU."
 
-    accel = StrOption(
-        default="auto",
+    accel_choice = EnumOption(
+        "--accel",
+        default=QemuAccel.auto,
         help=help_text(
             """
             `auto`: use KVM only if /dev/kvm opens and a probe boot reaches the init marker,
-            otherwise TCG. `tcg`: always software emulation. `kvm`: always KVM.
+            otherwise TCG. `tcg`: always software emulation. `kvm`: always KVM. Any other value
+            is refused when the options are read.
             """
         ),
     )
+
+    @property
+    def accel(self) -> str:
+        """`[qemu].accel` as its word: `auto`, `tcg` or `kvm`."""
+        return self.accel_choice.value

@@ -13,6 +13,7 @@ from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     InvalidFieldException,
     MultipleSourcesField,
+    SecondaryOwnerMixin,
     SingleSourceField,
     StringField,
     StringSequenceField,
@@ -20,7 +21,12 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
-from kernel_rules.targets.fields import TraceTimeoutField, invalid_field
+from kernel_rules.targets.fields import (
+    ExistingFilesMixin,
+    KernelDependenciesField,
+    TraceTimeoutField,
+    invalid_field,
+)
 
 
 class AppBaselineField(StringField):
@@ -60,30 +66,33 @@ class AppBinariesField(StringSequenceField):
         return value
 
 
-class AppProgramsField(MultipleSourcesField):
+class AppProgramsField(ExistingFilesMixin, MultipleSourcesField, SecondaryOwnerMixin):
     alias = "programs"
     default = ()
     expected_file_extensions = (".c",)
     help = help_text(
         """
         C source files, relative to the BUILD file, each compiled with the host gcc as a static
-        program `/usr/bin/<file name without .c>` in the guest.
+        program `/usr/bin/<file name without .c>` in the guest. Each must exist. Secondary
+        sources: `--changed-since` and file arguments find the target from them, `filedeps` does
+        not list them.
         """
     )
 
 
-class AppFilesField(MultipleSourcesField):
+class AppFilesField(ExistingFilesMixin, MultipleSourcesField):
     alias = "files"
     default = ()
     help = help_text(
         """
         Data files, relative to the BUILD file, copied under `/app/` in the guest at the same
-        relative paths (any file name, `=` included).
+        relative paths (any file name, `=` included). Each name or glob must match a file.
+        The target's primary sources: `filedeps` lists these and no other file field.
         """
     )
 
 
-class AppWorkloadField(SingleSourceField):
+class AppWorkloadField(ExistingFilesMixin, SingleSourceField, SecondaryOwnerMixin):
     alias = "workload"
     required = True
     expected_file_extensions = (".sh",)
@@ -91,6 +100,7 @@ class AppWorkloadField(SingleSourceField):
         """
         A shell script (busybox sh) run in `/app` inside the traced window. It should start what it
         needs (daemons included) and exercise the application; its exit status is the verdict.
+        It must exist. A secondary source, like `programs`.
         """
     )
 
@@ -124,6 +134,7 @@ class AppProfileTarget(Target):
     alias = "app_profile"
     core_fields = (
         *COMMON_TARGET_FIELDS,
+        KernelDependenciesField,
         AppBaselineField,
         AppBinariesField,
         AppProgramsField,

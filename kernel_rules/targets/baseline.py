@@ -19,6 +19,8 @@ from pants.util.strutil import help_text
 from kernel_rules.domain.guest.qemu import APPENDED_TO_CMDLINE, cmdline_problem
 from kernel_rules.rules.types import BaselineMachine
 from kernel_rules.targets.fields import (
+    ExistingFilesMixin,
+    KernelDependenciesField,
     MachineCpusField,
     MachineDevicesField,
     MachineMemoryField,
@@ -76,7 +78,7 @@ class BaselineModulesField(StringSequenceField):
     )
 
 
-class BaselineBootScriptField(OptionalSingleSourceField):
+class BaselineBootScriptField(ExistingFilesMixin, OptionalSingleSourceField):
     alias = "boot_script"
     expected_file_extensions = (".sh",)
     help = help_text(
@@ -84,7 +86,8 @@ class BaselineBootScriptField(OptionalSingleSourceField):
         Optional shell script (busybox sh) run by the guest's init during the traced boot, after
         /proc, /sys and /dev are mounted and before the init marker: the deployment's own start-up
         (bringing up devices, mounting filesystems). Everything it makes the kernel do is part of
-        the baseline. It must exit 0: any other exit status fails the boot trace.
+        the baseline. It must exit 0: any other exit status fails the boot trace. The target's
+        primary source (what `filedeps` lists); it must exist.
         """
     )
 
@@ -93,6 +96,7 @@ class KernelBaselineTarget(Target):
     alias = "kernel_baseline"
     core_fields = (
         *COMMON_TARGET_FIELDS,
+        KernelDependenciesField,
         BaselineKernelField,
         MachineTypeField,
         MachineCpusField,

@@ -6,7 +6,15 @@ import re
 from typing import Iterable, Optional, Tuple
 
 from pants.engine.addresses import Address
-from pants.engine.target import IntField, InvalidFieldException, StringField, StringSequenceField
+from pants.engine.fs import PathGlobs
+from pants.engine.target import (
+    Dependencies,
+    IntField,
+    InvalidFieldException,
+    StringField,
+    StringSequenceField,
+)
+from pants.option.global_options import UnmatchedBuildFileGlobs
 from pants.util.strutil import help_text
 
 from kernel_rules.domain.guest.qemu import memory_problem
@@ -23,6 +31,43 @@ def positive_int(alias: str, value: Optional[int], address: Address) -> Optional
     if value is not None and value <= 0:
         raise invalid_field(alias, address, f"must be greater than 0, but was {value}")
     return value
+
+
+class KernelDependenciesField(Dependencies):
+    """The `dependencies` of every kernel_rules target: explicit addresses plus the edges
+    inferred from its address-valued fields (rules/dependencies.py). The rules never read it."""
+
+    help = help_text(
+        """
+        Addresses of other targets this one depends on, in addition to those inferred. Pants
+        infers a dependency on every target an address-valued field names (`source`, `kernel`,
+        `baseline`, `apps`) and on the owner of every file a field names outside this target's
+        directory (a fragment such as `../minimal/boot.config`), so `pants dependencies`,
+        `dependents`, `peek` and `--changed-since` see the pipeline without this field. Entries
+        here only add graph edges, for `--changed-since`; they change no build.
+        """
+    )
+
+
+class Sha256Field(StringField):
+    """A pin: 64 hex digits (either case), refused when the BUILD file is read otherwise."""
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise invalid_field(cls.alias, address, f"must be 64 hex digits, got {value!r}")
+        return value
+
+
+class ExistingFilesMixin:
+    """For a `SourcesField`: every file it names must exist. A name that matches no file is an
+    error naming the target, the field and the name, whatever `[GLOBAL].unmatched_build_file_globs`
+    says, as soon as the field is hydrated (by any goal, `filedeps` and dependency inference
+    included), instead of an empty field that fails later."""
+
+    def path_globs(self, unmatched_build_file_globs: UnmatchedBuildFileGlobs) -> PathGlobs:
+        return super().path_globs(UnmatchedBuildFileGlobs.error())  # type: ignore[misc]
 
 
 class MachineTypeField(StringField):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 from typing import Iterable, Optional, Tuple
 
 from pants.core.goals.package import OutputPathField, PackageFieldSet
@@ -10,19 +11,31 @@ from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior
 from pants.core.goals.test import TestFieldSet
 from pants.engine.addresses import Address
 from pants.engine.target import (
+    AsyncFieldMixin,
     BoolField,
     COMMON_TARGET_FIELDS,
     IntField,
     InvalidFieldException,
     OptionalSingleSourceField,
+    SecondaryOwnerMixin,
     StringField,
     StringSequenceField,
     Target,
 )
+from pants.source.filespec import Filespec
+from pants.util.memo import memoized_property
 from pants.util.strutil import help_text
 
 from kernel_rules.domain.build.kbuild import CONFIG_TARGETS
+from kernel_rules.domain.guest.protocol import CHECK_PARAM
+from kernel_rules.domain.guest.qemu import cmdline_problem, memory_problem
 from kernel_rules.domain.kconfig.fragments import fragment_file_problem
+from kernel_rules.targets.fields import (
+    ExistingFilesMixin,
+    KernelDependenciesField,
+    invalid_field,
+    positive_int,
+)
 
 
 class KernelSourceField(StringField):
@@ -46,17 +59,18 @@ class KernelBaseField(StringField):
     )
 
 
-class KernelBaseConfigField(OptionalSingleSourceField):
+class KernelBaseConfigField(ExistingFilesMixin, OptionalSingleSourceField):
     alias = "base_config"
     help = help_text(
         """
         A full `.config` file to start from instead of `base` (e.g. a distribution's config). It
         is completed with `make olddefconfig` for the source tree before fragments are applied.
+        The target's primary source (what `filedeps` lists); it must exist.
         """
     )
 
 
-class KernelFragmentsField(StringSequenceField):
+class KernelFragmentsField(AsyncFieldMixin, StringSequenceField, SecondaryOwnerMixin):
     alias = "fragments"
     default = ()
     help = help_text(
@@ -70,8 +84,24 @@ class KernelFragmentsField(StringSequenceField):
         values are data: no `$`, backticks, quotes, backslashes, `;|&<>#` or control characters,
         and options naming build-time files (`INITRAMFS_SOURCE`, `EXTRA_FIRMWARE`,
         `MODULE_SIG_KEY`, ...) take only "" or a relative path inside the kernel tree.
+        Fragments are secondary sources: `--changed-since` and file arguments find this target
+        from a fragment in its directory or below; a fragment elsewhere (`../shared.config`) makes
+        this target depend on the target that owns that file (declare one, e.g. a `files`
+        target, if none does). `filedeps` does not list fragments.
         """
     )
+
+    @memoized_property
+    def filespec(self) -> Filespec:
+        """The fragment files, relative to the build root (exact names, never globs)."""
+        return {"includes": list(self.repo_paths)}
+
+    @property
+    def repo_paths(self) -> Tuple[str, ...]:
+        """The fragment files, in field order, relative to the build root."""
+        return tuple(
+            os.path.normpath(os.path.join(self.address.spec_path, f)) for f in self.value or ()
+        )
 
     @classmethod
     def compute_value(
@@ -109,29 +139,62 @@ class KernelCmdlineField(StringField):
     alias = "cmdline"
     default = "console=ttyS0 nokaslr"
     help = help_text(
-        """
+        f"""
         Kernel command line for `pants run` and `pants test` boots. Passed to QEMU as a single
-        argument, never through a shell.
+        argument, never through a shell. With `{CHECK_PARAM}`, which `pants test` appends, it
+        must fit in the kernel's 2,047 bytes (x86's COMMAND_LINE_SIZE): checked when the BUILD
+        file is read.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        problem = cmdline_problem(value, f" {CHECK_PARAM}")
+        if problem:
+            raise invalid_field(cls.alias, address, problem)
+        return value
 
 
 class KernelMemoryField(StringField):
     alias = "memory"
     default = "256M"
-    help = "Guest memory for `run` and `test` boots, in QEMU's syntax (`256M`, `1G`)."
+    help = help_text(
+        """
+        Guest memory for `run` and `test` boots, in QEMU's syntax: a number of MiB or a number
+        with a `K`, `M`, `G` or `T` suffix (`256M`, `1G`), at least `16M`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        problem = memory_problem(value)
+        if problem:
+            raise invalid_field(cls.alias, address, problem)
+        return value
 
 
 class KernelBootTimeoutField(IntField):
     alias = "boot_timeout"
     default = 180
-    help = "Seconds `pants test` waits for the guest's init marker before failing (TCG is slow)."
+    help = help_text(
+        """
+        Seconds `pants test` waits for the guest's init marker before failing (TCG is slow);
+        greater than 0.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> Optional[int]:
+        return positive_int(cls.alias, super().compute_value(raw_value, address), address)
 
 
 class KernelImageTarget(Target):
     alias = "kernel_image"
     core_fields = (
         *COMMON_TARGET_FIELDS,
+        KernelDependenciesField,
         KernelSourceField,
         KernelBaseField,
         KernelBaseConfigField,

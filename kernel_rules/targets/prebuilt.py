@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from pants.engine.target import COMMON_TARGET_FIELDS, SingleSourceField, StringField, Target
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    SecondaryOwnerMixin,
+    SingleSourceField,
+    StringField,
+    Target,
+)
 from pants.util.strutil import help_text
+
+from kernel_rules.targets.fields import KernelDependenciesField, Sha256Field
 
 
 class PrebuiltSourceField(StringField):
@@ -18,7 +26,7 @@ class PrebuiltSourceField(StringField):
     )
 
 
-class PrebuiltImageDebField(SingleSourceField):
+class PrebuiltImageDebField(SingleSourceField, SecondaryOwnerMixin):
     alias = "image_deb"
     required = True
     expected_file_extensions = (".deb",)
@@ -26,12 +34,14 @@ class PrebuiltImageDebField(SingleSourceField):
         """
         The kernel image package, relative to the BUILD file (Debian's
         `linux-image-<abi>-<flavour>-unsigned_<version>_amd64.deb`): vmlinuz, config and modules.
-        Not committed: a setup command fetches it (see docs/debian-cloud.md).
+        Not committed: a setup command fetches it (see docs/debian-cloud.md). A secondary
+        source of the target (`debug_deb` is the primary one): `--changed-since` and file
+        arguments find the target from it, `filedeps` does not list it.
         """
     )
 
 
-class PrebuiltImageSha256Field(StringField):
+class PrebuiltImageSha256Field(Sha256Field):
     alias = "image_sha256"
     required = True
     help = "sha256 of `image_deb`, 64 hex digits; every use checks the file against it."
@@ -45,11 +55,12 @@ class PrebuiltDebugDebField(SingleSourceField):
         """
         The debug package of the same build (`linux-image-<abi>-<flavour>-dbg_<version>_amd64.deb`):
         the vmlinux with DWARF and one debug file per module, which tracing maps addresses with.
+        The target's primary source (what `filedeps` lists).
         """
     )
 
 
-class PrebuiltDebugSha256Field(StringField):
+class PrebuiltDebugSha256Field(Sha256Field):
     alias = "debug_sha256"
     required = True
     help = "sha256 of `debug_deb`, 64 hex digits; every use checks the file against it."
@@ -59,6 +70,7 @@ class PrebuiltKernelTarget(Target):
     alias = "prebuilt_kernel"
     core_fields = (
         *COMMON_TARGET_FIELDS,
+        KernelDependenciesField,
         PrebuiltSourceField,
         PrebuiltImageDebField,
         PrebuiltImageSha256Field,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pants.engine.target import COMMON_TARGET_FIELDS, SingleSourceField, StringField, Target
 from pants.util.strutil import help_text
 
+from kernel_rules.targets.fields import KernelDependenciesField, Sha256Field
+
 
 class LinuxSourceTarballField(SingleSourceField):
     alias = "tarball"
@@ -18,14 +20,15 @@ class LinuxSourceTarballField(SingleSourceField):
     )
 
 
-class LinuxSourceSha256Field(StringField):
+class LinuxSourceSha256Field(Sha256Field):
     alias = "sha256"
     required = True
     help = help_text(
         """
-        The sha256 of the tarball, as 64 hex digits. Every use of this target checks the file
-        against it and fails naming both digests on a mismatch. To move to a new tarball, update
-        this value and `third_party/linux/linux-source.lock` together (see docs/sources.md).
+        The sha256 of the tarball, as 64 hex digits (checked when the BUILD file is read). Every
+        use of this target checks the file against it and fails naming both digests on a
+        mismatch. To move to a new tarball, update this value and
+        `third_party/linux/linux-source.lock` together (see docs/sources.md).
         """
     )
 
@@ -51,6 +54,7 @@ class LinuxSourceTarget(Target):
     alias = "linux_source"
     core_fields = (
         *COMMON_TARGET_FIELDS,
+        KernelDependenciesField,
         LinuxSourceTarballField,
         LinuxSourceSha256Field,
         LinuxSourceVersionField,

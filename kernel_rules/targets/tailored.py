@@ -20,6 +20,7 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from kernel_rules.domain.kconfig.config_policy import PolicyError, forbid_symbol, force_value
+from kernel_rules.targets.fields import KernelDependenciesField
 
 
 class TailoredBaselineField(StringField):
@@ -166,6 +167,7 @@ class TailoredKernelTarget(Target):
     alias = "tailored_kernel"
     core_fields = (
         *COMMON_TARGET_FIELDS,
+        KernelDependenciesField,
         TailoredBaselineField,
         TailoredAppsField,
         TailoredForceField,
