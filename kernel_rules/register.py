@@ -14,6 +14,7 @@ from kernel_rules.rules import (
     process,
     scripts,
     source,
+    syscalls,
     tailored,
     toolchain,
     trace,
@@ -53,6 +54,7 @@ def rules():
         *map.rules(),
         *compose.rules(),
         *minimise.rules(),
+        *syscalls.rules(),
         *tailored.rules(),
         *progress.rules(),
     ]
