@@ -18,12 +18,17 @@ the others are still analysed.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import posixpath
 import sys
 import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
 
 from kernel_rules.domain.kconfig.fragments import parse_config
 from kernel_rules.domain.syscalls import binaries, image as img, reach, table
@@ -80,13 +85,7 @@ def programs_of(image: img.Image, app_paths: Iterable[str]) -> List[str]:
 
 
 def _needed_names(data: bytes) -> List[str]:
-    """DT_NEEDED names and the interpreter, without a full parse (cheap prefilter)."""
-    import io
-
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.dynamic import DynamicSection
-    from elftools.elf.elffile import ELFFile
-
+    """DT_NEEDED names and the interpreter (none for a file pyelftools cannot read)."""
     try:
         elf = ELFFile(io.BytesIO(data))
         out = []

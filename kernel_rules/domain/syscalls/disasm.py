@@ -92,7 +92,7 @@ class Function:
     code_refs: Set[int] = field(default_factory=set)  # code addresses loaded (lea / mov $imm)
     slots: Set[int] = field(default_factory=set)  # memory called or jumped through
     data_refs: Set[int] = field(default_factory=set)  # other rip-relative addresses loaded
-    tables: Set[int] = field(default_factory=set)  # absolute bases of indexed loads (x(,%r,8))
+    tables: Set[int] = field(default_factory=set)  # absolute data addresses: x(,%r,8), mov $x
     indirect: int = 0  # calls/jumps through a register or computed memory
 
 
@@ -226,8 +226,8 @@ def function_facts(
                 (f.code_refs if is_code(insn.comment) else f.data_refs).add(insn.comment)
         if parts:
             imm = _imm(parts[0])
-            if imm is not None and mn.startswith("mov") and is_code(imm) and imm > 0x1000:
-                f.code_refs.add(imm)
+            if imm is not None and mn.startswith("mov") and imm > 0x1000:
+                (f.code_refs if is_code(imm) else f.tables).add(imm)
         _track(mn, parts, regs)
     return funcs
 

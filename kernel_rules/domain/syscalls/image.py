@@ -65,7 +65,9 @@ class Image:
             cur = posixpath.join(cur, part)
             entry = self.files.get(cur)
             if entry is None:
-                return None
+                if i == len(parts) - 1:
+                    return None
+                continue  # a directory without its own archive entry
             if stat.S_ISLNK(entry[0]):
                 target = entry[1].decode(errors="replace")
                 base = (

@@ -35,6 +35,7 @@ import re
 import sys
 from typing import Dict, List, Sequence, Tuple
 
+from kernel_rules.domain.build.warm_trees import unpack_source
 from kernel_rules.domain.map.conditions import (
     FALSE,
     TRUE,
@@ -294,8 +295,6 @@ def main(argv: Sequence[str]) -> int:
     if args.srctree:
         srctree = args.srctree
     else:
-        from kernel_rules.domain.build.warm_trees import unpack_source
-
         srctree = unpack_source(args.cache, args.tarball, args.sha256)
     doc = build_table(srctree, args.sha256)
     os.makedirs(args.out, exist_ok=True)
