@@ -182,7 +182,9 @@ def analyse(
             "traced": name in traced,
             "requires": row.get("requires", {}),
             "condition": row.get("condition"),
-            "found_in": static.get(name, [])[:SAMPLES],
+            "found_in": sorted(static.get(name, []), key=lambda w: w["program"] not in app)[
+                :SAMPLES
+            ],
         }
     return {
         "format": FORMAT,
@@ -209,7 +211,7 @@ def markdown(doc: dict) -> str:
         f"the traced window; {len(doc['static_not_traced'])} found statically only, "
         f"{len(doc['traced_not_static'])} traced only.",
         "",
-        "| nr | syscall | static (app) | static (image) | traced | needs | found in |",
+        "| nr | syscall | static (app) | static (any program) | traced | needs | found in |",
         "|---:|---|:-:|:-:|:-:|---|---|",
     ]
     for name, row in doc["syscalls"].items():
