@@ -274,9 +274,7 @@ def load(path: str, data_path: str, objdump: str) -> ElfObject:
     for v in ptrs.values():
         if is_code(v):
             starts.setdefault(v, "")
-    wrappers = {a for a, n in starts.items() if n == disasm.WRAPPER}
-    plt_names = {a: disasm.clean_name(n) for a, n in labels.items() if n.endswith("@plt")}
-    wrappers |= {a for a, n in plt_names.items() if n == disasm.WRAPPER}
+    wrappers = {a for a, n in starts.items() if n == disasm.WRAPPER}  # also `syscall@plt`
     functions = disasm.function_facts(insns, starts, is_code, wrappers)
     return ElfObject(
         path=path,

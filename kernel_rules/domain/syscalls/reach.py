@@ -58,7 +58,7 @@ def reachable_syscalls(
     program: ElfObject, open_needed: Callable[[ElfObject, str], Optional[ElfObject]]
 ) -> ProgramSyscalls:
     """`open_needed(obj, name)` returns the loaded object of a DT_NEEDED name (or the interpreter's
-    path) of `obj`, or None when it is not in the image (noted in the result)."""
+    path) of `obj`, or None when it is not in the image or not readable (noted in the result)."""
     objects: List[ElfObject] = [program]
     result = ProgramSyscalls(program.path, [])
     seen_paths = {program.path}
@@ -70,7 +70,9 @@ def reachable_syscalls(
         for name in names:
             lib = open_needed(obj, name)
             if lib is None:
-                result.notes.append(f"{obj.path}: needs {name}, which is not in the image")
+                result.notes.append(
+                    f"{obj.path}: needs {name}, which is not in the image or not readable"
+                )
                 continue
             if obj is program and name == program.interp:
                 loader = lib
