@@ -237,7 +237,7 @@ TBL = """
 
 SYSTEM_MAP = """ffffffff81000000 T _stext
 ffffffff81001000 T __x64_sys_read
-ffffffff81001040 t helper
+ffffffff81001040 t do_read
 ffffffff81001080 W __x64_sys_newstat
 ffffffff81001090 T __x64_sys_rt_sigaction
 ffffffff810010f0 T _etext
