@@ -35,6 +35,8 @@ from kernel_rules.rules.process import DomainProcess, error_tail, tool_path
 from kernel_rules.rules.types import (
     AppInitramfs,
     AppInitramfsRequest,
+    AppSyscalls,
+    AppSyscallsRequest,
     BootInitramfs,
     BootInitramfsRequest,
     ConfigSet,
@@ -174,10 +176,15 @@ async def run_trace(request: TraceRequest) -> TraceResult:
 
 
 async def _package(
-    trace: TraceResult, out_dir: str, config_set: ConfigSet, image: Digest = EMPTY_DIGEST
+    trace: TraceResult,
+    out_dir: str,
+    config_set: ConfigSet,
+    image: Digest = EMPTY_DIGEST,
+    syscalls: Digest = EMPTY_DIGEST,
 ) -> BuiltPackage:
     """dist/<dir>/: config-set.json, summary.md, the traced guest's console.log and, for an app,
-    its workload's own output workload.log and its guest image initramfs.cpio.gz."""
+    its workload's own output workload.log, its guest image initramfs.cpio.gz and its syscalls
+    (syscalls.json, syscalls.md, syscall-kconfig.json: rules.syscalls)."""
     logs = await Get(
         Snapshot,
         Digest,
@@ -194,11 +201,13 @@ async def _package(
             ),
         ),
     )
-    merged = await Get(Digest, MergeDigests([config_set.digest, logs.digest, image]))
+    merged = await Get(Digest, MergeDigests([config_set.digest, logs.digest, image, syscalls]))
     prefixed = await Get(Digest, AddPrefix(merged, out_dir))
     names = ("summary.md", *sorted(logs.files)) + (
         ("initramfs.cpio.gz",) if image != EMPTY_DIGEST else ()
     )
+    if syscalls != EMPTY_DIGEST:
+        names += ("syscalls.json", "syscalls.md", "syscall-kconfig.json")
     return BuiltPackage(
         prefixed,
         (
@@ -347,7 +356,10 @@ async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
 async def package_app_profile(fs: AppProfileFieldSet) -> BuiltPackage:
     out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
     traced = await Get(TracedApp, AppProfileFieldSet, fs)
-    return await _package(traced.trace, out_dir, traced.config_set, traced.initramfs.digest)
+    syscalls = await Get(AppSyscalls, AppSyscallsRequest(fs, traced))
+    return await _package(
+        traced.trace, out_dir, traced.config_set, traced.initramfs.digest, syscalls.digest
+    )
 
 
 def workload_verdict(trace: TraceResult, success: Optional[str]) -> str:

@@ -429,3 +429,28 @@ class OutputFormat(Enum):
 
     text = "text"
     json = "json"
+
+
+@dataclass(frozen=True)
+class SyscallTableRequest:
+    """The syscall -> Kconfig table of one kernel source (rules.syscalls)."""
+
+    source: LinuxSource
+
+
+@dataclass(frozen=True)
+class SyscallTable:
+    digest: Digest  # syscall-kconfig.json (domain.syscalls.kconfig_table)
+
+
+@dataclass(frozen=True)
+class AppSyscallsRequest:
+    """The static and traced syscalls of one traced app profile (rules.syscalls)."""
+
+    fs: AppProfileFieldSet
+    traced: TracedApp
+
+
+@dataclass(frozen=True)
+class AppSyscalls:
+    digest: Digest  # syscalls.json, syscalls.md, syscall-kconfig.json (domain.syscalls.analyse)
