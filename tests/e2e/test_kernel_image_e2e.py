@@ -320,12 +320,14 @@ def test_kernel_progress_shows_a_running_build_and_nothing_after_it(
     assert proc.returncode == 0, stderr[-3000:]
     assert len(seen) == 2, "the build ended before its progress was seen twice"
     first = seen[0]
-    assert first["tree"].startswith("trees/") and first["expected_kind"] == "at least"
-    # FUTEX is named by most objects' dependency files: the estimate is most of the tree.
-    assert first["expected"] > first["objects"] / 2, first
+    assert first["tree"].startswith("trees/") and first["expected_kind"] == "about"
+    # FUTEX is named by the dependency files of hundreds of objects (kernel/futex, the scheduler,
+    # every file including linux/futex.h ...).
+    assert first["expected"] > 100, first
     assert proc.returncode == 0 and seen[1]["compiled"] > first["compiled"]
     assert "objects compiled" in text.stdout or "No kernel build" in text.stdout, text.output
     stats = build_stats(_tree(ws) / LAST_BUILD)
-    assert stats["compiled"] >= first["expected"]  # the estimate is a lower bound
+    assert first["expected"] <= stats["objects"]
+    assert stats["compiled"] > first["expected"] / 2, (stats["compiled"], first)
     after = ws.pants("--concurrent", "kernel-progress")
     assert after.returncode == 0 and "No kernel build is running" in after.stdout, after.output

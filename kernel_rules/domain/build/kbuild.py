@@ -310,13 +310,18 @@ def build(args: argparse.Namespace) -> int:
 def _expected_compiles(
     tree: WarmTree, pool: TreePool, values: Dict[str, str]
 ) -> Tuple[Optional[int], str, Optional[int]]:
-    """What a build in `tree` will compile, as `progress` reports it: (count, "at least" or
-    "about", objects of the tree's last build), or (None, "", None) when there is no estimate."""
+    """What a build in `tree` will compile, as `progress` reports it: (count, "about", objects of
+    the tree's last build), or (None, "", None) when there is no estimate. In a warm tree: the
+    objects of its last build whose dependency files name a changed symbol (objects new to the
+    image come on top; objects the new configuration drops are not compiled)."""
     if tree.distance is not None:
         before = kbuild_deps.object_symbols(tree.path)
+        if os.path.exists(os.path.join(tree.path, "vmlinux.a")):
+            linked = linked_objects(tree.path)
+            before = {o: syms for o, syms in before.items() if o in linked}
         changed = kbuild_deps.changed_symbols(tree.last_config(), values)
         need = kbuild_deps.lower_bound(before, changed, ())
-        return len(need), "at least", len(before)
+        return len(need), "about", len(before)
     for other in pool.last_builds():
         with contextlib.suppress(OSError, ValueError, KeyError):
             with open(os.path.join(other, LAST_BUILD)) as f:

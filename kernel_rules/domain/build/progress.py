@@ -6,9 +6,9 @@ second as Kbuild reports compiling objects, and deletes it when it ends. A recor
 is gone (a build killed with its sandbox) is stale: `active` ignores it and removes it.
 
 What a build expects to compile is an estimate, said as such:
-- in a warm tree, at least the objects whose dependency files name a symbol that changed since
-  the tree's last build (`kbuild_deps.lower_bound` without the objects new to the image, which
-  are not known before Kbuild runs);
+- in a warm tree, about the objects of its last build whose dependency files name a symbol that
+  changed since (`kbuild_deps.lower_bound` without the objects new to the image, which are not
+  known before Kbuild runs, and counting objects the new configuration may drop);
 - in a new tree, about as many objects as the last build of another tree of the same source;
 - otherwise unknown.
 
@@ -34,7 +34,7 @@ FORMAT = "kernel_rules/build-progress@1"
 class BuildProgress:
     """One running build: its tree, process, start (seconds since the epoch), the objects
     compiled so far, and the estimate of what it compiles (`expected`, with `expected_kind`
-    "at least" or "about"; None when unknown) out of `objects` in the tree's last build."""
+    "about"; None when unknown) out of `objects` in the tree's last build."""
 
     tree: str
     pid: int
@@ -47,7 +47,7 @@ class BuildProgress:
     finished_compiling: bool = False
 
     def describe(self, now: float) -> str:
-        """One line for a person, e.g. `tree 2: 312 of at least 400 objects compiled, 95 s`."""
+        """One line for a person, e.g. `tree 2: 312 of about 400 objects compiled, 95 s`."""
         if self.expected:
             of = f" of {self.expected_kind} {self.expected}".replace("  ", " ")
             pct = f" ({min(100, round(100 * self.compiled / self.expected))}%)"
