@@ -23,7 +23,15 @@ from kernel_rules.rules.types import (
 )
 from kernel_rules.targets.kernel_image import KernelImageFieldSet
 
-ARTIFACTS = ("bzImage", "vmlinux", "System.map", "config", "defconfig", "sizes.json")
+ARTIFACTS = (
+    "bzImage",
+    "vmlinux",
+    "System.map",
+    "config",
+    "defconfig",
+    "sizes.json",
+    "layout.json",
+)
 
 
 @rule(desc="Build kernel", level=LogLevel.DEBUG)
@@ -36,7 +44,7 @@ async def build_kernel(request: KernelBuildRequest) -> KernelBuild:
             "build",
             config.source,
             config.arch,
-            ("--config", "input/.config", "--stats", "build-stats.json"),
+            ("--config", "input/.config", "--stats", "build-stats.json", *config.layout.args()),
             config_file,
             f"Build kernel {config.address} (Kbuild in a warm tree)",
             output_files=("build-stats.json",),

@@ -31,7 +31,12 @@ from kernel_rules.rules.process import (
 )
 from kernel_rules.rules.source import tarball_in_sandbox
 from kernel_rules.rules.toolchain import kbuild_toolchain_request
-from kernel_rules.rules.types import ComposeRequest, ComposedConfig, KernelConfig
+from kernel_rules.rules.types import (
+    ComposeRequest,
+    ComposedConfig,
+    KernelConfig,
+    KernelLayoutSpec,
+)
 
 
 class TailorError(Exception):
@@ -93,6 +98,8 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
         argv += ["--forbid", name]
     if fs.debug_info.value:
         argv += ["--debug-info"]
+    if fs.embed_config.value:
+        argv += ["--embed-config"]
     extra: List[Digest] = []
     if request.soft:
         argv += ["--soft", request.soft]
@@ -135,7 +142,10 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
             Digest, DigestSubset(out, PathGlobs(["requirements.json", "compose.json", "soft.json"]))
         ),
     )
-    return ComposedConfig(KernelConfig(fs.address, source, kernel.config.arch, config), rest)
+    layout = KernelLayoutSpec(fs.layout_fields.value or (), fs.layout_headers.value or ())
+    return ComposedConfig(
+        KernelConfig(fs.address, source, kernel.config.arch, config, layout), rest
+    )
 
 
 def rules():

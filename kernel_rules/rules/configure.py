@@ -31,12 +31,19 @@ from kernel_rules.rules.types import (
     BaseConfigRequest,
     KernelConfig,
     KernelConfigRequest,
+    KernelLayoutSpec,
     LinuxSource,
     LinuxSourceRequest,
 )
 from kernel_rules.targets.kernel_image import KernelImageFieldSet
 
 DEBUG_INFO_FRAGMENT = "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO_DWARF5=y\n"
+EMBED_CONFIG_FRAGMENT = "CONFIG_IKCONFIG=y\n"
+# Fragments made from boolean fields, applied after `fragments`: (file name, field, text).
+FIELD_FRAGMENTS = (
+    ("kernel_rules_debug_info.config", "debug_info", DEBUG_INFO_FRAGMENT),
+    ("kernel_rules_embed_config.config", "embed_config", EMBED_CONFIG_FRAGMENT),
+)
 
 
 async def _fragment_digest(fs: KernelImageFieldSet) -> Tuple[Digest, List[str]]:
@@ -60,15 +67,11 @@ async def _fragment_digest(fs: KernelImageFieldSet) -> Tuple[Digest, List[str]]:
             _check_config_text(by_path[path], path)
         except FragmentError as e:
             raise KernelConfigError(f"{fs.address}: field `fragments`: {e}") from None
-    if fs.debug_info.value:
-        extra = await Get(
-            Digest,
-            CreateDigest(
-                [FileContent("kernel_rules_debug_info.config", DEBUG_INFO_FRAGMENT.encode())]
-            ),
-        )
-        digest = await Get(Digest, MergeDigests([digest, extra]))
-        paths.append("kernel_rules_debug_info.config")
+    for name, field, text in FIELD_FRAGMENTS:
+        if getattr(fs, field).value:
+            extra = await Get(Digest, CreateDigest([FileContent(name, text.encode())]))
+            digest = await Get(Digest, MergeDigests([digest, extra]))
+            paths.append(name)
     return digest, paths
 
 
@@ -81,8 +84,9 @@ def _check_config_text(data: bytes, name: str) -> None:
 
 
 def _fragment_name(fs: KernelImageFieldSet, path: str) -> str:
-    if path == "kernel_rules_debug_info.config":
-        return f"{fs.address} field `debug_info`"
+    for name, field, _ in FIELD_FRAGMENTS:
+        if path == name:
+            return f"{fs.address} field `{field}`"
     return path
 
 
@@ -167,7 +171,8 @@ async def configure_kernel(request: KernelConfigRequest) -> KernelConfig:
             + error_tail(result)
         )
     config = await Get(Digest, RemovePrefix(result.output_digest, "out"))
-    return KernelConfig(fs.address, source, fs.arch.value, config)
+    layout = KernelLayoutSpec(fs.layout_fields.value or (), fs.layout_headers.value or ())
+    return KernelConfig(fs.address, source, fs.arch.value, config, layout)
 
 
 def rules():

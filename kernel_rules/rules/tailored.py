@@ -310,6 +310,7 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         "config",
         "defconfig",
         "sizes.json",
+        "layout.json",
         "requirements.json",
         "compose.json",
         "report.json",

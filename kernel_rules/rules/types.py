@@ -109,13 +109,33 @@ class KernelConfigRequest:
 
 
 @dataclass(frozen=True)
+class KernelLayoutSpec:
+    """What `layout.json` describes beyond `domain.introspect.layout`'s defaults: `struct.member`
+    entries and the headers that define their structures (the `layout_fields` and
+    `layout_headers` fields of the kernel's target)."""
+
+    fields: Tuple[str, ...] = ()
+    headers: Tuple[str, ...] = ()
+
+    def args(self) -> Tuple[str, ...]:
+        out: Tuple[str, ...] = ()
+        for f in self.fields:
+            out += ("--layout-field", f)
+        for h in self.headers:
+            out += ("--layout-header", h)
+        return out
+
+
+@dataclass(frozen=True)
 class KernelConfig:
-    """The final, checked `.config` (a digest holding the file `.config`) and its source."""
+    """The final, checked `.config` (a digest holding the file `.config`) and its source, with
+    what the build's `layout.json` must describe."""
 
     address: Address
     source: LinuxSource
     arch: str
     digest: Digest
+    layout: KernelLayoutSpec = KernelLayoutSpec()
 
 
 @dataclass(frozen=True)

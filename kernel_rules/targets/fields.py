@@ -19,6 +19,9 @@ from pants.util.strutil import help_text
 
 from kernel_rules.domain.guest.qemu import memory_problem
 from kernel_rules.domain.guest.qemu_devices import device_problem
+from kernel_rules.domain.introspect.layout import DEFAULT_FIELDS as DEFAULT_LAYOUT_FIELDS
+from kernel_rules.domain.introspect.layout import DEFAULT_HEADERS as DEFAULT_LAYOUT_HEADERS
+from kernel_rules.domain.introspect.layout import field_spec_problem, header_problem
 
 
 def invalid_field(alias: str, address: Address, problem: str) -> InvalidFieldException:
@@ -206,3 +209,55 @@ class TraceTimeoutField(IntField):
     @classmethod
     def compute_value(cls, raw_value: Optional[int], address: Address) -> Optional[int]:
         return positive_int(cls.alias, super().compute_value(raw_value, address), address)
+
+
+class LayoutFieldsField(StringSequenceField):
+    alias = "layout_fields"
+    default = ()
+    help = help_text(
+        f"""
+        Structure members `layout.json` describes in addition to the defaults
+        ({", ".join(f"`{f}`" for f in DEFAULT_LAYOUT_FIELDS[:4])}, ... `list_head.prev`: see
+        docs/introspection.md), as `struct.member`; members may be nested
+        (`task_struct.se.vruntime`). Each structure's size is recorded too. Offsets are computed
+        by a probe compiled in this kernel's configured build tree, so they hold for this
+        configuration without debug info. A member this configuration compiles out is listed
+        under `absent`; a structure the headers do not define is an error: name its header in
+        `layout_headers`.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for spec in value or ():
+            problem = field_spec_problem(spec)
+            if problem:
+                raise invalid_field(cls.alias, address, problem)
+        return value
+
+
+class LayoutHeadersField(StringSequenceField):
+    alias = "layout_headers"
+    default = ()
+    help = help_text(
+        f"""
+        Kernel headers the layout probe includes in addition to
+        {", ".join(f"`{h}`" for h in DEFAULT_LAYOUT_HEADERS)}, as written in
+        `#include <...>` (e.g. `linux/fs.h` for `file.f_inode`). Each must exist in the kernel
+        source.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for header in value or ():
+            problem = header_problem(header)
+            if problem:
+                raise invalid_field(cls.alias, address, problem)
+        return value

@@ -33,6 +33,8 @@ from kernel_rules.domain.kconfig.fragments import fragment_file_problem
 from kernel_rules.targets.fields import (
     ExistingFilesMixin,
     KernelDependenciesField,
+    LayoutFieldsField,
+    LayoutHeadersField,
     invalid_field,
     positive_int,
 )
@@ -128,6 +130,18 @@ class KernelDebugInfoField(BoolField):
     )
 
 
+class KernelEmbedConfigField(BoolField):
+    alias = "embed_config"
+    default = False
+    help = help_text(
+        """
+        Embed the final `.config` in the image (`CONFIG_IKCONFIG=y`, applied after `fragments`),
+        so that the kernel's own `scripts/extract-ikconfig` recovers it from the bzImage or
+        vmlinux, byte for byte. Costs the gzipped configuration (about 10 KB) in the image.
+        """
+    )
+
+
 class KernelArchField(StringField):
     alias = "arch"
     default = "x86_64"
@@ -200,6 +214,9 @@ class KernelImageTarget(Target):
         KernelBaseConfigField,
         KernelFragmentsField,
         KernelDebugInfoField,
+        KernelEmbedConfigField,
+        LayoutFieldsField,
+        LayoutHeadersField,
         KernelArchField,
         KernelCmdlineField,
         KernelMemoryField,
@@ -211,8 +228,9 @@ class KernelImageTarget(Target):
         A Linux kernel built with Kbuild from a `linux_source`, a base configuration and ordered
         config fragments.
 
-        `pants package` writes `bzImage`, `vmlinux`, `System.map`, the final `config` and a
-        `defconfig` (savedefconfig) to dist/. `pants run` boots it under QEMU on the terminal with
+        `pants package` writes `bzImage`, `vmlinux`, `System.map`, the final `config`, a
+        `defconfig` (savedefconfig), `sizes.json` and `layout.json` (identity, key symbols and
+        structure layouts for memory readers) to dist/. `pants run` boots it under QEMU on the terminal with
         a minimal busybox initramfs; `pants test` boots it to its init marker and powers off.
 
         Builds are hermetic (sources only from the pinned tarball, an explicit environment,
@@ -231,6 +249,9 @@ class KernelImageFieldSet(PackageFieldSet):
     base_config: KernelBaseConfigField
     fragments: KernelFragmentsField
     debug_info: KernelDebugInfoField
+    embed_config: KernelEmbedConfigField
+    layout_fields: LayoutFieldsField
+    layout_headers: LayoutHeadersField
     arch: KernelArchField
     output_path: OutputPathField
 

@@ -20,7 +20,11 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from kernel_rules.domain.kconfig.config_policy import PolicyError, forbid_symbol, force_value
-from kernel_rules.targets.fields import KernelDependenciesField
+from kernel_rules.targets.fields import (
+    KernelDependenciesField,
+    LayoutFieldsField,
+    LayoutHeadersField,
+)
 
 
 class TailoredBaselineField(StringField):
@@ -122,6 +126,19 @@ class TailoredDebugInfoField(BoolField):
     )
 
 
+class TailoredEmbedConfigField(BoolField):
+    alias = "embed_config"
+    default = True
+    help = help_text(
+        """
+        Embed the kernel's `.config` in its image (`CONFIG_IKCONFIG=y`, a hard requirement), so
+        that the kernel's own `scripts/extract-ikconfig` recovers it, byte for byte, from the
+        bzImage or from a memory dump, and `layout.json` names its sha256. The report says what
+        it costs (the gzipped configuration, about 10 KB). `False` forbids it.
+        """
+    )
+
+
 class TailoredMinimiseField(StringField):
     alias = "minimise"
     default = "off"
@@ -174,6 +191,9 @@ class TailoredKernelTarget(Target):
         TailoredForbidField,
         TailoredObjectiveField,
         TailoredDebugInfoField,
+        TailoredEmbedConfigField,
+        LayoutFieldsField,
+        LayoutHeadersField,
         TailoredMinimiseField,
         TailoredMinimiseMaxTriesField,
         OutputPathField,
@@ -188,7 +208,8 @@ class TailoredKernelTarget(Target):
         checks the answer. Kbuild builds it in a warm tree (an existing tailored kernel's tree
         when one is close, so adding an app recompiles only what changes).
 
-        `pants package` writes bzImage, vmlinux, System.map, config, defconfig, the composed
+        `pants package` writes bzImage, vmlinux, System.map, config, defconfig, `layout.json`
+        (identity, key symbols and structure layouts for memory readers), the composed
         `requirements.json`, and `report.md` / `report.json` (options and sizes against the
         trace kernel, boot time, which apps passed). `pants test` boots the kernel on the
         baseline's machine with each app's image and runs each workload.
@@ -206,6 +227,9 @@ class TailoredKernelFieldSet(PackageFieldSet):
     forbid: TailoredForbidField
     objective: TailoredObjectiveField
     debug_info: TailoredDebugInfoField
+    embed_config: TailoredEmbedConfigField
+    layout_fields: LayoutFieldsField
+    layout_headers: LayoutHeadersField
     minimise: TailoredMinimiseField
     minimise_max_tries: TailoredMinimiseMaxTriesField
     output_path: OutputPathField

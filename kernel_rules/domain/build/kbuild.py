@@ -42,6 +42,7 @@ from kernel_rules.domain.kconfig.fragments import (
 )
 from kernel_rules.domain.build import kbuild_deps, progress
 from kernel_rules.domain.build.warm_trees import TreePool, WarmTree, log, unpack_source
+from kernel_rules.domain.introspect import layout
 
 LAST_BUILD = ".kr-last-build.json"
 
@@ -243,6 +244,25 @@ def build(args: argparse.Namespace) -> int:
         )
         return 3
     src = unpack_source(args.cache, args.tarball, args.sha256)
+    fields = list(layout.DEFAULT_FIELDS) + [
+        f for f in args.layout_field if f not in layout.DEFAULT_FIELDS
+    ]
+    headers = list(layout.DEFAULT_HEADERS) + [
+        h for h in args.layout_header if h not in layout.DEFAULT_HEADERS
+    ]
+    bad = [
+        h for h in headers if layout.header_problem(h) or layout.missing_header(src, args.arch, h)
+    ]
+    if bad:
+        print(
+            json.dumps(
+                {
+                    "error": f"field `layout_headers`: {bad[0]!r} is not a header of this kernel source",
+                    "field": "layout_headers",
+                }
+            )
+        )
+        return 3
     pool = TreePool(args.cache, "trees", args.sha256, max_trees=args.max_trees)
     start = time.monotonic()
     with pool.acquire(values) as tree:
@@ -303,8 +323,49 @@ def build(args: argparse.Namespace) -> int:
             with open(path, "w") as f:
                 json.dump(stats, f, indent=1)
         tree.finish_build(config_text)
+        problem = _write_layout(args, src, tree.path, fields, headers)
+        if problem:
+            print(json.dumps({"error": problem, "field": "layout_fields"}))
+            return 3
     log(f"compiled {len(compiled)} of {total} objects in {stats['seconds']} s")
     return 0
+
+
+def _write_layout(
+    args: argparse.Namespace, src: str, tree: str, fields: List[str], headers: List[str]
+) -> str:
+    """Write `layout.json` (domain.introspect.layout) of the finished build in `tree`; return why
+    a structure the BUILD file asked for is not defined by the headers, or ""."""
+    structs, absent = layout.probe_layout(make_argv(src, tree, args.arch, 1, []), fields, headers)
+    requested = {f.split(".", 1)[0] for f in args.layout_field}
+    undefined = sorted(s for s in requested if s in absent)
+    if undefined:
+        return (
+            f"field `layout_fields`: struct {undefined[0]} is not defined by the headers "
+            f"({', '.join(headers)}): add the header that defines it to `layout_headers` "
+            f"(the compiler said: {absent[undefined[0]]})"
+        )
+    for entry, why in absent.items():
+        log(f"layout.json: {entry} is absent from this configuration ({why})")
+    with open(os.path.join(tree, "include/config/kernel.release")) as f:
+        release = f.read().strip()
+    with open(os.path.join(tree, ".config")) as f:
+        config_text = f.read()
+    with open(os.path.join(tree, "System.map")) as f:
+        system_map = f.read()
+    doc = layout.manifest(
+        arch=args.arch,
+        release=release,
+        config_text=config_text,
+        vmlinux=os.path.join(tree, "vmlinux"),
+        system_map=system_map,
+        structs=structs,
+        absent=absent,
+    )
+    with open(os.path.join(args.out, "layout.json"), "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return ""
 
 
 def _expected_compiles(
@@ -419,11 +480,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     b = sub.choices["build"]
     b.add_argument("--config", required=True)
     b.add_argument("--stats")
+    b.add_argument(
+        "--layout-field", action="append", default=[], help="struct.member for layout.json"
+    )
+    b.add_argument(
+        "--layout-header", action="append", default=[], help="a header the layout probe includes"
+    )
     args = p.parse_args(argv)
     try:
         return {"base": base, "configure": configure, "build": build}[args.cmd](args)
     except subprocess.CalledProcessError as e:
         print(f"kernel_rules: {e.cmd} failed with exit code {e.returncode}", file=sys.stderr)
+        return 1
+    except layout.LayoutError as e:
+        print(f"kernel_rules: layout.json: {e}", file=sys.stderr)
         return 1
 
 

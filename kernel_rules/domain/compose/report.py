@@ -273,6 +273,17 @@ def build_report(
         ],
         "all_apps_passed": all(r.get("passed") for r in app_results),
         "minimisation": _minimisation_summary(minimisation) if minimisation else None,
+        "embedded_config": _embedded_config(tailored, tailored_sizes),
+    }
+
+
+def _embedded_config(config: Mapping[str, str], sizes: Mapping) -> dict:
+    """Whether the image embeds its `.config` (IKCONFIG) and the bytes that costs: the object
+    holding the gzipped configuration, kernel/configs.o."""
+    enabled = config.get("IKCONFIG") in ("y", "m")
+    return {
+        "enabled": enabled,
+        "bytes": (sizes.get("objects") or {}).get("kernel/configs.c") if enabled else 0,
     }
 
 
@@ -342,6 +353,7 @@ def render_markdown(report: Mapping) -> str:
         ("bzImage", "bzImage bytes"),
     ):
         lines.append(f"| {label} | {t[key]} | {k[key]} | {_pct(t[key], k[key])} |")
+    lines += ["", _embedded_config_line(report.get("embedded_config"))]
     c = report["composition"]
     lines += [
         "",
@@ -374,6 +386,18 @@ def render_markdown(report: Mapping) -> str:
     if m:
         lines += _render_minimisation(m)
     return "\n".join(lines) + "\n"
+
+
+def _embedded_config_line(embedded: Optional[Mapping]) -> str:
+    if not embedded or not embedded.get("enabled"):
+        return (
+            "The configuration is not embedded in the image (`embed_config=False`); "
+            "`scripts/extract-ikconfig` cannot recover it."
+        )
+    return (
+        f"The configuration is embedded in the image (IKCONFIG; `scripts/extract-ikconfig` "
+        f"recovers it): {embedded.get('bytes')} bytes (kernel/configs.o)."
+    )
 
 
 def _render_minimisation(m: Mapping) -> List[str]:

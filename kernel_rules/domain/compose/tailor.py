@@ -434,6 +434,10 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         ]
     else:  # debug info adds no object size, so the size objective alone would not drop it
         policies.append(Requirement("DEBUG_INFO", "n", f"{args.target} field `debug_info=False`"))
+    if args.embed_config:
+        field_reqs.append(Requirement("IKCONFIG", "y", f"{args.target} field `embed_config=True`"))
+    else:
+        policies.append(Requirement("IKCONFIG", "n", f"{args.target} field `embed_config=False`"))
     if "MODULES" in kconf.syms and kconf.syms["MODULES"].nodes:
         policies.append(Requirement("MODULES", "n", NO_MODULES))
     unknown = [
@@ -599,6 +603,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--forbid", action="append", default=[])
     p.add_argument("--objective", choices=OBJECTIVES, default="size")
     p.add_argument("--debug-info", action="store_true", help="require DWARF debug info")
+    p.add_argument(
+        "--embed-config", action="store_true", help="require IKCONFIG (the .config in the image)"
+    )
     p.add_argument("--soft", choices=SOFT, help="write soft.json: the soft requirements")
     p.add_argument("--drop-file", help="JSON list of soft items to leave out")
     p.add_argument("--out", required=True)
