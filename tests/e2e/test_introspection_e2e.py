@@ -1,0 +1,248 @@
+"""End to end, for real: the layout manifests and embedded configurations of three differently
+configured kernels of the same source (`examples/tailored:ipc`, its trace kernel, and the
+tinyconfig kernel `examples/minimal:kernel`), and processes listed from raw guest memory.
+
+Each kernel is booted under QEMU with an image whose /init starts a few named processes, prints
+the guest's own process list from /proc (shell builtins only, so that listing starts no process)
+and waits. The host then dumps the guest's physical memory through QEMU's monitor (QMP
+`pmemsave`), and `kernel_rules.domain.introspect.ps` lists the processes from the dump and the
+kernel's layout.json, without debug info. The lists must be equal; the wrong kernel's manifest
+must be refused. The kernels are the ones `pants package` makes in the repository (its caches).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Dict, List, Set, Tuple
+
+import pytest
+
+from kernel_rules.domain.guest import initramfs
+from kernel_rules.domain.guest.qemu import BootSpec, Machine, command_line
+from tests.e2e.test_explain_e2e import pants
+
+REPO = Path(__file__).resolve().parents[2]
+KERNELS = {
+    "ipc": ("examples/tailored:ipc", REPO / "dist/examples.tailored/ipc"),
+    "trace-kernel": ("examples/tracing:trace-kernel", REPO / "dist/examples.tracing/trace-kernel"),
+    "minimal": ("examples/minimal:kernel", REPO / "dist/examples.minimal/kernel"),
+}
+MEMORY_MIB = 256
+WORKERS = ("kr-worker-1", "kr-worker-2", "kr-worker-3")
+LISTED = "KR_GUEST_PS_END"
+INIT = f"""#!/bin/sh
+mount -t proc proc /proc
+mount -t devtmpfs dev /dev
+for w in {" ".join(WORKERS)}; do /bin/$w & done
+sleep 2
+echo KR_GUEST_PS_BEGIN
+for d in /proc/[0-9]*; do
+  read comm < $d/comm
+  echo "KR_GUEST_PS ${{d#/proc/}} $comm"
+done
+echo {LISTED}
+wait
+"""
+WORKER = "#!/bin/sh\nsleep 100000\n"
+
+
+@pytest.fixture(scope="module")
+def dists() -> Dict[str, Path]:
+    done = pants("package", *(address for address, _ in KERNELS.values()))
+    assert done.returncode == 0, done.output[-8000:]
+    return {name: path for name, (_, path) in KERNELS.items()}
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> Path:
+    busybox = Path("/bin/busybox").read_bytes()
+    extra = [initramfs.regular(f"bin/{w}", WORKER.encode(), executable=True) for w in WORKERS]
+    entries = initramfs.busybox_initramfs(
+        busybox, initramfs.busybox_applets("/bin/busybox"), INIT.encode(), extra
+    )
+    path = tmp_path_factory.mktemp("introspection") / "initramfs.cpio.gz"
+    path.write_bytes(initramfs.gzip_deterministic(initramfs.cpio_newc(entries)))
+    return path
+
+
+def _qmp(sock_path: Path, command: dict, timeout: float = 120) -> dict:
+    """Run one QMP command (after the capabilities handshake) and return its answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock_path))
+        f = s.makefile("rwb")
+        json.loads(f.readline())  # greeting
+        for cmd in ({"execute": "qmp_capabilities"}, command):
+            f.write(json.dumps(cmd).encode() + b"\n")
+            f.flush()
+            while True:
+                answer = json.loads(f.readline())
+                if "return" in answer or "error" in answer:
+                    break
+        return answer
+
+
+def boot_and_dump(dist: Path, image: Path, work: Path) -> Tuple[Set[Tuple[int, str]], Path]:
+    """Boot `dist`'s bzImage with `image`; return the guest's own process list and the path of a
+    raw dump of its physical memory taken after the list was printed."""
+    sock, dump = work / "qmp.sock", work / "memory.raw"
+    spec = BootSpec(
+        qemu="qemu-system-x86_64",
+        kernel=str(dist / "bzImage"),
+        initrd=str(image),
+        cmdline="console=ttyS0 nokaslr",
+        machine=Machine("q35", 1, f"{MEMORY_MIB}M"),
+    )
+    argv = command_line(spec) + ["-qmp", f"unix:{sock},server=on,wait=off"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    console: List[str] = []
+    try:
+        deadline = time.monotonic() + 300
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            console.append(line)
+            if line.strip() == LISTED:
+                break
+            assert time.monotonic() < deadline, "\n".join(console[-40:])
+        else:
+            pytest.fail("the guest stopped before listing:\n" + "\n".join(console[-40:]))
+        answer = _qmp(sock, {"execute": "stop"})
+        assert "return" in answer, answer
+        answer = _qmp(
+            sock,
+            {
+                "execute": "pmemsave",
+                "arguments": {"val": 0, "size": MEMORY_MIB << 20, "filename": str(dump)},
+            },
+        )
+        assert "return" in answer, answer
+    finally:
+        proc.kill()
+        proc.wait()
+    listed = {
+        (int(m.group(1)), guest_comm(m.group(2)))
+        for m in (re.match(r"KR_GUEST_PS (\d+) (.*)$", line.strip()) for line in console)
+        if m
+    }
+    assert {c for _, c in listed} >= set(WORKERS), "\n".join(console[-40:])
+    return listed, dump
+
+
+def guest_comm(comm: str) -> str:
+    """`task_struct.comm` as the guest's /proc shows it: a workqueue worker's name there carries
+    the workqueue it last ran (`kworker/0:1-events`), which the kernel adds when printing."""
+    return comm.split("-", 1)[0] if comm.startswith("kworker/") else comm
+
+
+def run_ps(layout: Path, dump: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernel_rules.domain.introspect.ps",
+            "--layout",
+            str(layout),
+            "--json",
+            str(dump),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def task_offsets(dist: Path) -> Dict[str, int]:
+    task = json.loads((dist / "layout.json").read_text())["structs"]["task_struct"]
+    return {"size": task["size"], **{f: v["offset"] for f, v in task["fields"].items()}}
+
+
+def test_layouts_follow_the_configuration(dists):
+    layouts = {name: task_offsets(path) for name, path in dists.items()}
+    for name, offsets in layouts.items():
+        print(name, json.dumps(offsets, sort_keys=True))
+    fields = ("pid", "tgid", "comm", "tasks", "mm", "cred", "real_parent", "__state")
+    assert all(f in layouts["ipc"] for f in fields)
+    differ = [f for f in ("size",) + fields if layouts["ipc"][f] != layouts["minimal"][f]]
+    print("ipc vs minimal differ in:", differ)
+    assert differ, "two configurations with different task_struct layouts gave the same manifest"
+    same = [f for f in layouts["ipc"] if layouts["ipc"][f] == layouts["trace-kernel"].get(f)]
+    print(f"ipc vs its trace kernel: {len(same)} of {len(layouts['ipc'])} entries equal")
+    for name, path in dists.items():
+        doc = json.loads((path / "layout.json").read_text())
+        config = (path / "config").read_bytes()
+        assert doc["kernel"]["config_sha256"] == hashlib.sha256(config).hexdigest()
+        assert doc["kernel"]["banner"].startswith("Linux version 6.1.")
+        readelf = subprocess.run(
+            ["readelf", "-n", str(path / "vmlinux")], capture_output=True, text=True, check=True
+        ).stdout
+        assert doc["kernel"]["build_id"] in readelf, name
+
+
+def test_probe_agrees_with_pahole_on_the_debug_info_kernel(dists):
+    """The trace kernel has DWARF: pahole's offsets are a second source for the probe's."""
+    dist = dists["trace-kernel"]
+    out = subprocess.run(
+        ["pahole", "-C", "task_struct", str(dist / "vmlinux")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    offsets = task_offsets(dist)
+    pahole = {}
+    for line in out.splitlines():
+        m = re.match(r"\s+.*?\b(\w+)(?:\[\d+\])*;\s+/\*\s+(\d+)\s+\d+\s+\*/", line)
+        if m:
+            pahole.setdefault(m.group(1), int(m.group(2)))
+    size = re.search(r"/\* size: (\d+)", out)
+    assert size and int(size.group(1)) == offsets["size"]
+    for field in ("pid", "tgid", "comm", "tasks", "mm", "cred", "real_parent", "__state"):
+        assert pahole[field] == offsets[field], (field, pahole.get(field), offsets[field])
+
+
+@pytest.fixture(scope="module")
+def extract_ikconfig(tarball, tmp_path_factory) -> Path:
+    """The kernel's own scripts/extract-ikconfig, from the pinned tarball."""
+    script = tmp_path_factory.mktemp("scripts") / "extract-ikconfig"
+    with tarfile.open(tarball) as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith("/scripts/extract-ikconfig"):
+                script.write_bytes(tar.extractfile(member).read())
+                script.chmod(0o755)
+                return script
+    pytest.fail(f"{tarball} has no scripts/extract-ikconfig")
+
+
+@pytest.mark.parametrize("name", ["ipc", "trace-kernel"])
+def test_the_config_is_recovered_from_the_image(dists, extract_ikconfig, name):
+    got = subprocess.run(
+        [str(extract_ikconfig), str(dists[name] / "bzImage")], capture_output=True, check=True
+    ).stdout
+    assert got == (dists[name] / "config").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["ipc", "trace-kernel", "minimal"])
+def test_processes_listed_from_raw_memory_match_the_guest(dists, image, tmp_path, name):
+    listed, dump = boot_and_dump(dists[name], image, tmp_path)
+    done = run_ps(dists[name] / "layout.json", dump)
+    assert done.returncode == 0, done.stderr
+    found = {(p["pid"], p["comm"]) for p in json.loads(done.stdout)}
+    print(f"{name}: guest listed {len(listed)}, memory gave {len(found)}")
+    assert found == listed, (sorted(listed - found), sorted(found - listed))
+
+    for other in sorted(set(dists) - {name}):
+        wrong = run_ps(dists[other] / "layout.json", dump)
+        print(f"{other}'s manifest on {name}'s dump:", wrong.stderr.strip())
+        assert wrong.returncode == 3, wrong.stdout
+        assert "another build" in wrong.stderr
+    os.unlink(dump)
