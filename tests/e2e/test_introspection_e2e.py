@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -246,3 +247,60 @@ def test_processes_listed_from_raw_memory_match_the_guest(dists, image, tmp_path
         assert wrong.returncode == 3, wrong.stdout
         assert "another build" in wrong.stderr
     os.unlink(dump)
+
+
+SCRATCH = "introspection-e2e-scratch"
+EXTENDED = """
+kernel_image(
+    name="{name}",
+    source="//third_party/linux:linux-6.1",
+    base="tinyconfig",
+    fragments=["../examples/minimal/boot.config"],
+    debug_info=True,
+    layout_fields={fields!r},
+    layout_headers={headers!r},
+)
+"""
+
+
+@pytest.fixture()
+def scratch():
+    path = REPO / SCRATCH
+    path.mkdir(exist_ok=True)
+    yield path
+    shutil.rmtree(path)
+    shutil.rmtree(REPO / "dist" / SCRATCH, ignore_errors=True)
+
+
+def test_the_build_file_extends_the_layout(dists, scratch):
+    """The minimal kernel's configuration again (its warm tree: nothing to compile), with more
+    fields: a structure from another header, a nested member, and one this kernel lacks."""
+    fields = ["file.f_inode", "task_struct.se.vruntime", "task_struct.numa_scan_seq"]
+    (scratch / "BUILD").write_text(
+        EXTENDED.format(name="more", fields=fields, headers=["linux/fs.h"])
+        + EXTENDED.format(name="no-header", fields=["file.f_inode"], headers=[])
+    )
+    done = pants("package", f"{SCRATCH}:more")
+    assert done.returncode == 0, done.output[-4000:]
+    doc = json.loads((REPO / "dist" / SCRATCH / "more/layout.json").read_text())
+    assert doc["structs"]["file"]["fields"]["f_inode"]["size"] == 8
+    assert doc["structs"]["task_struct"]["fields"]["se.vruntime"]["size"] == 8
+    assert "no member named" in doc["absent"]["task_struct.numa_scan_seq"]
+    minimal = json.loads((dists["minimal"] / "layout.json").read_text())
+    assert doc["structs"]["task_struct"]["size"] == minimal["structs"]["task_struct"]["size"]
+
+    failed = pants("package", f"{SCRATCH}:no-header")
+    assert failed.returncode != 0
+    assert f"{SCRATCH}:no-header: field `layout_fields`: struct file is not defined" in (
+        failed.output
+    ), failed.output[-3000:]
+    assert "layout_headers" in failed.output
+
+    (scratch / "BUILD").write_text(
+        EXTENDED.format(name="bad", fields=["task_struct.pid); exit(1"], headers=[])
+    )
+    bad = pants("package", f"{SCRATCH}:bad")
+    assert bad.returncode != 0
+    assert f"{SCRATCH}:bad: field `layout_fields`: 'task_struct.pid); exit(1' is not" in (
+        bad.output
+    ), bad.output[-3000:]
