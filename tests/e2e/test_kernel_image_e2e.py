@@ -113,8 +113,9 @@ def _debug_fragment(tmp: Path) -> Path:
 
 
 def _same_kernel(a: Path, b: Path) -> None:
-    # sizes.json too: a warm tree also holds objects of earlier configurations, which it must not count.
-    for name in ("bzImage", "vmlinux", "sizes.json"):
+    # sizes.json too: a warm tree also holds objects of earlier configurations, which it must not
+    # count; layout.json: the offsets probe runs in whichever tree built the kernel.
+    for name in ("bzImage", "vmlinux", "sizes.json", "layout.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs: {a} vs {b}"
 
 
@@ -122,7 +123,7 @@ def _same_kernel(a: Path, b: Path) -> None:
 
 
 def test_package_writes_all_artifacts(packaged):
-    for name in ("bzImage", "vmlinux", "System.map", "config", "defconfig"):
+    for name in ("bzImage", "vmlinux", "System.map", "config", "defconfig", "layout.json"):
         assert (packaged / name).stat().st_size > 0, name
     config = parse_config((packaged / "config").read_text())
     assert config["PRINTK"] == "y" and config["DEBUG_INFO_DWARF5"] == "y"

@@ -61,7 +61,7 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
     # No kernel was configured or built here: Kbuild never unpacked the source or made a tree.
     assert not (b.kernel_cache / "sources").exists()
     assert not (b.kernel_cache / "trees").exists()
-    for name in ("bzImage", "vmlinux", "config", "defconfig", "System.map"):
+    for name in ("bzImage", "vmlinux", "config", "defconfig", "System.map", "layout.json"):
         assert (a.root / ARTIFACTS / name).read_bytes() == (b.root / ARTIFACTS / name).read_bytes()
     for name in ("config-set.json", "summary.md"):
         assert (a.root / APP_ARTIFACTS / name).read_bytes() == (
