@@ -32,6 +32,8 @@ from kernel_rules.rules.process import (
 from kernel_rules.rules.source import tarball_in_sandbox
 from kernel_rules.rules.toolchain import kbuild_toolchain_request
 from kernel_rules.rules.types import (
+    AppSyscalls,
+    AppSyscallsRequest,
     ComposeRequest,
     ComposedConfig,
     KernelConfig,
@@ -101,6 +103,24 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
     if fs.embed_config.value:
         argv += ["--embed-config"]
     extra: List[Digest] = []
+    if fs.static_syscalls.value != "off":
+        argv += ["--static-scope", fs.static_syscalls.value]
+        found = await MultiGet(
+            Get(AppSyscalls, AppSyscallsRequest(app_fs, traced)) for app_fs, traced in inputs.apps
+        )
+        for i, ((app_fs, _), syscalls) in enumerate(zip(inputs.apps, found)):
+            argv += ["--static-syscalls", f"{app_fs.address}=static/{i}/syscalls.json"]
+            extra.append(
+                await Get(
+                    Digest,
+                    AddPrefix(
+                        await Get(
+                            Digest, DigestSubset(syscalls.digest, PathGlobs(["syscalls.json"]))
+                        ),
+                        f"static/{i}",
+                    ),
+                )
+            )
     if request.soft:
         argv += ["--soft", request.soft]
     if request.drop:

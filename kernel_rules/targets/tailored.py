@@ -139,6 +139,24 @@ class TailoredEmbedConfigField(BoolField):
     )
 
 
+class TailoredStaticSyscallsField(StringField):
+    alias = "static_syscalls"
+    default = "off"
+    valid_choices = ("off", "app", "image")
+    help = help_text(
+        """
+        Static syscall coverage: keep every option that gates a syscall the apps' binaries can
+        make (found by disassembling them: each app profile's `syscalls.json`), even if no trace
+        saw it, so that a path the workload did not take does not meet ENOSYS. `app`: the
+        syscalls of each app's own `programs` and `binaries` and the libraries they load;
+        `image`: also those of every other program of its image (busybox); `off`: only what the
+        traces saw. These requirements are hard (a minimisation never removes them); syscalls
+        the trace kernel itself lacks cannot be kept and are listed. `compose.json` and the
+        report say what the coverage costs in options and in the size objective.
+        """
+    )
+
+
 class TailoredMinimiseField(StringField):
     alias = "minimise"
     default = "off"
@@ -192,6 +210,7 @@ class TailoredKernelTarget(Target):
         TailoredObjectiveField,
         TailoredDebugInfoField,
         TailoredEmbedConfigField,
+        TailoredStaticSyscallsField,
         LayoutFieldsField,
         LayoutHeadersField,
         TailoredMinimiseField,
@@ -228,6 +247,7 @@ class TailoredKernelFieldSet(PackageFieldSet):
     objective: TailoredObjectiveField
     debug_info: TailoredDebugInfoField
     embed_config: TailoredEmbedConfigField
+    static_syscalls: TailoredStaticSyscallsField
     layout_fields: LayoutFieldsField
     layout_headers: LayoutHeadersField
     minimise: TailoredMinimiseField

@@ -73,6 +73,11 @@ from kernel_rules.domain.kconfig.config_policy import (
 )
 from kernel_rules.domain.kconfig.fragments import FragmentError, Request, parse_config
 from kernel_rules.domain.compose.minimise import groups_document, soft_groups
+from kernel_rules.domain.compose.static_syscalls import (
+    SCOPES as STATIC_SCOPES,
+    StaticSyscallsError,
+    static_requirements,
+)
 from kernel_rules.domain.build.warm_trees import TreePool, log, unpack_source
 
 FORMAT = "kernel_rules/requirements@1"
@@ -434,6 +439,7 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         ]
     else:  # debug info adds no object size, so the size objective alone would not drop it
         policies.append(Requirement("DEBUG_INFO", "n", f"{args.target} field `debug_info=False`"))
+    static_reqs, static_summary = _static_syscalls(args, trace_config)
     if args.embed_config:
         field_reqs.append(Requirement("IKCONFIG", "y", f"{args.target} field `embed_config=True`"))
     else:
@@ -456,6 +462,8 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     # Only traced requirements are relaxed: a `force` against a policy is a conflict to report.
     set_reqs, dropped = drop_incompatible(model, set_reqs, policies)
     relaxed += dropped
+    static_reqs, static_dropped = drop_incompatible(model, static_reqs, policies)
+    relaxed += static_dropped
     soft = soft_items(set_reqs, field_reqs, args.soft, phases_of) if args.soft else []
     drop = read_drop_file(args.drop_file)
     if drop - set(soft):
@@ -465,7 +473,7 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         )
     left_out = [r for r in set_reqs if r.symbol in drop and r.value != "n"]
     set_reqs = [r for r in set_reqs if not (r.symbol in drop and r.value != "n")]
-    reqs = set_reqs + field_reqs + policies
+    reqs = set_reqs + field_reqs + static_reqs + policies
     weights: Dict[str, int] = {}
     if args.objective == "size":
         with open(args.sizes) as f:
@@ -502,6 +510,19 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
             )
         )
         soft_doc["mode"] = args.soft
+
+    static_cost = None
+    if static_reqs:  # what static coverage costs: the same problem solved without it
+        t = time.monotonic()
+        without = compose(model, [r for r in reqs if r not in static_reqs], weights)
+        with_it = compose(model, reqs, weights)
+        times["solve without static syscalls"] = time.monotonic() - t
+        static_cost = {
+            "options": len(enabled(with_it)) - len(enabled(without)),
+            "weight": sum(weights.get(s, 1) for s in enabled(with_it) if s in model.symbols)
+            - sum(weights.get(s, 1) for s in enabled(without) if s in model.symbols),
+            "options_kept": sorted(set(enabled(with_it)) - set(enabled(without))),
+        }
 
     rounds, disagreements, final = 0, [], ""
     solve_s = conf_s = 0.0
@@ -573,6 +594,14 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         "weight": sum(weights.get(s, 1) for s in enabled(final_values) if s in model.symbols),
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }
+    if args.static_scope != "off":
+        stats["static_syscalls"] = {
+            "scope": args.static_scope,
+            "objective": args.objective,
+            "apps": static_summary,
+            "requirements": len(static_reqs),
+            "cost": static_cost,
+        }
     if args.soft:
         stats["soft"] = {
             "mode": args.soft,
@@ -585,6 +614,28 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     if drop:
         doc["left_out"] = [str(r) for r in left_out]
     return final, doc, stats, soft_doc
+
+
+def _static_syscalls(
+    args: argparse.Namespace, trace_config: Mapping[str, str]
+) -> Tuple[List[Requirement], List[dict]]:
+    """The hard requirements of static syscall coverage (domain.compose.static_syscalls) for
+    every `--static-syscalls LABEL=PATH`, and one summary per app."""
+    if args.static_scope == "off":
+        return [], []
+    reqs: List[Requirement] = []
+    summaries = []
+    for spec in args.static_syscalls:
+        label, _, path = spec.partition("=")
+        with open(path) as f:
+            doc = json.load(f)
+        try:
+            found, summary = static_requirements(label, doc, args.static_scope, trace_config)
+        except StaticSyscallsError as e:
+            raise InputError(str(e)) from None
+        reqs += [r for r in found if r not in reqs]
+        summaries.append(summary)
+    return reqs, summaries
 
 
 def main(argv: Sequence[str]) -> int:
@@ -605,6 +656,18 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--debug-info", action="store_true", help="require DWARF debug info")
     p.add_argument(
         "--embed-config", action="store_true", help="require IKCONFIG (the .config in the image)"
+    )
+    p.add_argument(
+        "--static-scope",
+        choices=STATIC_SCOPES,
+        default="off",
+        help="keep the options gating the syscalls the apps' binaries can make",
+    )
+    p.add_argument(
+        "--static-syscalls",
+        action="append",
+        default=[],
+        help="LABEL=PATH of an app's syscalls.json (with --static-scope)",
     )
     p.add_argument("--soft", choices=SOFT, help="write soft.json: the soft requirements")
     p.add_argument("--drop-file", help="JSON list of soft items to leave out")
