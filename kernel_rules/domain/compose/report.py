@@ -274,6 +274,27 @@ def build_report(
         "all_apps_passed": all(r.get("passed") for r in app_results),
         "minimisation": _minimisation_summary(minimisation) if minimisation else None,
         "embedded_config": _embedded_config(tailored, tailored_sizes),
+        "static_syscalls": _static_syscalls(compose_stats.get("static_syscalls")),
+    }
+
+
+def _static_syscalls(stats: Optional[Mapping]) -> Optional[dict]:
+    """compose.json's static syscall coverage, per app and what it costs; None when it is off."""
+    if not stats:
+        return None
+    return {
+        "scope": stats["scope"],
+        "cost": stats.get("cost") or {"options": 0, "options_kept": [], "bytes_estimate": 0},
+        "apps": [
+            {
+                "app": a["app"],
+                "syscalls": a["syscalls"],
+                "gated": sorted(a["gated"]),
+                "options": sorted(set(a["gated"].values())),
+                "not_in_trace_kernel": sorted(a["not_in_trace_kernel"]),
+            }
+            for a in stats["apps"]
+        ],
     }
 
 
@@ -382,10 +403,35 @@ def render_markdown(report: Mapping) -> str:
     for r in report["app_results"]:
         verdict = "passed" if r["passed"] else f"FAILED: {r['reason']}"
         lines.append(f"| `{r['name']}` | {verdict} | {r['boot_seconds']} | {r['seconds']} |")
+    if report.get("static_syscalls"):
+        lines += _render_static_syscalls(report["static_syscalls"])
     m = report.get("minimisation")
     if m:
         lines += _render_minimisation(m)
     return "\n".join(lines) + "\n"
+
+
+def _render_static_syscalls(st: Mapping) -> List[str]:
+    cost = st["cost"]
+    lines = [
+        "",
+        f"## Static syscall coverage (`{st['scope']}`)",
+        "",
+        "Every option gating a syscall the apps' binaries can make is kept, traced or not. "
+        f"It costs {cost['options']} option(s) ("
+        + (", ".join(f"`{o}`" for o in cost["options_kept"]) or "none")
+        + f") and about {cost['bytes_estimate']} bytes of the trace kernel's objects.",
+        "",
+        "| app | syscalls found | gated (options) | not in the trace kernel |",
+        "|---|---:|---|---|",
+    ]
+    for a in st["apps"]:
+        lines.append(
+            f"| `{a['app']}` | {a['syscalls']} | {len(a['gated'])} ("
+            + ", ".join(a["options"])
+            + f") | {', '.join(a['not_in_trace_kernel']) or '-'} |"
+        )
+    return lines
 
 
 def _embedded_config_line(embedded: Optional[Mapping]) -> str:

@@ -517,11 +517,12 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         without = compose(model, [r for r in reqs if r not in static_reqs], weights)
         with_it = compose(model, reqs, weights)
         times["solve without static syscalls"] = time.monotonic() - t
+        kept = sorted(set(enabled(with_it)) - set(enabled(without)))
         static_cost = {
             "options": len(enabled(with_it)) - len(enabled(without)),
-            "weight": sum(weights.get(s, 1) for s in enabled(with_it) if s in model.symbols)
-            - sum(weights.get(s, 1) for s in enabled(without) if s in model.symbols),
-            "options_kept": sorted(set(enabled(with_it)) - set(enabled(without))),
+            "options_kept": kept,
+            # size_weights' unit is 64 bytes of the trace kernel's objects, plus 1 per option
+            "bytes_estimate": sum((weights.get(s, 1) - 1) * 64 for s in kept),
         }
 
     rounds, disagreements, final = 0, [], ""
