@@ -206,3 +206,23 @@ def test_command_line_exit_codes(tmp_path):
         run + [str(good), str(tmp_path / "none")], capture_output=True, text=True
     )
     assert missing.returncode == 2
+
+
+def test_image_identity_reads_the_build_id_and_a_string_like_readelf(tmp_path):
+    source = tmp_path / "banner.c"
+    source.write_text(
+        'const char linux_banner[] = "Linux version 0.0 (test)\\n";\nint main(void){return 0;}\n'
+    )
+    binary = tmp_path / "banner"
+    subprocess.run(
+        ["gcc", "-O0", "-no-pie", "-Wl,--build-id=sha1", "-o", str(binary), str(source)],
+        check=True,
+    )
+    notes = subprocess.run(["readelf", "-n", str(binary)], capture_output=True, text=True).stdout
+    symbols = subprocess.run(["nm", str(binary)], capture_output=True, text=True).stdout
+    address = next(
+        int(line.split()[0], 16) for line in symbols.splitlines() if "linux_banner" in line
+    )
+    identity = layout.image_identity(str(binary), address)
+    assert identity["build_id"] and f"Build ID: {identity['build_id']}" in notes
+    assert identity["banner"] == "Linux version 0.0 (test)\n"

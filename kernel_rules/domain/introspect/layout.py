@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import shutil
+from struct import unpack_from
 import subprocess
 import tempfile
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -264,29 +265,50 @@ def symbol_addresses(system_map: str, names: Iterable[str] = KEY_SYMBOLS) -> Dic
     return found
 
 
+_SHT_PROGBITS, _SHT_NOTE, _NT_GNU_BUILD_ID = 1, 7, 3
+
+
+def _sections(f) -> List[Tuple[int, int, int, int]]:
+    """(type, address, file offset, size) of every section of the ELF64 little-endian file `f`."""
+    head = f.read(64)
+    if head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+        raise LayoutError("vmlinux is not a 64-bit little-endian ELF file")
+    (shoff,) = unpack_from("<Q", head, 0x28)
+    shentsize, shnum = unpack_from("<HH", head, 0x3A)
+    f.seek(shoff)
+    table = f.read(shentsize * shnum)
+    out = []
+    for i in range(shnum):
+        _name, kind, _flags, addr, offset, size = unpack_from("<IIQQQQ", table, i * shentsize)
+        out.append((kind, addr, offset, size))
+    return out
+
+
 def image_identity(vmlinux: str, banner_address: Optional[int]) -> Dict[str, object]:
     """The build id (hex), the virtual address of its bytes, and the `linux_banner` text, read
-    from the ELF file `vmlinux` (no debug info needed)."""
-    from elftools.elf.elffile import ELFFile
-
+    from the ELF file `vmlinux` (no debug info needed; the standard library only, as the Kbuild
+    driver that runs this)."""
     identity: Dict[str, object] = {"build_id": None, "build_id_address": None, "banner": None}
     with open(vmlinux, "rb") as f:
-        elf = ELFFile(f)
-        for section in elf.iter_sections():
-            if section["sh_type"] != "SHT_NOTE":
+        sections = _sections(f)
+        for kind, addr, offset, size in sections:
+            if kind != _SHT_NOTE:
                 continue
-            for note in section.iter_notes():
-                if note["n_type"] == "NT_GNU_BUILD_ID":
-                    namesz = (note["n_namesz"] + 3) & ~3
-                    desc_offset = note["n_offset"] + 12 + namesz - section["sh_offset"]
-                    identity["build_id"] = note["n_desc"]
-                    identity["build_id_address"] = f"0x{section['sh_addr'] + desc_offset:x}"
+            f.seek(offset)
+            data, at = f.read(size), 0
+            while at + 12 <= len(data):
+                namesz, descsz, note_type = unpack_from("<III", data, at)
+                desc = at + 12 + ((namesz + 3) & ~3)
+                if note_type == _NT_GNU_BUILD_ID and data[at + 12 : at + 15] == b"GNU":
+                    identity["build_id"] = data[desc : desc + descsz].hex()
+                    identity["build_id_address"] = f"0x{addr + desc:x}"
+                at = desc + ((descsz + 3) & ~3)
         if banner_address is not None:
-            for section in elf.iter_sections():
-                start, size = section["sh_addr"], section["sh_size"]
-                if section["sh_type"] == "SHT_PROGBITS" and start <= banner_address < start + size:
-                    data = section.data()[banner_address - start :]
-                    identity["banner"] = data[: data.index(b"\0")].decode(errors="replace")
+            for kind, addr, offset, size in sections:
+                if kind == _SHT_PROGBITS and addr <= banner_address < addr + size:
+                    f.seek(offset + banner_address - addr)
+                    data = f.read(min(1024, addr + size - banner_address))
+                    identity["banner"] = data.split(b"\0", 1)[0].decode(errors="replace")
                     break
     return identity
 
