@@ -44,7 +44,7 @@ from kernel_rules.targets.prebuilt import (
 )
 
 
-TOOLS = ("addr2line", "dpkg-deb", "nm", "size", "tar", "xz")
+TOOLS = ("addr2line", "dpkg-deb", "nm", "pahole", "size", "tar", "xz")
 
 
 class PrebuiltKernelError(Exception):

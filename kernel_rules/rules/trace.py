@@ -181,10 +181,12 @@ async def _package(
     config_set: ConfigSet,
     image: Digest = EMPTY_DIGEST,
     syscalls: Digest = EMPTY_DIGEST,
+    kernel_layout: Digest = EMPTY_DIGEST,
 ) -> BuiltPackage:
     """dist/<dir>/: config-set.json, summary.md, the traced guest's console.log and, for an app,
     its workload's own output workload.log, its guest image initramfs.cpio.gz and its syscalls
-    (syscalls.json, syscalls.md, syscall-kconfig.json: rules.syscalls)."""
+    (syscalls.json, syscalls.md, syscall-kconfig.json: rules.syscalls); for a baseline, its trace
+    kernel's layout.json (built or imported: the only place an imported kernel's is written)."""
     logs = await Get(
         Snapshot,
         Digest,
@@ -201,13 +203,17 @@ async def _package(
             ),
         ),
     )
-    merged = await Get(Digest, MergeDigests([config_set.digest, logs.digest, image, syscalls]))
+    merged = await Get(
+        Digest, MergeDigests([config_set.digest, logs.digest, image, syscalls, kernel_layout])
+    )
     prefixed = await Get(Digest, AddPrefix(merged, out_dir))
     names = ("summary.md", *sorted(logs.files)) + (
         ("initramfs.cpio.gz",) if image != EMPTY_DIGEST else ()
     )
     if syscalls != EMPTY_DIGEST:
         names += ("syscalls.json", "syscalls.md", "syscall-kconfig.json")
+    if kernel_layout != EMPTY_DIGEST:
+        names += ("layout.json",)
     return BuiltPackage(
         prefixed,
         (
@@ -244,7 +250,8 @@ async def traced_baseline(fs: BaselineFieldSet) -> TracedBaseline:
 async def package_baseline(fs: BaselineFieldSet) -> BuiltPackage:
     out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
     traced = await Get(TracedBaseline, BaselineFieldSet, fs)
-    return await _package(traced.trace, out_dir, traced.config_set)
+    layout = await Get(Digest, DigestSubset(traced.kernel.build.digest, PathGlobs(["layout.json"])))
+    return await _package(traced.trace, out_dir, traced.config_set, kernel_layout=layout)
 
 
 @rule(desc="Build an application initramfs", level=LogLevel.DEBUG)

@@ -254,6 +254,74 @@ def probe_layout(
     return structs, missing
 
 
+_PAHOLE_MEMBER = re.compile(
+    r"^\t+(?P<type>.*?)\s*(?:\(\*(?P<fn>\w+)\)\(.*\)|(?P<name>\w+)(?:\[\d+\])*)"
+    r"(?:\s+__attribute__\(\(.*\)\))?;\s+/\*\s+(?P<offset>\d+)\s+(?P<size>\d+)\s+\*/\s*$"
+)
+_PAHOLE_SIZE = re.compile(r"/\* size: (\d+),")
+
+
+def pahole_struct(pahole: str, vmlinux: str, struct: str) -> Optional[Tuple[int, Dict[str, tuple]]]:
+    """(size, {member: (offset, size, type)}) of `struct` as pahole reads it from the DWARF or BTF
+    of `vmlinux`, members of anonymous unions and structures included (pahole gives their offsets
+    from the start of `struct`); None when `vmlinux` does not define it."""
+    out = subprocess.run(
+        [pahole, "-C", struct, vmlinux],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    size = _PAHOLE_SIZE.search(out.stdout)
+    if out.returncode != 0 or size is None:
+        return None
+    members: Dict[str, tuple] = {}
+    for line in out.stdout.splitlines():
+        m = _PAHOLE_MEMBER.match(line)
+        if m:
+            name = m.group("fn") or m.group("name")
+            members.setdefault(
+                name, (int(m.group("offset")), int(m.group("size")), m.group("type"))
+            )
+    return int(size.group(1)), members
+
+
+def pahole_layout(
+    pahole: str, vmlinux: str, fields: Sequence[str]
+) -> Tuple[Dict[str, dict], Dict[str, str]]:
+    """What `probe_layout` returns, read by pahole from a kernel with debug info or BTF (a
+    distribution's debug package) instead of compiled in a build tree. Nested members follow
+    the member's structure type."""
+    cache: Dict[str, Optional[Tuple[int, Dict[str, tuple]]]] = {}
+
+    def lookup(struct: str):
+        if struct not in cache:
+            cache[struct] = pahole_struct(pahole, vmlinux, struct)
+        return cache[struct]
+
+    structs: Dict[str, dict] = {}
+    absent: Dict[str, str] = {}
+    for spec in fields:
+        struct, path = spec.split(".", 1)
+        top = lookup(struct)
+        if top is None:
+            absent[struct] = f"pahole finds no struct {struct} in vmlinux"
+            continue
+        structs.setdefault(struct, {"size": top[0], "fields": {}})
+        offset, current, found = 0, top, None
+        for part in path.split("."):
+            found = current[1].get(part) if current else None
+            if found is None:
+                break
+            offset += found[0]
+            kind = re.sub(r"^(?:const\s+)?(?:struct|union)\s+", "", found[2]).strip()
+            current = lookup(kind) if re.fullmatch(_IDENT, kind) else None
+        if found is None:
+            absent[spec] = f"pahole finds no member {path} in struct {struct}"
+        else:
+            structs[struct]["fields"][path] = {"offset": offset, "size": found[1]}
+    return structs, absent
+
+
 def symbol_addresses(system_map: str, names: Iterable[str] = KEY_SYMBOLS) -> Dict[str, str]:
     """{name: "0x..."} of `names` that System.map defines."""
     wanted = set(names)

@@ -14,7 +14,8 @@ Subcommands (run as `python3 -m kernel_rules.domain.prebuilt.debian ...`):
   DWARF), `config`, `System.map` (from the debug package), `sizes.json` (as a Kbuild build writes it; object sizes are
   measured from the vmlinux's function symbols, each attributed to the source file of
   its compilation unit, and from the modules' `.ko` files) and `prebuilt.json` (release, package
-  version, the path prefix of the DWARF file names).
+  version, the path prefix of the DWARF file names), and `layout.json` (domain.introspect.layout;
+  its structure layouts are read by pahole from the DWARF).
 `modules`: the `.ko` files of the named modules and of everything they depend on (their
   `.modinfo` `depends=`), at `lib/modules/<release>/...`, and `etc/kernel_rules/modules`: their
   paths relative to `lib/modules/<release>/`, one a line, in load order.
@@ -279,7 +280,35 @@ def unpack(
     with open(os.path.join(out, "prebuilt.json"), "w") as f:
         json.dump(info, f, indent=1, sort_keys=True)
         f.write("\n")
+    write_layout(out, release)
     return info
+
+
+def write_layout(out: str, release: str) -> None:
+    """`layout.json` (domain.introspect.layout) of the unpacked kernel in `out`: there is no build
+    tree to compile a probe in, so the structure layouts come from the debug package's DWARF, read
+    by pahole."""
+    from kernel_rules.domain.introspect import layout
+
+    vmlinux = os.path.join(out, "vmlinux")
+    structs, absent = layout.pahole_layout("pahole", vmlinux, layout.DEFAULT_FIELDS)
+    with open(os.path.join(out, "config")) as f:
+        config_text = f.read()
+    with open(os.path.join(out, "System.map")) as f:
+        system_map = f.read()
+    doc = layout.manifest(
+        arch="x86_64",
+        release=release,
+        config_text=config_text,
+        vmlinux=vmlinux,
+        system_map=system_map,
+        structs=structs,
+        absent=absent,
+    )
+    doc["source"] = "pahole, from the debug package's DWARF"
+    with open(os.path.join(out, "layout.json"), "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
 
 
 # --- modules -------------------------------------------------------------------------------------
