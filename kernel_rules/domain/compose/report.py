@@ -471,7 +471,8 @@ def _render_syscall_table(t: Mapping, other: str) -> List[str]:
         ]
         for d in t["table_disagreements"]:
             lines.append(
-                f"| {d['kernel']} | `{d['name']}` ({d['number']}) | {d['condition']} | "
+                f"| {d['kernel']} | `{d['name']}` ({d['number']}) | "
+                f"{d['condition'].replace('|', chr(92) + '|')} | "
                 f"{d['table_says']} | {d['probe_says']} |"
             )
     return lines
