@@ -37,6 +37,8 @@ from pants.util.logging import LogLevel
 
 from kernel_rules.domain.compose.report import build_report, symbol_sizes
 from kernel_rules.domain.kconfig.fragments import parse_config
+from kernel_rules.domain.syscalls.verified import compare as compare_syscalls
+from kernel_rules.domain.syscalls.verified import resources as kernel_resources
 from kernel_rules.rules.compose import TailorError, digest_texts
 from kernel_rules.rules.process import SANDBOX_SITE, DomainProcess, error_tail, user_error
 from kernel_rules.rules.trace import one_target, app_baseline
@@ -53,6 +55,10 @@ from kernel_rules.rules.types import (
     OutputDirRequest,
     SymbolSizes,
     SymbolSizesRequest,
+    SyscallProbe,
+    SyscallProbeRequest,
+    SyscallTable,
+    SyscallTableRequest,
     TailoredInputs,
     TailoredKernel,
     Toolchain,
@@ -181,6 +187,61 @@ async def render_report(address: Any, report: dict) -> Digest:
     return await Get(Digest, MergeDigests([report_json, rendered]))
 
 
+async def probe_both(k: TailoredKernel, address: Any) -> tuple:
+    """The syscall probe of the tailored kernel and of its trace kernel, one after the other (so
+    the two boots' benchmarks do not share the CPU), and the source's syscall -> Kconfig table:
+    (tailored SyscallProbe, trace kernel SyscallProbe, syscall-kconfig.json document)."""
+    trace_kernel = k.inputs.baseline.kernel
+    mine_bz, trace_bz = await MultiGet(
+        Get(Digest, DigestSubset(k.build.digest, PathGlobs(["bzImage"]))),
+        Get(Digest, DigestSubset(trace_kernel.build.digest, PathGlobs(["bzImage"]))),
+    )
+    trace_label = f"{trace_kernel.config.address} on {trace_kernel.baseline}"
+    theirs = await Get(
+        SyscallProbe,
+        SyscallProbeRequest(
+            trace_bz, trace_label, trace_kernel.machine, trace_kernel.modules, trace_bz
+        ),
+    )
+    mine = await Get(
+        SyscallProbe,
+        SyscallProbeRequest(
+            mine_bz, str(address), trace_kernel.machine, trace_kernel.modules, trace_bz
+        ),
+    )
+    table = await Get(SyscallTable, SyscallTableRequest(trace_kernel.config.source))
+    texts = await digest_texts(table.digest)
+    return mine, theirs, json.loads(texts["syscall-kconfig.json"])
+
+
+def _probe_doc(probe: SyscallProbe) -> Any:
+    return json.loads(probe.probe_json) if probe.probe_json else None
+
+
+def syscall_sections(
+    mine: SyscallProbe,
+    theirs: SyscallProbe,
+    table: dict,
+    tailored_config: dict,
+    trace_config: dict,
+    tailored_sizes: dict,
+    trace_sizes: dict,
+) -> tuple:
+    """The report's `syscall_table` and `resources` sections from both probes; a probe that did
+    not run to its end leaves `syscall_table` as {"error": ...} naming it and its reason."""
+    a, b = _probe_doc(mine), _probe_doc(theirs)
+    failed = [
+        f"{label}: {(doc or {}).get('reason') or probe.summary[-600:]}"
+        for label, doc, probe in (("tailored kernel", a, mine), ("trace kernel", b, theirs))
+        if not doc or not doc.get("passed")
+    ]
+    if failed:
+        section: dict = {"error": "the syscall probe did not complete on the " + "; ".join(failed)}
+    else:
+        section = compare_syscalls(a, b, table, tailored_config, trace_config)
+    return section, kernel_resources(a, b, tailored_sizes, trace_sizes)
+
+
 @rule(desc="Package a tailored kernel")
 async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
     out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
@@ -196,6 +257,15 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
     consoles = await Get(
         Digest, DigestSubset(check.output_digest, PathGlobs(["check/*.console.log"]))
     )
+    mine_probe, trace_probe, syscall_kconfig = await probe_both(k, fs.address)
+    unprefixed = await MultiGet(
+        Get(Digest, RemovePrefix(p.digest, "probe")) for p in (mine_probe, trace_probe)
+    )
+    probe_files = await MultiGet(
+        Get(Digest, AddPrefix(d, f"probe/{name}"))
+        for name, d in zip(("tailored", "trace-kernel"), unprefixed)
+    )
+    probe_listing = await Get(Snapshot, MergeDigests(probe_files))
     built, trace_built, composed, results, stats, console_files = await MultiGet(
         Get(
             DigestContents,
@@ -248,12 +318,22 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         for i, r in enumerate(app_results)
         if results and f"check/{i}.console.log" in console_files.files
     }
+    tailored_config, trace_config = parse_config(mine["config"]), parse_config(theirs["config"])
+    syscall_table, resources = syscall_sections(
+        mine_probe,
+        trace_probe,
+        syscall_kconfig,
+        tailored_config,
+        trace_config,
+        json.loads(mine["sizes.json"]),
+        json.loads(theirs["sizes.json"]),
+    )
     report = build_report(
         target=str(fs.address),
         baseline=str(trace_kernel.baseline),
         apps=[str(a.address) for a, _ in k.inputs.apps],
-        tailored=parse_config(mine["config"]),
-        trace=parse_config(theirs["config"]),
+        tailored=tailored_config,
+        trace=trace_config,
         tailored_sizes=json.loads(mine["sizes.json"]),
         trace_sizes=json.loads(theirs["sizes.json"]),
         tailored_symbols=symbol_sizes(mine_nm.nm_output),
@@ -268,6 +348,8 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         config_sets=config_sets,
         console_logs=console_logs,
         trace_kernel_kind="distribution" if trace_kernel.prebuilt else "built",
+        syscall_table=syscall_table,
+        resources=resources,
     )
     report_files = await render_report(fs.address, report)
     digest = await Get(
@@ -281,6 +363,7 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
                         k.composed.digest,
                         report_files,
                         consoles,
+                        probe_listing.digest,
                         *([k.minimisation] if k.minimisation else []),
                     ]
                 ),
@@ -317,6 +400,7 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         "report.md",
         "report.html",
         *sorted(console_logs.values()),
+        *probe_listing.files,
         *(("soft.json", "minimise.json") if k.minimisation else ()),
     )
     return BuiltPackage(

@@ -474,3 +474,40 @@ class AppSyscallsRequest:
 @dataclass(frozen=True)
 class AppSyscalls:
     digest: Digest  # syscalls.json, syscalls.md, syscall-kconfig.json (domain.syscalls.analyse)
+
+
+@dataclass(frozen=True)
+class ProbeImageRequest:
+    """The syscall probe's guest image (rules.probe), with a baseline's modules (none for a
+    built trace kernel)."""
+
+    modules: GuestModules = GuestModules(EMPTY_DIGEST)
+
+
+@dataclass(frozen=True)
+class ProbeImage:
+    digest: Digest  # probe.cpio.gz
+
+
+@dataclass(frozen=True)
+class SyscallProbeRequest:
+    """Boot `kernel` (a digest holding bzImage) on `machine` with the probe image and run the
+    syscall probe (domain.guest.probe). `label` names the kernel in probe.json; `accel_kernel`
+    (the trace kernel's bzImage) is booted once to probe KVM when `[qemu].accel` is auto. The
+    same request (a trace kernel's) is one cached run however many tailored kernels ask."""
+
+    kernel: Digest
+    label: str
+    machine: BaselineMachine
+    modules: GuestModules
+    accel_kernel: Digest
+
+
+@dataclass(frozen=True)
+class SyscallProbe:
+    """The probe's run: `digest` holds probe/probe.json and probe/console.log; `probe_json` is
+    probe.json's text ("" when the step wrote none); `summary` its stdout."""
+
+    digest: Digest
+    probe_json: str
+    summary: str

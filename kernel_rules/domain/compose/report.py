@@ -220,12 +220,16 @@ def build_report(
     config_sets: Sequence[Mapping] = (),
     console_logs: Optional[Mapping[str, str]] = None,
     trace_kernel_kind: str = "built",
+    syscall_table: Optional[Mapping] = None,
+    resources: Optional[Mapping] = None,
 ) -> dict:
     """The report as a dict (see `FORMAT`); every input is already parsed. `minimisation` is the
     `minimise.json` document of a minimised kernel; `requirements` the composed
     `requirements.json` and `config_sets` the config-set documents it was composed from;
     `console_logs` maps an app's name to its check's console log, a path relative to the report;
-    `trace_kernel_kind` is `built` (a `kernel_image`) or `distribution` (a `prebuilt_kernel`)."""
+    `trace_kernel_kind` is `built` (a `kernel_image`) or `distribution` (a `prebuilt_kernel`).
+    `syscall_table` and `resources` are the sections of domain.syscalls.verified (`compare`, or
+    {"error": ...} when a probe did not complete, and `resources`), kept as they are."""
     logs = dict(console_logs or {})
     boots = [r["boot_seconds"] for r in app_results if r.get("boot_seconds") is not None]
     only_trace = sorted(
@@ -275,6 +279,8 @@ def build_report(
         "minimisation": _minimisation_summary(minimisation) if minimisation else None,
         "embedded_config": _embedded_config(tailored, tailored_sizes),
         "static_syscalls": _static_syscalls(compose_stats.get("static_syscalls")),
+        "syscall_table": dict(syscall_table) if syscall_table is not None else None,
+        "resources": dict(resources) if resources is not None else None,
     }
 
 
@@ -405,6 +411,10 @@ def render_markdown(report: Mapping) -> str:
         lines.append(f"| `{r['name']}` | {verdict} | {r['boot_seconds']} | {r['seconds']} |")
     if report.get("static_syscalls"):
         lines += _render_static_syscalls(report["static_syscalls"])
+    if report.get("resources"):
+        lines += _render_resources(report["resources"], compared_with(report))
+    if report.get("syscall_table"):
+        lines += _render_syscall_table(report["syscall_table"], compared_with(report))
     m = report.get("minimisation")
     if m:
         lines += _render_minimisation(m)
@@ -434,6 +444,54 @@ def _render_static_syscalls(st: Mapping) -> List[str]:
     return lines
 
 
+def _fmt(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _ms(ns) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.1f}"
+
+
+BENCH_LABELS = {
+    "spin": "user-space loop ({count} iterations, calibration)",
+    "getpid": "`getpid` x {count}",
+    "walk": "walk over {count} entries (getdents64 + fstatat)",
+}
+
+
+def _render_resources(r: Mapping, other: str) -> List[str]:
+    rom_t, rom_k = r["rom_bytes"]["tailored"], r["rom_bytes"]["trace_kernel"]
+    ram = r["ram_used_kb"]
+    lines = [
+        "",
+        "## ROM, RAM and the cost of a syscall",
+        "",
+        f"| | tailored | {other} | tailored / {other} |",
+        "|---|---:|---:|---:|",
+        f"| ROM: bzImage bytes | {rom_t['bzImage']} | {rom_k['bzImage']} | "
+        f"{_pct(rom_t['bzImage'], rom_k['bzImage'])} |",
+        f"| ROM: module bytes | {rom_t['modules']} | {rom_k['modules']} | "
+        f"{_pct(rom_t['modules'], rom_k['modules'])} |",
+        f"| ROM: total | {rom_t['total']} | {rom_k['total']} | {_fmt(r['rom_bytes']['ratio'])} |",
+        f"| RAM in use after boot (MemTotal - MemAvailable, kB) | {_fmt(ram['tailored'])} | "
+        f"{_fmt(ram['trace_kernel'])} | {_fmt(ram['ratio'])} |",
+        "",
+        f"Micro-benchmarks in the guest (best of its rounds, ms; QEMU `{r.get('accel')}`). Under "
+        "TCG absolute times mean little and follow the host's load: read the ratios; the "
+        "normalised ratio divides each boot's time by its own user-space loop's.",
+        "",
+        f"| benchmark | tailored (ms) | {other} (ms) | ratio | normalised ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, b in r["benchmarks"].items():
+        label = BENCH_LABELS.get(name, name).format(count=_fmt(b.get("count")))
+        lines.append(
+            f"| {label} | {_ms(b['tailored_ns'])} | {_ms(b['trace_kernel_ns'])} | "
+            f"{_fmt(b['ratio'])} | {_fmt(b.get('ratio_spin_normalised'))} |"
+        )
+    return lines
+
+
 def _embedded_config_line(embedded: Optional[Mapping]) -> str:
     if not embedded or not embedded.get("enabled"):
         return (
@@ -444,6 +502,50 @@ def _embedded_config_line(embedded: Optional[Mapping]) -> str:
         f"The configuration is embedded in the image (IKCONFIG; `scripts/extract-ikconfig` "
         f"recovers it): {embedded.get('bytes')} bytes (kernel/configs.o)."
     )
+
+
+def _render_syscall_table(t: Mapping, other: str) -> List[str]:
+    lines = ["", "## Verified syscall table", ""]
+    if "error" in t:
+        return lines + [f"Not available: {t['error']}"]
+    mine, theirs = t["tailored"], t["trace_kernel"]
+    lines += [
+        f"Every x86-64 syscall number called in the guest (each in a throwaway child); absent = "
+        f"it returned ENOSYS. {t['numbers_probed']} named numbers probed.",
+        "",
+        f"| | tailored | {other} (`{theirs['kernel']}`) |",
+        "|---|---:|---:|",
+        f"| syscalls present | {mine['present']} | {theirs['present']} |",
+        f"| syscalls absent (ENOSYS) | {len(mine['absent'])} | {len(theirs['absent'])} |",
+        "",
+        f"Removed here (absent on the tailored kernel, present on the {other}): "
+        + (
+            ", ".join(f"`{x['name']}` ({x['number']}, {x['condition']})" for x in t["removed"])
+            or "none"
+        )
+        + ".",
+        "",
+        f"Present here but absent on the {other}: "
+        + (", ".join(f"`{x['name']}`" for x in t["added"]) or "none")
+        + ".",
+        "",
+        "Absent on both: " + (", ".join(f"`{n}`" for n in t["absent_on_both"]) or "none") + ".",
+    ]
+    if t["table_disagreements"]:
+        lines += [
+            "",
+            "Where the probe and the syscall -> Kconfig table's condition disagree:",
+            "",
+            "| kernel | syscall | condition | table | probe |",
+            "|---|---|---|---|---|",
+        ]
+        for d in t["table_disagreements"]:
+            lines.append(
+                f"| {d['kernel']} | `{d['name']}` ({d['number']}) | "
+                f"{d['condition'].replace('|', chr(92) + '|')} | "
+                f"{d['table_says']} | {d['probe_says']} |"
+            )
+    return lines
 
 
 def _render_minimisation(m: Mapping) -> List[str]:

@@ -22,6 +22,13 @@ same console carries the kernel's messages. Lines, in the order BOOT_INIT and th
 | `KR_DONE` (`DONE`) | app /init, `PRINT_DONE` | last, then it powers off | app checks and traces stop waiting (10 s grace) |
 | `KR_APP_READY` (`APP_READY`) | the example workloads of examples/debian-cloud | once their server answers | benchmarks/distro.py only (boot time) |
 
+The syscall probe (`guest/syscall_probe.c`, the workload of the probe image that
+`guest.probe` boots) writes its own lines into the workload's output, so they reach the host
+only inside the framed report: `KR_PROBE_SYSCALL <nr> ret <value>|signal <sig>|exit
+<status>|timeout` (`PROBE_SYSCALL`) for each syscall number, `KR_PROBE_BENCH <name> <round>
+<count> <nanoseconds>` (`PROBE_BENCH`) for each benchmark round and `KR_PROBE_DONE`
+(`PROBE_DONE`) last; `parse_probe` reads them.
+
 The host writes to a guest twice: `CHECK_PARAM` (`kernel_rules.mode=check`) on the kernel command
 line asks BOOT_INIT for a check boot (it lowers the console loglevel, prints `KR_MODE check ...`
 and powers off); and the line `KR_DUMP` (`DUMP_REQUEST_LINE`) on the console's input when a
@@ -82,6 +89,9 @@ DUMP_REQUEST = "KR_DUMP"  # on the console's input, from the host
 MODULE_PREFIX = "KR_MODULE"
 DONE = "KR_DONE"
 APP_READY = "KR_APP_READY"  # printed by example workloads themselves; read by benchmarks only
+PROBE_SYSCALL = "KR_PROBE_SYSCALL"  # in the syscall probe's framed output (guest/syscall_probe.c)
+PROBE_BENCH = "KR_PROBE_BENCH"
+PROBE_DONE = "KR_PROBE_DONE"
 
 # x86's COMMAND_LINE_SIZE: the kernel keeps at most this many bytes of its command line, the
 # terminating NUL included, and silently drops the rest.
@@ -171,6 +181,10 @@ _END = re.compile(
 )
 RUNNING_REPORTED = re.compile(rf"\n{re.escape(WORKLOAD_RUNNING)} \d+ [0-9a-f]{{64}}")
 RUNNING_REPORTED_BYTES = re.compile(RUNNING_REPORTED.pattern.encode())
+PROBE_SYSCALL_LINE = re.compile(
+    rf"^{re.escape(PROBE_SYSCALL)} (\d+) (?:(ret|signal|exit) (-?\d+)|(timeout))$", re.M
+)
+PROBE_BENCH_LINE = re.compile(rf"^{re.escape(PROBE_BENCH)} (\w+) (\d+) (\d+) (\d+)$", re.M)
 MODULE_LINE = re.compile(rf"^{re.escape(MODULE_PREFIX)} (\S+) \d+ \d+ \S+ \S+ (0x[0-9a-f]+)", re.M)
 
 
@@ -199,6 +213,30 @@ def meminfo(console: str) -> Optional[Tuple[int, int]]:
 def loaded_modules(console: str) -> List[Tuple[str, str]]:
     """[(module name, its address as printed)] of the `KR_MODULE` lines, in console order."""
     return MODULE_LINE.findall(console)
+
+
+@dataclass(frozen=True)
+class ProbeOutput:
+    """What the syscall probe printed: per syscall number its outcome (`ret`, `signal`, `exit`
+    or `timeout`) and value (None for a timeout); per benchmark its rounds as (count,
+    nanoseconds); `done` when the probe printed its last line."""
+
+    syscalls: Dict[int, Tuple[str, Optional[int]]]
+    bench: Dict[str, List[Tuple[int, int]]]
+    done: bool
+
+
+def parse_probe(text: str) -> ProbeOutput:
+    """The probe's lines in `text` (the workload's decoded output); other lines are ignored."""
+    text = text.replace("\r", "")
+    syscalls: Dict[int, Tuple[str, Optional[int]]] = {}
+    for nr, kind, value, timeout in PROBE_SYSCALL_LINE.findall(text):
+        syscalls[int(nr)] = ("timeout", None) if timeout else (kind, int(value))
+    bench: Dict[str, List[Tuple[int, int]]] = defaultdict(list)
+    for name, _round, count, ns in PROBE_BENCH_LINE.findall(text):
+        bench[name].append((int(count), int(ns)))
+    done = re.search(rf"^{re.escape(PROBE_DONE)}$", text, re.M) is not None
+    return ProbeOutput(dict(sorted(syscalls.items())), dict(sorted(bench.items())), done)
 
 
 def check_problem(console: str, marker: str = INIT_MARKER) -> str:
