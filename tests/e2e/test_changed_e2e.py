@@ -23,12 +23,14 @@ TAILORED_ON_Q35 = {
     for k in ("ipc", "httpd", "sqlite", "proc-reader", "all", "ipc-minimised")
 }
 IPC_KERNELS = {"examples/tailored:ipc", "examples/tailored:all", "examples/tailored:ipc-minimised"}
+STATIC_COVERAGE = {f"examples/static-coverage:{k}" for k in ("timer", "traced", "static")}
 EVERY_KERNEL_OF_THE_TRACE_KERNEL = {
     "examples/tracing:trace-kernel",
     "examples/tracing:qemu-q35",
     "examples/tracing:qemu-q35-lo",
     *BASELINE_APPS,
     *TAILORED_ON_Q35,
+    *STATIC_COVERAGE,
 }
 
 
