@@ -349,22 +349,14 @@ def _write_layout(
         log(f"layout.json: {entry} is absent from this configuration ({why})")
     with open(os.path.join(tree, "include/config/kernel.release")) as f:
         release = f.read().strip()
-    with open(os.path.join(tree, ".config")) as f:
-        config_text = f.read()
-    with open(os.path.join(tree, "System.map")) as f:
-        system_map = f.read()
-    doc = layout.manifest(
+    layout.write_manifest(
+        os.path.join(args.out, "layout.json"),
+        tree,
         arch=args.arch,
         release=release,
-        config_text=config_text,
-        vmlinux=os.path.join(tree, "vmlinux"),
-        system_map=system_map,
         structs=structs,
         absent=absent,
     )
-    with open(os.path.join(args.out, "layout.json"), "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-        f.write("\n")
     return ""
 
 

@@ -21,6 +21,7 @@ Contract:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -390,8 +391,10 @@ def manifest(
     system_map: str,
     structs: Mapping[str, dict],
     absent: Mapping[str, str],
+    source: str = "offsets probe compiled in the build tree",
 ) -> dict:
-    """The layout manifest of one kernel (see the module docstring)."""
+    """The layout manifest of one kernel (see the module docstring); `source` says where the
+    structure layouts come from."""
     symbols = symbol_addresses(system_map)
     banner = symbols.get("linux_banner")
     identity = image_identity(vmlinux, int(banner, 16) if banner else None)
@@ -413,5 +416,37 @@ def manifest(
         "symbols": symbols,
         "structs": {name: structs[name] for name in sorted(structs)},
         "absent": dict(sorted(absent.items())),
-        "source": "offsets probe compiled in the build tree",
+        "source": source,
     }
+
+
+def write_manifest(
+    out: str,
+    kernel_dir: str,
+    *,
+    arch: str,
+    release: str,
+    structs: Mapping[str, dict],
+    absent: Mapping[str, str],
+    config_name: str = ".config",
+    source: str = "offsets probe compiled in the build tree",
+) -> None:
+    """Write `out` (layout.json) for the kernel whose `vmlinux`, `System.map` and configuration
+    (`config_name`: `.config` in a build tree) are in `kernel_dir`."""
+    with open(os.path.join(kernel_dir, config_name)) as f:
+        config_text = f.read()
+    with open(os.path.join(kernel_dir, "System.map")) as f:
+        system_map = f.read()
+    doc = manifest(
+        arch=arch,
+        release=release,
+        config_text=config_text,
+        vmlinux=os.path.join(kernel_dir, "vmlinux"),
+        system_map=system_map,
+        structs=structs,
+        absent=absent,
+        source=source,
+    )
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")

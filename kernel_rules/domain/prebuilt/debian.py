@@ -290,25 +290,19 @@ def write_layout(out: str, release: str) -> None:
     by pahole."""
     from kernel_rules.domain.introspect import layout
 
-    vmlinux = os.path.join(out, "vmlinux")
-    structs, absent = layout.pahole_layout("pahole", vmlinux, layout.DEFAULT_FIELDS)
-    with open(os.path.join(out, "config")) as f:
-        config_text = f.read()
-    with open(os.path.join(out, "System.map")) as f:
-        system_map = f.read()
-    doc = layout.manifest(
+    structs, absent = layout.pahole_layout(
+        "pahole", os.path.join(out, "vmlinux"), layout.DEFAULT_FIELDS
+    )
+    layout.write_manifest(
+        os.path.join(out, "layout.json"),
+        out,
         arch="x86_64",
         release=release,
-        config_text=config_text,
-        vmlinux=vmlinux,
-        system_map=system_map,
         structs=structs,
         absent=absent,
+        config_name="config",
+        source="pahole, from the debug package's DWARF",
     )
-    doc["source"] = "pahole, from the debug package's DWARF"
-    with open(os.path.join(out, "layout.json"), "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-        f.write("\n")
 
 
 # --- modules -------------------------------------------------------------------------------------
