@@ -45,9 +45,10 @@ from kernel_rules.domain.guest.protocol import (
 )
 from kernel_rules.domain.guest.qemu import (
     BootSpec,
-    Machine,
+    add_machine_arguments,
     cmdline_problem,
     command_line,
+    machine_of,
     watch_console,
     with_qemu_stderr,
 )
@@ -133,14 +134,8 @@ def run_app(
 
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="app_check", description=__doc__.splitlines()[0])
-    p.add_argument("--qemu", required=True)
-    p.add_argument("--kernel", required=True)
+    add_machine_arguments(p)
     p.add_argument("--apps", required=True, help="JSON list of {name, initrd, success, timeout}")
-    p.add_argument("--cmdline", default="console=ttyS0")
-    p.add_argument("--machine", default="q35")
-    p.add_argument("--cpus", type=int, default=1)
-    p.add_argument("--memory", default="256M")
-    p.add_argument("--device", action="append", default=[])
     p.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
     p.add_argument(
         "--init-timeout",
@@ -157,7 +152,7 @@ def main(argv: Sequence[str]) -> int:
     with open(args.apps) as f:
         apps = json.load(f)
     os.makedirs(args.out, exist_ok=True)
-    machine = Machine(args.machine, args.cpus, args.memory, tuple(args.device))
+    machine = machine_of(args)
     results, failed = [], 0
     for i, app in enumerate(apps):
         spec = BootSpec(args.qemu, args.kernel, app["initrd"], args.cmdline, machine, args.accel)

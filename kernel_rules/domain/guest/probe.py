@@ -35,7 +35,12 @@ from kernel_rules.domain.guest.protocol import (
     parse_probe,
     workload_report,
 )
-from kernel_rules.domain.guest.qemu import BootSpec, Machine, cmdline_problem
+from kernel_rules.domain.guest.qemu import (
+    BootSpec,
+    add_machine_arguments,
+    cmdline_problem,
+    machine_of,
+)
 
 FORMAT = "kernel_rules/syscall-probe@1"
 LAST_NUMBER = 460  # x86-64 syscall numbers of Linux 6.1 end at 450; the rest must be ENOSYS
@@ -96,15 +101,9 @@ def probe_document(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="probe", description=__doc__.splitlines()[0])
-    p.add_argument("--qemu", required=True)
-    p.add_argument("--kernel", required=True)
+    add_machine_arguments(p)
     p.add_argument("--initrd", required=True)
     p.add_argument("--label", required=True, help="the kernel's name in probe.json")
-    p.add_argument("--cmdline", default="console=ttyS0")
-    p.add_argument("--machine", default="q35")
-    p.add_argument("--cpus", type=int, default=1)
-    p.add_argument("--memory", default="256M")
-    p.add_argument("--device", action="append", default=[])
     p.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--last", type=int, default=LAST_NUMBER)
@@ -114,7 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if problem:
         print(f"kernel_rules: syscall probe refused: {problem}")
         return 1
-    machine = Machine(args.machine, args.cpus, args.memory, tuple(args.device))
+    machine = machine_of(args)
     spec = BootSpec(args.qemu, args.kernel, args.initrd, args.cmdline, machine, args.accel)
     run = run_app(spec, args.timeout, None)
     console = run.pop("console")

@@ -301,17 +301,29 @@ def choose_accel(spec: BootSpec, requested: str, marker: str) -> Tuple[str, str]
     )
 
 
+def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every guest step takes for its QEMU and its machine: --qemu, --kernel,
+    --cmdline, --machine, --cpus, --memory and --device (see `machine_of`)."""
+    parser.add_argument("--qemu", required=True)
+    parser.add_argument("--kernel", required=True)
+    parser.add_argument("--cmdline", default="console=ttyS0")
+    parser.add_argument("--machine", default="q35")
+    parser.add_argument("--cpus", type=int, default=1)
+    parser.add_argument("--memory", default="256M")
+    parser.add_argument("--device", action="append", default=[])
+
+
+def machine_of(args: argparse.Namespace) -> Machine:
+    """The Machine of options added by `add_machine_arguments`."""
+    return Machine(args.machine, args.cpus, args.memory, tuple(args.device))
+
+
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="qemu", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("boot")
-    b.add_argument("--qemu", required=True)
-    b.add_argument("--kernel", required=True)
+    add_machine_arguments(b)
     b.add_argument("--initrd", required=True)
-    b.add_argument("--cmdline", default="console=ttyS0")
-    b.add_argument("--machine", default="q35")
-    b.add_argument("--cpus", type=int, default=1)
-    b.add_argument("--memory", default="256M")
     b.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
     b.add_argument("--marker", default=INIT_MARKER)
     b.add_argument("--timeout", type=float, default=120)
@@ -326,7 +338,7 @@ def main(argv: Sequence[str]) -> int:
         args.kernel,
         args.initrd,
         args.cmdline,
-        Machine(args.machine, args.cpus, args.memory),
+        machine_of(args),
     )
     accel, why = choose_accel(spec, args.accel, args.marker)
     print(f"kernel_rules: QEMU accelerator {accel} ({why})", file=sys.stderr)

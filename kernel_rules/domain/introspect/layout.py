@@ -14,8 +14,8 @@ Contract:
 - `probe_layout` returns `{struct: {"size": n, "fields": {member: {"offset", "size"}}}}` and the
   entries the kernel's headers do not define (a member under a `#ifdef` this configuration turns
   off), each with the compiler's reason; a missing member never fails the build.
-- `manifest` assembles the whole document (format `MANIFEST_FORMAT`); the same build gives the same
-  bytes.
+- `write_manifest` assembles and writes the whole document (format `MANIFEST_FORMAT`); the same
+  build gives the same bytes.
 """
 
 from __future__ import annotations
@@ -382,30 +382,36 @@ def image_identity(vmlinux: str, banner_address: Optional[int]) -> Dict[str, obj
     return identity
 
 
-def manifest(
+def write_manifest(
+    out: str,
+    kernel_dir: str,
     *,
     arch: str,
     release: str,
-    config_text: str,
-    vmlinux: str,
-    system_map: str,
     structs: Mapping[str, dict],
     absent: Mapping[str, str],
+    config_name: str = ".config",
     source: str = "offsets probe compiled in the build tree",
 ) -> dict:
-    """The layout manifest of one kernel (see the module docstring); `source` says where the
-    structure layouts come from."""
-    symbols = symbol_addresses(system_map)
+    """Write `out`, the layout manifest (see the module docstring) of the kernel whose `vmlinux`,
+    `System.map` and configuration (`config_name`: `.config` in a build tree) are in
+    `kernel_dir`, and return it; `source` says where the structure layouts come from."""
+    with open(os.path.join(kernel_dir, config_name), "rb") as f:
+        config = f.read()
+    with open(os.path.join(kernel_dir, "System.map")) as f:
+        symbols = symbol_addresses(f.read())
     banner = symbols.get("linux_banner")
-    identity = image_identity(vmlinux, int(banner, 16) if banner else None)
-    return {
+    identity = image_identity(
+        os.path.join(kernel_dir, "vmlinux"), int(banner, 16) if banner else None
+    )
+    doc = {
         "format": MANIFEST_FORMAT,
         "kernel": {
             "arch": arch,
             "release": release,
             "banner": identity["banner"],
             "build_id": identity["build_id"],
-            "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+            "config_sha256": hashlib.sha256(config).hexdigest(),
         },
         "build_id_address": identity["build_id_address"],
         "memory": {
@@ -418,35 +424,7 @@ def manifest(
         "absent": dict(sorted(absent.items())),
         "source": source,
     }
-
-
-def write_manifest(
-    out: str,
-    kernel_dir: str,
-    *,
-    arch: str,
-    release: str,
-    structs: Mapping[str, dict],
-    absent: Mapping[str, str],
-    config_name: str = ".config",
-    source: str = "offsets probe compiled in the build tree",
-) -> None:
-    """Write `out` (layout.json) for the kernel whose `vmlinux`, `System.map` and configuration
-    (`config_name`: `.config` in a build tree) are in `kernel_dir`."""
-    with open(os.path.join(kernel_dir, config_name)) as f:
-        config_text = f.read()
-    with open(os.path.join(kernel_dir, "System.map")) as f:
-        system_map = f.read()
-    doc = manifest(
-        arch=arch,
-        release=release,
-        config_text=config_text,
-        vmlinux=os.path.join(kernel_dir, "vmlinux"),
-        system_map=system_map,
-        structs=structs,
-        absent=absent,
-        source=source,
-    )
     with open(out, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")
+    return doc
