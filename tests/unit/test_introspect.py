@@ -226,3 +226,13 @@ def test_image_identity_reads_the_build_id_and_a_string_like_readelf(tmp_path):
     identity = layout.image_identity(str(binary), address)
     assert identity["build_id"] and f"Build ID: {identity['build_id']}" in notes
     assert identity["banner"] == "Linux version 0.0 (test)\n"
+
+
+def test_missing_header_looks_in_the_source_include_directories(tmp_path):
+    (tmp_path / "include/linux").mkdir(parents=True)
+    (tmp_path / "include/linux/fs.h").write_text("")
+    (tmp_path / "arch/x86/include/asm").mkdir(parents=True)
+    (tmp_path / "arch/x86/include/asm/page.h").write_text("")
+    assert not layout.missing_header(str(tmp_path), "x86_64", "linux/fs.h")
+    assert not layout.missing_header(str(tmp_path), "x86_64", "asm/page.h")
+    assert layout.missing_header(str(tmp_path), "x86_64", "linux/nosuch.h")
