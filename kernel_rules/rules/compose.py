@@ -105,6 +105,9 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
     extra: List[Digest] = []
     if fs.static_syscalls.value != "off":
         argv += ["--static-scope", fs.static_syscalls.value]
+    if fs.static_syscalls.value != "off" or request.soft:
+        # Kept with static coverage; with minimisation they order the search (options gating
+        # only syscalls no app makes are tried first).
         found = await MultiGet(
             Get(AppSyscalls, AppSyscallsRequest(app_fs, traced)) for app_fs, traced in inputs.apps
         )
@@ -115,12 +118,18 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
                     Digest,
                     AddPrefix(
                         await Get(
-                            Digest, DigestSubset(syscalls.digest, PathGlobs(["syscalls.json"]))
+                            Digest,
+                            DigestSubset(
+                                syscalls.digest,
+                                PathGlobs(["syscalls.json", "syscall-kconfig.json"]),
+                            ),
                         ),
                         f"static/{i}",
                     ),
                 )
             )
+        if request.soft and found:
+            argv += ["--syscall-table", "static/0/syscall-kconfig.json"]
     if request.soft:
         argv += ["--soft", request.soft]
     if request.drop:

@@ -15,6 +15,7 @@ from kernel_rules.domain.compose.minimise import (
     plan,
     search,
     soft_groups,
+    unused_syscall_gates,
     whole_groups,
 )
 
@@ -142,3 +143,43 @@ def test_whole_groups_names_groups_only_when_left_out_whole():
         "tty",
     ]
     assert whole_groups(groups, ["INET"], frozenset({"INET", "TTY"})) == []
+
+
+TABLE = {
+    "syscalls": {
+        "io_setup": {"requires": {"AIO": "y"}},
+        "io_submit": {"requires": {"AIO": "y"}},
+        "socket": {"requires": {"NET": "y"}},
+        "socketpair": {"requires": {"NET": "y"}},
+        "epoll_create1": {"requires": {"EPOLL": "y"}},
+        "msgget": {"requires": {"SYSVIPC": "y"}},
+        "getpid": {"requires": {}},
+        "mmap": {"requires": {"NOMMU_ONLY": "n"}},
+    }
+}
+
+
+def test_unused_syscall_gates_are_options_gating_only_syscalls_nobody_makes():
+    used = {"socketpair", "epoll_create1", "getpid"}
+    assert unused_syscall_gates(TABLE, used) == {"AIO", "SYSVIPC"}
+    # one used syscall of an option keeps it out of the set; `n` facts gate nothing
+    assert unused_syscall_gates(TABLE, used | {"io_submit"}) == {"SYSVIPC"}
+    assert unused_syscall_gates({}, used) == frozenset()
+
+
+def test_tailor_tries_unused_syscall_gates_first(tmp_path):
+    import argparse
+    import json
+
+    from kernel_rules.domain.compose import tailor
+
+    (tmp_path / "table.json").write_text(json.dumps(TABLE))
+    (tmp_path / "a.json").write_text(json.dumps({"static": ["socketpair"], "traced": ["getpid"]}))
+    (tmp_path / "b.json").write_text(json.dumps({"static": [], "traced": ["epoll_create1"]}))
+    args = argparse.Namespace(
+        syscall_table=str(tmp_path / "table.json"),
+        static_syscalls=[f"//a:a={tmp_path / 'a.json'}", f"//b:b={tmp_path / 'b.json'}"],
+    )
+    assert tailor._unused_syscall_gates(args) == {"AIO", "SYSVIPC"}
+    args.syscall_table = None
+    assert tailor._unused_syscall_gates(args) == frozenset()

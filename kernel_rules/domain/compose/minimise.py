@@ -8,6 +8,8 @@ build or boot of its own:
 
 - `soft_groups` gathers the soft requirements into groups (by the Kconfig file that defines the
   symbol: `net/ipv6/Kconfig`, `drivers/tty/serial/8250/Kconfig`, ...), heaviest first.
+  Soft requirements an app saw whose options gate only syscalls no app can make
+  (`unused_syscall_gates`) come first: they are the likeliest to go.
 - `search` is a generator: it yields candidate sets of removed items and receives each one's
   verdict (True: the candidate passed). It bisects: a chunk whose removal passes is removed
   whole; a chunk whose removal fails is split in two and each half is tried; a single item whose
@@ -62,6 +64,20 @@ def soft_groups(
         for name, syms in by_file.items()
     ]
     return sorted(groups, key=lambda g: (later(g.name), -g.weight, g.name))
+
+
+def unused_syscall_gates(table: Mapping, used: Iterable[str]) -> FrozenSet[str]:
+    """The symbols that gate at least one syscall of `table` (a `syscall-kconfig@1` document:
+    a symbol its `requires` names on) and none of the `used` syscalls (what the apps' binaries
+    can make or a trace saw). An app can reach such an option's code only through other paths
+    (AIO and SYSVIPC at process exit): a likely removal, so the search tries it early."""
+    gates: Dict[str, set] = {}
+    for name, row in (table.get("syscalls") or {}).items():
+        for symbol, value in (row.get("requires") or {}).items():
+            if value != "n":
+                gates.setdefault(symbol, set()).add(name)
+    wanted = set(used)
+    return frozenset(s for s, names in gates.items() if not names & wanted)
 
 
 def groups_document(groups: Sequence[SoftGroup]) -> dict:

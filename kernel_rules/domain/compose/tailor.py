@@ -72,7 +72,11 @@ from kernel_rules.domain.kconfig.config_policy import (
     force_value,
 )
 from kernel_rules.domain.kconfig.fragments import FragmentError, Request, parse_config
-from kernel_rules.domain.compose.minimise import groups_document, soft_groups
+from kernel_rules.domain.compose.minimise import (
+    groups_document,
+    soft_groups,
+    unused_syscall_gates,
+)
 from kernel_rules.domain.compose.static_syscalls import (
     SCOPES as STATIC_SCOPES,
     StaticSyscallsError,
@@ -85,6 +89,8 @@ MAX_ROUNDS = 5
 OTHER_CHOICE_COST = 10_000_000  # picking a choice member the trace kernel did not pick
 OBJECTIVES = ("size", "options")
 SOFT = ("baseline", "traced")
+# The soft groups of options an app saw that gate only syscalls no app makes: tried first.
+UNUSED_SYSCALLS = "apps, gated syscalls unused"
 
 
 class InputError(Exception):
@@ -487,11 +493,14 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     soft_doc = None
     if args.soft:
         seen_by_apps = {r.symbol for r in set_reqs if not r.source.startswith("baseline ")}
+        unused_gates = _unused_syscall_gates(args)
 
         def group_of(item: str) -> str:  # items seen after kernel init are likelier needed
-            name = item if _is_symbol(item) else formula_symbols(item)[0]
-            sym = kconf.syms.get(name)
+            names = [item] if _is_symbol(item) else formula_symbols(item)
+            sym = kconf.syms.get(names[0])
             where = sym.nodes[0].filename if sym is not None and sym.nodes else "(no Kconfig)"
+            if item in seen_by_apps and set(names) <= unused_gates:
+                return f"{where} ({UNUSED_SYSCALLS})"
             if item in seen_by_apps:
                 return f"{where} (apps)"
             return f"{where} (boot)" if "boot" in phases_of.get(item, ()) else where
@@ -505,7 +514,13 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
                     for n in ([item] if _is_symbol(item) else formula_symbols(item))
                 ),
                 later=lambda group: (
-                    2 if group.endswith(" (apps)") else 1 if group.endswith(" (boot)") else 0
+                    -1
+                    if group.endswith(f" ({UNUSED_SYSCALLS})")
+                    else 2
+                    if group.endswith(" (apps)")
+                    else 1
+                    if group.endswith(" (boot)")
+                    else 0
                 ),
             )
         )
@@ -617,6 +632,21 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     return final, doc, stats, soft_doc
 
 
+def _unused_syscall_gates(args: argparse.Namespace) -> frozenset:
+    """The options gating only syscalls no app's binaries make and no trace saw (from every
+    `--static-syscalls` and `--syscall-table`); empty without them."""
+    if not args.syscall_table or not args.static_syscalls:
+        return frozenset()
+    with open(args.syscall_table) as f:
+        table = json.load(f)
+    used: set = set()
+    for spec in args.static_syscalls:
+        with open(spec.partition("=")[2]) as f:
+            doc = json.load(f)
+        used |= set(doc.get("static") or ()) | set(doc.get("traced") or ())
+    return unused_syscall_gates(table, used)
+
+
 def _static_syscalls(
     args: argparse.Namespace, trace_config: Mapping[str, str]
 ) -> Tuple[List[Requirement], List[dict]]:
@@ -668,8 +698,10 @@ def main(argv: Sequence[str]) -> int:
         "--static-syscalls",
         action="append",
         default=[],
-        help="LABEL=PATH of an app's syscalls.json (with --static-scope)",
+        help="LABEL=PATH of an app's syscalls.json (kept with --static-scope; with --soft and "
+        "--syscall-table, soft options gating only syscalls no app makes are tried first)",
     )
+    p.add_argument("--syscall-table", help="the source's syscall-kconfig.json (with --soft)")
     p.add_argument("--soft", choices=SOFT, help="write soft.json: the soft requirements")
     p.add_argument("--drop-file", help="JSON list of soft items to leave out")
     p.add_argument("--out", required=True)
