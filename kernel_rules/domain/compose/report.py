@@ -262,7 +262,8 @@ def build_report(
             for k in ("objective", "requirements", "rounds", "weight", "seconds")
         },
         "build": {
-            k: (build_stats or {}).get(k) for k in ("compiled", "objects", "seconds", "distance")
+            k: (build_stats or {}).get(k)
+            for k in ("compiled", "objects", "seconds", "distance", "estimate", "waited")
         },
         "boot_seconds_to_init": {
             "median": statistics.median(boots) if boots else None,
