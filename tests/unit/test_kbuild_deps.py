@@ -57,3 +57,10 @@ def test_the_vdso_image_is_in_the_bound_when_a_vdso_object_is():
         "arch/x86/entry/vdso/vdso-image-64.o",
     }
     assert lower_bound(before, {"SIGNALFD"}, after) == set()
+
+
+def test_the_embedded_configuration_is_in_the_bound_of_any_change():
+    before = {"kernel/configs.o": set(), "a.o": {"X"}}
+    assert lower_bound(before, {"LEAF"}, ["kernel/configs.o", "a.o"]) == {"kernel/configs.o"}
+    assert lower_bound(before, {"LEAF"}, ()) == {"kernel/configs.o"}  # the estimate, too
+    assert lower_bound(before, set(), ["kernel/configs.o", "a.o"]) == set()

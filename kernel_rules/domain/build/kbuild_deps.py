@@ -10,6 +10,8 @@ whose value changed. So an object *must* be recompiled when
 - it is new in the image;
 - it embeds the layout of vmlinux itself (the `arch/x86/boot` objects of bzImage, rebuilt
   whenever vmlinux changes);
+- it embeds the configuration itself (`kernel/configs.o`, IKCONFIG: `.incbin` of
+  `kernel/config_data.gz`, regenerated from `.config` whenever any symbol changes);
 - it embeds the vDSO (`arch/x86/entry/vdso/vdso-image-64.o`, compiled from the C file `vdso2c`
   writes from the linked vDSO) and an object of that vDSO must be recompiled.
 Anything else Kbuild recompiles is outside the lower bound.
@@ -25,6 +27,7 @@ from typing import Dict, Iterable, Mapping, Set, Tuple
 _CONFIG_DEP = re.compile(r"include/config/([A-Za-z0-9_]+)\)")
 _GENERATED_DEP = re.compile(r"((?:arch/[a-z0-9_]+/)?include/generated/[A-Za-z0-9_./-]+)")
 IMAGE_ASSEMBLY_PREFIX = "arch/x86/boot/"
+EMBEDDED_CONFIG = "kernel/configs.o"
 VDSO_IMAGE_PREFIX = "vdso-image-"  # arch/x86/entry/vdso/vdso-image-64.c: vdso2c's output
 GENERATED_DIRS = ("include/generated", "arch/x86/include/generated")
 
@@ -88,6 +91,8 @@ def lower_bound(
             need.add(obj)
     need |= {obj for obj in after_objects if obj not in before}
     need |= {obj for obj in after_objects if obj.startswith(IMAGE_ASSEMBLY_PREFIX)}
+    if changed:
+        need |= {o for o in (*after_objects, *before) if o == EMBEDDED_CONFIG}
     for obj in after_objects:  # the vDSO embedded as C: regenerated when the vDSO is relinked
         vdso_dir, name = os.path.split(obj)
         if name.startswith(VDSO_IMAGE_PREFIX) and any(
