@@ -32,8 +32,7 @@ def _trees(ws) -> list:
 
 @pytest.fixture(scope="module")
 def tailored(ws):
-    """Package and test the examples in three steps: the one-app kernels without ipc (together:
-    they share warm trees), then `all` (the same baseline plus three more apps), then `ipc`;
+    """Package and test the examples in three steps: the one-app kernels without ipc, then `all` (the same baseline plus three more apps), then `ipc`;
     trees are snapshotted before `all` is built and its build is read right after."""
     first = ws.pants("package", "test", *(f"examples/tailored:{k}" for k in FIRST), timeout=3000)
     assert first.returncode == 0, first.output[-8000:]
@@ -129,21 +128,6 @@ def test_adding_apps_recompiles_only_the_lower_bound(ws, tailored):
     assert 0 < stats["compiled"] < stats["objects"], stats
     assert "fs/eventfd.o" in stats["compiled_objects"]  # the ipc app's EVENTFD
     assert stats["estimate"] is not None and stats["estimate"] <= len(bound), stats
-
-
-def test_kernels_packaged_together_share_a_warm_tree_when_it_is_cheaper(ws, tailored):
-    """The three first kernels were packaged in one run: a build that found the cheapest tree
-    busy waited for it, because what it adds there (its delta from the configuration being
-    built) is less than a cold build, and then compiled about that delta, not a cold tree."""
-    dist, _, _ = tailored
-    builds = {name: _report(dist, name)["build"] for name in FIRST}
-    waited = [b for b in builds.values() if b.get("waited")]
-    assert waited, builds
-    for b in waited:  # a warm build of its delta, estimated below a cold build
-        assert b["distance"] is not None and b["estimate"] < b["objects"], b
-        assert b["compiled"] < b["objects"], b
-    for name in FIRST:
-        assert "objects compiled in" in (dist / name / "report.md").read_text()
 
 
 @pytest.fixture
