@@ -32,8 +32,8 @@ def _trees(ws) -> list:
 
 @pytest.fixture(scope="module")
 def tailored(ws):
-    """Package and test the examples in two steps: the one-app kernels without ipc, then `all`
-    (the same baseline plus three more apps) and `ipc`; trees are snapshotted in between."""
+    """Package and test the examples in three steps: the one-app kernels without ipc, then `all` (the same baseline plus three more apps), then `ipc`;
+    trees are snapshotted before `all` is built and its build is read right after."""
     first = ws.pants("package", "test", *(f"examples/tailored:{k}" for k in FIRST), timeout=3000)
     assert first.returncode == 0, first.output[-8000:]
     before = {
@@ -44,11 +44,26 @@ def tailored(ws):
         )
         for t in _trees(ws)
     }
-    second = ws.pants(
-        "package", "test", "examples/tailored:all", "examples/tailored:ipc", timeout=3000
-    )
+    second = ws.pants("package", "test", "examples/tailored:all", timeout=3000)
     assert second.returncode == 0, second.output[-8000:]
-    return ws.root / DIST, first.output + second.output, before
+    config = parse_config((ws.root / DIST / "all/config").read_text())
+    tree = next(
+        t
+        for t in before
+        if (t / ".config").exists() and parse_config((t / ".config").read_text()) == config
+    )
+    deps, gen, old_config = before[tree]
+    all_build = {
+        "config": config,
+        "old_config": old_config,
+        "deps": deps,
+        "regenerated": changed_files(gen, generated_digests(str(tree))),
+        "objects": list(object_files(str(tree))),
+        "stats": json.loads((tree / LAST_BUILD).read_text()),
+    }
+    third = ws.pants("package", "test", "examples/tailored:ipc", timeout=3000)
+    assert third.returncode == 0, third.output[-8000:]
+    return ws.root / DIST, first.output + second.output + third.output, all_build
 
 
 def _report(dist: Path, name: str) -> dict:
@@ -102,24 +117,17 @@ def test_all_kernel_requirements_name_every_app(tailored):
 
 
 def test_adding_apps_recompiles_only_the_lower_bound(ws, tailored):
-    """`all` is the httpd kernel's inputs plus three apps: Kbuild picks the closest warm tree
+    """`all` is the httpd kernel's inputs plus three apps: Kbuild picks the cheapest warm tree
     (one of the first kernels') and compiles nothing outside the lower bound of the delta."""
-    dist, _, before = tailored
-    config = parse_config((dist / "all/config").read_text())
-    tree = next(
-        t
-        for t in before
-        if (t / ".config").exists() and parse_config((t / ".config").read_text()) == config
-    )
-    deps, gen, old_config = before[tree]
-    assert old_config and parse_config(old_config) != config  # a real delta, built in place
-    stats = json.loads((tree / LAST_BUILD).read_text())
-    changed = changed_symbols(parse_config(old_config), config)
-    regenerated = changed_files(gen, generated_digests(str(tree)))
-    bound = lower_bound(deps, changed, object_files(str(tree)), regenerated)
+    _, _, b = tailored
+    assert b["old_config"] and parse_config(b["old_config"]) != b["config"]  # a real delta
+    stats = b["stats"]
+    changed = changed_symbols(parse_config(b["old_config"]), b["config"])
+    bound = lower_bound(b["deps"], changed, b["objects"], b["regenerated"])
     assert set(stats["compiled_objects"]) <= bound, set(stats["compiled_objects"]) - bound
     assert 0 < stats["compiled"] < stats["objects"], stats
     assert "fs/eventfd.o" in stats["compiled_objects"]  # the ipc app's EVENTFD
+    assert stats["estimate"] is not None and stats["estimate"] <= len(bound), stats
 
 
 @pytest.fixture

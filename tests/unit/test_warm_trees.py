@@ -9,6 +9,7 @@ import pytest
 from kernel_rules.domain.build.warm_trees import (
     BUILDING,
     LAST_CONFIG,
+    BuildCosts,
     TreePool,
     repair_interrupted,
     unpack_source,
@@ -42,6 +43,71 @@ def test_busy_tree_is_skipped_and_a_new_one_made(tmp_path):
         assert held.path == t0.path
         with pool.acquire({"A": "y"}) as other:
             assert other.path != held.path
+
+
+def _costs(per_tree, cold):
+    """BuildCosts from {tree name: objects, or a callable of the tree's config}."""
+
+    def in_tree(path, tree_config, busy):
+        cost = per_tree.get(os.path.basename(path))
+        return cost(tree_config, busy) if callable(cost) else cost
+
+    return BuildCosts(in_tree, cold)
+
+
+def test_cheapest_tree_wins_over_the_closest(tmp_path):
+    pool = TreePool(str(tmp_path), "trees", SHA, max_trees=3)
+    with pool.acquire({}) as t0, pool.acquire({}) as t1:
+        _finish(t0, "CONFIG_A=y\n")  # one symbol away, but a broad one
+        _finish(t1, "CONFIG_B=y\nCONFIG_C=y\nCONFIG_D=y\n")  # three leaves away
+    target = {"A": "n", "B": "y", "C": "y"}
+    with pool.acquire(target, _costs({"0": 700, "1": 12}, 900)) as t:
+        assert t.path.endswith("/1") and t.estimate == 12 and not t.waited
+    # a free tree dearer than a cold build loses to a new tree
+    with pool.acquire(target, _costs({"0": 950, "1": 920}, 900)) as t:
+        assert os.path.basename(t.path) == "2" and t.distance is None and t.estimate == 900
+    # a tree whose cost is unknown is still taken by distance over a new one of unknown cost
+    with pool.acquire(target, _costs({}, None)) as t:
+        assert os.path.basename(t.path) in ("0", "1", "2") and t.distance is not None
+
+
+def test_waits_for_a_busy_tree_when_its_delta_is_cheaper_than_a_cold_build(tmp_path):
+    pool = TreePool(str(tmp_path), "trees", SHA, max_trees=3)
+    with pool.acquire({}) as t0:
+        _finish(t0, "CONFIG_A=y\n")
+    root = (
+        os.getcwd()
+        if os.path.exists("kernel_rules")
+        else os.path.dirname(os.path.dirname(__file__))
+    )
+    holder = (
+        "import sys, time; sys.path.insert(0, %r)\n"
+        "from kernel_rules.domain.build.warm_trees import TreePool\n"
+        "p = TreePool(%r, 'trees', %r, max_trees=3)\n"
+        "with p.acquire({'A': 'y'}) as t:\n"
+        "    open(t.path + '/.config', 'w').write('CONFIG_A=y\\nCONFIG_B=y\\n')\n"
+        "    print(t.path, flush=True); time.sleep(2)\n"
+    ) % (root, str(tmp_path), SHA)
+    child = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    busy_path = child.stdout.readline().strip()
+    seen = []
+
+    def delta(tree_config, busy):
+        seen.append((dict(tree_config), busy))
+        return 5
+
+    start = time.monotonic()
+    with pool.acquire({"A": "y", "B": "y", "C": "y"}, _costs({"0": delta}, 900)) as t:
+        assert t.path == busy_path and t.waited and t.estimate == 5
+        assert time.monotonic() - start >= 1.0, "it must have waited for the holder"
+    assert seen == [({"A": "y", "B": "y"}, True)]  # costed from the config being built there
+    child.wait(timeout=30)
+    # the busy tree costs more than a cold build: a new tree, no waiting
+    child = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    busy_path = child.stdout.readline().strip()
+    with pool.acquire({"C": "y"}, _costs({"0": 1000}, 900)) as t:
+        assert t.path != busy_path and not t.waited and t.distance is None
+    child.wait(timeout=30)
 
 
 def test_lock_is_exclusive_across_processes(tmp_path):

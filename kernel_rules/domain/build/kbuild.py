@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from kernel_rules.domain.kconfig import config_check
 from kernel_rules.domain.kconfig.config_policy import check_final, check_requests
@@ -41,10 +41,19 @@ from kernel_rules.domain.kconfig.fragments import (
     parse_fragment,
 )
 from kernel_rules.domain.build import kbuild_deps, progress
-from kernel_rules.domain.build.warm_trees import TreePool, WarmTree, log, unpack_source
+from kernel_rules.domain.build.warm_trees import (
+    LAST_CONFIG,
+    BuildCosts,
+    TreePool,
+    WarmTree,
+    log,
+    unpack_source,
+)
 from kernel_rules.domain.introspect import layout
 
 LAST_BUILD = ".kr-last-build.json"
+# {object: [CONFIG symbols its dependency file names]} of the last build's objects
+OBJECT_INDEX = ".kr-object-symbols.json"
 
 BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 1970"
 PINNED_ENV = {
@@ -265,12 +274,14 @@ def build(args: argparse.Namespace) -> int:
         return 3
     pool = TreePool(args.cache, "trees", args.sha256, max_trees=args.max_trees)
     start = time.monotonic()
-    with pool.acquire(values) as tree:
+    with pool.acquire(values, _build_costs(pool, values)) as tree:
         how = (
             "cold (new tree)"
             if tree.distance is None
             else f"warm ({tree.distance} symbols differ from its last build)"
         )
+        if tree.estimate is not None:
+            how += f", about {tree.estimate} objects to compile"
         log(f"building in tree {os.path.basename(tree.path)}, {how}")
         tree.begin_build()
         _write_config(tree.path, config_text)
@@ -316,12 +327,15 @@ def build(args: argparse.Namespace) -> int:
             "seconds": round(time.monotonic() - start, 1),
             "tree": os.path.basename(tree.path),
             "distance": tree.distance,
+            "estimate": tree.estimate,
+            "waited": tree.waited,
             "compiled_objects": sorted(compiled),
         }
         # Also kept beside the tree, for benchmarks and for curious users.
         for path in filter(None, (args.stats, os.path.join(tree.path, LAST_BUILD))):
             with open(path, "w") as f:
                 json.dump(stats, f, indent=1)
+        _write_object_index(tree.path)
         tree.finish_build(config_text)
         problem = _write_layout(args, src, tree.path, fields, headers)
         if problem:
@@ -368,19 +382,66 @@ def _expected_compiles(
     objects of its last build whose dependency files name a changed symbol (objects new to the
     image come on top; objects the new configuration drops are not compiled)."""
     if tree.distance is not None:
-        before = kbuild_deps.object_symbols(tree.path)
-        if os.path.exists(os.path.join(tree.path, "vmlinux.a")):
-            linked = linked_objects(tree.path)
-            before = {o: syms for o, syms in before.items() if o in linked}
-        changed = kbuild_deps.changed_symbols(tree.last_config(), values)
-        need = kbuild_deps.lower_bound(before, changed, ())
-        return len(need), "about", len(before)
+        before = _object_index(tree.path, busy=False)
+        if before is not None:
+            changed = kbuild_deps.changed_symbols(tree.last_config(), values)
+            return len(kbuild_deps.lower_bound(before, changed, ())), "about", len(before)
+    cold = _cold_estimate(pool)
+    return (cold, "about", None) if tree.distance is None and cold is not None else (None, "", None)
+
+
+def _build_costs(pool: TreePool, values: Mapping[str, str]) -> BuildCosts:
+    """What building `values` would compile in each tree of `pool` (the objects of its last
+    build whose dependency files name a changed symbol: the lower bound without the objects new
+    to the image), and in a new tree (as many objects as the last build of the pool had)."""
+
+    def in_tree(path: str, tree_config: Mapping[str, str], busy: bool) -> Optional[int]:
+        index = _object_index(path, busy)
+        if index is None:
+            return None
+        changed = kbuild_deps.changed_symbols(tree_config, values)
+        return len(kbuild_deps.lower_bound(index, changed, ()))
+
+    return BuildCosts(in_tree, _cold_estimate(pool))
+
+
+def _cold_estimate(pool: TreePool) -> Optional[int]:
     for other in pool.last_builds():
-        with contextlib.suppress(OSError, ValueError, KeyError):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             with open(os.path.join(other, LAST_BUILD)) as f:
-                objects = int(json.load(f)["objects"])
-            return objects, "about", None
-    return None, "", None
+                return int(json.load(f)["objects"])
+    return None
+
+
+def _write_object_index(tree: str) -> None:
+    """Record the finished build's objects and the symbols each depends on, so that the tree can
+    be costed while another build runs in it (its `.cmd` files are being rewritten then)."""
+    index = _scan_index(tree)
+    tmp = os.path.join(tree, OBJECT_INDEX + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({o: sorted(syms) for o, syms in sorted(index.items())}, f, separators=(",", ":"))
+    os.replace(tmp, os.path.join(tree, OBJECT_INDEX))
+
+
+def _object_index(tree: str, busy: bool) -> Optional[Dict[str, Set[str]]]:
+    """{object: CONFIG symbols} of the tree's last finished build: its recorded index, else (a
+    free tree built before indexes were recorded) its dependency files; None when unknown."""
+    with contextlib.suppress(OSError, ValueError):
+        with open(os.path.join(tree, OBJECT_INDEX)) as f:
+            return {o: set(syms) for o, syms in json.load(f).items()}
+    if busy or not os.path.exists(os.path.join(tree, LAST_CONFIG)):
+        return None
+    return _scan_index(tree)
+
+
+def _scan_index(tree: str) -> Dict[str, Set[str]]:
+    """{object: CONFIG symbols} from the dependency files of the objects the tree's vmlinux and
+    modules are linked from (a warm tree also holds objects of earlier configurations)."""
+    index = kbuild_deps.object_symbols(tree)
+    if os.path.exists(os.path.join(tree, "vmlinux.a")):
+        linked = linked_objects(tree)
+        index = {o: syms for o, syms in index.items() if o in linked}
+    return index
 
 
 def _size_table(paths: Sequence[str], cwd: str) -> dict:

@@ -20,11 +20,14 @@ Guarantees:
 - **Interrupted builds are repaired.** `.kr-building` is written before a build and removed after
   it succeeds. A tree that still has it was interrupted: every file modified since the marker
   (possibly half written) is deleted, and Kbuild rebuilds exactly those.
-- **Closest tree first.** `acquire()` takes the free tree whose last successful `.config` differs
-  from the new one in the fewest symbols, so Kbuild's per-symbol dependency tracking recompiles
-  only what the delta touches. With no free tree it makes a new one (up to `max_trees`), and past
-  that waits for the closest busy one. The least recently used trees beyond `max_trees` are
-  deleted.
+- **Cheapest tree first.** Given `BuildCosts` (what Kbuild would compile in a tree, from its
+  dependency files, and in a new tree), `acquire()` takes the cheapest of: a free tree, a new tree
+  (up to `max_trees`), or waiting for a busy tree, costed from the configuration being built in
+  it (the time spent waiting is not counted: a second build in parallel would share the same
+  cores, so the work a choice adds is what delays the batch). Ties go to a free tree, then a new
+  one. Without costs (or where none is known) it takes the free tree whose last successful
+  `.config` differs from the new one in the fewest symbols, else a new tree, else waits for the
+  closest busy one. The least recently used trees beyond `max_trees` are deleted.
 
 Correctness never depends on this cache: an empty cache gives a cold build of the same bytes.
 """
@@ -169,10 +172,22 @@ def unpack_source(cache_root: str, tarball: str, sha256: str, tar: str = "tar") 
 
 
 @dataclass(frozen=True)
+class BuildCosts:
+    """What a build of one configuration would compile: `in_tree(path, tree_config, busy)` for a
+    tree that holds `tree_config` (or, `busy`, is building it now), None when it cannot tell;
+    `cold` for a new tree, None when unknown. Objects, the unit of Kbuild's work."""
+
+    in_tree: Callable[[str, Mapping[str, str], bool], Optional[int]]
+    cold: Optional[int]
+
+
+@dataclass(frozen=True)
 class WarmTree:
     path: str
     distance: Optional[int]  # symbols differing from its last config; None for a new tree
     recovered: bool  # an interrupted build was repaired
+    estimate: Optional[int] = None  # objects the choice was costed at (BuildCosts), if known
+    waited: bool = False  # the tree was busy and waiting for it was the cheapest choice
 
     def last_config(self) -> Dict[str, str]:
         return _read_config(os.path.join(self.path, LAST_CONFIG))
@@ -187,6 +202,10 @@ class WarmTree:
             f.write(config_text)
         os.replace(tmp, os.path.join(self.path, LAST_CONFIG))
         os.unlink(os.path.join(self.path, BUILDING))
+
+
+def _inf(cost: Optional[int]) -> float:
+    return float("inf") if cost is None else float(cost)
 
 
 def _read_config(path: str) -> Dict[str, str]:
@@ -240,31 +259,82 @@ class TreePool:
         return sorted(ranked, key=lambda t: (t[0], int(t[1])))
 
     @contextlib.contextmanager
-    def acquire(self, config: Mapping[str, str]) -> Iterator[WarmTree]:
-        """Lock and yield the free tree closest to `config` (see the module docstring)."""
+    def acquire(
+        self, config: Mapping[str, str], costs: Optional[BuildCosts] = None
+    ) -> Iterator[WarmTree]:
+        """Lock and yield the cheapest tree for `config` (see the module docstring)."""
         with contextlib.ExitStack() as stack:
-            chosen: Optional[Tuple[float, str]] = None
             ranked = self._ranked(config)
-            for dist, name in ranked:
-                if stack.enter_context(locked(self._lock(name), blocking=False)):
-                    chosen = (dist, name)
-                    break
-            if chosen is None and len(ranked) < self.max_trees:
+            free: Dict[str, contextlib.ExitStack] = {}
+            for _dist, name in ranked:
+                held = contextlib.ExitStack()
+                if held.enter_context(locked(self._lock(name), blocking=False)):
+                    free[name] = held
+                else:
+                    held.close()
+            kind, name, estimate = self._choose(ranked, free, config, costs)
+            for other, held in free.items():
+                if other == name:
+                    stack.enter_context(held)
+                else:
+                    held.close()
+            if kind == "new":
                 name = self._new_tree()
                 stack.enter_context(locked(self._lock(name)))
-                chosen = (float("inf"), name)
-            if chosen is None:
-                dist, name = ranked[0]
-                log(f"all {len(ranked)} warm trees are busy; waiting for tree {name}")
+            elif kind == "busy":
+                log(
+                    f"tree {name} is busy; waiting for it"
+                    + (
+                        f" (about {estimate} objects to compile there after it, against "
+                        f"{costs.cold} in a new tree)"
+                        if costs is not None and estimate is not None
+                        else f" (all {len(ranked)} warm trees are busy)"
+                    )
+                )
                 stack.enter_context(locked(self._lock(name)))
-                chosen = (dist, name)
-            path = os.path.realpath(os.path.join(self.dir, chosen[1]))
+            dist = dict((n, d) for d, n in ranked).get(name, float("inf"))
+            path = os.path.realpath(os.path.join(self.dir, name))
             recovered = repair_interrupted(path)
             now = time.time_ns()  # explicit: file timestamps are only jiffy-precise
-            os.utime(self._lock(chosen[1]), ns=(now, now))  # recency for eviction
-            dist = None if chosen[0] == float("inf") or recovered else int(chosen[0])
-            yield WarmTree(path, dist, recovered)
+            os.utime(self._lock(name), ns=(now, now))  # recency for eviction
+            dist = None if dist == float("inf") or recovered or kind == "new" else int(dist)
+            yield WarmTree(path, dist, recovered, estimate, kind == "busy")
         self._evict()
+
+    def _choose(
+        self,
+        ranked: List[Tuple[float, str]],
+        free: Mapping[str, object],
+        config: Mapping[str, str],
+        costs: Optional[BuildCosts],
+    ) -> Tuple[str, Optional[str], Optional[int]]:
+        """("free" | "new" | "busy", tree name (None for new), estimated objects or None)."""
+        can_create = len(ranked) < self.max_trees
+        options: List[Tuple[float, int, float, int, str, Optional[str], Optional[int]]] = []
+        for order, (dist, name) in enumerate(ranked):
+            if name in free:
+                tree_config: Dict[str, str] = _read_config(
+                    os.path.join(self.dir, name, LAST_CONFIG)
+                )
+            else:  # the configuration its running build writes first thing
+                tree_config = _read_config(os.path.join(self.dir, name, ".config"))
+            cost = None
+            if costs is not None and tree_config:
+                with contextlib.suppress(OSError, ValueError):
+                    cost = costs.in_tree(
+                        os.path.join(self.dir, name), tree_config, name not in free
+                    )
+            if name in free:
+                options.append((_inf(cost), 0, dist, order, "free", name, cost))
+            elif cost is not None:
+                options.append((cost, 2, dist, order, "busy", name, cost))
+        if can_create:
+            cold = costs.cold if costs is not None else None
+            options.append((_inf(cold), 1, float("inf"), 0, "new", None, cold))
+        if options:
+            best = min(options)
+            return best[4], best[5], best[6]
+        return "busy", ranked[0][1], None  # every tree busy, none costed: the closest
 
     def last_builds(self) -> List[str]:
         """The pool's tree paths, most recently used first."""

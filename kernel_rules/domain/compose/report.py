@@ -262,7 +262,8 @@ def build_report(
             for k in ("objective", "requirements", "rounds", "weight", "seconds")
         },
         "build": {
-            k: (build_stats or {}).get(k) for k in ("compiled", "objects", "seconds", "distance")
+            k: (build_stats or {}).get(k)
+            for k in ("compiled", "objects", "seconds", "distance", "estimate", "waited")
         },
         "boot_seconds_to_init": {
             "median": statistics.median(boots) if boots else None,
@@ -396,7 +397,19 @@ def render_markdown(report: Mapping) -> str:
     b = report["build"]
     if b.get("compiled") is not None:
         lines.append(
-            f"Build: {b['compiled']} of {b['objects']} objects compiled in {b['seconds']} s."
+            f"Build: {b['compiled']} of {b['objects']} objects compiled in {b['seconds']} s"
+            + (
+                f" (estimated at {b['estimate']}"
+                + (
+                    ", in a warm tree it waited for: cheaper than a new one"
+                    if b.get("waited")
+                    else ""
+                )
+                + ")"
+                if b.get("estimate") is not None
+                else ""
+            )
+            + "."
         )
     boot = report["boot_seconds_to_init"]
     lines += [
