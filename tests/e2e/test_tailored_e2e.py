@@ -32,8 +32,9 @@ def _trees(ws) -> list:
 
 @pytest.fixture(scope="module")
 def tailored(ws):
-    """Package and test the examples in three steps: the one-app kernels without ipc, then `all` (the same baseline plus three more apps), then `ipc`;
-    trees are snapshotted before `all` is built and its build is read right after."""
+    """Package and test the examples in three steps: the one-app kernels without ipc, then
+    `all` (the same baseline plus three more apps), then `ipc`; trees are snapshotted before
+    `all` is built and its build is read right after."""
     first = ws.pants("package", "test", *(f"examples/tailored:{k}" for k in FIRST), timeout=3000)
     assert first.returncode == 0, first.output[-8000:]
     before = {

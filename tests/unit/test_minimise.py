@@ -167,7 +167,7 @@ def test_unused_syscall_gates_are_options_gating_only_syscalls_nobody_makes():
     assert unused_syscall_gates({}, used) == frozenset()
 
 
-def test_tailor_tries_unused_syscall_gates_first(tmp_path):
+def test_tailor_reads_the_unused_syscall_gates_from_the_apps_syscalls(tmp_path):
     import argparse
     import json
 

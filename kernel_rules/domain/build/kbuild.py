@@ -384,8 +384,7 @@ def _expected_compiles(
     if tree.distance is not None:
         before = _object_index(tree.path, busy=False)
         if before is not None:
-            changed = kbuild_deps.changed_symbols(tree.last_config(), values)
-            return len(kbuild_deps.lower_bound(before, changed, ())), "about", len(before)
+            return _recompiles(before, tree.last_config(), values), "about", len(before)
     cold = _cold_estimate(pool)
     return (cold, "about", None) if tree.distance is None and cold is not None else (None, "", None)
 
@@ -397,12 +396,17 @@ def _build_costs(pool: TreePool, values: Mapping[str, str]) -> BuildCosts:
 
     def in_tree(path: str, tree_config: Mapping[str, str], busy: bool) -> Optional[int]:
         index = _object_index(path, busy)
-        if index is None:
-            return None
-        changed = kbuild_deps.changed_symbols(tree_config, values)
-        return len(kbuild_deps.lower_bound(index, changed, ()))
+        return None if index is None else _recompiles(index, tree_config, values)
 
     return BuildCosts(in_tree, _cold_estimate(pool))
+
+
+def _recompiles(
+    index: Mapping[str, Set[str]], tree_config: Mapping[str, str], values: Mapping[str, str]
+) -> int:
+    """The objects of `index` Kbuild must recompile to go from `tree_config` to `values`."""
+    changed = kbuild_deps.changed_symbols(tree_config, values)
+    return len(kbuild_deps.lower_bound(index, changed, ()))
 
 
 def _cold_estimate(pool: TreePool) -> Optional[int]:

@@ -272,7 +272,7 @@ class TreePool:
                     free[name] = held
                 else:
                     held.close()
-            kind, name, estimate = self._choose(ranked, free, config, costs)
+            kind, name, estimate = self._choose(ranked, free, costs)
             for other, held in free.items():
                 if other == name:
                     stack.enter_context(held)
@@ -305,35 +305,31 @@ class TreePool:
         self,
         ranked: List[Tuple[float, str]],
         free: Mapping[str, object],
-        config: Mapping[str, str],
         costs: Optional[BuildCosts],
     ) -> Tuple[str, Optional[str], Optional[int]]:
         """("free" | "new" | "busy", tree name (None for new), estimated objects or None)."""
-        can_create = len(ranked) < self.max_trees
-        options: List[Tuple[float, int, float, int, str, Optional[str], Optional[int]]] = []
-        for order, (dist, name) in enumerate(ranked):
-            if name in free:
-                tree_config: Dict[str, str] = _read_config(
-                    os.path.join(self.dir, name, LAST_CONFIG)
-                )
-            else:  # the configuration its running build writes first thing
-                tree_config = _read_config(os.path.join(self.dir, name, ".config"))
+        # (cost, preference: free < new < busy, closeness by symbols, kind, name, estimate)
+        options: List[Tuple[float, int, int, str, Optional[str], Optional[int]]] = []
+        for order, (_dist, name) in enumerate(ranked):
+            busy = name not in free
+            # a busy tree is costed from the configuration its running build wrote first thing
+            tree_config = _read_config(
+                os.path.join(self.dir, name, ".config" if busy else LAST_CONFIG)
+            )
             cost = None
             if costs is not None and tree_config:
                 with contextlib.suppress(OSError, ValueError):
-                    cost = costs.in_tree(
-                        os.path.join(self.dir, name), tree_config, name not in free
-                    )
-            if name in free:
-                options.append((_inf(cost), 0, dist, order, "free", name, cost))
+                    cost = costs.in_tree(os.path.join(self.dir, name), tree_config, busy)
+            if not busy:
+                options.append((_inf(cost), 0, order, "free", name, cost))
             elif cost is not None:
-                options.append((cost, 2, dist, order, "busy", name, cost))
-        if can_create:
+                options.append((cost, 2, order, "busy", name, cost))
+        if len(ranked) < self.max_trees:
             cold = costs.cold if costs is not None else None
-            options.append((_inf(cold), 1, float("inf"), 0, "new", None, cold))
+            options.append((_inf(cold), 1, 0, "new", None, cold))
         if options:
-            best = min(options)
-            return best[4], best[5], best[6]
+            _, _, _, kind, name, estimate = min(options)
+            return kind, name, estimate
         return "busy", ranked[0][1], None  # every tree busy, none costed: the closest
 
     def last_builds(self) -> List[str]:
