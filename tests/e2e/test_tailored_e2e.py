@@ -48,11 +48,17 @@ def tailored(ws):
     second = ws.pants("package", "test", "examples/tailored:all", timeout=3000)
     assert second.returncode == 0, second.output[-8000:]
     config = parse_config((ws.root / DIST / "all/config").read_text())
-    tree = next(
+    built_in = [
         t
         for t in before
         if (t / ".config").exists() and parse_config((t / ".config").read_text()) == config
+    ]
+    assert built_in, (
+        "no warm tree holds examples/tailored:all's configuration: its build was a cache hit "
+        "(another module built the same configuration first; tests/e2e/conftest.py runs this "
+        "module before them)\n" + second.output[-4000:]
     )
+    tree = built_in[0]
     deps, gen, old_config = before[tree]
     all_build = {
         "config": config,
