@@ -24,6 +24,11 @@ TAILORED_ON_Q35 = {
 }
 IPC_KERNELS = {"examples/tailored:ipc", "examples/tailored:all", "examples/tailored:ipc-minimised"}
 STATIC_COVERAGE = {f"examples/static-coverage:{k}" for k in ("timer", "traced", "static")}
+SERVICES = ("web", "kv", "db", "scheduler", "watcher")
+SERVICES_BASELINE = {
+    "examples/services:baseline",
+    *(f"examples/services/{s}:{t}" for s in SERVICES for t in ("app", "kernel")),
+}
 EVERY_KERNEL_OF_THE_TRACE_KERNEL = {
     "examples/tracing:trace-kernel",
     "examples/tracing:qemu-q35",
@@ -31,6 +36,7 @@ EVERY_KERNEL_OF_THE_TRACE_KERNEL = {
     *BASELINE_APPS,
     *TAILORED_ON_Q35,
     *STATIC_COVERAGE,
+    *SERVICES_BASELINE,
 }
 
 
@@ -151,6 +157,19 @@ def test_changed_since_picks_the_kernels_a_change_affects(repo):
         "examples/debian-cloud:nginx-kernel",
         "examples/debian-cloud:all-kernel",
     }
+
+
+def test_changed_since_picks_one_service_or_every_service_of_the_baseline(repo):
+    for service in SERVICES:
+        assert _changed(repo, f"examples/services/{service}/workload.sh") == {
+            f"examples/services/{service}:app",
+            f"examples/services/{service}:kernel",
+        }, service
+    assert _changed(repo, "examples/services/kv/kv.c") == {
+        "examples/services/kv:app",
+        "examples/services/kv:kernel",
+    }
+    assert _changed(repo, "examples/services/boot.sh") == SERVICES_BASELINE
 
 
 def test_a_missing_workload_fails_the_changed_list_before_any_build(repo):

@@ -1,0 +1,1 @@
+kv /srv/kv.sock

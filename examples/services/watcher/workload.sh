@@ -1,0 +1,2 @@
+mkdir -p /srv/spool
+watcher /srv/spool
