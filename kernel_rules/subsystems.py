@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from enum import Enum
 
-from pants.option.option_types import EnumOption, IntOption, StrListOption
+from pants.option.option_types import EnumOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -57,6 +57,21 @@ class KernelBuildSubsystem(Subsystem):
             Seconds one Kbuild step (configure or build) may run before it is stopped and fails.
             A tiny kernel builds in minutes; a distribution kernel on 2 cores in about 15 minutes
             cold. Part of the build step's cache key (Pants keys processes on their timeout).
+            """
+        ),
+    )
+
+    object_cache = StrOption(
+        default="",
+        help=help_text(
+            """
+            A shared object cache for kernel builds: a ccache remote storage URL, e.g.
+            `redis://cache.internal:6379` (Redis), `http://cache.internal:8080/ccache` or
+            `file:///shared/ccache`. Every compiler call of a build then goes through ccache, so a
+            runner without a warm tree reuses the objects other runners compiled, for any
+            configuration, where the preprocessed source is the same. Off when empty. Outputs
+            are byte-identical with and without it; the setting and ccache's version are part of
+            the build steps' cache keys. See docs/caches.md.
             """
         ),
     )

@@ -17,6 +17,7 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
+from kernel_rules.domain.build.object_cache import url_problem
 from kernel_rules.rules.process import CACHE_DIR, DomainProcess
 from kernel_rules.rules.source import tarball_in_sandbox
 from kernel_rules.rules.toolchain import kbuild_toolchain_request
@@ -52,6 +53,10 @@ class KbuildProcess:
 
 @rule(level=LogLevel.DEBUG)
 async def kbuild_process(request: KbuildProcess, build: KernelBuildSubsystem) -> Process:
+    object_cache = build.object_cache if request.command == "build" else ""
+    problem = url_problem(object_cache) if object_cache else None
+    if problem:
+        raise KernelBuildError(f"[kernel-build].object_cache: {problem}")
     return await Get(
         Process,
         DomainProcess(
@@ -73,9 +78,10 @@ async def kbuild_process(request: KbuildProcess, build: KernelBuildSubsystem) ->
                 "--out",
                 "out",
                 *request.args,
+                *(("--object-cache", object_cache) if object_cache else ()),
             ),
             request.description,
-            kbuild_toolchain_request(),
+            kbuild_toolchain_request(bool(object_cache)),
             input_digest=request.input_digest,
             immutable_inputs=FrozenDict({"linux_source": request.source.digest}),
             output_files=request.output_files,

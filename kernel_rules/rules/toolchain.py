@@ -11,7 +11,7 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.build.toolchain import KBUILD_TOOLS
+from kernel_rules.domain.build.toolchain import KBUILD_TOOLS, OBJECT_CACHE_TOOLS
 from kernel_rules.rules.scripts import DomainScripts, DomainScriptsRequest
 from kernel_rules.rules.types import Toolchain, ToolchainRequest
 from kernel_rules.subsystems import KernelBuildSubsystem, STEP_TIMEOUT
@@ -76,8 +76,10 @@ async def find_toolchain(request: ToolchainRequest, build: KernelBuildSubsystem)
     )
 
 
-def kbuild_toolchain_request() -> ToolchainRequest:
-    return ToolchainRequest(tuple(sorted(KBUILD_TOOLS)), "kernel builds")
+def kbuild_toolchain_request(object_cache: bool = False) -> ToolchainRequest:
+    """Kbuild's tools; with the object cache, ccache too (its version is then in the key)."""
+    tools = {**KBUILD_TOOLS, **(OBJECT_CACHE_TOOLS if object_cache else {})}
+    return ToolchainRequest(tuple(sorted(tools)), "kernel builds")
 
 
 def rules():

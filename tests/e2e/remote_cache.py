@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -77,3 +78,53 @@ def stats_counter(output: str, name: str) -> int:
     """A counter from Pants' `--stats-log` output (0 when absent)."""
     m = re.search(rf"^\s*{name}: (\d+)$", output, re.M)
     return int(m.group(1)) if m else 0
+
+
+@contextlib.contextmanager
+def redis_server(state: Path) -> Iterator[str]:
+    """Debian's redis-server on loopback, in memory only; yields its `redis://` URL."""
+    redis = shutil.which("redis-server", path="/usr/bin:/usr/sbin:/bin:/sbin")
+    if redis is None:
+        raise RuntimeError(
+            "redis-server is missing: run third_party/setup.sh --debian-cloud as root "
+            "(it installs the pinned example packages)"
+        )
+    state.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    with open(state / "redis.log", "w") as log:
+        server = subprocess.Popen(
+            [
+                redis,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(state),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"redis-server did not start:\n{(state / 'redis.log').read_text()}"
+                )
+            time.sleep(0.2)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

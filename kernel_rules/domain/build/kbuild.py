@@ -40,7 +40,7 @@ from kernel_rules.domain.kconfig.fragments import (
     parse_config,
     parse_fragment,
 )
-from kernel_rules.domain.build import kbuild_deps, progress
+from kernel_rules.domain.build import kbuild_deps, object_cache, progress
 from kernel_rules.domain.build.warm_trees import (
     LAST_CONFIG,
     BuildCosts,
@@ -102,12 +102,14 @@ def run_make(
     jobs: int,
     targets: Sequence[str],
     on_compiled: Optional[Callable[[int], None]] = None,
+    extra_env: Optional[Mapping[str, str]] = None,
 ) -> List[str]:
     """Run make; return the objects Kbuild reported compiling, as normalised paths relative to
     the tree (`arch/x86/kvm/../../../virt/kvm/eventfd.o` is `virt/kvm/eventfd.o`). The kallsyms
     tables assembled while linking vmlinux (`.tmp_vmlinux.kallsyms*.o`) are part of the link, not
-    compiled objects. `on_compiled(n)` is called after each of them. Raises CalledProcessError."""
-    env = {**os.environ, **PINNED_ENV}
+    compiled objects. `on_compiled(n)` is called after each of them. `extra_env` is added to
+    make's environment (the object cache's). Raises CalledProcessError."""
+    env = {**os.environ, **(extra_env or {}), **PINNED_ENV}
     proc = subprocess.Popen(
         make_argv(src, tree, arch, jobs, targets),
         env=env,
@@ -272,6 +274,23 @@ def build(args: argparse.Namespace) -> int:
             )
         )
         return 3
+    cache_env: Dict[str, str] = {}
+    if args.object_cache:
+        problem = object_cache.url_problem(args.object_cache)
+        ccache = shutil.which("ccache")
+        if problem or ccache is None:
+            print(
+                json.dumps(
+                    {
+                        "error": "[kernel-build].object_cache: "
+                        + (problem or "ccache is not on the search path: apt-get install ccache"),
+                        "field": "object_cache",
+                    }
+                )
+            )
+            return 3
+        cache_env = object_cache.make_env(args.cache, ccache, args.object_cache)
+        log(f"object cache: ccache, remote storage {object_cache.redacted(args.object_cache)}")
     pool = TreePool(args.cache, "trees", args.sha256, max_trees=args.max_trees)
     start = time.monotonic()
     with pool.acquire(values, _build_costs(pool, values)) as tree:
@@ -295,8 +314,9 @@ def build(args: argparse.Namespace) -> int:
             kind,
             objects,
         ) as update:
-            compiled = run_make(src, tree.path, args.arch, args.jobs, targets, update)
+            compiled = run_make(src, tree.path, args.arch, args.jobs, targets, update, cache_env)
             update(len(compiled), True)
+        cache_stats = _object_cache_stats(args.object_cache, cache_env)
         built_config = _read(os.path.join(tree.path, ".config"))
         if parse_config(built_config) != values:
             diff = sorted(set(built_config.splitlines()) ^ set(config_text.splitlines()))
@@ -331,6 +351,8 @@ def build(args: argparse.Namespace) -> int:
             "waited": tree.waited,
             "compiled_objects": sorted(compiled),
         }
+        if cache_stats is not None:
+            stats["object_cache"] = cache_stats
         # Also kept beside the tree, for benchmarks and for curious users.
         for path in filter(None, (args.stats, os.path.join(tree.path, LAST_BUILD))):
             with open(path, "w") as f:
@@ -342,7 +364,23 @@ def build(args: argparse.Namespace) -> int:
             print(json.dumps({"error": problem, "field": "layout_fields"}))
             return 3
     log(f"compiled {len(compiled)} of {total} objects in {stats['seconds']} s")
+    if cache_stats is not None:
+        log(
+            f"object cache: {cache_stats['hits']} hits, {cache_stats['misses']} misses "
+            f"(compiled here), {cache_stats['uncacheable']} uncacheable calls"
+        )
     return 0
+
+
+def _object_cache_stats(url: str, cache_env: Mapping[str, str]) -> Optional[dict]:
+    """What ccache did in this build (None without the object cache); its stats log is removed."""
+    if not url:
+        return None
+    path = cache_env["CCACHE_STATSLOG"]
+    counts = object_cache.read_stats(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+    return {"storage": object_cache.redacted(url), **counts}
 
 
 def _write_layout(
@@ -537,6 +575,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     b = sub.choices["build"]
     b.add_argument("--config", required=True)
     b.add_argument("--stats")
+    b.add_argument(
+        "--object-cache",
+        default="",
+        help="a ccache remote storage URL: compile through ccache with it (off when empty)",
+    )
     b.add_argument(
         "--layout-field", action="append", default=[], help="struct.member for layout.json"
     )

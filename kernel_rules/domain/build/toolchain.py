@@ -52,10 +52,17 @@ KBUILD_TOOLS: Dict[str, str] = {
 QEMU_TOOLS: Dict[str, str] = {"qemu-system-x86_64": "qemu-system-x86"}
 INITRAMFS_TOOLS: Dict[str, str] = {"busybox": "busybox-static"}
 PACKAGE_TOOLS: Dict[str, str] = {"dpkg-deb": "dpkg", "addr2line": "binutils"}
-ALL_TOOLS: Dict[str, str] = {**KBUILD_TOOLS, **QEMU_TOOLS, **INITRAMFS_TOOLS, **PACKAGE_TOOLS}
+OBJECT_CACHE_TOOLS: Dict[str, str] = {"ccache": "ccache"}  # with [kernel-build].object_cache
+ALL_TOOLS: Dict[str, str] = {
+    **KBUILD_TOOLS,
+    **QEMU_TOOLS,
+    **INITRAMFS_TOOLS,
+    **PACKAGE_TOOLS,
+    **OBJECT_CACHE_TOOLS,
+}
 # header -> package, needed to build the host tools (objtool needs libelf)
 KBUILD_HEADERS: Dict[str, str] = {"libelf.h": "libelf-dev", "gelf.h": "libelf-dev"}
-VERSIONED = ("gcc", "ld", "as", "make", "flex", "bison", "qemu-system-x86_64", "busybox")
+VERSIONED = ("gcc", "ld", "as", "make", "flex", "bison", "qemu-system-x86_64", "busybox", "ccache")
 
 
 def _sha256(path: str) -> str:
