@@ -31,6 +31,7 @@ ARTIFACTS = (
     "defconfig",
     "sizes.json",
     "layout.json",
+    "volatility3-isf.json",
 )
 
 

@@ -394,6 +394,7 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         "defconfig",
         "sizes.json",
         "layout.json",
+        "volatility3-isf.json",
         "requirements.json",
         "compose.json",
         "report.json",

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 IGNORED = {
     ".venv",
     ".venv-buildgrid",
+    ".venv-volatility3",
     "dist",
     ".pants.d",
     ".pids",

@@ -49,7 +49,7 @@ from kernel_rules.domain.build.warm_trees import (
     log,
     unpack_source,
 )
-from kernel_rules.domain.introspect import layout
+from kernel_rules.domain.introspect import isf, layout
 
 LAST_BUILD = ".kr-last-build.json"
 # {object: [CONFIG symbols its dependency file names]} of the last build's objects
@@ -408,6 +408,13 @@ def _write_layout(
         release=release,
         structs=structs,
         absent=absent,
+    )
+    isf.main(
+        [
+            os.path.join(args.out, "layout.json"),
+            os.path.join(args.out, "System.map"),
+            os.path.join(args.out, isf.FILE_NAME),
+        ]
     )
     return ""
 
