@@ -303,6 +303,7 @@ def build(args: argparse.Namespace) -> int:
             how += f", about {tree.estimate} objects to compile"
         log(f"building in tree {os.path.basename(tree.path)}, {how}")
         tree.begin_build()
+        before = _tree_state(tree)
         _write_config(tree.path, config_text)
         targets = ["bzImage"] + (["modules"] if values.get("MODULES") == "y" else [])
         expected, kind, objects = _expected_compiles(tree, pool, values)
@@ -349,10 +350,15 @@ def build(args: argparse.Namespace) -> int:
             "distance": tree.distance,
             "estimate": tree.estimate,
             "waited": tree.waited,
+            "options": [{"kind": k, "tree": n, "estimate": c} for k, n, c in tree.options],
             "compiled_objects": sorted(compiled),
         }
         if cache_stats is not None:
             stats["object_cache"] = cache_stats
+        if before is not None:
+            bound = _lower_bound(tree.path, before, values)
+            stats["lower_bound"] = len(bound)
+            stats["outside_lower_bound"] = sorted(set(compiled) - bound)
         # Also kept beside the tree, for benchmarks and for curious users.
         for path in filter(None, (args.stats, os.path.join(tree.path, LAST_BUILD))):
             with open(path, "w") as f:
@@ -370,6 +376,29 @@ def build(args: argparse.Namespace) -> int:
             f"(compiled here), {cache_stats['uncacheable']} uncacheable calls"
         )
     return 0
+
+
+def _tree_state(tree: WarmTree) -> Optional[tuple]:
+    """A warm tree's dependency files, generated headers and configuration before a build (None
+    for a new or repaired tree), to compute Kbuild's lower bound of the build afterwards."""
+    if tree.distance is None:
+        return None
+    return (
+        kbuild_deps.object_deps(tree.path),
+        kbuild_deps.generated_digests(tree.path),
+        tree.last_config(),
+    )
+
+
+def _lower_bound(tree: str, before: tuple, values: Mapping[str, str]) -> Set[str]:
+    """The objects any correct incremental build from `before` to `values` compiles."""
+    deps, generated, old_config = before
+    return kbuild_deps.lower_bound(
+        deps,
+        kbuild_deps.changed_symbols(old_config, values),
+        object_files(tree),
+        kbuild_deps.changed_files(generated, kbuild_deps.generated_digests(tree)),
+    )
 
 
 def _object_cache_stats(url: str, cache_env: Mapping[str, str]) -> Optional[dict]:

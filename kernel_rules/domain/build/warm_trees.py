@@ -188,6 +188,8 @@ class WarmTree:
     recovered: bool  # an interrupted build was repaired
     estimate: Optional[int] = None  # objects the choice was costed at (BuildCosts), if known
     waited: bool = False  # the tree was busy and waiting for it was the cheapest choice
+    # every option the choice weighed: ("free" | "new" | "busy", tree name or None, objects or None)
+    options: Tuple[Tuple[str, Optional[str], Optional[int]], ...] = ()
 
     def last_config(self) -> Dict[str, str]:
         return _read_config(os.path.join(self.path, LAST_CONFIG))
@@ -272,7 +274,7 @@ class TreePool:
                     free[name] = held
                 else:
                     held.close()
-            kind, name, estimate = self._choose(ranked, free, costs)
+            kind, name, estimate, options = self._choose(ranked, free, costs)
             for other, held in free.items():
                 if other == name:
                     stack.enter_context(held)
@@ -298,7 +300,7 @@ class TreePool:
             now = time.time_ns()  # explicit: file timestamps are only jiffy-precise
             os.utime(self._lock(name), ns=(now, now))  # recency for eviction
             dist = None if dist == float("inf") or recovered or kind == "new" else int(dist)
-            yield WarmTree(path, dist, recovered, estimate, kind == "busy")
+            yield WarmTree(path, dist, recovered, estimate, kind == "busy", options)
         self._evict()
 
     def _choose(
@@ -306,8 +308,11 @@ class TreePool:
         ranked: List[Tuple[float, str]],
         free: Mapping[str, object],
         costs: Optional[BuildCosts],
-    ) -> Tuple[str, Optional[str], Optional[int]]:
-        """("free" | "new" | "busy", tree name (None for new), estimated objects or None)."""
+    ) -> Tuple[
+        str, Optional[str], Optional[int], Tuple[Tuple[str, Optional[str], Optional[int]], ...]
+    ]:
+        """("free" | "new" | "busy", tree name (None for new), estimated objects or None, and
+        every option weighed as (kind, name, estimate))."""
         # (cost, preference: free < new < busy, closeness by symbols, kind, name, estimate)
         options: List[Tuple[float, int, int, str, Optional[str], Optional[int]]] = []
         for order, (_dist, name) in enumerate(ranked):
@@ -327,10 +332,11 @@ class TreePool:
         if len(ranked) < self.max_trees:
             cold = costs.cold if costs is not None else None
             options.append((_inf(cold), 1, 0, "new", None, cold))
+        weighed = tuple((kind, name, cost) for _, _, _, kind, name, cost in sorted(options))
         if options:
             _, _, _, kind, name, estimate = min(options)
-            return kind, name, estimate
-        return "busy", ranked[0][1], None  # every tree busy, none costed: the closest
+            return kind, name, estimate, weighed
+        return "busy", ranked[0][1], None, weighed  # every tree busy, none costed: the closest
 
     def last_builds(self) -> List[str]:
         """The pool's tree paths, most recently used first."""

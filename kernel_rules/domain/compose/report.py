@@ -262,8 +262,19 @@ def build_report(
             for k in ("objective", "requirements", "rounds", "weight", "seconds")
         },
         "build": {
-            k: (build_stats or {}).get(k)
-            for k in ("compiled", "objects", "seconds", "distance", "estimate", "waited")
+            k: _without_missed((build_stats or {}).get(k))
+            for k in (
+                "compiled",
+                "objects",
+                "seconds",
+                "distance",
+                "estimate",
+                "waited",
+                "options",
+                "lower_bound",
+                "outside_lower_bound",
+                "object_cache",
+            )
         },
         "boot_seconds_to_init": {
             "median": statistics.median(boots) if boots else None,
@@ -407,6 +418,16 @@ def render_markdown(report: Mapping) -> str:
                 )
                 + ")"
                 if b.get("estimate") is not None
+                else ""
+            )
+            + (
+                f"; Kbuild's lower bound from the tree's last configuration: {b['lower_bound']}"
+                + (
+                    f", {len(b['outside_lower_bound'])} compiled outside it"
+                    if b.get("outside_lower_bound")
+                    else ""
+                )
+                if b.get("lower_bound") is not None
                 else ""
             )
             + "."
@@ -742,3 +763,10 @@ def main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def _without_missed(value):
+    """A build stat for the report: the object cache's counts without the list of its misses."""
+    if isinstance(value, dict) and "missed" in value:
+        return {k: v for k, v in value.items() if k != "missed"}
+    return value
