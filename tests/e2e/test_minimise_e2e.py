@@ -10,7 +10,7 @@ import pytest
 
 from kernel_rules.domain.kconfig.fragments import parse_config
 
-TRIES = 4
+TRIES = 2
 BUILD = f"""
 tailored_kernel(
     name="ipc",
