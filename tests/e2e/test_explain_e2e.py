@@ -1,60 +1,41 @@
 """End to end, for real: `pants kernel-explain` and `pants kernel-diff` on the example tailored
-kernels, run by `pants` in the repository itself (its caches: the kernels are the ones
-`pants package examples/tailored:ipc examples/tailored:all` makes). Every file:line an
+kernels, in the session's workspace (the kernels test_tailored_e2e packaged, from its cache). Every file:line an
 explanation cites is checked against the pinned tarball's Kconfig files; the diff is checked
 against the two packaged `config` files."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from kernel_rules.domain.compose.explain import changed_symbols
 from kernel_rules.domain.kconfig.fragments import parse_config
-from tests.e2e.workspace import PantsResult
 
-REPO = Path(__file__).resolve().parents[2]
-DIST = REPO / "dist/examples.tailored"
+DIST = Path("dist/examples.tailored")
 SCRATCH = "explain-e2e-scratch"  # inside the build root, so that --against can name files in it
 
 
-def pants(*args: str, timeout: float = 3000) -> PantsResult:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
-    env["NO_SCIE_WARNING"] = "1"
-    proc = subprocess.run(
-        [str(REPO / ".venv/bin/pants"), "--no-colors", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return PantsResult(proc.returncode, proc.stdout, proc.stderr, 0.0)
-
-
 @pytest.fixture(scope="module")
-def kernels():
+def kernels(ws):
     """The packaged ipc and all kernels: {name: (config values, requirements.json)}."""
-    done = pants("package", "examples/tailored:ipc", "examples/tailored:all")
+    done = ws.pants("package", "examples/tailored:ipc", "examples/tailored:all", timeout=3000)
     assert done.returncode == 0, done.output[-8000:]
     return {
         name: (
-            parse_config((DIST / name / "config").read_text()),
-            json.loads((DIST / name / "requirements.json").read_text()),
+            parse_config((ws.root / DIST / name / "config").read_text()),
+            json.loads((ws.root / DIST / name / "requirements.json").read_text()),
         )
         for name in ("ipc", "all")
     }
 
 
 @pytest.fixture()
-def scratch():
-    path = REPO / SCRATCH
+def scratch(ws):
+    path = ws.root / SCRATCH
     path.mkdir(exist_ok=True)
     yield path
     shutil.rmtree(path)
@@ -106,7 +87,7 @@ def _check_links(srctree: Path, chain: list) -> int:
     return checked
 
 
-def test_explain_required_selected_and_off(kernels, kernel_srctree):
+def test_explain_required_selected_and_off(ws, kernels, kernel_srctree):
     config, requirements = kernels["ipc"]
     app_symbol = _app_only(config, requirements)
     selected = next(
@@ -117,7 +98,7 @@ def test_explain_required_selected_and_off(kernels, kernel_srctree):
     off = "PCI_MSI"
     assert config.get(off, "n") == "n"
     symbols = (app_symbol, selected, off)
-    done = pants(
+    done = ws.pants(
         "kernel-explain",
         *(f"--symbol={s}" for s in symbols),
         "--format=json",
@@ -150,7 +131,7 @@ def test_explain_required_selected_and_off(kernels, kernel_srctree):
     assert any(link["dependency"] == "PCI" for link in unmet["chain"])
     assert _check_links(kernel_srctree, unmet["chain"]) >= 1
 
-    text = pants("kernel-explain", *(f"--symbol={s}" for s in symbols), "examples/tailored:ipc")
+    text = ws.pants("kernel-explain", *(f"--symbol={s}" for s in symbols), "examples/tailored:ipc")
     assert text.returncode == 0, text.output[-6000:]
     for s in symbols:
         assert f"CONFIG_{s}={config.get(s, 'n')}" in text.stdout
@@ -159,8 +140,8 @@ def test_explain_required_selected_and_off(kernels, kernel_srctree):
     assert f"config {link['by']} at {link['at']}" in text.stdout
 
 
-def _diff(a: str, b: str) -> dict:
-    done = pants("kernel-diff", "--format=json", a, b)
+def _diff(ws, a: str, b: str) -> dict:
+    done = ws.pants("kernel-diff", "--format=json", a, b)
     assert done.returncode == 0, done.output[-6000:]
     doc = json.loads(done.stdout)
     assert (doc["a"], doc["b"]) == (a, b)
@@ -179,32 +160,32 @@ def _check_rows(doc: dict, a: dict, b: dict) -> list:
     return rows
 
 
-def test_diff_lists_exactly_the_options_that_differ(kernels):
+def test_diff_lists_exactly_the_options_that_differ(ws, kernels):
     """ipc and all: the three other apps run only code that is on demand, so the composed
     configurations can be equal; the diff must list exactly what the config files differ in."""
     (ipc, _), (all_, _) = kernels["ipc"], kernels["all"]
-    doc = _diff("examples/tailored:ipc", "examples/tailored:all")
+    doc = _diff(ws, "examples/tailored:ipc", "examples/tailored:all")
     _check_rows(doc, ipc, all_)
-    a_sizes = json.loads((DIST / "ipc/sizes.json").read_text())["objects"]
-    b_sizes = json.loads((DIST / "all/sizes.json").read_text())["objects"]
+    a_sizes = json.loads((ws.root / DIST / "ipc/sizes.json").read_text())["objects"]
+    b_sizes = json.loads((ws.root / DIST / "all/sizes.json").read_text())["objects"]
     assert doc["sizes"]["a_total"] == sum(a_sizes.values())
     assert doc["sizes"]["b_total"] == sum(b_sizes.values())
     assert all(d["delta"] for d in doc["sizes"]["directories"])
 
-    text = pants("kernel-diff", "examples/tailored:ipc", "examples/tailored:all")
+    text = ws.pants("kernel-diff", "examples/tailored:ipc", "examples/tailored:all")
     assert text.returncode == 0, text.output[-6000:]
     assert f"{doc['counts']['added']} added, {doc['counts']['removed']} removed" in text.stdout
     assert "code bytes per source directory" in text.stdout
 
 
-def test_diff_with_a_kernel_image(kernels):
+def test_diff_with_a_kernel_image(ws, kernels):
     """A tailored kernel against a kernel_image: many options differ, with reasons on each
     side, grouped by Kconfig menu, and code sizes per directory."""
     ipc, _ = kernels["ipc"]
-    done = pants("package", "examples/minimal:kernel")
+    done = ws.pants("package", "examples/minimal:kernel")
     assert done.returncode == 0, done.output[-6000:]
-    minimal = parse_config((REPO / "dist/examples.minimal/kernel/config").read_text())
-    doc = _diff("examples/tailored:ipc", "examples/minimal:kernel")
+    minimal = parse_config((ws.root / "dist/examples.minimal/kernel/config").read_text())
+    doc = _diff(ws, "examples/tailored:ipc", "examples/minimal:kernel")
     rows = _check_rows(doc, ipc, minimal)
     assert rows and len(doc["groups"]) > 1
     required = [r for r in rows if r["why_a"]["verdict"] == "required"]
@@ -212,10 +193,10 @@ def test_diff_with_a_kernel_image(kernels):
     assert doc["sizes"]["directories"]
 
 
-def test_diff_against_a_config_file(kernels, scratch):
+def test_diff_against_a_config_file(ws, kernels, scratch):
     (ipc, _), (all_, _) = kernels["ipc"], kernels["all"]
-    shutil.copyfile(DIST / "all/config", scratch / "all.config")
-    done = pants(
+    shutil.copyfile(ws.root / DIST / "all/config", scratch / "all.config")
+    done = ws.pants(
         "kernel-diff",
         "--format=json",
         f"--against={SCRATCH}/all.config",
@@ -228,26 +209,28 @@ def test_diff_against_a_config_file(kernels, scratch):
     assert "sizes" not in doc and "no sizes.json" in doc["sizes_note"]
 
 
-def test_errors(kernels, scratch):
-    unknown = pants("kernel-explain", "--symbol=AF_UNIX_OOBB", "examples/tailored:ipc")
+def test_errors(ws, kernels, scratch):
+    unknown = ws.pants("kernel-explain", "--symbol=AF_UNIX_OOBB", "examples/tailored:ipc")
     assert unknown.returncode != 0
     assert "CONFIG_AF_UNIX_OOBB is not a Kconfig symbol" in unknown.output
     assert "close matches: CONFIG_AF_UNIX_OOB" in unknown.output
 
-    nothing = pants("kernel-explain", "examples/tailored:ipc")
+    nothing = ws.pants("kernel-explain", "examples/tailored:ipc")
     assert nothing.returncode != 0 and "no symbols given" in nothing.output
 
-    not_kernel = pants("kernel-explain", "--symbol=NET", "examples/tracing:ipc")
+    not_kernel = ws.pants("kernel-explain", "--symbol=NET", "examples/tracing:ipc")
     assert not_kernel.returncode != 0
     assert "examples/tracing:ipc is a `app_profile`, not a kernel" in not_kernel.output
 
-    missing = pants("kernel-diff", "--against=no/such/file.config", "examples/tailored:ipc")
+    missing = ws.pants("kernel-diff", "--against=no/such/file.config", "examples/tailored:ipc")
     assert missing.returncode != 0
     assert "--against=no/such/file.config: no such file" in missing.output
 
     (scratch / "garbage.config").write_text("CONFIG_TTY=yes please\n")
-    garbage = pants("kernel-diff", f"--against={SCRATCH}/garbage.config", "examples/tailored:ipc")
+    garbage = ws.pants(
+        "kernel-diff", f"--against={SCRATCH}/garbage.config", "examples/tailored:ipc"
+    )
     assert garbage.returncode != 0 and "not a kernel .config" in garbage.output
 
-    one = pants("kernel-diff", "examples/tailored:ipc")
+    one = ws.pants("kernel-diff", "examples/tailored:ipc")
     assert one.returncode != 0 and "name two kernel targets" in one.output

@@ -7,7 +7,7 @@ the guest's own process list from /proc (shell builtins only, so that listing st
 and waits. The host then dumps the guest's physical memory through QEMU's monitor (QMP
 `pmemsave`), and `kernel_rules.domain.introspect.ps` lists the processes from the dump and the
 kernel's layout.json, without debug info. The lists must be equal; the wrong kernel's manifest
-must be refused. The kernels are the ones `pants package` makes in the repository (its caches).
+must be refused. The kernels are packaged in the session's workspace.
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ import pytest
 from kernel_rules.domain.guest import initramfs
 from kernel_rules.domain.introspect import layout
 from kernel_rules.domain.guest.qemu import BootSpec, Machine, command_line
-from tests.e2e.test_explain_e2e import pants
+from tests.e2e.workspace import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 KERNELS = {
-    "ipc": ("examples/tailored:ipc", REPO / "dist/examples.tailored/ipc"),
-    "trace-kernel": ("examples/tracing:trace-kernel", REPO / "dist/examples.tracing/trace-kernel"),
-    "minimal": ("examples/minimal:kernel", REPO / "dist/examples.minimal/kernel"),
+    "ipc": ("examples/tailored:ipc", "dist/examples.tailored/ipc"),
+    "trace-kernel": ("examples/tracing:trace-kernel", "dist/examples.tracing/trace-kernel"),
+    "minimal": ("examples/minimal:kernel", "dist/examples.minimal/kernel"),
 }
 MEMORY_MIB = 256
 WORKERS = ("kr-worker-1", "kr-worker-2", "kr-worker-3")
@@ -58,10 +57,10 @@ WORKER = "#!/bin/sh\nsleep 100000\n"
 
 
 @pytest.fixture(scope="module")
-def dists() -> Dict[str, Path]:
-    done = pants("package", *(address for address, _ in KERNELS.values()))
+def dists(ws) -> Dict[str, Path]:
+    done = ws.pants("package", *(address for address, _ in KERNELS.values()), timeout=3000)
     assert done.returncode == 0, done.output[-8000:]
-    return {name: path for name, (_, path) in KERNELS.items()}
+    return {name: ws.root / path for name, (_, path) in KERNELS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -257,15 +256,15 @@ kernel_image(
 
 
 @pytest.fixture()
-def scratch():
-    path = REPO / SCRATCH
+def scratch(ws):
+    path = ws.root / SCRATCH
     path.mkdir(exist_ok=True)
     yield path
     shutil.rmtree(path)
-    shutil.rmtree(REPO / "dist" / SCRATCH, ignore_errors=True)
+    shutil.rmtree(ws.root / "dist" / SCRATCH, ignore_errors=True)
 
 
-def test_the_build_file_extends_the_layout(dists, scratch):
+def test_the_build_file_extends_the_layout(ws, dists, scratch):
     """The minimal kernel's configuration again (its warm tree: nothing to compile), with more
     fields: a structure from another header, a nested member, and one this kernel lacks."""
     fields = ["file.f_inode", "task_struct.se.vruntime", "task_struct.numa_scan_seq"]
@@ -273,16 +272,16 @@ def test_the_build_file_extends_the_layout(dists, scratch):
         EXTENDED.format(name="more", fields=fields, headers=["linux/fs.h"])
         + EXTENDED.format(name="no-header", fields=["file.f_inode"], headers=[])
     )
-    done = pants("package", f"{SCRATCH}:more")
+    done = ws.pants("package", f"{SCRATCH}:more")
     assert done.returncode == 0, done.output[-4000:]
-    doc = json.loads((REPO / "dist" / SCRATCH / "more/layout.json").read_text())
+    doc = json.loads((ws.root / "dist" / SCRATCH / "more/layout.json").read_text())
     assert doc["structs"]["file"]["fields"]["f_inode"]["size"] == 8
     assert doc["structs"]["task_struct"]["fields"]["se.vruntime"]["size"] == 8
     assert "no member named" in doc["absent"]["task_struct.numa_scan_seq"]
     minimal = json.loads((dists["minimal"] / "layout.json").read_text())
     assert doc["structs"]["task_struct"]["size"] == minimal["structs"]["task_struct"]["size"]
 
-    failed = pants("package", f"{SCRATCH}:no-header")
+    failed = ws.pants("package", f"{SCRATCH}:no-header")
     assert failed.returncode != 0
     assert f"{SCRATCH}:no-header: field `layout_fields`: struct file is not defined" in (
         failed.output
@@ -292,7 +291,7 @@ def test_the_build_file_extends_the_layout(dists, scratch):
     (scratch / "BUILD").write_text(
         EXTENDED.format(name="bad", fields=["task_struct.pid); exit(1"], headers=[])
     )
-    bad = pants("package", f"{SCRATCH}:bad")
+    bad = ws.pants("package", f"{SCRATCH}:bad")
     assert bad.returncode != 0
     assert f"{SCRATCH}:bad: field `layout_fields`: 'task_struct.pid); exit(1' is not" in (
         bad.output

@@ -2,7 +2,7 @@
 boots it in QEMU to its init marker, rejects bad input clearly, and every build path (cold, warm
 incremental, another warm tree, after a kill -9) gives byte-identical bzImage and vmlinux.
 
-Runs ~10 minutes on 2 cores: two cold tiny-kernel builds, a few incremental ones."""
+Runs ~8 minutes on 2 cores: two cold tiny-kernel builds, a few incremental ones."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -263,18 +262,16 @@ def test_another_warm_tree_gives_identical_bytes(
     _same_kernel(out, packaged)
 
 
-def test_build_killed_half_way_then_rebuilt_is_identical(
-    ws, packaged, tarball, tarball_sha256, second_cache, tmp_path
+def test_progress_of_a_running_build_then_killed_half_way_and_rebuilt_is_identical(
+    ws, packaged, tarball, tarball_sha256, tmp_path
 ):
+    """A broad rebuild (FUTEX on) in the workspace's own warm tree: `pants --concurrent
+    kernel-progress` shows the objects compiled so far growing against the build's estimate;
+    then the whole build is killed (kill -9) half way, nothing is listed as running any more, and
+    building the example's configuration again repairs the tree and gives the same bytes as the
+    cold build Pants did."""
     broad = _configure(ws, tarball, tarball_sha256, "CONFIG_FUTEX=y\n", tmp_path)
-    done = run_driver(
-        driver_build_argv(second_cache, tarball, tarball_sha256, broad, tmp_path / "futex")
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    # Switching FUTEX off again recompiles most objects: kill -9 the whole build in the middle.
-    argv = driver_build_argv(
-        second_cache, tarball, tarball_sha256, packaged / "config", tmp_path / "killed"
-    )
+    argv = driver_build_argv(ws.kernel_cache, tarball, tarball_sha256, broad, tmp_path / "futex")
     proc = subprocess.Popen(
         argv,
         env=driver_env(),
@@ -282,30 +279,6 @@ def test_build_killed_half_way_then_rebuilt_is_identical(
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
-    time.sleep(35)
-    assert proc.poll() is None, "the build finished before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    out = tmp_path / "rebuilt"
-    done = run_driver(
-        driver_build_argv(second_cache, tarball, tarball_sha256, packaged / "config", out)
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "repaired interrupted build" in done.stderr
-    _same_kernel(out, packaged)
-
-
-def test_kernel_progress_shows_a_running_build_and_nothing_after_it(
-    ws, packaged, tarball, tarball_sha256, tmp_path
-):
-    """`pants --concurrent kernel-progress` beside a broad rebuild in the workspace's own cache:
-    the objects compiled so far grow against the build's estimate, and nothing is listed once the
-    build is over."""
-    broad = _configure(ws, tarball, tarball_sha256, "CONFIG_FUTEX=y\n", tmp_path)
-    argv = driver_build_argv(ws.kernel_cache, tarball, tarball_sha256, broad, tmp_path / "futex")
-    proc = subprocess.Popen(
-        argv, env=driver_env(), cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     seen = []
     try:
@@ -316,19 +289,26 @@ def test_kernel_progress_shows_a_running_build_and_nothing_after_it(
             if builds and builds[0]["compiled"] > (seen[-1]["compiled"] if seen else 0):
                 seen.append(builds[0])
         text = ws.pants("--concurrent", "kernel-progress")
+        assert proc.poll() is None, "the build finished before it could be interrupted"
     finally:
-        _, stderr = proc.communicate(timeout=1500)
-    assert proc.returncode == 0, stderr[-3000:]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     assert len(seen) == 2, "the build ended before its progress was seen twice"
     first = seen[0]
     assert first["tree"].startswith("trees/") and first["expected_kind"] == "about"
     # FUTEX is named by the dependency files of hundreds of objects (kernel/futex, the scheduler,
     # every file including linux/futex.h ...).
     assert first["expected"] > 100, first
-    assert proc.returncode == 0 and seen[1]["compiled"] > first["compiled"]
+    assert seen[1]["compiled"] > first["compiled"]
     assert "objects compiled" in text.stdout or "No kernel build" in text.stdout, text.output
-    stats = build_stats(_tree(ws) / LAST_BUILD)
-    assert first["expected"] <= stats["objects"]
-    assert stats["compiled"] > first["expected"] / 2, (stats["compiled"], first)
     after = ws.pants("--concurrent", "kernel-progress")
     assert after.returncode == 0 and "No kernel build is running" in after.stdout, after.output
+
+    out = tmp_path / "rebuilt"
+    done = run_driver(
+        driver_build_argv(ws.kernel_cache, tarball, tarball_sha256, packaged / "config", out)
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "repaired interrupted build" in done.stderr
+    _same_kernel(out, packaged)

@@ -2,16 +2,13 @@
 Chromium (Debian's `chromium`, pinned in third_party/system-packages.lock), renders its title,
 bar charts and app results without console errors, and links only files next to it.
 
-The package runs in the repository itself with its own caches (into dist/report-html-e2e/, apart
-from the usual dist/ directories): where `examples/tailored:all` was packaged before, only the
-report step runs.
+The kernel is packaged in the session's workspace, where test_tailored_e2e built it (a cache hit).
 `browser_render` and `page_problems` are checked first on pages made to fail.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -188,27 +185,12 @@ def test_the_check_fails_a_page_without_charts_or_apps(tmp_path):
 # --- the real report --------------------------------------------------------------------------
 
 
-# Where the package goes: under the repository's dist/ (Pants wants it in the build root), apart
-# from what `./pants package` writes there.
-DISTDIR = "dist/report-html-e2e"
-
-
 @pytest.fixture(scope="module")
-def packaged() -> Path:
-    dist = REPO / DISTDIR
-    shutil.rmtree(dist, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
-    env["NO_SCIE_WARNING"] = "1"
-    proc = subprocess.run(
-        [str(REPO / "pants"), "--no-colors", f"--pants-distdir={DISTDIR}", "package", TARGET],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=5400,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]
-    return dist / "examples.tailored" / "all"
+def packaged(ws) -> Path:
+    """The `all` kernel packaged in the session's workspace (test_tailored_e2e built it)."""
+    done = ws.pants("package", TARGET, timeout=3000)
+    assert done.returncode == 0, done.output[-8000:]
+    return ws.root / "dist/examples.tailored/all"
 
 
 def test_report_html_renders_in_chromium(packaged, tmp_path):

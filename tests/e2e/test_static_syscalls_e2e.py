@@ -3,8 +3,8 @@
 `examples/static-coverage:timer` is a program whose timerfd path the traced workload never
 takes. Both of its tailored kernels pass the app's own workload (`pants test`); booted with
 `kr_timer_path` on the kernel command line, the workload takes that path, and only the kernel
-composed with static coverage has the syscall: the other one answers ENOSYS. The kernels are the
-ones `pants package` makes in the repository (its caches).
+composed with static coverage has the syscall: the other one answers ENOSYS. The kernels are
+packaged in the session's workspace.
 """
 
 from __future__ import annotations
@@ -17,18 +17,17 @@ from pathlib import Path
 import pytest
 
 from kernel_rules.domain.kconfig.fragments import parse_config
-from tests.e2e.test_explain_e2e import pants
+from tests.e2e.workspace import REPO
 
-REPO = Path(__file__).resolve().parents[2]
-DIST = REPO / "dist/examples.static-coverage"
+DIST = Path("dist/examples.static-coverage")
 TARGETS = ("examples/static-coverage:traced", "examples/static-coverage:static")
 
 
 @pytest.fixture(scope="module")
-def kernels():
-    done = pants("package", "test", "examples/static-coverage:timer", *TARGETS)
+def kernels(ws):
+    done = ws.pants("package", "test", "examples/static-coverage:timer", *TARGETS, timeout=3000)
     assert done.returncode == 0, done.output[-8000:]
-    return {name: DIST / name for name in ("traced", "static")}
+    return {name: ws.root / DIST / name for name in ("traced", "static")}
 
 
 def run_timer_path(kernel: Path, out: Path) -> dict:
@@ -40,7 +39,7 @@ def run_timer_path(kernel: Path, out: Path) -> dict:
             [
                 {
                     "name": "timer (timerfd path)",
-                    "initrd": str(REPO / "dist/examples.static-coverage/timer/initramfs.cpio.gz"),
+                    "initrd": str(kernel.parent / "timer/initramfs.cpio.gz"),
                     "success": "timerfd fired",
                     "timeout": 240,
                 }

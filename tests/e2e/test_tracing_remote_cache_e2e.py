@@ -1,8 +1,11 @@
-"""End to end: a real BuildGrid REAPI server on loopback serves a kernel build and an app
-profile's trace to a second checkout at another path, with its own local store, named caches and
-HOME; and a cache server that is down, or stops mid-run, never breaks a build.
+"""End to end: a real BuildGrid REAPI server on loopback serves a kernel's whole pipeline (base
+config, configure, Kbuild) to a second checkout at another path, with its own local store, named
+caches and HOME; and a cache server that is down, or stops mid-run, never breaks a build.
 
-(Named to run after test_tracing_e2e.py, whose warm Kbuild trees checkout A reuses.)"""
+The kernel is the smallest example (tinyconfig), for the suite's time: traces, maps and
+composition are processes of the same kind and go through the same cache, but no trace is
+served remotely here. Checkouts share the session's warm Kbuild trees, so each build here is
+incremental."""
 
 from __future__ import annotations
 
@@ -19,8 +22,6 @@ from tests.e2e.workspace import Workspace
 
 TARGET = "examples/minimal:kernel"
 ARTIFACTS = Path("dist/examples.minimal/kernel")
-APP = "examples/tracing:ipc"
-APP_ARTIFACTS = Path("dist/examples.tracing/ipc")
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +38,10 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
     a = Workspace(tmp_path / "checkout-a", tmp_path / "state-a", tarball)
     shutil.rmtree(a.named_caches, ignore_errors=True)
     a.named_caches = ws.named_caches
-    first = a.pants(*remote_flags(buildgrid, read=False, write=True), "package", TARGET, APP)
+    first = a.pants(*remote_flags(buildgrid, read=False, write=True), "package", TARGET)
     assert first.returncode == 0, first.output[-4000:]
     # it really ran, and was uploaded
-    assert "Starting: Build kernel" in first.output and "Starting: Trace" in first.output
+    assert "Starting: Build kernel" in first.output
 
     # Checkout B: another path, its own store, named caches and HOME, nothing local.
     b = Workspace(tmp_path / "elsewhere/checkout-b", tmp_path / "state-b", tarball)
@@ -49,24 +50,20 @@ def test_second_checkout_is_served_from_the_remote_cache(ws, buildgrid, tmp_path
     old_home = os.environ.get("HOME")
     os.environ["HOME"] = str(home)
     try:
-        second = b.pants(*remote_flags(buildgrid, read=True, write=False), "package", TARGET, APP)
+        second = b.pants(*remote_flags(buildgrid, read=True, write=False), "package", TARGET)
     finally:
         if old_home is not None:
             os.environ["HOME"] = old_home
     assert second.returncode == 0, second.output[-4000:]
-    # From the cache: base config, 2 configures, 2 kernel builds, the trace, the mapping.
-    assert stats_counter(second.output, "remote_cache_requests_cached") >= 7, second.output[-3000:]
-    for step in ("Make base config", "Configure kernel", "Build kernel", "Trace", "Map"):
+    # From the cache: the base config, the configure and the kernel build.
+    assert stats_counter(second.output, "remote_cache_requests_cached") >= 3, second.output[-3000:]
+    for step in ("Make base config", "Configure kernel", "Build kernel"):
         assert f"Starting: {step}" not in second.output, step
     # No kernel was configured or built here: Kbuild never unpacked the source or made a tree.
     assert not (b.kernel_cache / "sources").exists()
     assert not (b.kernel_cache / "trees").exists()
     for name in ("bzImage", "vmlinux", "config", "defconfig", "System.map", "layout.json"):
         assert (a.root / ARTIFACTS / name).read_bytes() == (b.root / ARTIFACTS / name).read_bytes()
-    for name in ("config-set.json", "summary.md"):
-        assert (a.root / APP_ARTIFACTS / name).read_bytes() == (
-            b.root / APP_ARTIFACTS / name
-        ).read_bytes()
 
 
 def test_a_cache_server_that_is_down_does_not_break_the_build(ws, tmp_path, tarball):
@@ -85,7 +82,8 @@ def test_a_cache_server_that_stops_mid_run_does_not_break_the_build(ws, tmp_path
     d = Workspace(tmp_path / "checkout-d", tmp_path / "state-d", tarball)
     d.named_caches = ws.named_caches
     fragment = d.root / "examples/minimal/boot.config"
-    fragment.write_text(fragment.read_text() + "CONFIG_FUTEX=y\n")  # a long build, not cached
+    # not cached anywhere; a leaf (fs/signalfd.o), but the build still takes far longer than 15 s
+    fragment.write_text(fragment.read_text() + "CONFIG_SIGNALFD=y\n")
     with buildgrid_server(tmp_path / "buildgrid-d") as address:
         with ThreadPoolExecutor(1) as pool:
             run = pool.submit(
