@@ -74,3 +74,19 @@ def test_stats_log_counts_hits_misses_and_uncacheable_calls(tmp_path):
         "uncacheable": 0,
         "missed": [],
     }
+
+
+def test_make_argv_maps_the_relative_source_path_only_with_the_object_cache(tmp_path):
+    from kernel_rules.domain.build.kbuild import make_argv
+
+    src = tmp_path / "cache/sources/abc/linux"
+    tree = tmp_path / "cache/trees/abc/0"
+    src.mkdir(parents=True)
+    tree.mkdir(parents=True)
+    plain = make_argv(str(src), str(tree), "x86_64", 2, ["bzImage"])
+    cached = make_argv(str(src), str(tree), "x86_64", 2, ["bzImage"], relative_src=True)
+    assert not any("../../../sources/abc/linux=" in a for a in plain)
+    for flags in ("KCFLAGS=", "KAFLAGS="):
+        [arg] = [a for a in cached if a.startswith(flags)]
+        assert "-ffile-prefix-map=../../../sources/abc/linux=/kernel/src" in arg
+        assert f"-ffile-prefix-map={src}=/kernel/src" in arg

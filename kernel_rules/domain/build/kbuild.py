@@ -78,9 +78,22 @@ CONFIG_TARGETS = (
 _COMPILED = re.compile(r"^\s+(?:CC|AS)(?: \[M\])?\s+(\S+\.o)\s*$")
 
 
-def make_argv(src: str, tree: str, arch: str, jobs: int, targets: Sequence[str]) -> List[str]:
-    """The `make` command line for `targets` in `tree`, with paths mapped out of the outputs."""
+def make_argv(
+    src: str,
+    tree: str,
+    arch: str,
+    jobs: int,
+    targets: Sequence[str],
+    relative_src: bool = False,
+) -> List[str]:
+    """The `make` command line for `targets` in `tree`, with paths mapped out of the outputs.
+    `relative_src` also maps the source's path relative to the tree: the object cache's ccache
+    (its `base_dir`) rewrites the source paths of compiler calls that way, which the absolute
+    map alone would leave in `__FILE__` and DWARF."""
     maps = f"-ffile-prefix-map={src}=/kernel/src -ffile-prefix-map={tree}=/kernel/obj"
+    if relative_src:
+        relative = os.path.relpath(os.path.realpath(src), os.path.realpath(tree))
+        maps += f" -ffile-prefix-map={relative}=/kernel/src"
     return [
         "make",
         "--no-print-directory",
@@ -111,7 +124,7 @@ def run_make(
     make's environment (the object cache's). Raises CalledProcessError."""
     env = {**os.environ, **(extra_env or {}), **PINNED_ENV}
     proc = subprocess.Popen(
-        make_argv(src, tree, arch, jobs, targets),
+        make_argv(src, tree, arch, jobs, targets, "CCACHE_BASEDIR" in (extra_env or {})),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

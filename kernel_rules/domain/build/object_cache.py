@@ -10,11 +10,14 @@ Contract:
   is one of ccache's remote storage URLs: `redis://`, `redis+unix:`, `http://`, `file:`).
 - `make_env(cache_root, ccache, url)` returns the variables that route Kbuild's `gcc` through
   ccache: a masquerade directory (`gcc -> ccache`) first on PATH, so Kbuild's command lines stay
-  `gcc ...` and a warm tree does not recompile when the cache is turned on or off; the storage
+  `gcc ...` (turning the cache on or off still recompiles a warm tree once: the relative path map
+  below is on its command lines); the storage
   is remote only (the warm trees are the local cache). Keys hold no host paths: `base_dir` is the
   named cache root (the unpacked source and the trees are under it, so ccache hashes relative
   paths), `hash_dir` is off (Kbuild maps both paths out of the outputs), and the compiler is
-  identified by its content, not its mtime. Outputs are byte-identical with and without it.
+  identified by its content, not its mtime. The build maps the source's path relative to the tree
+  as well (`make_argv(relative_src=True)`), since ccache rewrites it so; outputs are then
+  byte-identical with and without the cache.
 - `read_stats(path)` counts the results ccache appended to the stats log of one build:
   `{"hits", "misses", "uncacheable", "missed"}` (`missed`: the inputs it compiled). A storage that cannot be reached is a miss, never an error.
 - `redacted(url)` is the URL without its password, for logs and reports.
