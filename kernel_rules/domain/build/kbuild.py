@@ -121,10 +121,11 @@ def run_make(
     the tree (`arch/x86/kvm/../../../virt/kvm/eventfd.o` is `virt/kvm/eventfd.o`). The kallsyms
     tables assembled while linking vmlinux (`.tmp_vmlinux.kallsyms*.o`) are part of the link, not
     compiled objects. `on_compiled(n)` is called after each of them. `extra_env` is added to
-    make's environment (the object cache's). Raises CalledProcessError."""
+    make's environment: it is only ever the object cache's, so with it the command line also maps
+    the relative source path (`make_argv(relative_src=True)`). Raises CalledProcessError."""
     env = {**os.environ, **(extra_env or {}), **PINNED_ENV}
     proc = subprocess.Popen(
-        make_argv(src, tree, arch, jobs, targets, "CCACHE_BASEDIR" in (extra_env or {})),
+        make_argv(src, tree, arch, jobs, targets, relative_src=bool(extra_env)),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

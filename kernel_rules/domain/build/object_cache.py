@@ -11,8 +11,7 @@ Contract:
 - `make_env(cache_root, ccache, url)` returns the variables that route Kbuild's `gcc` through
   ccache: a masquerade directory (`gcc -> ccache`) first on PATH, so Kbuild's command lines stay
   `gcc ...` (turning the cache on or off still recompiles a warm tree once: the relative path map
-  below is on its command lines); the storage
-  is remote only (the warm trees are the local cache). Keys hold no host paths: `base_dir` is the
+  below is on its command lines); the storage is remote only (the warm trees are the local cache). Keys hold no host paths: `base_dir` is the
   named cache root (the unpacked source and the trees are under it, so ccache hashes relative
   paths), `hash_dir` is off (Kbuild maps both paths out of the outputs), and the compiler is
   identified by its content, not its mtime. The build maps the source's path relative to the tree
