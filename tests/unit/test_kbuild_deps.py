@@ -64,3 +64,22 @@ def test_the_embedded_configuration_is_in_the_bound_of_any_change():
     assert lower_bound(before, {"LEAF"}, ["kernel/configs.o", "a.o"]) == {"kernel/configs.o"}
     assert lower_bound(before, {"LEAF"}, ()) == {"kernel/configs.o"}  # the estimate, too
     assert lower_bound(before, set(), ["kernel/configs.o", "a.o"]) == set()
+
+
+def test_an_object_whose_compile_command_changed_is_in_the_bound(tmp_path):
+    """DEBUG_INFO adds -g to every command: Kbuild's if_changed recompiles objects whose sources
+    test no changed symbol, and so must any correct build."""
+    from kernel_rules.domain.build.kbuild_deps import changed_commands, object_commands
+
+    (tmp_path / "lib").mkdir()
+    cmd = tmp_path / "lib/.string.o.cmd"
+    cmd.write_text("cmd_lib/string.o := gcc -O2 -c lib/string.c\n\ndeps_lib/string.o := \\\n")
+    (tmp_path / "lib/.sort.o.cmd").write_text("cmd_lib/sort.o := gcc -O2 -c lib/sort.c\n")
+    before = object_commands(str(tmp_path))
+    cmd.write_text("cmd_lib/string.o := gcc -O2 -g -c lib/string.c\n\ndeps_lib/string.o := \\\n")
+    moved = changed_commands(before, object_commands(str(tmp_path)))
+    assert moved == {"lib/string.o"}
+    deps = {"lib/string.o": set(), "lib/sort.o": set()}
+    objects = ["lib/string.o", "lib/sort.o"]
+    assert lower_bound(deps, {"DEBUG_INFO"}, objects, (), moved) == {"lib/string.o"}
+    assert lower_bound(deps, {"DEBUG_INFO"}, objects) == set()

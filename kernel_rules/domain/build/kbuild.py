@@ -393,25 +393,28 @@ def build(args: argparse.Namespace) -> int:
 
 
 def _tree_state(tree: WarmTree) -> Optional[tuple]:
-    """A warm tree's dependency files, generated headers and configuration before a build (None
-    for a new or repaired tree), to compute Kbuild's lower bound of the build afterwards."""
+    """A warm tree's dependency files, generated headers, configuration and compile commands
+    before a build (None for a new or repaired tree), to compute Kbuild's lower bound of the build
+    afterwards."""
     if tree.distance is None:
         return None
     return (
         kbuild_deps.object_deps(tree.path),
         kbuild_deps.generated_digests(tree.path),
         tree.last_config(),
+        kbuild_deps.object_commands(tree.path),
     )
 
 
 def _lower_bound(tree: str, before: tuple, values: Mapping[str, str]) -> Set[str]:
     """The objects any correct incremental build from `before` to `values` compiles."""
-    deps, generated, old_config = before
+    deps, generated, old_config, commands = before
     return kbuild_deps.lower_bound(
         deps,
         kbuild_deps.changed_symbols(old_config, values),
         object_files(tree),
         kbuild_deps.changed_files(generated, kbuild_deps.generated_digests(tree)),
+        kbuild_deps.changed_commands(commands, kbuild_deps.object_commands(tree)),
     )
 
 

@@ -8,6 +8,9 @@ whose value changed. So an object *must* be recompiled when
 - its dependency file names a generated header whose content the change altered (e.g.
   `include/generated/asm-offsets.h`, whose offsets move when a structure gains a field);
 - it is new in the image;
+- its compile command changed (Kbuild's `if_changed`: flags that follow the configuration, such as
+  the `-g` of DEBUG_INFO, change every object's command, and the object with them); seen by
+  comparing the `cmd_<object>` line of its dependency file before and after the build;
 - it embeds the layout of vmlinux itself (the `arch/x86/boot` objects of bzImage, rebuilt
   whenever vmlinux changes);
 - it embeds the configuration itself (`kernel/configs.o`, IKCONFIG: `.incbin` of
@@ -64,6 +67,24 @@ def generated_digests(tree: str) -> Dict[str, str]:
     return out
 
 
+def object_commands(tree: str) -> Dict[str, str]:
+    """{object: sha256 of the compile command its dependency file records (`cmd_<obj> := ...`)}."""
+    out: Dict[str, str] = {}
+    for dirpath, _dirs, files in os.walk(tree):
+        for name in files:
+            if name.startswith(".") and name.endswith(".o.cmd"):
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    first = f.readline()
+                obj = os.path.relpath(os.path.join(dirpath, name[1:-4]), tree)
+                out[obj] = hashlib.sha256(first).hexdigest()
+    return out
+
+
+def changed_commands(old: Mapping[str, str], new: Mapping[str, str]) -> Set[str]:
+    """Objects in both `object_commands` maps whose command differs."""
+    return {o for o in old if o in new and old[o] != new[o]}
+
+
 def changed_symbols(old: Mapping[str, str], new: Mapping[str, str]) -> Set[str]:
     return {s for s in set(old) | set(new) if old.get(s, "n") != new.get(s, "n")}
 
@@ -77,11 +98,13 @@ def lower_bound(
     changed: Iterable[str],
     after_objects: Iterable[str],
     changed_generated: Iterable[str] = (),
+    changed_command: Iterable[str] = (),
 ) -> Set[str]:
     """Objects any correct incremental build must compile (see the module docstring).
 
     `before` maps objects to their dependency sets as of before the build: either a set of
-    symbols (`object_symbols`) or a (symbols, generated headers) pair (`object_deps`)."""
+    symbols (`object_symbols`) or a (symbols, generated headers) pair (`object_deps`);
+    `changed_command` names the objects whose compile command changed (`changed_commands`)."""
     changed, after_objects = set(changed), list(after_objects)
     gen = set(changed_generated)
     need = set()
@@ -90,6 +113,7 @@ def lower_bound(
         if syms & changed or headers & gen:
             need.add(obj)
     need |= {obj for obj in after_objects if obj not in before}
+    need |= set(changed_command) & set(after_objects)
     need |= {obj for obj in after_objects if obj.startswith(IMAGE_ASSEMBLY_PREFIX)}
     if changed:
         need |= {o for o in (*after_objects, *before) if o == EMBEDDED_CONFIG}

@@ -267,6 +267,7 @@ def build_report(
                 "compiled",
                 "objects",
                 "seconds",
+                "tree",
                 "distance",
                 "estimate",
                 "waited",
