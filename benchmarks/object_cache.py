@@ -20,6 +20,7 @@ Usage: .venv/bin/python benchmarks/object_cache.py   (~15 minutes on 2 cores)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -58,6 +59,10 @@ def _build(w: Workspace, flags: List[str], home: Optional[Path] = None) -> dict:
     return {**json.loads(trees[-1].read_text()), "wall": done.seconds}
 
 
+def _digest(w: Workspace, name: str) -> str:
+    return hashlib.sha256((w.root / "dist/examples.minimal/kernel" / name).read_bytes()).hexdigest()
+
+
 def _add_signalfd(w: Workspace) -> None:
     (w.root / FRAGMENT).write_text((w.root / FRAGMENT).read_text() + "CONFIG_SIGNALFD=y\n")
 
@@ -93,6 +98,9 @@ def main(argv=None) -> int:
         print("4/4 runner A's warm tree, same configuration, no object cache ...", flush=True)
         _add_signalfd(a)
         rows.append(("runner A's warm tree, no object cache", "+ SIGNALFD", _build(a, [])))
+        same = {
+            name: _digest(b, name) == _digest(a, name) for name in ("bzImage", "vmlinux", "config")
+        }
     base = cold["seconds"]
     lines = [
         "# The shared object cache on a fresh runner",
@@ -115,6 +123,11 @@ def main(argv=None) -> int:
     b_stats = rows[2][2]["object_cache"]
     lines += [
         "",
+        "Runner B's kernel (built through the cache) against runner A's warm-tree build of the "
+        "same configuration without it: "
+        + ", ".join(f"{n} {'identical' if ok else 'DIFFERENT'}" for n, ok in same.items())
+        + ".",
+        "",
         "What runner B's ccache compiled: "
         + ", ".join(f"`{s.split('/linux-source-6.1/')[-1]}`" for s in b_stats["missed"])
         + ".",
@@ -126,7 +139,7 @@ def main(argv=None) -> int:
         "",
     ]
     write_page(OUT, "\n".join(lines))
-    return 0
+    return 0 if all(same.values()) else 1
 
 
 if __name__ == "__main__":
