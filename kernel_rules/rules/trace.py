@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Optional
+from typing import Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.engine.addresses import Address, UnparsedAddressInputs
@@ -28,7 +28,7 @@ from pants.util.logging import LogLevel
 
 from kernel_rules.domain.guest.protocol import verdict, workload_report
 from kernel_rules.domain.guest.app_check import failure_details
-from kernel_rules.domain.guest.init import render_app_init
+from kernel_rules.domain.guest.init import BOOT_SCRIPT, render_app_init
 from kernel_rules.domain.guest.protocol import CHECK_PARAM
 from kernel_rules.rules.boot import QEMU
 from kernel_rules.rules.process import DomainProcess, error_tail, tool_path
@@ -226,18 +226,22 @@ async def _package(
     )
 
 
+async def baseline_boot_script(fs: BaselineFieldSet) -> Tuple[Optional[str], Digest]:
+    """The baseline's `boot_script` (its path and a digest holding it), or (None, EMPTY_DIGEST)."""
+    if not fs.boot_script.value:
+        return None, EMPTY_DIGEST
+    script = await Get(HydratedSources, HydrateSourcesRequest(fs.boot_script))
+    if not script.snapshot.files:
+        raise TraceError(f"{fs.address}: field `boot_script`: {fs.boot_script.value!r} not found")
+    return script.snapshot.files[0], script.snapshot.digest
+
+
 @rule(desc="Trace a baseline")
 async def traced_baseline(fs: BaselineFieldSet) -> TracedBaseline:
     kernel = await Get(TraceKernel, BaselineFieldSet, fs)
     request = BootInitramfsRequest()
-    if fs.boot_script.value:
-        script = await Get(HydratedSources, HydrateSourcesRequest(fs.boot_script))
-        if not script.snapshot.files:
-            raise TraceError(
-                f"{fs.address}: field `boot_script`: {fs.boot_script.value!r} not found"
-            )
-        request = BootInitramfsRequest(script.snapshot.files[0], script.snapshot.digest)
-    request = BootInitramfsRequest(request.boot_script, request.digest, kernel.modules.digest)
+    script, digest = await baseline_boot_script(fs)
+    request = BootInitramfsRequest(script, digest, kernel.modules.digest)
     initramfs = await Get(BootInitramfs, BootInitramfsRequest, request)
     trace = await Get(
         TraceResult, TraceRequest(kernel, initramfs.digest, "boot", fs.address, kernel.timeout)
@@ -299,6 +303,8 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
         argv += ["--program", p]
     if request.modules.digest != EMPTY_DIGEST:
         argv += ["--tree", "guest_modules"]
+    if request.boot_script:
+        argv += ["--file", request.boot_script, BOOT_SCRIPT]
     for b in fs.binaries.value or ():
         if not b.startswith("/"):
             raise TraceError(f"{fs.address}: field `binaries`: {b!r} must be an absolute path")
@@ -318,6 +324,7 @@ async def app_initramfs(request: AppInitramfsRequest) -> AppInitramfs:
                         workload.snapshot.digest,
                         files.snapshot.digest,
                         programs.snapshot.digest,
+                        request.boot_digest,
                         await Get(Digest, AddPrefix(request.modules.digest, "guest_modules")),
                     ]
                 ),
@@ -346,7 +353,8 @@ async def app_baseline(fs: AppProfileFieldSet) -> BaselineFieldSet:
 async def traced_app(fs: AppProfileFieldSet) -> TracedApp:
     baseline = await app_baseline(fs)
     kernel = await Get(TraceKernel, BaselineFieldSet, baseline)
-    initramfs = await Get(AppInitramfs, AppInitramfsRequest(fs, kernel.modules))
+    script, digest = await baseline_boot_script(baseline)
+    initramfs = await Get(AppInitramfs, AppInitramfsRequest(fs, kernel.modules, script, digest))
     trace = await Get(
         TraceResult, TraceRequest(kernel, initramfs.digest, "app", fs.address, fs.timeout.value)
     )

@@ -309,6 +309,8 @@ class TracedBaseline:
 class AppInitramfsRequest:
     fs: AppProfileFieldSet
     modules: GuestModules = GuestModules(EMPTY_DIGEST)  # the baseline's
+    boot_script: Optional[str] = None  # the baseline's `boot_script`, a path in `boot_digest`
+    boot_digest: Digest = EMPTY_DIGEST
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,13 @@ def test_boot_init_runs_the_user_space_marker_first():
     from kernel_rules.domain.guest.init import BOOT_INIT
 
     assert BOOT_INIT.splitlines()[:2] == ["#!/bin/sh", "/bin/kr-userspace-begin"]
+
+
+def test_app_init_runs_the_baselines_boot_step_before_the_window_and_gates_the_workload():
+    text = render_app_init("examples/x:app", "w.sh")
+    step = text.index("/bin/sh /etc/kernel_rules/boot.sh < /dev/null")
+    assert text.index("if [ -f /etc/kernel_rules/boot.sh ]") < step
+    assert step < text.index("KERNEL_RULES_INIT_OK") < text.index("/bin/kr-window-begin")
+    gate = text.index('if [ "$kr_boot" = 0 ]; then')
+    assert gate < text.index("/bin/sh /app/w.sh") < text.index("status=$kr_boot")
+    assert "the boot step (boot_script) exited with status $kr_boot" in text

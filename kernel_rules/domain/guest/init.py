@@ -13,8 +13,10 @@ on the kernel command line (`pants test`, boot traces) it lowers the console log
 (`pants run`; leaving the shell ends the guest). See domain.guest.protocol.check_problem for the host's
 reading.
 
-`render_app_init`, the app guest (traces and app checks): it runs the workload with its stdin on
-/dev/null and its stdout and stderr in a file, between the window markers, and then reports it
+`render_app_init`, the app guest (traces and app checks): it runs the baseline's boot step
+(`/etc/kernel_rules/boot.sh`, when the image has one) before the init marker, as the deployment
+does, and the workload only when that step exited 0 (otherwise the reported status is the boot
+step's, and the output says so); it runs the workload with its stdin on /dev/null and its stdout and stderr in a file, between the window markers, and then reports it
 *framed*, so that nothing else on the console (kernel messages, above all) can be taken for the
 workload's output or status: it lowers the console loglevel (`dmesg -n 1`, printk no longer
 reaches the console), then prints
@@ -101,6 +103,12 @@ mkdir -p /dev/pts /dev/shm /run /var/tmp /var/log
 mount -t devpts devpts /dev/pts 2>/dev/null
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 {{ load_modules }}
+# The baseline's boot step (its `boot_script`), as on the deployment: before the window.
+kr_boot=0
+if [ -f /{{ boot_script }} ]; then
+  /bin/sh /{{ boot_script }} < /dev/null
+  kr_boot=$?
+fi
 {{ init_marker }}
 {{ meminfo }}
 cd /app 2>/dev/null || cd /
@@ -121,8 +129,13 @@ while [ $quiet -lt 3 ] && [ $i -lt 30 ]; do
 done
 {{ window_request }}
 {{ window_begin }}
-/bin/sh /app/{{ workload | q }} < /dev/null > {{ workload_log }} 2>&1
-status=$?
+if [ "$kr_boot" = 0 ]; then
+  /bin/sh /app/{{ workload | q }} < /dev/null > {{ workload_log }} 2>&1
+  status=$?
+else
+  echo "kernel_rules: the boot step (boot_script) exited with status $kr_boot" > {{ workload_log }}
+  status=$kr_boot
+fi
 {{ window_end }}
 kill $kr_listener 2>/dev/null
 {{ report_status }}
@@ -157,4 +170,5 @@ def render_app_init(app: str, workload: str) -> str:
         done=PRINT_DONE,
         load_modules=LOAD_MODULES.strip(),
         list_module_sections=LIST_MODULE_SECTIONS.strip(),
+        boot_script=BOOT_SCRIPT,
     )
