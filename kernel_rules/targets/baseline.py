@@ -86,7 +86,10 @@ class BaselineBootScriptField(ExistingFilesMixin, OptionalSingleSourceField):
         Optional shell script (busybox sh) run by the guest's init during the traced boot, after
         /proc, /sys and /dev are mounted and before the init marker: the deployment's own start-up
         (bringing up devices, mounting filesystems). Everything it makes the kernel do is part of
-        the baseline. It must exit 0: any other exit status fails the boot trace. The target's
+        the baseline. It must exit 0: any other exit status fails the boot trace. Every app guest
+        of this baseline (its trace and its checks on tailored kernels) runs it too, before the
+        app's window, so a workload finds what the deployment's start-up made (a mounted /srv,
+        an interface up); when it fails there, the app fails with its exit status. The target's
         primary source (what `filedeps` lists); it must exist.
         """
     )
