@@ -85,8 +85,10 @@ def test_waits_for_a_busy_tree_when_its_delta_is_cheaper_than_a_cold_build(tmp_p
         "from kernel_rules.domain.build.warm_trees import TreePool\n"
         "p = TreePool(%r, 'trees', %r, max_trees=3)\n"
         "with p.acquire({'A': 'y'}) as t:\n"
+        "    t.begin_build()\n"
         "    open(t.path + '/.config', 'w').write('CONFIG_A=y\\nCONFIG_B=y\\n')\n"
         "    print(t.path, flush=True); time.sleep(2)\n"
+        "    t.finish_build('CONFIG_A=y\\nCONFIG_B=y\\n')\n"
     ) % (root, str(tmp_path), SHA)
     child = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     busy_path = child.stdout.readline().strip()
@@ -99,6 +101,7 @@ def test_waits_for_a_busy_tree_when_its_delta_is_cheaper_than_a_cold_build(tmp_p
     start = time.monotonic()
     with pool.acquire({"A": "y", "B": "y", "C": "y"}, _costs({"0": delta}, 900)) as t:
         assert t.path == busy_path and t.waited and t.estimate == 5
+        assert t.distance == 1  # from the configuration the waited-for build left, not before it
         assert time.monotonic() - start >= 1.0, "it must have waited for the holder"
     assert seen == [({"A": "y", "B": "y"}, True)]  # costed from the config being built there
     child.wait(timeout=30)

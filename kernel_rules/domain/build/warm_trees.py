@@ -294,7 +294,9 @@ class TreePool:
                     )
                 )
                 stack.enter_context(locked(self._lock(name)))
-            dist = dict((n, d) for d, n in ranked).get(name, float("inf"))
+            # Read again now that the tree is held: a tree waited for has a newer configuration.
+            last = _read_config(os.path.join(self.dir, name, LAST_CONFIG))
+            dist = config_distance(last, config) if last else float("inf")
             path = os.path.realpath(os.path.join(self.dir, name))
             recovered = repair_interrupted(path)
             now = time.time_ns()  # explicit: file timestamps are only jiffy-precise
