@@ -131,8 +131,7 @@ def main(argv=None) -> int:
         "",
         f"Runner B against the cold build: Kbuild step {pct(b_run['seconds'], base)}, whole "
         f"`pants package` {pct(b_run['wall'], cold['wall'])}; the aim of at most 25% of the cold "
-        f"build is {'met' if ratio <= 0.25 else 'NOT met'} on this kernel, where the "
-        "preprocessor run for every object, the link and the image steps are most of the time.",
+        f"build is {'met' if ratio <= 0.25 else 'NOT met'} on this kernel.",
         "",
         "Runner B's kernel (built through the cache) against the last run's (the same "
         "configuration, built without it): "
