@@ -46,6 +46,7 @@ from kernel_rules.rules.types import (
     AppCheck,
     AppCheckRequest,
     BootInitramfs,
+    CheckedImage,
     BootInitramfsRequest,
     KernelBuild,
     KernelBuildRequest,
@@ -286,18 +287,23 @@ async def app_check(request: AppCheckRequest, qemu: QemuSubsystem) -> AppCheck:
     if accel == "auto":  # probed once per trace kernel: a candidate may not boot at all
         boot = await Get(BootInitramfs, BootInitramfsRequest())
         accel = (await Get(AccelChoice, AccelProbeRequest(trace_bz_image, boot.digest))).accel
+    checked = request.images
+    if checked is None:
+        checked = tuple(
+            CheckedImage(str(a.address), t.initramfs.digest, a.success.value, a.timeout.value)
+            for a, t in k.inputs.apps
+        )
     images = await MultiGet(
-        Get(Digest, AddPrefix(t.initramfs.digest, f"apps/{i}"))
-        for i, (_, t) in enumerate(k.inputs.apps)
+        Get(Digest, AddPrefix(c.initramfs, f"apps/{i}")) for i, c in enumerate(checked)
     )
     apps = [
         {
-            "name": str(a.address),
+            "name": c.name,
             "initrd": f"apps/{i}/initramfs.cpio.gz",
-            "success": a.success.value,
-            "timeout": a.timeout.value,
+            "success": c.success,
+            "timeout": c.timeout,
         }
-        for i, (a, _) in enumerate(k.inputs.apps)
+        for i, c in enumerate(checked)
     ]
     listing = await Get(
         Digest,

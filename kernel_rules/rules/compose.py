@@ -37,7 +37,6 @@ from kernel_rules.rules.types import (
     ComposeRequest,
     ComposedConfig,
     KernelConfig,
-    KernelLayoutSpec,
 )
 
 
@@ -51,7 +50,7 @@ async def digest_texts(digest: Digest) -> dict:
 
 @rule(desc="Compose a tailored kernel configuration", level=LogLevel.DEBUG)
 async def compose_config(request: ComposeRequest) -> ComposedConfig:
-    fs, inputs = request.fs, request.inputs
+    opts, inputs = request.options, request.inputs
     kernel = inputs.baseline.kernel
     source = kernel.config.source
     site = await Get(Snapshot, PathGlobs([f"{SANDBOX_SITE}/**", f"!{SANDBOX_SITE}/bin/**"]))
@@ -82,30 +81,30 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
         "--jobs",
         "1",
         "--target",
-        str(fs.address),
+        str(opts.address),
         "--trace-config",
         "trace/.config",
         "--sizes",
         "trace/sizes.json",
         "--objective",
-        fs.objective.value,
+        opts.objective,
         "--out",
         "out",
     ]
     for i, (_kind, label, _) in enumerate(sets):
         argv += ["--set", f"{label}=sets/{i}/config-set.json"]
-    for line in fs.force.value or ():
+    for line in opts.force:
         argv += ["--force", line]
-    for name in fs.forbid.value or ():
+    for name in opts.forbid:
         argv += ["--forbid", name]
-    if fs.debug_info.value:
+    if opts.debug_info:
         argv += ["--debug-info"]
-    if fs.embed_config.value:
+    if opts.embed_config:
         argv += ["--embed-config"]
     extra: List[Digest] = []
-    if fs.static_syscalls.value != "off":
-        argv += ["--static-scope", fs.static_syscalls.value]
-    if fs.static_syscalls.value != "off" or request.soft:
+    if opts.static_syscalls != "off":
+        argv += ["--static-scope", opts.static_syscalls]
+    if opts.static_syscalls != "off" or request.soft:
         # Kept with static coverage; with minimisation they order the search (options gating
         # only syscalls no app makes are tried first).
         found = await MultiGet(
@@ -147,7 +146,7 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
         DomainProcess(
             "kernel_rules.domain.compose.tailor",
             tuple(argv),
-            f"Compose {fs.address} ({len(sets)} config sets, objective {fs.objective.value}"
+            f"Compose {opts.address} ({len(sets)} config sets, objective {opts.objective}"
             + (f", {len(request.drop)} soft requirements left out)" if request.drop else ")"),
             kbuild_toolchain_request(),
             input_digest=await Get(Digest, MergeDigests([trace_dir, *set_digests, *extra])),
@@ -158,10 +157,10 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
     )
     report = user_error(result)
     if report is not None:
-        raise TailorError(f"{fs.address}: {report['error']}")
+        raise TailorError(f"{opts.address}: {report['error']}")
     if result.exit_code != 0:
         raise TailorError(
-            f"{fs.address}: composing the configuration failed (exit code "
+            f"{opts.address}: composing the configuration failed (exit code "
             f"{result.exit_code}):\n" + error_tail(result)
         )
     out = await Get(Digest, RemovePrefix(result.output_digest, "out"))
@@ -171,9 +170,8 @@ async def compose_config(request: ComposeRequest) -> ComposedConfig:
             Digest, DigestSubset(out, PathGlobs(["requirements.json", "compose.json", "soft.json"]))
         ),
     )
-    layout = KernelLayoutSpec(fs.layout_fields.value or (), fs.layout_headers.value or ())
     return ComposedConfig(
-        KernelConfig(fs.address, source, kernel.config.arch, config, layout), rest
+        KernelConfig(opts.address, source, kernel.config.arch, config, opts.layout), rest
     )
 
 

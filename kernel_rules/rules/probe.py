@@ -1,8 +1,14 @@
-"""The syscall probe: a kernel booted on its baseline's machine with the probe image
+"""Guest images not made from an app_profile, and the syscall probe.
+
+The syscall probe: a kernel booted on its baseline's machine with the probe image
 (`kernel_rules.domain.guest.probe`), giving its verified syscall table, its memory in use after
-boot and its micro-benchmarks."""
+boot and its micro-benchmarks. The boot check image: a baseline's modules and boot step and an
+empty window, the oracle of a verified baseline (rules.minimise)."""
 
 from __future__ import annotations
+
+import hashlib
+from typing import Optional, Tuple
 
 from pants.engine.fs import (
     EMPTY_DIGEST,
@@ -19,15 +25,18 @@ from pants.engine.process import FallibleProcessResult, ProcessCacheScope
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
-from kernel_rules.domain.guest.init import render_app_init
+from kernel_rules.domain.guest.init import BOOT_SCRIPT, render_app_init
 from kernel_rules.domain.guest.probe import WORKLOAD, workload_script
 from kernel_rules.rules.boot import QEMU
 from kernel_rules.rules.process import DomainProcess, error_tail, tool_path
 from kernel_rules.rules.types import (
     AccelChoice,
     AccelProbeRequest,
+    AppInitramfs,
+    BootCheckImageRequest,
     BootInitramfs,
     BootInitramfsRequest,
+    GuestModules,
     ProbeImage,
     ProbeImageRequest,
     SyscallProbe,
@@ -44,22 +53,27 @@ class ProbeError(Exception):
     """The syscall probe's image could not be built."""
 
 
-@rule(desc="Build the syscall probe image", level=LogLevel.DEBUG)
-async def probe_image(request: ProbeImageRequest) -> ProbeImage:
+async def guest_image(
+    label: str,
+    workload: str,
+    out: str,
+    modules: GuestModules,
+    programs: Tuple[str, ...] = (),
+    boot_script: Optional[str] = None,
+    boot_digest: Digest = EMPTY_DIGEST,
+) -> FallibleProcessResult:
+    """An app guest image (`render_app_init(label, workload)`) not made from an app_profile:
+    `workload` is a script text run as the window; `programs` are C sources in the repository
+    compiled into it; `boot_script` (a path in `boot_digest`) is the baseline's boot step."""
     files = await Get(
         Digest,
         CreateDigest(
             [
-                FileContent(
-                    "init",
-                    render_app_init("syscall probe", WORKLOAD).encode(),
-                    is_executable=True,
-                ),
-                FileContent(WORKLOAD, workload_script().encode(), is_executable=True),
+                FileContent("init", render_app_init(label, WORKLOAD).encode(), is_executable=True),
+                FileContent(WORKLOAD, workload.encode(), is_executable=True),
             ]
         ),
     )
-    modules = await Get(Digest, AddPrefix(request.modules.digest, "guest_modules"))
     argv = [
         "--busybox",
         tool_path("busybox"),
@@ -68,33 +82,74 @@ async def probe_image(request: ProbeImageRequest) -> ProbeImage:
         "--init",
         "init",
         "--out",
-        "probe.cpio.gz",
+        out,
         "--marker-source",
         "kernel_rules/domain/guest/window_marker.c",
         "--file",
         WORKLOAD,
         f"app/{WORKLOAD}",
-        "--program",
-        PROBE_SOURCE,
     ]
-    if request.modules.digest != EMPTY_DIGEST:
+    for p in programs:
+        argv += ["--program", p]
+    if modules.digest != EMPTY_DIGEST:
         argv += ["--tree", "guest_modules"]
-    result = await Get(
+    if boot_script:
+        argv += ["--file", boot_script, BOOT_SCRIPT]
+    return await Get(
         FallibleProcessResult,
         DomainProcess(
             "kernel_rules.domain.guest.initramfs",
             tuple(argv),
-            "Build the syscall probe image",
-            ToolchainRequest(("busybox", "gcc"), "the syscall probe image"),
-            input_digest=await Get(Digest, MergeDigests([files, modules])),
+            f"Build the {label} image",
+            ToolchainRequest(("busybox", "gcc"), f"the {label} image"),
+            input_digest=await Get(
+                Digest,
+                MergeDigests(
+                    [
+                        files,
+                        boot_digest,
+                        await Get(Digest, AddPrefix(modules.digest, "guest_modules")),
+                    ]
+                ),
+            ),
             output_directories=(),
-            output_files=("probe.cpio.gz",),
+            output_files=(out,),
             remote_cache_first=False,
         ),
+    )
+
+
+@rule(desc="Build the syscall probe image", level=LogLevel.DEBUG)
+async def probe_image(request: ProbeImageRequest) -> ProbeImage:
+    result = await guest_image(
+        "syscall probe", workload_script(), "probe.cpio.gz", request.modules, (PROBE_SOURCE,)
     )
     if result.exit_code != 0:
         raise ProbeError("building the syscall probe image failed: " + error_tail(result))
     return ProbeImage(result.output_digest)
+
+
+# The boot check's window: nothing. The check passes when the kernel boots, the baseline's boot
+# step exits 0 and the guest reports the (empty) workload's status intact.
+BOOT_CHECK_WORKLOAD = "exit 0\n"
+
+
+@rule(desc="Build a baseline's boot check image", level=LogLevel.DEBUG)
+async def boot_check_image(request: BootCheckImageRequest) -> AppInitramfs:
+    result = await guest_image(
+        "boot check",
+        BOOT_CHECK_WORKLOAD,
+        "initramfs.cpio.gz",
+        request.modules,
+        boot_script=request.boot_script,
+        boot_digest=request.boot_digest,
+    )
+    if result.exit_code != 0:
+        raise ProbeError(
+            f"{request.name}: building the boot check image failed: " + error_tail(result)
+        )
+    content = (await Get(DigestContents, Digest, result.output_digest))[0].content
+    return AppInitramfs(result.output_digest, hashlib.sha256(content).hexdigest())
 
 
 @rule(desc="Run the syscall probe on a kernel", level=LogLevel.DEBUG)

@@ -45,6 +45,7 @@ from kernel_rules.rules.trace import one_target, app_baseline
 from kernel_rules.rules.types import (
     AppCheck,
     AppCheckRequest,
+    ComposeOptions,
     ComposeRequest,
     ComposedConfig,
     KernelBuild,
@@ -120,7 +121,7 @@ async def tailored_kernel(fs: TailoredKernelFieldSet) -> TailoredKernel:
     if fs.minimise.value != "off":
         m = await Get(Minimised, MinimiseRequest(fs, inputs))
         return TailoredKernel(inputs, m.composed, m.build, m.record)
-    composed = await Get(ComposedConfig, ComposeRequest(fs, inputs))
+    composed = await Get(ComposedConfig, ComposeRequest(ComposeOptions.of(fs), inputs))
     build = await Get(KernelBuild, KernelBuildRequest(composed.config))
     return TailoredKernel(inputs, composed, build)
 
@@ -382,10 +383,18 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
     )
     if report["minimisation"]:
         m = report["minimisation"]
+        vb = m.get("verified_baseline")
         summary += (
             f"; minimised in {m['cost']['tries']} tries, {len(m['removed'])} soft "
             f"requirements left out" + ("" if m["complete"] else " (incomplete)")
         )
+        if vb:
+            summary += (
+                f"; on the verified baseline {vb['address']} ({vb['cost']['tries']} tries, "
+                f"{vb['removed']} of {vb['considered']} left out"
+                + ("" if vb["complete"] else ", incomplete")
+                + ")"
+            )
     names = (
         "bzImage",
         "vmlinux",
@@ -402,7 +411,7 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         "report.html",
         *sorted(console_logs.values()),
         *probe_listing.files,
-        *(("soft.json", "minimise.json") if k.minimisation else ()),
+        *(("soft.json", "minimise.json", "verified-baseline.json") if k.minimisation else ()),
     )
     return BuiltPackage(
         digest,

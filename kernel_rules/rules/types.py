@@ -13,6 +13,7 @@ holds. The flow, for a `tailored_kernel`:
     MapRequest -> ConfigSet                                   (rules.map: addresses -> config set)
     TracedBaseline, TracedApp                                 (rules.trace: per target)
     ComposeRequest -> ComposedConfig                          (rules.compose: MaxSAT + olddefconfig)
+    VerifiedBaselineRequest -> VerifiedBaseline               (rules.minimise: the baseline's tries)
     MinimiseRequest -> Minimised                              (rules.minimise: verified tries)
     AppCheckRequest -> AppCheck                               (rules.boot: every app's workload)
     TailoredKernelFieldSet -> TailoredKernel                  (rules.tailored: the whole kernel)
@@ -337,11 +338,41 @@ class TailoredInputs:
 
 
 @dataclass(frozen=True)
+class ComposeOptions:
+    """What a composition takes from a `tailored_kernel`'s fields. The defaults are the fields'
+    defaults: a verified baseline composes its baseline alone with them."""
+
+    address: Address
+    objective: str = "size"
+    force: Tuple[str, ...] = ()
+    forbid: Tuple[str, ...] = ()
+    debug_info: bool = False
+    embed_config: bool = True
+    static_syscalls: str = "off"
+    layout: KernelLayoutSpec = KernelLayoutSpec()
+
+    @classmethod
+    def of(cls, fs: TailoredKernelFieldSet) -> "ComposeOptions":
+        return cls(
+            fs.address,
+            fs.objective.value,
+            tuple(fs.force.value or ()),
+            tuple(fs.forbid.value or ()),
+            bool(fs.debug_info.value),
+            bool(fs.embed_config.value),
+            fs.static_syscalls.value,
+            KernelLayoutSpec(
+                tuple(fs.layout_fields.value or ()), tuple(fs.layout_headers.value or ())
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class ComposeRequest:
-    """Compose `fs` from `inputs`; with `soft`, also list the soft requirements of that mode
+    """Compose `options` from `inputs`; with `soft`, also list the soft requirements of that mode
     (soft.json) and leave out the soft items in `drop` (a minimisation try)."""
 
-    fs: TailoredKernelFieldSet
+    options: ComposeOptions
     inputs: TailoredInputs
     soft: str = ""
     drop: Tuple[str, ...] = ()
@@ -362,15 +393,27 @@ class TailoredKernel:
 
 
 @dataclass(frozen=True)
+class CheckedImage:
+    """A guest image an app check boots instead of the kernel's apps (a baseline's boot check)."""
+
+    name: str
+    initramfs: Digest  # initramfs.cpio.gz
+    success: Optional[str]
+    timeout: int
+
+
+@dataclass(frozen=True)
 class AppCheckRequest:
-    """Run every app of `kernel`. `for_try`: a minimisation candidate, which fails at once when
-    its guest has not reached init after TRY_INIT_TIMEOUT seconds, when it panics (`panic=-1`
-    reboots, and QEMU runs with `-no-reboot`), and at its first failing app."""
+    """Run every app of `kernel` (or, when `images` is set, those images instead). `for_try`: a
+    minimisation candidate, which fails at once when its guest has not reached init after
+    TRY_INIT_TIMEOUT seconds, when it panics (`panic=-1` reboots, and QEMU runs with
+    `-no-reboot`), and at its first failing app."""
 
     kernel: TailoredKernel
     address: Address
     cache_scope: ProcessCacheScope
     for_try: bool = False
+    images: Optional[Tuple[CheckedImage, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -388,7 +431,37 @@ class MinimiseRequest:
 class Minimised:
     composed: ComposedConfig
     build: KernelBuild
-    record: Digest  # minimise.json
+    record: Digest  # minimise.json, verified-baseline.json
+
+
+@dataclass(frozen=True)
+class BootCheckImageRequest:
+    """The guest image of a baseline's boot check: the app guest's /init (domain.guest.init)
+    with the baseline's modules and boot step, and an empty workload."""
+
+    name: str
+    modules: GuestModules
+    boot_script: Optional[str] = None  # a path in `boot_digest`
+    boot_digest: Digest = EMPTY_DIGEST
+
+
+@dataclass(frozen=True)
+class VerifiedBaselineRequest:
+    """The verified baseline of the `kernel_baseline` at `address`."""
+
+    address: Address
+
+
+@dataclass(frozen=True)
+class VerifiedBaseline:
+    """The baseline's soft requirements (what only ran during kernel initialisation) that its
+    boot check shows are not needed: `removed`, out of `considered`. Computed once per
+    baseline (every try a cached fact); tailored kernels of the baseline start from it."""
+
+    address: Address
+    considered: Tuple[str, ...]
+    removed: Tuple[str, ...]
+    record: Digest  # verified-baseline.json
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pants.core.goals.package import OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
+    IntField,
     OptionalSingleSourceField,
     StringField,
     StringSequenceField,
@@ -95,6 +96,28 @@ class BaselineBootScriptField(ExistingFilesMixin, OptionalSingleSourceField):
     )
 
 
+class BaselineMinimiseMaxTriesField(IntField):
+    alias = "minimise_max_tries"
+    default = 120
+    help = help_text(
+        """
+        At most this many tries (each a build and a boot) to verify this baseline: which of its
+        soft requirements (code that ran only during kernel initialisation) its boot check
+        needs. The check boots each candidate on this machine with the baseline's modules and
+        `boot_script` and an empty window. Computed once, the first time a `tailored_kernel`
+        of this baseline is minimised (`minimise`), and shared by all of them; every try is
+        cached. When the tries run out, the baseline keeps what was not decided.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
+        value = super().compute_value(raw_value, address)
+        if value < 1:
+            raise invalid_field(cls.alias, address, f"must be at least 1, got {value}")
+        return value
+
+
 class KernelBaselineTarget(Target):
     alias = "kernel_baseline"
     core_fields = (
@@ -109,6 +132,7 @@ class KernelBaselineTarget(Target):
         BaselineModulesField,
         BaselineBootScriptField,
         TraceTimeoutField,
+        BaselineMinimiseMaxTriesField,
         OutputPathField,
     )
     help = help_text(
@@ -137,6 +161,7 @@ class BaselineFieldSet(PackageFieldSet):
     modules: BaselineModulesField
     boot_script: BaselineBootScriptField
     timeout: TraceTimeoutField
+    minimise_max_tries: BaselineMinimiseMaxTriesField
     output_path: OutputPathField
 
     def machine_description(self) -> BaselineMachine:

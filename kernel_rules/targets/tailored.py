@@ -169,10 +169,14 @@ class TailoredMinimiseField(StringField):
         needs). `baseline`: the requirements only the baseline's trace has, and that ran only
         during kernel initialisation, are soft. `traced`:
         every traced requirement is soft (code an app's window executed, e.g. at process exit,
-        is not always code it needs). `force` always holds. Each try composes, builds (in a warm
+        is not always code it needs). `force` always holds. The baseline is verified first,
+        once for all its kernels (its `minimise_max_tries`): which of its boot-time requirements
+        its boot check needs. This kernel's first try then leaves out everything the baseline
+        did not need and runs every app's workload; only what fails there (and, with `traced`,
+        what the baseline did not decide) is searched. Each try composes, builds (in a warm
         tree) and runs the workloads; every try is cached, so a rerun repeats none. The search
         bisects groups of requirements (by Kconfig file), then the members of the kept groups;
-        `minimise.json` lists every try.
+        `minimise.json` and `verified-baseline.json` list every try.
         """
     )
 
@@ -182,9 +186,10 @@ class TailoredMinimiseMaxTriesField(IntField):
     default = 120
     help = help_text(
         """
-        At most this many tries (each a build and a boot per app) for `minimise`; when they run
-        out, the kernel is the smallest passing candidate so far and the report says the
-        minimisation is incomplete.
+        At most this many tries (each a build and a boot per app) for `minimise`, on top of its
+        verified baseline (whose tries the baseline's own `minimise_max_tries` bounds); when
+        they run out, the kernel is the smallest passing candidate so far and the report says
+        the minimisation is incomplete.
         """
     )
 

@@ -1,81 +1,149 @@
-"""End to end, for real: verified minimisation builds and boots candidates, records every try,
-packages the last passing one, and a rerun (pantsd restarted) repeats no build and no boot."""
+"""End to end, for real: verified minimisation builds and boots candidates. The baseline is
+verified once (its boot check, no app) and shared by two tailored kernels packaged together;
+each kernel's own tries start from it; every try is recorded, the last passing one is packaged,
+and a rerun (pantsd restarted) repeats no composition, build or boot."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
 from kernel_rules.domain.kconfig.fragments import parse_config
 
-TRIES = 2
+REPO = Path(__file__).resolve().parents[2]
+BASELINE_TRIES = 2
+TRIES = 1
 BUILD = f"""
-tailored_kernel(
+kernel_baseline(
+    name="q35",
+    kernel="//examples/tracing:trace-kernel",
+    machine="q35",
+    cpus=1,
+    memory="256M",
+    minimise_max_tries={BASELINE_TRIES},
+)
+
+app_profile(
     name="ipc",
-    baseline="//examples/tracing:qemu-q35",
-    apps=["//examples/tracing:ipc"],
+    baseline=":q35",
+    programs=["ipc_demo.c"],
+    workload="ipc_workload.sh",
+    success="ipc_demo: all checks passed",
+)
+
+app_profile(name="proc-reader", baseline=":q35", workload="proc_workload.sh", success="MemTotal")
+
+tailored_kernel(
+    name="ipc-kernel",
+    baseline=":q35",
+    apps=[":ipc"],
+    minimise="baseline",
+    minimise_max_tries={TRIES},
+)
+
+tailored_kernel(
+    name="proc-kernel",
+    baseline=":q35",
+    apps=[":proc-reader"],
     minimise="baseline",
     minimise_max_tries={TRIES},
 )
 """
-TARGET = "minimise_e2e:ipc"
+KERNELS = ("minimise_e2e:ipc-kernel", "minimise_e2e:proc-kernel")
+BASELINE_TRY = re.compile(r"minimise_e2e:q35 \(baseline\): minimisation try (\d+):")
 
 
 @pytest.fixture(scope="module")
 def minimised(ws):
     d = ws.root / "minimise_e2e"
     d.mkdir(exist_ok=True)
+    for name in ("ipc_demo.c", "ipc_workload.sh", "proc_workload.sh"):
+        shutil.copy(REPO / "examples/tracing" / name, d / name)
     (d / "BUILD").write_text(BUILD)
-    first = ws.pants("package", "test", TARGET, timeout=3600)
+    first = ws.pants("package", "test", *KERNELS, timeout=3600)
     assert first.returncode == 0, first.output[-8000:]
     ws.stop_pantsd()
-    rerun = ws.pants("package", "test", TARGET, timeout=1200)
+    rerun = ws.pants("package", "test", *KERNELS, timeout=1200)
     assert rerun.returncode == 0, rerun.output[-8000:]
-    return ws.root / "dist/minimise_e2e/ipc", first.output, rerun.output
+    dists = {k: ws.root / "dist/minimise_e2e" / k.split(":")[1] for k in KERNELS}
+    return dists, first.output, rerun.output
 
 
-def test_every_try_is_recorded_with_a_real_verdict(minimised):
-    dist, first, _ = minimised
-    record = json.loads((dist / "minimise.json").read_text())
-    soft = json.loads((dist / "soft.json").read_text())
-    assert record["format"] == "kernel_rules/minimisation@1" and record["mode"] == "baseline"
-    assert 1 <= len(record["tries"]) <= TRIES
-    assert record["complete"] == (len(record["tries"]) < TRIES) or record["complete"]
-    items = {i for g in soft["groups"] for i in g["symbols"]}
-    assert set(record["removed"]) <= items
-    assert {k["item"] for k in record["kept"]} | set(record["removed"]) == items
-    for t in record["tries"]:
-        assert f"minimisation try {t['try']}:" in first
+def test_the_baseline_is_verified_once_for_both_kernels(minimised):
+    dists, first, _ = minimised
+    assert first.count("minimise_e2e:q35: verifying the baseline") == 1, first[-6000:]
+    done = [int(n) for n in BASELINE_TRY.findall(first)]
+    assert sorted(done) == list(range(1, len(done) + 1)), "each baseline try runs once"
+    records = {k: (d / "verified-baseline.json").read_text() for k, d in dists.items()}
+    assert len(set(records.values())) == 1, "both kernels carry the same verified baseline"
+    vb = json.loads(next(iter(records.values())))
+    assert vb["format"] == "kernel_rules/minimisation@1" and vb["baseline"] == "minimise_e2e:q35"
+    assert 1 <= len(vb["tries"]) <= BASELINE_TRIES == vb["max_tries"]
+    assert len(vb["tries"]) == len(done)
+    considered = {i for g in vb["groups"] for i in g["symbols"]}
+    assert vb["tries"][0]["left_out"] == len(considered)  # all of it at once first
+    for t in vb["tries"]:
         assert t["enabled"] > 0 and t["text"] > 0, t
         if not t["passed"]:
-            assert t["reason"].strip(), t  # the app check's own failure output
-    # the first try leaves out every soft requirement at once
-    assert record["tries"][0]["left_out"] == len(items)
+            assert t["reason"].strip(), t  # the boot check's own failure output
+    passing = [t for t in vb["tries"] if t["passed"]]
+    assert len(vb["removed"]) == (passing[-1]["left_out"] if passing else 0)
+
+
+def test_each_kernel_starts_from_the_verified_baseline(minimised):
+    dists, first, _ = minimised
+    for kernel, dist in dists.items():
+        vb = json.loads((dist / "verified-baseline.json").read_text())
+        record = json.loads((dist / "minimise.json").read_text())
+        soft = json.loads((dist / "soft.json").read_text())
+        assert record["format"] == "kernel_rules/minimisation@1" and record["mode"] == "baseline"
+        assert record["verified_baseline"]["removed"] == vb["removed"]
+        items = {i for g in soft["groups"] for i in g["symbols"]}
+        # the kernel's soft requirements are among what the baseline decided
+        assert items <= set(record["verified_baseline"]["considered"])
+        assert set(record["removed"]) <= items & set(vb["removed"])
+        assert {k["item"] for k in record["kept"]} | set(record["removed"]) == items
+        delta = items & set(vb["removed"])
+        if delta:
+            assert record["tries"][0]["left_out"] == len(delta)  # the whole delta, one try
+            assert f"{kernel}: minimisation try 1:" in first
+        else:
+            assert record["tries"] == [], "nothing left to decide: no try"
+        assert len(record["tries"]) <= TRIES
+        for k in record["kept"]:
+            if k["item"] not in vb["removed"]:
+                assert k["by_baseline"], k
 
 
 def test_the_packaged_kernel_is_the_last_passing_try(minimised):
-    dist, _, _ = minimised
-    record = json.loads((dist / "minimise.json").read_text())
-    report = json.loads((dist / "report.json").read_text())
-    config = parse_config((dist / "config").read_text())
-    enabled = sum(1 for v in config.values() if v in ("y", "m"))
-    passing = [t for t in record["tries"] if t["passed"]]
-    assert report["all_apps_passed"]
-    if passing:
-        assert enabled == passing[-1]["enabled"]
-        assert enabled < report["options"]["trace_kernel"]["enabled"]
-    requirements = json.loads((dist / "requirements.json").read_text())
-    assert len(requirements.get("left_out", [])) >= len(record["removed"])
-    md = (dist / "report.md").read_text()
-    assert "## Verified minimisation" in md
-    assert ("incomplete" in md) == (not record["complete"])
+    dists, _, _ = minimised
+    for dist in dists.values():
+        record = json.loads((dist / "minimise.json").read_text())
+        report = json.loads((dist / "report.json").read_text())
+        config = parse_config((dist / "config").read_text())
+        enabled = sum(1 for v in config.values() if v in ("y", "m"))
+        passing = [t for t in record["tries"] if t["passed"]]
+        assert report["all_apps_passed"]
+        if passing:
+            assert enabled == passing[-1]["enabled"]
+            assert enabled < report["options"]["trace_kernel"]["enabled"]
+        requirements = json.loads((dist / "requirements.json").read_text())
+        assert len(requirements.get("left_out", [])) >= len(record["removed"])
+        md = (dist / "report.md").read_text()
+        assert "## Verified minimisation" in md
+        assert "Started from the verified baseline `minimise_e2e:q35`" in md
+        assert ("incomplete" in md) == (
+            not record["complete"] or not record["verified_baseline"]["complete"]
+        )
 
 
 def test_a_rerun_does_no_build_and_no_boot(minimised):
     _, first, rerun = minimised
-    assert re.search(r"Starting: Build kernel minimise_e2e:ipc", first)
+    assert re.search(r"Starting: Build kernel minimise_e2e:q35", first)
     assert not re.search(r"Starting: Build kernel", rerun), rerun[-4000:]
     assert not re.search(r"Starting: Run \d+ app workload", rerun), rerun[-4000:]
     assert not re.search(r"Starting: Compose", rerun), rerun[-4000:]

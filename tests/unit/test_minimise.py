@@ -13,6 +13,8 @@ from kernel_rules.domain.compose.minimise import (
     groups_from_document,
     minimisation_record,
     plan,
+    plan_on_verified_baseline,
+    restricted,
     search,
     soft_groups,
     unused_syscall_gates,
@@ -183,3 +185,75 @@ def test_tailor_reads_the_unused_syscall_gates_from_the_apps_syscalls(tmp_path):
     assert tailor._unused_syscall_gates(args) == {"AIO", "SYSVIPC"}
     args.syscall_table = None
     assert tailor._unused_syscall_gates(args) == frozenset()
+
+
+def test_plan_starts_from_what_is_already_removed():
+    groups = [SoftGroup("net", ("NET", "INET"), 9), SoftGroup("tty", ("TTY",), 3)]
+    (removed, _), tried = drive(plan(groups, frozenset({"X"})), needs({"TTY"}))
+    assert removed == {"X", "NET", "INET"}
+    assert all("X" in c for c in tried)
+
+
+def test_restricted_keeps_order_and_drops_empty_groups():
+    groups = [SoftGroup("a", ("A1", "A2"), 5), SoftGroup("b", ("B1",), 4)]
+    assert restricted(groups, {"A2"}) == [SoftGroup("a", ("A2",), 5)]
+    assert restricted(groups, set()) == []
+
+
+def test_on_a_verified_baseline_one_try_when_the_apps_need_none_of_its_removals():
+    groups = [
+        SoftGroup("net", ("NET", "INET"), 9),
+        SoftGroup("tty", ("TTY", "VT"), 7),
+        SoftGroup("futex", ("FUTEX",), 2),
+    ]
+    # the baseline's boot needed TTY and left out NET, INET and VT; FUTEX (an app's) is new
+    gen = plan_on_verified_baseline(groups, {"NET", "INET", "VT"}, {"NET", "INET", "VT", "TTY"})
+    (removed, _), tried = drive(gen, needs({"FUTEX"}))
+    assert tried[0] == {"NET", "INET", "VT"}  # the whole delta first
+    assert removed == {"NET", "INET", "VT"}
+    assert not any("TTY" in c for c in tried), "what the baseline's boot needed is not retried"
+    assert len(tried) == 2  # the delta, then FUTEX alone
+
+
+def test_on_a_verified_baseline_what_an_app_needs_is_bisected_back():
+    groups = [SoftGroup(f"g{i}", (f"S{i}",), 10 - i) for i in range(8)]
+    baseline_removed = {f"S{i}" for i in range(8)}
+    gen = plan_on_verified_baseline(groups, baseline_removed, baseline_removed)
+    (removed, kept), tried = drive(gen, needs({"S5"}))
+    assert removed == baseline_removed - {"S5"} and kept == ["g5"]
+    assert len(tried) <= 1 + 2 * 3
+
+
+def test_the_record_marks_what_the_verified_baseline_kept():
+    groups = [SoftGroup("g", ("A", "B"), 2)]
+    baseline = {
+        "address": "x:b",
+        "considered": ["A", "B"],
+        "removed": ["A"],
+        "complete": True,
+        "cost": {"tries": 3},
+    }
+    record = minimisation_record("baseline", groups, [], frozenset({"A"}), False, 5, 1.0, baseline)
+    assert record["kept"] == [{"item": "B", "proved_by_try": None, "by_baseline": True}]
+    assert record["verified_baseline"]["address"] == "x:b"
+
+
+def test_the_report_says_which_verified_baseline_a_kernel_started_from():
+    from kernel_rules.domain.compose.report import _minimisation_summary, _render_minimisation
+
+    groups = [SoftGroup("g", ("A", "B", "C"), 3)]
+    baseline = {
+        "address": "x:b",
+        "considered": ["A", "B"],
+        "removed": ["A"],
+        "complete": False,
+        "cost": {"tries": 4, "builds": 4, "objects_compiled": 90, "build_seconds": 60.0},
+    }
+    tries = [{"try": 1, "left_out": 1, "new": ["A"], "new_groups": [], "passed": True}]
+    tries[0].update(enabled=300, text=10, objects_compiled=5, build_seconds=9.0)
+    record = minimisation_record("traced", groups, tries, frozenset({"A"}), True, 1, 2.0, baseline)
+    md = "\n".join(_render_minimisation(_minimisation_summary(record)))
+    assert "Started from the verified baseline `x:b`" in md
+    assert "left out 1 of its 2 soft requirements in 4 tries" in md
+    assert "its `minimise_max_tries` ran out" in md
+    assert "| `B` | baseline |" in md and "| `C` | - |" in md

@@ -27,7 +27,18 @@ product: Pants' process cache holds every compose, build and app check, so a rer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, Generator, Iterable, List, Mapping, Sequence, Tuple
+from typing import (
+    Callable,
+    Dict,
+    FrozenSet,
+    Generator,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 FORMAT = "kernel_rules/soft-requirements@1"
 RECORD_FORMAT = "kernel_rules/minimisation@1"
@@ -140,20 +151,50 @@ def whole_groups(
 
 
 def plan(
-    groups: Sequence[SoftGroup],
+    groups: Sequence[SoftGroup], removed: FrozenSet[str] = frozenset()
 ) -> Generator[FrozenSet[str], bool, Tuple[FrozenSet[str], List[str]]]:
-    """The whole minimisation as one generator of removed-symbol sets: first over groups, then
-    over the members of each kept group with more than one symbol. Returns (removed symbols, kept
-    groups)."""
+    """The whole minimisation as one generator of removed-symbol sets (each a superset of
+    `removed`, what is already known to go): first over groups, then over the members of each
+    kept group with more than one symbol. Returns (removed symbols, kept groups)."""
+    already = frozenset(removed)
     removed_groups = yield from _mapped(
-        search([g.name for g in groups]), lambda names: symbols_of(groups, names)
+        search([g.name for g in groups]), lambda names: already | symbols_of(groups, names)
     )
-    removed = symbols_of(groups, removed_groups)
+    removed = already | symbols_of(groups, removed_groups)
     kept = [g for g in groups if g.name not in removed_groups]
     for g in kept:
         if len(g.symbols) > 1:
             removed = yield from search(g.symbols, removed)
     return removed, [g.name for g in kept]
+
+
+def restricted(groups: Sequence[SoftGroup], items: Iterable[str]) -> List[SoftGroup]:
+    """`groups` with only the symbols in `items` (same order; empty groups dropped; weights
+    kept, they only order the search)."""
+    wanted = set(items)
+    out = []
+    for g in groups:
+        symbols = tuple(s for s in g.symbols if s in wanted)
+        if symbols:
+            out.append(SoftGroup(g.name, symbols, g.weight))
+    return out
+
+
+def plan_on_verified_baseline(
+    groups: Sequence[SoftGroup], baseline_removed: Iterable[str], baseline_considered: Iterable[str]
+) -> Generator[FrozenSet[str], bool, Tuple[FrozenSet[str], List[str]]]:
+    """A kernel's minimisation on top of its verified baseline (the baseline's soft requirements
+    its boot check decided: `baseline_considered`, of which `baseline_removed` could go).
+    First the apps' delta: the baseline's removals among this kernel's soft `groups`, all at
+    once in the first try (one build and boot when the apps need none of them), bisected back
+    where they fail. Then the soft items the baseline did not decide (what apps or the
+    user-space boot ran, in `traced` mode), on top of what the first step removed. Items the
+    baseline's boot needed are not tried again."""
+    soft = {s for g in groups for s in g.symbols}
+    removed, kept = yield from plan(restricted(groups, soft & set(baseline_removed)))
+    rest = soft - set(baseline_considered)
+    removed, kept_rest = yield from plan(restricted(groups, rest), removed)
+    return removed, kept + kept_rest
 
 
 def _mapped(gen: Generator, f: Callable) -> Generator:
@@ -174,18 +215,22 @@ def minimisation_record(
     exhausted: bool,
     budget: int,
     seconds: float,
+    baseline: Optional[Mapping] = None,
 ) -> dict:
     """The `minimise.json` document: every try in order ({try, left_out, new (the items this try
     left out beyond the last passing one), new_groups, passed, enabled, bzImage, text, reason}),
     what was removed, what was kept and the try that proved it (the failing try that left out
     only it, or only its group; none when the tries ran out before it was decided), and the cost
-    (`build_seconds` as measured when each build ran, cached or not)."""
+    (`build_seconds` as measured when each build ran, cached or not). `baseline`: the verified
+    baseline the tries started from ({address, considered, removed, complete, cost}); a kept
+    item its boot check needed is marked `by_baseline`."""
     proof: Dict[str, int] = {}  # the failing try that left out only this item, or its group
     for t in sorted(tries, key=lambda t: (len(t["new"]), t["try"])):
         if not t["passed"] and (len(t["new"]) == 1 or len(t.get("new_groups") or []) == 1):
             for item in t["new"]:
                 proof.setdefault(item, t["try"])
     kept = [item for g in groups for item in g.symbols if item not in removed]
+    baseline_kept = set(baseline["considered"]) - set(baseline["removed"]) if baseline else set()
     return {
         "format": RECORD_FORMAT,
         "mode": mode,
@@ -200,7 +245,15 @@ def minimisation_record(
         ],
         "tries": list(tries),
         "removed": sorted(removed),
-        "kept": [{"item": i, "proved_by_try": proof.get(i)} for i in sorted(kept)],
+        "kept": [
+            {
+                "item": i,
+                "proved_by_try": proof.get(i),
+                **({"by_baseline": i in baseline_kept} if baseline else {}),
+            }
+            for i in sorted(kept)
+        ],
+        "verified_baseline": dict(baseline) if baseline else None,
         "complete": not exhausted,
         "max_tries": budget,
         "cost": {

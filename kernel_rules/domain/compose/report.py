@@ -330,16 +330,27 @@ def _embedded_config(config: Mapping[str, str], sizes: Mapping) -> dict:
 def _minimisation_summary(m: Mapping) -> dict:
     tries = m["tries"]
     failing = {t["try"]: t for t in tries if not t["passed"]}
+    vb = m.get("verified_baseline")
     return {
         "mode": m["mode"],
         "complete": m["complete"],
         "cost": m["cost"],
+        "verified_baseline": {
+            "address": vb["address"],
+            "considered": len(vb["considered"]),
+            "removed": len(vb["removed"]),
+            "complete": vb["complete"],
+            "cost": vb["cost"],
+        }
+        if vb
+        else None,
         "removed_groups": [g["name"] for g in m["groups"] if g["removed"]],
         "removed": m["removed"],
         "kept": [
             {
                 "item": k["item"],
                 "proved_by_try": k["proved_by_try"],
+                "by_baseline": bool(k.get("by_baseline")),
                 "failure": (failing[k["proved_by_try"]].get("reason") or "")[-600:]
                 if k["proved_by_try"] in failing
                 else None,
@@ -597,6 +608,7 @@ def _render_minimisation(m: Mapping) -> List[str]:
             else "**incomplete**: `minimise_max_tries` ran out; this is the "
             "smallest passing candidate so far."
         ),
+        *_render_verified_baseline(m.get("verified_baseline")),
         "",
         f"Left out ({len(m['removed'])}): "
         + (", ".join(f"`{r}`" for r in m["removed"]) or "nothing")
@@ -609,8 +621,9 @@ def _render_minimisation(m: Mapping) -> List[str]:
     ]
     for k in m["kept"]:
         tail = (k["failure"] or "").strip().splitlines()[-1:] if k["failure"] else []
+        proof = "baseline" if k.get("by_baseline") else (k["proved_by_try"] or "-")
         lines.append(
-            f"| `{k['item']}` | {k['proved_by_try'] or '-'} | "
+            f"| `{k['item']}` | {proof} | "
             + (tail[0].replace("|", "\\|")[:160] if tail else "-")
             + " |"
         )
@@ -626,6 +639,23 @@ def _render_minimisation(m: Mapping) -> List[str]:
             f"{t['text'] or '-'} |"
         )
     return lines
+
+
+def _render_verified_baseline(vb: Optional[Mapping]) -> List[str]:
+    if not vb:
+        return []
+    cost = vb["cost"]
+    return [
+        "",
+        f"Started from the verified baseline `{vb['address']}`: its boot check left out "
+        f"{vb['removed']} of its {vb['considered']} soft requirements in {cost['tries']} tries "
+        f"({cost['builds']} builds, {cost['objects_compiled']} objects compiled, "
+        f"{cost['build_seconds']} s of Kbuild), computed once and shared by every tailored "
+        "kernel of that baseline"
+        + ("." if vb["complete"] else " (**incomplete**: its `minimise_max_tries` ran out).")
+        + " The tries below are this kernel's own: the apps' delta on top of it. A requirement "
+        "its boot needed is marked `baseline` below.",
+    ]
 
 
 # --- report.html ----------------------------------------------------------------------------------
