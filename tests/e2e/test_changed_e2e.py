@@ -20,7 +20,15 @@ BASELINE_APPS = {
 }
 TAILORED_ON_Q35 = {
     f"examples/tailored:{k}"
-    for k in ("ipc", "httpd", "sqlite", "proc-reader", "all", "ipc-minimised")
+    for k in (
+        "ipc",
+        "httpd",
+        "sqlite",
+        "proc-reader",
+        "all",
+        "ipc-minimised",
+        "proc-reader-minimised",
+    )
 }
 IPC_KERNELS = {"examples/tailored:ipc", "examples/tailored:all", "examples/tailored:ipc-minimised"}
 STATIC_COVERAGE = {f"examples/static-coverage:{k}" for k in ("timer", "traced", "static")}

@@ -15,7 +15,7 @@ import pytest
 from kernel_rules.domain.kconfig.fragments import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
-BASELINE_TRIES = 2
+BASELINE_TRIES = 4
 TRIES = 1
 BUILD = f"""
 kernel_baseline(
