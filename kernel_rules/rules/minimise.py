@@ -27,6 +27,7 @@ from kernel_rules.domain.compose.minimise import (
     minimisation_record,
     plan,
     plan_on_verified_baseline,
+    verified_baseline_summary,
     whole_groups,
 )
 from kernel_rules.domain.kconfig.fragments import parse_config
@@ -265,17 +266,6 @@ async def verified_baseline(request: VerifiedBaselineRequest) -> VerifiedBaselin
     )
 
 
-def baseline_summary(vb: VerifiedBaseline, record: dict) -> dict:
-    """What a kernel's minimise.json says of the verified baseline it started from."""
-    return {
-        "address": str(vb.address),
-        "considered": list(vb.considered),
-        "removed": list(vb.removed),
-        "complete": record["complete"],
-        "cost": record["cost"],
-    }
-
-
 @rule(desc="Minimise a tailored kernel by booting candidates")
 async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
     fs, inputs = request.fs, request.inputs
@@ -304,7 +294,7 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
         exhausted=out.exhausted,
         budget=fs.minimise_max_tries.value,
         seconds=time.monotonic() - started,
-        baseline=baseline_summary(vb, vb_record),
+        baseline=verified_baseline_summary(vb_record),
     )
     digest = await _json_file("minimise.json", record)
     logger.info(

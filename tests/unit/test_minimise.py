@@ -15,6 +15,7 @@ from kernel_rules.domain.compose.minimise import (
     plan,
     plan_on_verified_baseline,
     restricted,
+    verified_baseline_summary,
     search,
     soft_groups,
     unused_syscall_gates,
@@ -241,19 +242,26 @@ def test_the_record_marks_what_the_verified_baseline_kept():
 def test_the_report_says_which_verified_baseline_a_kernel_started_from():
     from kernel_rules.domain.compose.report import _minimisation_summary, _render_minimisation
 
+    # the baseline's own record: it considered A and B, left out A, and B failed alone (try 2)
+    b_groups = [SoftGroup("g", ("A", "B"), 2)]
+    b_tries = [
+        {"try": 1, "left_out": 2, "new": ["A", "B"], "new_groups": ["g"], "passed": False},
+        {"try": 2, "left_out": 2, "new": ["B"], "new_groups": [], "passed": False},
+        {"try": 3, "left_out": 1, "new": ["A"], "new_groups": [], "passed": True},
+    ]
+    b_tries[1]["reason"] = "FAIL x:b (boot check): the guest never reached its init\nno console"
+    b_record = minimisation_record("baseline", b_groups, b_tries, frozenset({"A"}), False, 3, 9.0)
+    b_record["baseline"] = "x:b"
+    baseline = verified_baseline_summary(b_record)
+    assert baseline["considered"] == ["A", "B"] and baseline["removed"] == ["A"]
+    assert baseline["kept"] == [{"item": "B", "proved_by_try": 2, "failure": b_tries[1]["reason"]}]
+
     groups = [SoftGroup("g", ("A", "B", "C"), 3)]
-    baseline = {
-        "address": "x:b",
-        "considered": ["A", "B"],
-        "removed": ["A"],
-        "complete": False,
-        "cost": {"tries": 4, "builds": 4, "objects_compiled": 90, "build_seconds": 60.0},
-    }
     tries = [{"try": 1, "left_out": 1, "new": ["A"], "new_groups": [], "passed": True}]
     tries[0].update(enabled=300, text=10, objects_compiled=5, build_seconds=9.0)
     record = minimisation_record("traced", groups, tries, frozenset({"A"}), True, 1, 2.0, baseline)
     md = "\n".join(_render_minimisation(_minimisation_summary(record)))
     assert "Started from the verified baseline `x:b`" in md
-    assert "left out 1 of its 2 soft requirements in 4 tries" in md
-    assert "its `minimise_max_tries` ran out" in md
-    assert "| `B` | baseline |" in md and "| `C` | - |" in md
+    assert "left out 1 of its 2 soft requirements in 3 tries" in md
+    assert "its `minimise_max_tries` ran out" not in md
+    assert "| `B` | baseline try 2 | no console |" in md and "| `C` | - |" in md

@@ -265,3 +265,26 @@ def minimisation_record(
             "seconds_this_run": round(seconds, 1),
         },
     }
+
+
+def verified_baseline_summary(record: Mapping) -> dict:
+    """What a kernel's `minimise.json` says of the verified baseline it started from, from that
+    baseline's `verified-baseline.json` record: its address, what it considered and removed,
+    whether it is complete, its cost, and for each requirement its boot needed the failing try
+    that proved it and that failure's tail (the boot check's console)."""
+    failing = {t["try"]: t for t in record["tries"] if not t["passed"]}
+    return {
+        "address": record["baseline"],
+        "considered": sorted(i for g in record["groups"] for i in g["symbols"]),
+        "removed": list(record["removed"]),
+        "complete": record["complete"],
+        "cost": record["cost"],
+        "kept": [
+            {
+                "item": k["item"],
+                "proved_by_try": k["proved_by_try"],
+                "failure": (failing.get(k["proved_by_try"]) or {}).get("reason", "")[-600:] or None,
+            }
+            for k in record["kept"]
+        ],
+    }

@@ -331,6 +331,7 @@ def _minimisation_summary(m: Mapping) -> dict:
     tries = m["tries"]
     failing = {t["try"]: t for t in tries if not t["passed"]}
     vb = m.get("verified_baseline")
+    baseline_proof = {k["item"]: k for k in (vb or {}).get("kept", [])}
     return {
         "mode": m["mode"],
         "complete": m["complete"],
@@ -353,7 +354,8 @@ def _minimisation_summary(m: Mapping) -> dict:
                 "by_baseline": bool(k.get("by_baseline")),
                 "failure": (failing[k["proved_by_try"]].get("reason") or "")[-600:]
                 if k["proved_by_try"] in failing
-                else None,
+                else (baseline_proof.get(k["item"]) or {}).get("failure"),
+                "baseline_try": (baseline_proof.get(k["item"]) or {}).get("proved_by_try"),
             }
             for k in m["kept"]
         ],
@@ -621,7 +623,13 @@ def _render_minimisation(m: Mapping) -> List[str]:
     ]
     for k in m["kept"]:
         tail = (k["failure"] or "").strip().splitlines()[-1:] if k["failure"] else []
-        proof = "baseline" if k.get("by_baseline") else (k["proved_by_try"] or "-")
+        proof = (
+            f"baseline try {k['baseline_try']}"
+            if k.get("baseline_try")
+            else "baseline"
+            if k.get("by_baseline")
+            else (k["proved_by_try"] or "-")
+        )
         lines.append(
             f"| `{k['item']}` | {proof} | "
             + (tail[0].replace("|", "\\|")[:160] if tail else "-")
