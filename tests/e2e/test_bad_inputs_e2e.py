@@ -176,6 +176,11 @@ CASES = [
     ),
     # kernel_baseline machines
     Case(
+        "baseline-minimise-max-tries",
+        _base("minimise_max_tries=0"),
+        ("field `minimise_max_tries`: must be at least 1, got 0",),
+    ),
+    Case(
         "baseline-cpus-zero", _base("cpus=0"), ("field `cpus`: must be greater than 0, but was 0",)
     ),
     Case(
