@@ -1,7 +1,11 @@
 """End to end, for real: verified minimisation builds and boots candidates. The baseline is
 verified once (its boot check, no app) and shared by two tailored kernels packaged together;
 each kernel's own tries start from it; every try is recorded, the last passing one is packaged,
-and a rerun (pantsd restarted) repeats no composition, build or boot."""
+and a rerun (pantsd restarted) repeats no composition, build or boot.
+
+Budgets keep the suite's time: the baseline gets 4 tries (on the example machine its 4th is its
+first passing one; the whole verification takes 12), and the two apps are ones whose delta on
+the verified baseline needs no broad rebuild (reading /proc, printing a line)."""
 
 from __future__ import annotations
 
@@ -27,20 +31,14 @@ kernel_baseline(
     minimise_max_tries={BASELINE_TRIES},
 )
 
-app_profile(
-    name="ipc",
-    baseline=":q35",
-    programs=["ipc_demo.c"],
-    workload="ipc_workload.sh",
-    success="ipc_demo: all checks passed",
-)
+app_profile(name="hello", baseline=":q35", workload="hello_workload.sh", success="hello from Linux")
 
 app_profile(name="proc-reader", baseline=":q35", workload="proc_workload.sh", success="MemTotal")
 
 tailored_kernel(
-    name="ipc-kernel",
+    name="hello-kernel",
     baseline=":q35",
-    apps=[":ipc"],
+    apps=[":hello"],
     minimise="baseline",
     minimise_max_tries={TRIES},
 )
@@ -53,7 +51,7 @@ tailored_kernel(
     minimise_max_tries={TRIES},
 )
 """
-KERNELS = ("minimise_e2e:ipc-kernel", "minimise_e2e:proc-kernel")
+KERNELS = ("minimise_e2e:hello-kernel", "minimise_e2e:proc-kernel")
 BASELINE_TRY = re.compile(r"minimise_e2e:q35 \(baseline\): minimisation try (\d+):")
 
 
@@ -61,8 +59,8 @@ BASELINE_TRY = re.compile(r"minimise_e2e:q35 \(baseline\): minimisation try (\d+
 def minimised(ws):
     d = ws.root / "minimise_e2e"
     d.mkdir(exist_ok=True)
-    for name in ("ipc_demo.c", "ipc_workload.sh", "proc_workload.sh"):
-        shutil.copy(REPO / "examples/tracing" / name, d / name)
+    shutil.copy(REPO / "examples/tracing/proc_workload.sh", d / "proc_workload.sh")
+    (d / "hello_workload.sh").write_text('echo "hello from $(uname -s)"\n')
     (d / "BUILD").write_text(BUILD)
     first = ws.pants("package", "test", *KERNELS, timeout=3600)
     assert first.returncode == 0, first.output[-8000:]
