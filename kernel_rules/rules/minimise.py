@@ -12,6 +12,7 @@ and only that delta (and, in `traced` mode, what the baseline did not decide) is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -108,6 +109,7 @@ async def _minimisation_try(c: _Candidate, drop: Tuple[str, ...]) -> _Verdict:
     stats = await digest_texts(build.stats)
     sizes = json.loads(files["sizes.json"])
     detail = {
+        "config_sha256": hashlib.sha256(files["config"].encode()).hexdigest(),
         "enabled": sum(1 for v in parse_config(files["config"]).values() if v in ("y", "m")),
         "bzImage": sizes["bzImage"],
         "text": sizes["vmlinux"][0],

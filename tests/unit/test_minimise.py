@@ -265,3 +265,17 @@ def test_the_report_says_which_verified_baseline_a_kernel_started_from():
     assert "left out 1 of its 2 soft requirements in 3 tries" in md
     assert "its `minimise_max_tries` ran out" not in md
     assert "| `B` | baseline try 2 | no console |" in md and "| `C` | - |" in md
+
+
+def test_tries_that_compose_one_configuration_cost_one_build_and_boot():
+    groups = [SoftGroup("g", ("A", "B"), 2)]
+    tries = [
+        {"try": 1, "new": ["A", "B"], "passed": False, "enabled": 9, "config_sha256": "c1"},
+        {"try": 2, "new": ["A"], "passed": True, "enabled": 9, "config_sha256": "c1"},
+        {"try": 3, "new": ["B"], "passed": False, "enabled": 8, "config_sha256": "c2"},
+    ]
+    for t, (objects, seconds) in zip(tries, ((100, 50.0), (100, 50.0), (7, 3.0))):
+        t.update(objects_compiled=objects, build_seconds=seconds)
+    cost = minimisation_record("traced", groups, tries, frozenset({"A"}), False, 5, 1.0)["cost"]
+    assert (cost["tries"], cost["builds"], cost["boots"]) == (3, 2, 2)
+    assert (cost["objects_compiled"], cost["build_seconds"]) == (107, 53.0)

@@ -221,7 +221,8 @@ def minimisation_record(
     left out beyond the last passing one), new_groups, passed, enabled, bzImage, text, reason}),
     what was removed, what was kept and the try that proved it (the failing try that left out
     only it, or only its group; none when the tries ran out before it was decided), and the cost
-    (`build_seconds` as measured when each build ran, cached or not). `baseline`: the verified
+    (builds and boots of distinct configurations: tries that compose one configuration share its
+    cached build and boot; `build_seconds` as measured when each build ran, cached or not). `baseline`: the verified
     baseline the tries started from ({address, considered, removed, complete, cost}); a kept
     item its boot check needed is marked `by_baseline`."""
     proof: Dict[str, int] = {}  # the failing try that left out only this item, or its group
@@ -230,6 +231,8 @@ def minimisation_record(
             for item in t["new"]:
                 proof.setdefault(item, t["try"])
     kept = [item for g in groups for item in g.symbols if item not in removed]
+    # Two tries that compose the same configuration share one build and one boot (both cached).
+    built = list({t.get("config_sha256") or t["try"]: t for t in tries if "enabled" in t}.values())
     baseline_kept = set(baseline["considered"]) - set(baseline["removed"]) if baseline else set()
     return {
         "format": RECORD_FORMAT,
@@ -258,10 +261,10 @@ def minimisation_record(
         "max_tries": budget,
         "cost": {
             "tries": len(tries),
-            "builds": sum(1 for t in tries if "enabled" in t),
-            "boots": sum(1 for t in tries if "enabled" in t),
-            "objects_compiled": sum(t.get("objects_compiled") or 0 for t in tries),
-            "build_seconds": round(sum(t.get("build_seconds") or 0 for t in tries), 1),
+            "builds": len(built),
+            "boots": len(built),
+            "objects_compiled": sum(t.get("objects_compiled") or 0 for t in built),
+            "build_seconds": round(sum(t.get("build_seconds") or 0 for t in built), 1),
             "seconds_this_run": round(seconds, 1),
         },
     }
