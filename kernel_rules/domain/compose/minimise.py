@@ -17,8 +17,12 @@ build or boot of its own:
   second as well is known to fail (the whole chunk failed), so it is split without a try. The
   result is 1-minimal over the items (removing any one kept item fails), under the assumption
   that removing more never makes a failing candidate pass.
-- `minimise` runs the search over groups, then over the members of the kept groups that have
-  more than one, and returns every try in order.
+- `plan` runs the search over groups, then over the members of the kept groups that have
+  more than one.
+- `plan_on_verified_baseline` is a kernel's plan on top of its verified baseline (the same plan
+  run once per baseline with its boot check): first the baseline's removals among the kernel's
+  soft requirements, all at once and bisected back where the apps fail, then what the baseline
+  did not decide.
 
 A try is named by the sorted items it removes; the caller caches verdicts by that name (in this
 product: Pants' process cache holds every compose, build and app check, so a rerun repeats none).
@@ -222,9 +226,9 @@ def minimisation_record(
     what was removed, what was kept and the try that proved it (the failing try that left out
     only it, or only its group; none when the tries ran out before it was decided), and the cost
     (builds and boots of distinct configurations: tries that compose one configuration share its
-    cached build and boot; `build_seconds` as measured when each build ran, cached or not). `baseline`: the verified
-    baseline the tries started from ({address, considered, removed, complete, cost}); a kept
-    item its boot check needed is marked `by_baseline`."""
+    cached build and boot; `build_seconds` as measured when each build ran, cached or not).
+    `baseline`: the verified baseline the tries started from (`verified_baseline_summary`); a
+    kept item its boot check needed is marked `by_baseline`."""
     proof: Dict[str, int] = {}  # the failing try that left out only this item, or its group
     for t in sorted(tries, key=lambda t: (len(t["new"]), t["try"])):
         if not t["passed"] and (len(t["new"]) == 1 or len(t.get("new_groups") or []) == 1):
