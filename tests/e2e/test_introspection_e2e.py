@@ -15,21 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
+from typing import Dict
 
 import pytest
 
-from kernel_rules.domain.guest import initramfs
-from kernel_rules.domain.introspect import layout
-from kernel_rules.domain.guest.qemu import BootSpec, Machine, command_line
+from kernel_rules.domain.introspect import guest_dump, layout
 from tests.e2e.workspace import REPO
 
 KERNELS = {
@@ -37,23 +32,6 @@ KERNELS = {
     "trace-kernel": ("examples/tracing:trace-kernel", "dist/examples.tracing/trace-kernel"),
     "minimal": ("examples/minimal:kernel", "dist/examples.minimal/kernel"),
 }
-MEMORY_MIB = 256
-WORKERS = ("kr-worker-1", "kr-worker-2", "kr-worker-3")
-LISTED = "KR_GUEST_PS_END"
-INIT = f"""#!/bin/sh
-mount -t proc proc /proc
-mount -t devtmpfs dev /dev
-for w in {" ".join(WORKERS)}; do /bin/$w & done
-sleep 2
-echo KR_GUEST_PS_BEGIN
-for d in /proc/[0-9]*; do
-  read comm < $d/comm
-  echo "KR_GUEST_PS ${{d#/proc/}} $comm"
-done
-echo {LISTED}
-wait
-"""
-WORKER = "#!/bin/sh\nsleep 100000\n"
 
 
 @pytest.fixture(scope="module")
@@ -65,84 +43,9 @@ def dists(ws) -> Dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory) -> Path:
-    busybox = Path("/bin/busybox").read_bytes()
-    extra = [initramfs.regular(f"bin/{w}", WORKER.encode(), executable=True) for w in WORKERS]
-    entries = initramfs.busybox_initramfs(
-        busybox, initramfs.busybox_applets("/bin/busybox"), INIT.encode(), extra
-    )
     path = tmp_path_factory.mktemp("introspection") / "initramfs.cpio.gz"
-    path.write_bytes(initramfs.gzip_deterministic(initramfs.cpio_newc(entries)))
+    path.write_bytes(guest_dump.demo_image())
     return path
-
-
-def _qmp(sock_path: Path, command: dict, timeout: float = 120) -> dict:
-    """Run one QMP command (after the capabilities handshake) and return its answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(sock_path))
-        f = s.makefile("rwb")
-        json.loads(f.readline())  # greeting
-        for cmd in ({"execute": "qmp_capabilities"}, command):
-            f.write(json.dumps(cmd).encode() + b"\n")
-            f.flush()
-            while True:
-                answer = json.loads(f.readline())
-                if "return" in answer or "error" in answer:
-                    break
-        return answer
-
-
-def boot_and_dump(dist: Path, image: Path, work: Path) -> Tuple[Set[Tuple[int, str]], Path]:
-    """Boot `dist`'s bzImage with `image`; return the guest's own process list and the path of a
-    raw dump of its physical memory taken after the list was printed."""
-    sock, dump = work / "qmp.sock", work / "memory.raw"
-    spec = BootSpec(
-        qemu="qemu-system-x86_64",
-        kernel=str(dist / "bzImage"),
-        initrd=str(image),
-        cmdline="console=ttyS0 nokaslr",
-        machine=Machine("q35", 1, f"{MEMORY_MIB}M"),
-    )
-    argv = command_line(spec) + ["-qmp", f"unix:{sock},server=on,wait=off"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    console: List[str] = []
-    try:
-        deadline = time.monotonic() + 300
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            console.append(line)
-            if line.strip() == LISTED:
-                break
-            assert time.monotonic() < deadline, "\n".join(console[-40:])
-        else:
-            pytest.fail("the guest stopped before listing:\n" + "\n".join(console[-40:]))
-        answer = _qmp(sock, {"execute": "stop"})
-        assert "return" in answer, answer
-        answer = _qmp(
-            sock,
-            {
-                "execute": "pmemsave",
-                "arguments": {"val": 0, "size": MEMORY_MIB << 20, "filename": str(dump)},
-            },
-        )
-        assert "return" in answer, answer
-    finally:
-        proc.kill()
-        proc.wait()
-    listed = {
-        (int(m.group(1)), guest_comm(m.group(2)))
-        for m in (re.match(r"KR_GUEST_PS (\d+) (.*)$", line.strip()) for line in console)
-        if m
-    }
-    assert {c for _, c in listed} >= set(WORKERS), "\n".join(console[-40:])
-    return listed, dump
-
-
-def guest_comm(comm: str) -> str:
-    """`task_struct.comm` as the guest's /proc shows it: a workqueue worker's name there carries
-    the workqueue it last ran (`kworker/0:1-events`), which the kernel adds when printing."""
-    return comm.split("-", 1)[0] if comm.startswith("kworker/") else comm
 
 
 def run_ps(layout: Path, dump: Path) -> subprocess.CompletedProcess:
@@ -226,7 +129,7 @@ def test_the_config_is_recovered_from_the_image(dists, extract_ikconfig, name):
 
 @pytest.mark.parametrize("name", ["ipc", "trace-kernel", "minimal"])
 def test_processes_listed_from_raw_memory_match_the_guest(dists, image, tmp_path, name):
-    listed, dump = boot_and_dump(dists[name], image, tmp_path)
+    listed, dump = guest_dump.boot_and_dump(dists[name] / "bzImage", image, tmp_path)
     done = run_ps(dists[name] / "layout.json", dump)
     assert done.returncode == 0, done.stderr
     found = {(p["pid"], p["comm"]) for p in json.loads(done.stdout)}
