@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pysat.solvers import Solver
 
-from kernel_rules.domain.compose.solver import Requirement, compose
+from kernel_rules.domain.compose.solver import Requirement, Unsatisfiable, compose
 from kernel_rules.domain.kconfig.model import KconfigModel
 from kernel_rules.domain.compose.report import build_report, render_markdown, symbol_sizes
 from kernel_rules.domain.kconfig.fragments import Request
@@ -181,6 +181,19 @@ def test_kept_force_values_are_not_violations(tmp_path):
 
 def test_universe_lets_every_choice_member_be_picked(kconf):
     assert universe_of(kconf, {"A": "y", "C1": "y", "C2": "n"}) == {"A": "y", "C1": "y", "C2": "y"}
+
+
+def test_what_a_field_asks_for_joins_the_universe(kconf):
+    """Debian's kernel has no IKCONFIG: `embed_config` (or a `force`) may still turn a symbol on
+    that the trace kernel has off, where its dependencies allow."""
+    trace = {"A": "n", "B": "n", "C1": "y"}
+    universe = universe_of(kconf, trace, ["A"])
+    assert universe["A"] == "y" and universe["B"] == "n"
+    model = KconfigModel.build(kconf, universe, {"N": "4"})
+    assert compose(model, [Requirement("A", "y", "ex:k field `embed_config=True`")])["A"] == "y"
+    closed = KconfigModel.build(kconf, universe_of(kconf, trace), {"N": "4"})
+    with pytest.raises(Unsatisfiable):
+        compose(closed, [Requirement("A", "y", "ex:k field `embed_config=True`")])
 
 
 def test_blocking_clause_excludes_exactly_that_assignment(kconf):

@@ -268,11 +268,17 @@ def drop_incompatible(
     return kept, relaxed
 
 
-def universe_of(kconf, trace_config: Mapping[str, str]) -> Dict[str, str]:
+def universe_of(
+    kconf, trace_config: Mapping[str, str], wanted: Sequence[str] = ()
+) -> Dict[str, str]:
     """What the tailored configuration may turn on: the trace kernel's y/m symbols, plus every
     member of every choice (a choice must pick one member, and the trace kernel's pick, e.g.
-    DWARF5 debug info, is often not the one a small kernel wants)."""
+    DWARF5 debug info, is often not the one a small kernel wants), plus the `wanted` symbols a
+    BUILD field asks to be on (`force`, `embed_config`: IKCONFIG, which Debian's kernel lacks)."""
     universe = dict(trace_config)
+    for name in wanted:
+        if universe.get(name, "n") == "n":
+            universe[name] = "y"
     for choice in kconf.unique_choices:
         for member in choice.syms:
             universe.setdefault(member.name, "y")
@@ -464,7 +470,8 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         )
 
     t = time.monotonic()
-    model = KconfigModel.build(kconf, universe_of(kconf, trace_config), values)
+    wanted = [r.symbol for r in field_reqs if r.value in ("y", "m")]
+    model = KconfigModel.build(kconf, universe_of(kconf, trace_config, wanted), values)
     # Only traced requirements are relaxed: a `force` against a policy is a conflict to report.
     set_reqs, dropped = drop_incompatible(model, set_reqs, policies)
     relaxed += dropped
