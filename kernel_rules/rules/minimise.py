@@ -20,7 +20,9 @@ from typing import Awaitable, Callable, FrozenSet, Generator, List, Optional, Tu
 
 from pants.engine.fs import CreateDigest, Digest, DigestSubset, FileContent, MergeDigests, PathGlobs
 from pants.engine.process import ProcessCacheScope
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.addresses import Address
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.util.logging import LogLevel
 
 from kernel_rules.domain.compose.minimise import (
     SoftGroup,
@@ -40,6 +42,7 @@ from kernel_rules.rules.types import (
     AppCheck,
     AppCheckRequest,
     AppInitramfs,
+    BaselineBootCheckRequest,
     BootCheckImageRequest,
     CheckedImage,
     ComposedConfig,
@@ -51,6 +54,7 @@ from kernel_rules.rules.types import (
     Minimised,
     TailoredInputs,
     TailoredKernel,
+    TraceKernel,
     TracedBaseline,
     VerifiedBaseline,
     VerifiedBaselineRequest,
@@ -215,24 +219,33 @@ async def _json_file(name: str, doc: dict) -> Digest:
     )
 
 
-@rule(desc="Verify a baseline by booting candidates")
-async def verified_baseline(request: VerifiedBaselineRequest) -> VerifiedBaseline:
-    address = request.address
-    fs = BaselineFieldSet.create(
+async def _baseline_fs(address: Address) -> BaselineFieldSet:
+    return BaselineFieldSet.create(
         await one_target(str(address), address, "baseline", BaselineKernelField, "kernel_baseline")
     )
-    traced = await Get(TracedBaseline, BaselineFieldSet, fs)
+
+
+@rule(desc="Build a baseline's boot check", level=LogLevel.DEBUG)
+async def baseline_boot_check(request: BaselineBootCheckRequest) -> CheckedImage:
+    fs = await _baseline_fs(request.address)
+    kernel = await Get(TraceKernel, BaselineFieldSet, fs)
     script, script_digest = await baseline_boot_script(fs)
     image = await Get(
         AppInitramfs,
-        BootCheckImageRequest(str(address), traced.kernel.modules, script, script_digest),
+        BootCheckImageRequest(str(fs.address), kernel.modules, script, script_digest),
     )
-    c = _Candidate(
-        ComposeOptions(address),
-        TailoredInputs(traced, ()),
-        "baseline",
-        (CheckedImage(f"{address} (boot check)", image.digest, None, BOOT_CHECK_TIMEOUT),),
+    return CheckedImage(f"{fs.address} (boot check)", image.digest, None, BOOT_CHECK_TIMEOUT)
+
+
+@rule(desc="Verify a baseline by booting candidates")
+async def verified_baseline(request: VerifiedBaselineRequest) -> VerifiedBaseline:
+    address = request.address
+    fs = await _baseline_fs(address)
+    traced, boot_check = await MultiGet(
+        Get(TracedBaseline, BaselineFieldSet, fs),
+        Get(CheckedImage, BaselineBootCheckRequest(address)),
     )
+    c = _Candidate(ComposeOptions(address), TailoredInputs(traced, ()), "baseline", (boot_check,))
     started = time.monotonic()
     _, groups = await _soft_groups(c)
     budget = fs.minimise_max_tries.value
@@ -273,7 +286,13 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
     fs, inputs = request.fs, request.inputs
     vb = await Get(VerifiedBaseline, VerifiedBaselineRequest(inputs.baseline.kernel.baseline))
     vb_record = json.loads((await digest_texts(vb.record))["verified-baseline.json"])
-    c = _Candidate(ComposeOptions.of(fs), inputs, fs.minimise.value)
+    # With no apps, the kernel is the baseline's own: its candidates get the boot check.
+    images = (
+        None
+        if inputs.apps
+        else (await Get(CheckedImage, BaselineBootCheckRequest(inputs.baseline.kernel.baseline)),)
+    )
+    c = _Candidate(ComposeOptions.of(fs), inputs, fs.minimise.value, images)
     started = time.monotonic()
     first, groups = await _soft_groups(c)
     out = await _run_search(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.core.goals.test import TestRequest, TestResult, TestSubsystem
@@ -43,6 +43,8 @@ from kernel_rules.rules.compose import TailorError, digest_texts
 from kernel_rules.rules.process import SANDBOX_SITE, DomainProcess, error_tail, user_error
 from kernel_rules.rules.trace import one_target, app_baseline
 from kernel_rules.rules.types import (
+    BaselineBootCheckRequest,
+    CheckedImage,
     AppCheck,
     AppCheckRequest,
     ComposeOptions,
@@ -110,13 +112,16 @@ async def tailored_inputs(fs: TailoredKernelFieldSet) -> TailoredInputs:
     return TailoredInputs(baseline, tuple(zip(app_fss, apps)))
 
 
+async def checked_images(k: TailoredKernel) -> Optional[Tuple[CheckedImage, ...]]:
+    """What `package` and `test` boot on `k`: its apps (None), or, for a kernel with no apps,
+    its baseline's boot check (the deployment with nothing added)."""
+    if k.inputs.apps:
+        return None
+    return (await Get(CheckedImage, BaselineBootCheckRequest(k.inputs.baseline.kernel.baseline)),)
+
+
 @rule(desc="Compose and build a tailored kernel")
 async def tailored_kernel(fs: TailoredKernelFieldSet) -> TailoredKernel:
-    if fs.minimise.value != "off" and not fs.apps.value:
-        raise TailorError(
-            f"{fs.address}: field `minimise`: a minimisation verifies candidates "
-            "by running the apps' workloads, and `apps` is empty."
-        )
     inputs = await Get(TailoredInputs, TailoredKernelFieldSet, fs)
     if fs.minimise.value != "off":
         m = await Get(Minimised, MinimiseRequest(fs, inputs))
@@ -248,7 +253,12 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
     out_dir = (await Get(OutputDir, OutputDirRequest(fs.address, fs.output_path))).path
     k = await Get(TailoredKernel, TailoredKernelFieldSet, fs)
     check = (
-        await Get(AppCheck, AppCheckRequest(k, fs.address, ProcessCacheScope.SUCCESSFUL))
+        await Get(
+            AppCheck,
+            AppCheckRequest(
+                k, fs.address, ProcessCacheScope.SUCCESSFUL, images=await checked_images(k)
+            ),
+        )
     ).result
     trace_kernel = k.inputs.baseline.kernel
     mine_nm, theirs_nm = await MultiGet(
@@ -378,8 +388,12 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
     summary = (
         f"{o['tailored']['enabled']} options enabled (trace kernel "
         f"{o['trace_kernel']['enabled']}); code {sizes['tailored']['code']} bytes (trace "
-        f"kernel {sizes['trace_kernel']['code']}); {passed} of {len(app_results)} "
-        "apps passed"
+        f"kernel {sizes['trace_kernel']['code']}); "
+        + (
+            f"{passed} of {len(app_results)} apps passed"
+            if k.inputs.apps
+            else "no apps: the baseline's boot check " + ("passed" if passed else "FAILED")
+        )
     )
     if report["minimisation"]:
         m = report["minimisation"]
@@ -450,6 +464,7 @@ async def test_tailored_kernel(
     k = await Get(
         TailoredKernel, TailoredKernelFieldSet, TailoredKernelFieldSet.create(wrapped.target)
     )
+    images = await checked_images(k)
     result = (
         await Get(
             AppCheck,
@@ -459,6 +474,7 @@ async def test_tailored_kernel(
                 ProcessCacheScope.PER_SESSION
                 if test_subsystem.force
                 else ProcessCacheScope.SUCCESSFUL,
+                images=images,
             ),
         )
     ).result

@@ -446,6 +446,14 @@ class BootCheckImageRequest:
 
 
 @dataclass(frozen=True)
+class BaselineBootCheckRequest:
+    """The boot check of the `kernel_baseline` at `address` (its `BootCheckImageRequest` image,
+    as a `CheckedImage`): what verifies a baseline, and a tailored kernel that has no apps."""
+
+    address: Address
+
+
+@dataclass(frozen=True)
 class VerifiedBaselineRequest:
     """The verified baseline of the `kernel_baseline` at `address`."""
 

@@ -176,7 +176,9 @@ class TailoredMinimiseField(StringField):
         what the baseline did not decide) is searched. Each try composes, builds (in a warm
         tree) and runs the workloads; every try is cached, so a rerun repeats none. The search
         bisects groups of requirements (by Kconfig file), then the members of the kept groups;
-        `minimise.json` and `verified-baseline.json` list every try.
+        `minimise.json` and `verified-baseline.json` list every try. With no `apps`, the kernel
+        is the verified baseline itself: its tries, `package` and `test` run the baseline's boot
+        check.
         """
     )
 

@@ -126,11 +126,6 @@ CASES = [
         ("field `minimise_max_tries`: must be at least 1, got 0",),
     ),
     Case(
-        "tailored-minimise-without-apps",
-        _tk('minimise="traced"'),
-        ("field `minimise`: a minimisation verifies candidates", "`apps` is empty"),
-    ),
-    Case(
         "tailored-force-injection",
         _tk('force=["CONFIG_LOCALVERSION=\\"$(shell id)\\""]'),
         ("field `force`[0]: CONFIG_LOCALVERSION: the string value", "contains '$'"),

@@ -28,6 +28,7 @@ TAILORED_ON_Q35 = {
         "all",
         "ipc-minimised",
         "proc-reader-minimised",
+        "q35-minimised",
     )
 }
 IPC_KERNELS = {"examples/tailored:ipc", "examples/tailored:all", "examples/tailored:ipc-minimised"}

@@ -1,5 +1,6 @@
 """End to end, for real: verified minimisation builds and boots candidates. The baseline is
-verified once (its boot check, no app) and shared by two tailored kernels packaged together;
+verified once (its boot check, no app) and shared by three tailored kernels packaged together
+(one has no app: it is the verified baseline as a kernel, checked with the boot check);
 each kernel's own tries start from it; every try is recorded, the last passing one is packaged,
 and a rerun (pantsd restarted) repeats no composition, build or boot.
 
@@ -50,8 +51,15 @@ tailored_kernel(
     minimise="baseline",
     minimise_max_tries={TRIES},
 )
+
+tailored_kernel(
+    name="boot-kernel",
+    baseline=":q35",
+    minimise="baseline",
+    minimise_max_tries={TRIES},
+)
 """
-KERNELS = ("minimise_e2e:hello-kernel", "minimise_e2e:proc-kernel")
+KERNELS = ("minimise_e2e:hello-kernel", "minimise_e2e:proc-kernel", "minimise_e2e:boot-kernel")
 BASELINE_TRY = re.compile(r"minimise_e2e:q35 \(baseline\): minimisation try (\d+):")
 
 
@@ -145,3 +153,22 @@ def test_a_rerun_does_no_build_and_no_boot(minimised):
     assert not re.search(r"Starting: Build kernel", rerun), rerun[-4000:]
     assert not re.search(r"Starting: Run \d+ app workload", rerun), rerun[-4000:]
     assert not re.search(r"Starting: Compose", rerun), rerun[-4000:]
+
+
+def test_a_kernel_with_no_apps_is_the_verified_baseline(minimised):
+    """No apps: the candidates (and `pants test`) get the baseline's boot check, and the first
+    try is the verified baseline's last passing configuration (a cached build and boot)."""
+    dists, first, rerun = minimised
+    dist = dists["minimise_e2e:boot-kernel"]
+    vb = json.loads((dist / "verified-baseline.json").read_text())
+    record = json.loads((dist / "minimise.json").read_text())
+    report = json.loads((dist / "report.json").read_text())
+    assert report["apps"] == []
+    checked = [a["name"] for a in report["app_results"]]
+    assert checked == ["minimise_e2e:q35 (boot check)"], report["app_results"]
+    assert report["all_apps_passed"]
+    passing = [t for t in vb["tries"] if t["passed"]]
+    if passing:
+        assert record["tries"][0]["passed"]
+        assert record["tries"][0]["config_sha256"] == passing[-1]["config_sha256"]
+    assert "minimise_e2e:boot-kernel" in rerun and "FAILED" not in rerun
