@@ -165,6 +165,8 @@ def test_changed_since_picks_the_kernels_a_change_affects(repo):
         "examples/debian-cloud:nginx",
         "examples/debian-cloud:nginx-kernel",
         "examples/debian-cloud:all-kernel",
+        "examples/debian-cloud:nginx-minimised",
+        "examples/debian-cloud:all-minimised",
     }
 
 
