@@ -8,6 +8,7 @@ its baseline, `examples/tracing:qemu-q35`, once; the added app's kernel reuses i
   and booting candidates and running the ipc workload),
 - `examples/tailored:proc-reader-minimised` (`minimise="baseline"`: an app added on top of the
   verified baseline; only its delta is tried),
+- `examples/tailored:q35-minimised` (no apps: the verified baseline itself as a kernel),
 - `examples/minimal:kernel` (tinyconfig + boot.config: the smallest kernel that boots here),
 
 and prints, from their `report.json` / `sizes.json` / `minimise.json`: enabled options, code (sum
@@ -37,6 +38,7 @@ from benchmarks.lib.report import pct as _pct, timed, write_page  # noqa: E402
 
 OUT = REPO / "docs/benchmarks/minimise.md"
 ADDED = "examples/tailored:proc-reader-minimised"
+NO_APPS = "examples/tailored:q35-minimised"
 WATCHED = ("IPV6", "PACKET", "AIO", "SYSVIPC", "SIGNALFD", "INET", "INPUT", "VT")
 
 
@@ -64,7 +66,9 @@ def main(argv=None) -> int:
     first_s = timed(package, "examples/tailored:ipc-minimised")[1]
     print(f"packaging {ADDED} (an added app on the verified baseline) ...", flush=True)
     added_log, added_s = timed(package, ADDED)
-    rerun_log, rerun_s = timed(package, "examples/tailored:ipc-minimised", ADDED)
+    print(f"packaging {NO_APPS} (no apps: the verified baseline as a kernel) ...", flush=True)
+    package(NO_APPS)
+    rerun_log, rerun_s = timed(package, "examples/tailored:ipc-minimised", ADDED, NO_APPS)
     rerun_builds = len(re.findall(r"Starting: Build kernel", rerun_log))
     rerun_boots = len(re.findall(r"Starting: Run \d+ app workload", rerun_log))
     added_dir = dist(ADDED)
@@ -75,6 +79,7 @@ def main(argv=None) -> int:
     full = json.loads((ipc / "report.json").read_text())
     mini = json.loads((mini_dir / "report.json").read_text())
     record = json.loads((mini_dir / "minimise.json").read_text())
+    bare = json.loads((dist(NO_APPS) / "report.json").read_text())
     minimal_sizes = read_sizes(dist("examples/minimal:kernel"))
     trace = full["sizes"]["trace_kernel"]
     rows = [
@@ -98,6 +103,13 @@ def main(argv=None) -> int:
             mini["sizes"]["tailored"]["code"],
             mini["sizes"]["tailored"]["text"],
             mini["sizes"]["tailored"]["bzImage"],
+        ),
+        (
+            f"the verified baseline as a kernel, no apps ({NO_APPS})",
+            bare["options"]["tailored"]["enabled"],
+            bare["sizes"]["tailored"]["code"],
+            bare["sizes"]["tailored"]["text"],
+            bare["sizes"]["tailored"]["bzImage"],
         ),
     ]
     configs = {
@@ -146,7 +158,7 @@ def main(argv=None) -> int:
         f"then {ADDED} {added_s:.0f} s "
         f"({len(re.findall(r'Starting: Build kernel', added_log))} builds, "
         f"{len(re.findall(r'Starting: Run [0-9]+ app workload', added_log))} boots), then a "
-        f"rerun of both {rerun_s:.0f} s with {rerun_builds} builds and {rerun_boots} boots.",
+        f"rerun of the three {rerun_s:.0f} s with {rerun_builds} builds and {rerun_boots} boots.",
         f"The added app's kernel: {added['options']['tailored']['enabled']} options, code "
         f"{added['sizes']['tailored']['code']} "
         f"({_pct(added['sizes']['tailored']['code'], trace['code'])} of the trace kernel's); "
