@@ -402,6 +402,22 @@ def test_soft_items_by_mode():
     ]
 
 
+def test_the_guest_format_is_hard(tmp_path):
+    """The product's guests boot a gzip'd initramfs whose /init is a script run by an ELF
+    busybox: those options are hard requirements, never soft, whatever the traces say."""
+    from kernel_rules.domain.compose.tailor import guest_format_requirements, soft_items
+
+    kconf = synthetic_kconf(
+        tmp_path,
+        "".join(f'config {n}\n\tbool "{n}"\n\n' for n in ("BLK_DEV_INITRD", "RD_GZIP", "X")),
+    )
+    reqs = guest_format_requirements(kconf)
+    assert [(r.symbol, r.value) for r in reqs] == [("BLK_DEV_INITRD", "y"), ("RD_GZIP", "y")]
+    assert all(r.source.startswith("kernel_rules guest format: ") for r in reqs)
+    traced = [Requirement(n, "y", "baseline b") for n in ("RD_GZIP", "X")]
+    assert soft_items(traced, reqs, "traced") == ["X"]
+
+
 def test_drop_file_must_be_a_list_of_strings(tmp_path):
     from kernel_rules.domain.compose.tailor import read_drop_file
 

@@ -6,7 +6,8 @@ This is the program of the composition process (`python3 -m kernel_rules.domain.
    with its target and a sample of its file:line evidence, and every condition of a set that is a
    formula over CONFIG symbols only (`LEGACY_PTYS || UNIX98_PTYS`: executed code that needs one
    of them); then the `force` values and `forbid`
-   symbols of the tailored_kernel target, labelled with the BUILD field. Each config set must have
+   symbols of the tailored_kernel target, labelled with the BUILD field, and what the product's
+   guests need by construction (GUEST_FORMAT: initramfs, gzip, ELF, scripts), always hard. Each config set must have
    been traced on this source tarball and this trace kernel configuration.
 2. The model: the kernel's real Kconfig (kconfiglib) as CNF (`kconfig_model`), restricted to the
    trace kernel's configuration (its universe): the solver may only turn off what the trace
@@ -209,6 +210,26 @@ def dropped_forced_values(forced: Mapping[str, Request], final_text: str, kconf)
 
 
 NO_MODULES = "tailored kernels have no loadable modules"
+# What every guest of the product needs by construction (domain.guest): a gzip'd newc cpio
+# initramfs, a busybox ELF, a `#!/bin/sh` /init. Hard requirements of every tailored kernel, so
+# a minimisation never spends tries finding them out (a boot runs the gzip decompressor only
+# during kernel initialisation, which would make it soft).
+GUEST_FORMAT = {
+    "BLK_DEV_INITRD": "the guest image is an initramfs",
+    "RD_GZIP": "the guest initramfs is gzip-compressed",
+    "BINFMT_ELF": "the guest's programs are ELF (busybox)",
+    "BINFMT_SCRIPT": "the guest's /init is a #! script",
+}
+
+
+def guest_format_requirements(kconf) -> List[Requirement]:
+    """GUEST_FORMAT as requirements (those the kernel's Kconfig defines), each labelled with
+    why the product's guests need it."""
+    return [
+        Requirement(name, "y", f"kernel_rules guest format: {why}")
+        for name, why in GUEST_FORMAT.items()
+        if name in kconf.syms and kconf.syms[name].nodes
+    ]
 
 
 def without_modules(
@@ -451,6 +472,7 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         ]
     else:  # debug info adds no object size, so the size objective alone would not drop it
         policies.append(Requirement("DEBUG_INFO", "n", f"{args.target} field `debug_info=False`"))
+    field_reqs += guest_format_requirements(kconf)
     static_reqs, static_summary = _static_syscalls(args, trace_config)
     if args.embed_config:
         field_reqs.append(Requirement("IKCONFIG", "y", f"{args.target} field `embed_config=True`"))
