@@ -44,7 +44,7 @@ Usage:
   .venv/bin/python benchmarks/distro.py --dev-image     # boot stand-in images (busybox + the
                                                         # host's nginx/redis/memcached)
   options: --apps nginx,redis,memcached,all  --kinds tailored,debian,localmod,tiny  --boots N
-           --timings FILE  --no-write
+           --timings FILE  --no-write  --out PAGE
 """
 
 from __future__ import annotations
@@ -1031,6 +1031,33 @@ def render(args, groups, kernels, sizes, boots, machine_desc, modules_src, elaps
     ]
     if args.dev_image:
         lines += ["(Boot goals above are measured with the stand-in image, not the apps.)", ""]
+    minimised = [(g, kernels[("minimised", g)]) for g in groups if ("minimised", g) in kernels]
+    minimised = [(g, k) for g, k in minimised if not k.missing and "minimise.json" in k.build]
+    if minimised:
+        lines += [
+            "## Cost of the minimisation",
+            "",
+            "From each minimised kernel's `verified-baseline.json` (the baseline's tries, shared by "
+            "its kernels) and `minimise.json` (the kernel's own tries on top); Kbuild seconds as "
+            "measured when each try was built, under whatever else ran.",
+            "",
+            "| kernel | step | tries | builds | boots | objects compiled | Kbuild s | complete |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for g, k in minimised:
+            for step, record in (
+                ("verified baseline", k.build.get("verified-baseline.json")),
+                ("its apps' delta", k.build["minimise.json"]),
+            ):
+                if not record:
+                    continue
+                c = record["cost"]
+                lines.append(
+                    f"| {g} | {step} | {c['tries']} | {c['builds']} | {c['boots']} | "
+                    f"{fmt_int(c['objects_compiled'])} | {c['build_seconds']:.0f} | "
+                    f"{'yes' if record['complete'] else 'no'} |"
+                )
+        lines.append("")
     lines += [
         "## Pipeline timings",
         "",
@@ -1101,6 +1128,12 @@ def main(argv: Sequence[str]) -> int:
     )
     p.add_argument("--kinds", default=",".join(KINDS), help="subset of " + ",".join(KINDS))
     p.add_argument("--no-write", action="store_true", help=f"do not write {OUT.relative_to(REPO)}")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=OUT,
+        help=f"the page to write (default {OUT.relative_to(REPO)})",
+    )
     args = p.parse_args(argv)
     groups = [g for g in args.apps.split(",") if g]
     kinds = [k for k in args.kinds.split(",") if k]
@@ -1202,8 +1235,8 @@ def main(argv: Sequence[str]) -> int:
         text += "\n## Missing\n\n" + "\n".join(missing) + "\n"
     print(text)
     if not args.no_write:
-        OUT.write_text(text)
-        log(f"wrote {OUT}")
+        args.out.write_text(text)
+        log(f"wrote {args.out}")
     (SCRATCH / "last-run.json").write_text(
         json.dumps(
             {
