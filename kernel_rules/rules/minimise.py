@@ -36,7 +36,7 @@ from kernel_rules.domain.compose.minimise import (
 from kernel_rules.domain.kconfig.fragments import parse_config
 from kernel_rules.rules.compose import TailorError, digest_texts
 from kernel_rules.rules.kbuild import KernelBuildError, KernelConfigError
-from kernel_rules.rules.tailored import logger
+from kernel_rules.rules.tailored import checked_images, logger
 from kernel_rules.rules.trace import baseline_boot_script, one_target
 from kernel_rules.rules.types import (
     AppCheck,
@@ -286,13 +286,7 @@ async def minimise_tailored_kernel(request: MinimiseRequest) -> Minimised:
     fs, inputs = request.fs, request.inputs
     vb = await Get(VerifiedBaseline, VerifiedBaselineRequest(inputs.baseline.kernel.baseline))
     vb_record = json.loads((await digest_texts(vb.record))["verified-baseline.json"])
-    # With no apps, the kernel is the baseline's own: its candidates get the boot check.
-    images = (
-        None
-        if inputs.apps
-        else (await Get(CheckedImage, BaselineBootCheckRequest(inputs.baseline.kernel.baseline)),)
-    )
-    c = _Candidate(ComposeOptions.of(fs), inputs, fs.minimise.value, images)
+    c = _Candidate(ComposeOptions.of(fs), inputs, fs.minimise.value, await checked_images(inputs))
     started = time.monotonic()
     first, groups = await _soft_groups(c)
     out = await _run_search(

@@ -112,12 +112,13 @@ async def tailored_inputs(fs: TailoredKernelFieldSet) -> TailoredInputs:
     return TailoredInputs(baseline, tuple(zip(app_fss, apps)))
 
 
-async def checked_images(k: TailoredKernel) -> Optional[Tuple[CheckedImage, ...]]:
-    """What `package` and `test` boot on `k`: its apps (None), or, for a kernel with no apps,
-    its baseline's boot check (the deployment with nothing added)."""
-    if k.inputs.apps:
+async def checked_images(inputs: TailoredInputs) -> Optional[Tuple[CheckedImage, ...]]:
+    """What a kernel of `inputs` is checked with (its minimisation's tries, `package`, `test`):
+    its apps (None), or, with no apps, its baseline's boot check (the deployment, nothing
+    added)."""
+    if inputs.apps:
         return None
-    return (await Get(CheckedImage, BaselineBootCheckRequest(k.inputs.baseline.kernel.baseline)),)
+    return (await Get(CheckedImage, BaselineBootCheckRequest(inputs.baseline.kernel.baseline)),)
 
 
 @rule(desc="Compose and build a tailored kernel")
@@ -256,7 +257,7 @@ async def package_tailored_kernel(fs: TailoredKernelFieldSet) -> BuiltPackage:
         await Get(
             AppCheck,
             AppCheckRequest(
-                k, fs.address, ProcessCacheScope.SUCCESSFUL, images=await checked_images(k)
+                k, fs.address, ProcessCacheScope.SUCCESSFUL, images=await checked_images(k.inputs)
             ),
         )
     ).result
@@ -464,7 +465,7 @@ async def test_tailored_kernel(
     k = await Get(
         TailoredKernel, TailoredKernelFieldSet, TailoredKernelFieldSet.create(wrapped.target)
     )
-    images = await checked_images(k)
+    images = await checked_images(k.inputs)
     result = (
         await Get(
             AppCheck,
