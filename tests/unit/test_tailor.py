@@ -3,6 +3,8 @@ olddefconfig feedback clause, and the report's measurements."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pysat.solvers import Solver
 
@@ -388,15 +390,23 @@ def test_soft_items_by_mode():
         Requirement("A", "n", "app c"),
     ]
     assert soft_items(reqs, [], "baseline") == ["A", "A || B", "HIDDEN"]
-    assert soft_items(reqs, [], "traced") == ["A", "A || B", "B", "HIDDEN"]
+    # `A=n` (app c wants A off) is soft in traced mode only: an app's requirement
+    assert soft_items(reqs, [], "traced") == ["A", "A || B", "A=n", "B", "HIDDEN"]
     # with phases (config-set@2), only what ran during kernel initialisation alone is soft
     assert soft_items(
         reqs, [], "baseline", {"A": ("init",), "A || B": ("boot", "init"), "HIDDEN": ("init",)}
     ) == ["A", "HIDDEN"]
-    assert soft_items(reqs, [], "traced", {"A": ("boot",)}) == ["A", "A || B", "B", "HIDDEN"]
+    assert soft_items(reqs, [], "traced", {"A": ("boot",)}) == [
+        "A",
+        "A || B",
+        "A=n",
+        "B",
+        "HIDDEN",
+    ]
     # what `force` asks for is never soft
     assert soft_items(reqs, [Requirement("A", "y", "t field `force`[0]")], "traced") == [
         "A || B",
+        "A=n",
         "B",
         "HIDDEN",
     ]
@@ -439,3 +449,101 @@ def test_item_phases_reads_format_2_and_nothing_from_format_1():
     }
     assert item_phases(doc) == {"A": ("init",), "A || B": ("boot", "init")}
     assert item_phases({"requirements": {"A": {"value": "y"}}, "conditions": []}) == {}
+
+
+TINY_KCONFIG = """
+config SMP
+\tbool "SMP"
+\tdefault y
+
+config TINY_RCU
+\tdef_bool !SMP
+
+config EMBEDDED
+\tbool "embedded"
+
+choice
+\tprompt "Compiler optimization level"
+config CC_OPTIMIZE_FOR_PERFORMANCE
+\tbool "-O2"
+config CC_OPTIMIZE_FOR_SIZE
+\tbool "-Os"
+endchoice
+
+choice
+\tprompt "Debug information"
+config DEBUG_INFO_NONE
+\tbool "none"
+config DEBUG_INFO_DWARF5
+\tbool "dwarf5"
+endchoice
+
+choice
+\tprompt "allocator"
+config SLUB
+\tbool "SLUB"
+config SLOB
+\tbool "SLOB"
+\tdepends on EMBEDDED
+endchoice
+"""
+
+
+def _tiny_tree(tmp_path: Path) -> Path:
+    """A source tree with tinyconfig's fragments (the allocator's pick needs tiny-base's
+    EMBEDDED, as SLOB needs EXPERT in 6.1)."""
+    (tmp_path / "kernel/configs").mkdir(parents=True)
+    (tmp_path / "arch/x86/configs").mkdir(parents=True)
+    (tmp_path / "kernel/configs/tiny-base.config").write_text("CONFIG_EMBEDDED=y\n")
+    (tmp_path / "kernel/configs/tiny.config").write_text(
+        "# CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE is not set\nCONFIG_CC_OPTIMIZE_FOR_SIZE=y\n"
+    )
+    (tmp_path / "arch/x86/configs/tiny.config").write_text("CONFIG_SLOB=y\n")
+    return tmp_path
+
+
+def test_tinyconfig_is_allnoconfig_plus_its_fragments(tmp_path):
+    from kernel_rules.domain.kconfig.tinyconfig import tinyconfig
+
+    kconf = synthetic_kconf(tmp_path, TINY_KCONFIG)
+    picks, on = tinyconfig(kconf, str(_tiny_tree(tmp_path)), "x86_64")
+    assert picks["CC_OPTIMIZE_FOR_PERFORMANCE"] == "CC_OPTIMIZE_FOR_SIZE"
+    assert picks["SLUB"] == picks["SLOB"] == "SLOB"
+    assert "SMP" not in on and {"TINY_RCU", "EMBEDDED", "CC_OPTIMIZE_FOR_SIZE", "SLOB"} <= on
+
+
+def test_choice_picks_that_differ_from_tinyconfig_are_soft_items(tmp_path):
+    """A distribution's picks (-O2, SLUB) are items `pick:SYMBOL`; the debug-info choice is left
+    to the `debug_info` field; a pick tinyconfig shares is no item."""
+    from kernel_rules.domain.compose.tailor import choice_items
+    from kernel_rules.domain.kconfig.tinyconfig import tinyconfig
+
+    kconf = synthetic_kconf(tmp_path, TINY_KCONFIG)
+    picks, _ = tinyconfig(kconf, str(_tiny_tree(tmp_path)), "x86_64")
+    distro = {"SMP": "y", "CC_OPTIMIZE_FOR_PERFORMANCE": "y", "SLUB": "y", "DEBUG_INFO_DWARF5": "y"}
+    assert choice_items(kconf, distro, picks) == {
+        "pick:CC_OPTIMIZE_FOR_PERFORMANCE": "CC_OPTIMIZE_FOR_SIZE",
+        "pick:SLUB": "SLOB",
+    }
+    tiny = {"CC_OPTIMIZE_FOR_SIZE": "y", "SLOB": "y", "DEBUG_INFO_NONE": "y"}
+    assert choice_items(kconf, tiny, picks) == {}
+
+
+def test_requirements_that_an_option_be_off_are_soft_and_left_out_by_their_item():
+    from kernel_rules.domain.compose.tailor import left_out_by, soft_items
+
+    reqs = [
+        Requirement("X86_MPPARSE", "n", "baseline b (arch/x86/kernel/acpi/boot.c:1816)"),
+        Requirement("INLINE_READ_UNLOCK", "n", "app a (kernel/locking/spinlock.c:259)"),
+        Requirement("NET", "y", "baseline b"),
+    ]
+    assert soft_items(reqs, [], "traced") == ["INLINE_READ_UNLOCK=n", "NET", "X86_MPPARSE=n"]
+    # baseline mode: an app's requirement stays hard, and so does one seen after kernel init
+    assert soft_items(reqs, [], "baseline") == ["NET", "X86_MPPARSE=n"]
+    assert soft_items(reqs, [], "baseline", {"X86_MPPARSE": ("boot",), "NET": ("init",)}) == ["NET"]
+    # a `forbid` is never soft
+    forbid = [Requirement("X86_MPPARSE", "n", "t field `forbid`[0]")]
+    assert soft_items(reqs, forbid, "traced") == ["INLINE_READ_UNLOCK=n", "NET"]
+    drop = frozenset({"X86_MPPARSE=n"})
+    assert [left_out_by(r, drop) for r in reqs] == [True, False, False]
+    assert [left_out_by(r, frozenset({"NET"})) for r in reqs] == [False, False, True]

@@ -12,9 +12,12 @@ This is the program of the composition process (`python3 -m kernel_rules.domain.
 2. The model: the kernel's real Kconfig (kconfiglib) as CNF (`kconfig_model`), restricted to the
    trace kernel's configuration (its universe): the solver may only turn off what the trace
    kernel has on, except that any member of a choice may be picked (so that e.g. "no debug
-   info" is reachable from a trace kernel with DWARF). int/hex/string values are the trace
-   kernel's, unless `force` sets them. Picking another choice member than the trace kernel's
-   costs OTHER_CHOICE_COST, so it happens only when a requirement needs it.
+   info" is reachable from a trace kernel with DWARF); with `--soft`, what `make tinyconfig` has
+   on may be on too (the floor a minimisation may reach: a distribution's SMP kernel has
+   TINY_RCU off, and a universe without it would keep SMP on). int/hex/string values are the
+   trace kernel's, unless `force` sets them. Picking another choice member than the trace
+   kernel's costs OTHER_CHOICE_COST, so it happens only when a requirement needs it (or when its
+   `pick:` soft item is left out, see below).
 3. MaxSAT (`compose`): every requirement holds; the objective `size` gives each symbol the
    compiled size of the objects Kbuild builds only with it (from the trace kernel's `sizes.json`,
    split evenly when an object needs several symbols; at least 1), `options` counts each enabled
@@ -28,7 +31,12 @@ Soft requirements (`--soft baseline|traced`, for verified minimisation, see `dom
 traced requirements that a boot and the workloads may show to be unneeded. `baseline`: those only
 the baseline's trace has (no app's set, no `force`) and, when its set records phases, saw only
 during kernel initialisation; `traced`: every traced requirement that is
-not a `force`. Only requirements that something be on are soft (off costs nothing). They are
+not a `force`; requirements that an option be off too (items `SYMBOL=n`, one group: code that
+ran because an option was off does not need it off, and a hard `X86_MPPARSE=n` keeps ACPI on). In both
+modes the trace kernel's choice picks that differ from `make tinyconfig`'s are soft too (items
+`pick:SYMBOL`, one group; not the debug-info choice, which `debug_info` decides): a pick is a
+distribution's policy (`-O2`, `NO_HZ_FULL`, `PREEMPT_VOLUNTARY`, SLUB), not something a trace
+shows is needed; left out, tinyconfig's pick is the one that costs nothing extra. They are
 written to `soft.json`, grouped by the Kconfig file of their symbol. `--drop-file` names a JSON
 list of soft items (symbols, or condition formulas) whose requirements are left out of this
 composition: the solver then keeps them only where something else needs them.
@@ -92,6 +100,10 @@ OBJECTIVES = ("size", "options")
 SOFT = ("baseline", "traced")
 # The soft groups of options an app saw that gate only syscalls no app makes: tried first.
 UNUSED_SYSCALLS = "apps, gated syscalls unused"
+CHOICE_ITEM = "pick:"  # soft item: keep the trace kernel's pick of a choice
+OFF_ITEM = "=n"  # soft item SYMBOL=n: a traced requirement that SYMBOL be off
+OFF_GROUP = "traced requirements that an option be off"
+CHOICE_GROUP = "choices (the trace kernel's picks that differ from tinyconfig's)"
 
 
 class InputError(Exception):
@@ -339,18 +351,50 @@ def soft_items(
     mode: str,
     phases_of: Mapping[str, Tuple[str, ...]] = {},
 ) -> List[str]:
-    """The soft items of `mode` (see the module docstring): symbols, or formulas of conditions.
-    `baseline`: what only the baseline's trace has and, when its set records phases, saw only
-    during kernel initialisation. `traced`: every traced item. Symbols without a prompt are soft
-    too: a hard requirement on one (X86_IO_APIC) would keep on whatever it depends on."""
+    """The soft items of `mode` (see the module docstring): symbols (that it be on), `SYMBOL=n`
+    (that it be off), or formulas of conditions. `baseline`: what only the baseline's trace has
+    and, when its set records phases, saw only during kernel initialisation. `traced`: every
+    traced item. Symbols without a prompt are soft too: a hard requirement on one (X86_IO_APIC)
+    would keep on whatever it depends on. So are requirements that an option be off: code that
+    ran because an option was off (`#ifndef CONFIG_INLINE_READ_UNLOCK`) does not need it off,
+    and a hard one can keep others on (X86_MPPARSE=n needs ACPI, INLINE_READ_UNLOCK=n needs
+    PREEMPTION)."""
     on = ("y", "m", "ym", FORMULA)
     hard = {r.symbol for r in field_reqs if r.value != "n"}
+    hard |= {r.symbol + OFF_ITEM for r in field_reqs if r.value == "n"}
     if mode == "baseline":
         hard |= {
-            r.symbol for r in set_reqs if not r.source.startswith("baseline ") and r.value in on
+            r.symbol if r.value in on else r.symbol + OFF_ITEM
+            for r in set_reqs
+            if not r.source.startswith("baseline ") and (r.value in on or r.value == "n")
         }
-        hard |= {item for item, phases in phases_of.items() if tuple(phases) != ("init",)}
-    return sorted({r.symbol for r in set_reqs if r.value in on} - hard)
+        not_init = {item for item, phases in phases_of.items() if tuple(phases) != ("init",)}
+        hard |= not_init | {s + OFF_ITEM for s in not_init if _is_symbol(s)}
+    items = {r.symbol for r in set_reqs if r.value in on}
+    items |= {r.symbol + OFF_ITEM for r in set_reqs if r.value == "n"}
+    return sorted(items - hard)
+
+
+def left_out_by(r: Requirement, drop: frozenset) -> bool:
+    """Whether leaving out the soft items `drop` leaves out requirement `r`."""
+    if r.value == "n":
+        return r.symbol + OFF_ITEM in drop
+    return r.symbol in drop
+
+
+def choice_items(kconf, trace_config: Mapping[str, str], tiny: Mapping[str, str]) -> Dict[str, str]:
+    """{`pick:SYMBOL`: tinyconfig's pick} for every choice whose one member on in the trace
+    kernel (SYMBOL) is not the member `make tinyconfig` picks (`tiny`, from
+    domain.kconfig.tree.tinyconfig_picks); not the debug-info choice (`debug_info` decides)."""
+    out: Dict[str, str] = {}
+    for choice in kconf.unique_choices:
+        names = [m.name for m in choice.syms]
+        picked = [n for n in names if trace_config.get(n, "n") == "y"]
+        if "DEBUG_INFO_NONE" in names or len(picked) != 1:
+            continue
+        if tiny.get(picked[0], picked[0]) != picked[0]:
+            out[CHOICE_ITEM + picked[0]] = tiny[picked[0]]
+    return out
 
 
 def formula_symbols(text: str) -> List[str]:
@@ -433,6 +477,7 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     """(final .config text, requirements document, stats); raises InputError/Unsatisfiable."""
     import kconfiglib as K
 
+    from kernel_rules.domain.kconfig.tinyconfig import tinyconfig
     from kernel_rules.domain.kconfig.tree import load_kconfig
     from kernel_rules.domain.kconfig.model import KconfigModel
 
@@ -493,30 +538,43 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
 
     t = time.monotonic()
     wanted = [r.symbol for r in field_reqs if r.value in ("y", "m")]
+    # Loads tinyconfig's values into kconf: the model is given its values explicitly.
+    tiny_picks, tiny_on = tinyconfig(kconf, src, args.arch)
+    if args.soft:  # a minimisation may reach down to tinyconfig (TINY_RCU needs !SMP, ...)
+        wanted += sorted(tiny_on)
     model = KconfigModel.build(kconf, universe_of(kconf, trace_config, wanted), values)
     # Only traced requirements are relaxed: a `force` against a policy is a conflict to report.
     set_reqs, dropped = drop_incompatible(model, set_reqs, policies)
     relaxed += dropped
     static_reqs, static_dropped = drop_incompatible(model, static_reqs, policies)
     relaxed += static_dropped
-    soft = soft_items(set_reqs, field_reqs, args.soft, phases_of) if args.soft else []
+    # Loads tinyconfig's values into kconf: the model has what it needs (explicit values).
+    picks = choice_items(kconf, trace_config, tiny_picks)
+    soft = (
+        soft_items(set_reqs, field_reqs, args.soft, phases_of) + sorted(picks) if args.soft else []
+    )
     drop = read_drop_file(args.drop_file)
     if drop - set(soft):
         raise InputError(
             "--drop-file names items that are not soft requirements: "
             + ", ".join(sorted(drop - set(soft))[:10])
         )
-    left_out = [r for r in set_reqs if r.symbol in drop and r.value != "n"]
-    set_reqs = [r for r in set_reqs if not (r.symbol in drop and r.value != "n")]
+    left_out = [r for r in set_reqs if left_out_by(r, drop)]
+    set_reqs = [r for r in set_reqs if not left_out_by(r, drop)]
     reqs = set_reqs + field_reqs + static_reqs + policies
     weights: Dict[str, int] = {}
     if args.objective == "size":
         with open(args.sizes) as f:
             sizes = json.load(f)["objects"]
         weights = size_weights(src, sizes, lambda s: s in model.symbols)
-    for choice in kconf.unique_choices:  # keep the trace kernel's picks unless a requirement
-        for member in choice.syms:  # needs another (kernel compression needs its tool)
-            if trace_config.get(member.name, "n") not in ("y", "m"):
+    # Keep the trace kernel's picks (tinyconfig's, where a `pick:` item is left out) unless a
+    # requirement needs another.
+    preferred = {s for s, v in trace_config.items() if v in ("y", "m")}
+    preferred -= {item[len(CHOICE_ITEM) :] for item in drop if item in picks}
+    preferred |= {picks[item] for item in drop if item in picks}
+    for choice in kconf.unique_choices:
+        for member in choice.syms:
+            if member.name not in preferred:
                 weights[member.name] = weights.get(member.name, 1) + OTHER_CHOICE_COST
     times["build model"] = time.monotonic() - t
     soft_doc = None
@@ -525,6 +583,10 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
         unused_gates = _unused_syscall_gates(args)
 
         def group_of(item: str) -> str:  # items seen after kernel init are likelier needed
+            if item in picks:
+                return CHOICE_GROUP
+            if item.endswith(OFF_ITEM):
+                return OFF_GROUP
             names = [item] if _is_symbol(item) else formula_symbols(item)
             sym = kconf.syms.get(names[0])
             where = sym.nodes[0].filename if sym is not None and sym.nodes else "(no Kconfig)"
@@ -538,9 +600,15 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
             soft_groups(
                 soft,
                 group_of,
-                lambda item: sum(
-                    weights.get(n, 1)
-                    for n in ([item] if _is_symbol(item) else formula_symbols(item))
+                lambda item: (
+                    weights.get(item[len(CHOICE_ITEM) :], 1)
+                    if item in picks
+                    else 1
+                    if item.endswith(OFF_ITEM)
+                    else sum(
+                        weights.get(n, 1)
+                        for n in ([item] if _is_symbol(item) else formula_symbols(item))
+                    )
                 ),
                 later=lambda group: (
                     -1
@@ -653,11 +721,15 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
             "items": len(soft),
             "left_out": len(drop),
             "left_out_requirements": len(left_out),
+            "choice_picks": {item: picks[item] for item in sorted(picks)},
         }
     doc = composed_set(reqs, inputs, args.objective)
     doc["relaxed"] = relaxed
     if drop:
-        doc["left_out"] = [str(r) for r in left_out]
+        doc["left_out"] = [str(r) for r in left_out] + [
+            f"{item} (tinyconfig's pick {picks[item]} instead)"
+            for item in sorted(drop & set(picks))
+        ]
     return final, doc, stats, soft_doc
 
 
