@@ -4,9 +4,9 @@ kernel, and processes listed from raw guest memory with each kernel's `layout.js
 
 Packages, with the product's own targets:
 - `examples/tracing:trace-kernel` (the baseline's trace kernel),
-- `examples/tailored:ipc` (every traced requirement kept),
-- `examples/tailored:ipc-minimised` (verified minimisation; SYSVIPC is off, so task_struct loses
-  `sysvsem` and `sysvshm`),
+- `examples/tailored:ipc` (verified minimisation; SYSVIPC is off, so task_struct loses `sysvsem`
+  and `sysvshm`),
+- `examples/tailored:ipc-unminimised` (every traced requirement kept),
 
 then prints each kernel's task_struct size and default field offsets side by side, and for each
 kernel: boots it under QEMU with `kernel_rules.domain.introspect.guest_dump`'s guest, dumps its
@@ -40,7 +40,7 @@ OUT = REPO / "docs/benchmarks/introspection.md"
 KERNELS = {
     "trace kernel": "examples/tracing:trace-kernel",
     "ipc": "examples/tailored:ipc",
-    "ipc-minimised": "examples/tailored:ipc-minimised",
+    "ipc-unminimised": "examples/tailored:ipc-unminimised",
 }
 
 

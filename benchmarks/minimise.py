@@ -3,9 +3,9 @@
 
 Packages, in one run and with the product's own targets (the first minimised kernel verifies
 its baseline, `examples/tracing:qemu-q35`, once; the added app's kernel reuses it):
-- `examples/tailored:ipc` (every traced requirement kept, today's default),
-- `examples/tailored:ipc-minimised` (`minimise="traced"`: soft requirements bisected by building
-  and booting candidates and running the ipc workload),
+- `examples/tailored:ipc-unminimised` (`minimise="off"`: every traced requirement kept),
+- `examples/tailored:ipc` (`minimise="traced"`: soft requirements bisected by building and
+  booting candidates and running the ipc workload),
 - `examples/tailored:proc-reader-minimised` (`minimise="baseline"`: an app added on top of the
   verified baseline; only its delta is tried),
 - `examples/tailored:q35-minimised` (no apps: the verified baseline itself as a kernel),
@@ -14,7 +14,9 @@ its baseline, `examples/tracing:qemu-q35`, once; the added app's kernel reuses i
 and prints, from their `report.json` / `sizes.json` / `minimise.json`: enabled options, code (sum
 of function sizes), vmlinux text and bzImage against the trace kernel; whether IPV6, PACKET, AIO,
 SYSVIPC and SIGNALFD are on; the minimisation's tries, builds, objects compiled and wall time
-(first run and a rerun, which must do no build and no boot). Writes docs/benchmarks/minimise.md.
+(first run and a rerun, which must do no build and no boot); then runs `pants test` on every
+minimised kernel (each app's workload on it, the way a user checks it). Writes
+docs/benchmarks/minimise.md.
 
 Usage: .venv/bin/python benchmarks/minimise.py   (the first minimisation takes one build and
 boot per try: tens of minutes on 2 cores; a rerun takes seconds)
@@ -33,10 +35,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.lib.measure import read_config, read_sizes  # noqa: E402
-from benchmarks.lib.pants import dist, package  # noqa: E402
+from benchmarks.lib.pants import dist, package, pants  # noqa: E402
 from benchmarks.lib.report import pct as _pct, timed, write_page  # noqa: E402
 
 OUT = REPO / "docs/benchmarks/minimise.md"
+FULL = "examples/tailored:ipc-unminimised"
+MINI = "examples/tailored:ipc"
 ADDED = "examples/tailored:proc-reader-minimised"
 NO_APPS = "examples/tailored:q35-minimised"
 WATCHED = ("IPV6", "PACKET", "AIO", "SYSVIPC", "SIGNALFD", "INET", "INPUT", "VT")
@@ -54,28 +58,29 @@ def _cost_row(label: str, record: dict) -> str:
 def main(argv=None) -> int:
     argparse.ArgumentParser(prog="minimise", description=__doc__.splitlines()[0]).parse_args(argv)
     print(
-        "packaging examples/minimal:kernel and examples/tailored:ipc (cached when built) ...",
+        f"packaging examples/minimal:kernel and {FULL} (cached when built) ...",
         flush=True,
     )
-    package("examples/minimal:kernel", "examples/tailored:ipc")
+    package("examples/minimal:kernel", FULL)
     print(
-        "packaging examples/tailored:ipc-minimised (verifies the baseline first; one build and "
-        "boot per try) ...",
+        f"packaging {MINI} (verifies the baseline first; one build and boot per try) ...",
         flush=True,
     )
-    first_s = timed(package, "examples/tailored:ipc-minimised")[1]
+    first_s = timed(package, MINI)[1]
     print(f"packaging {ADDED} (an added app on the verified baseline) ...", flush=True)
     added_log, added_s = timed(package, ADDED)
     print(f"packaging {NO_APPS} (no apps: the verified baseline as a kernel) ...", flush=True)
     package(NO_APPS)
-    rerun_log, rerun_s = timed(package, "examples/tailored:ipc-minimised", ADDED, NO_APPS)
+    rerun_log, rerun_s = timed(package, MINI, ADDED, NO_APPS)
+    print(f"pants test {MINI} {ADDED} {NO_APPS} ...", flush=True)
+    tested = pants("test", MINI, ADDED, NO_APPS, check=False)
     rerun_builds = len(re.findall(r"Starting: Build kernel", rerun_log))
     rerun_boots = len(re.findall(r"Starting: Run \d+ app workload", rerun_log))
     added_dir = dist(ADDED)
     added = json.loads((added_dir / "report.json").read_text())
     added_record = json.loads((added_dir / "minimise.json").read_text())
 
-    ipc, mini_dir = dist("examples/tailored:ipc"), dist("examples/tailored:ipc-minimised")
+    ipc, mini_dir = dist(FULL), dist(MINI)
     full = json.loads((ipc / "report.json").read_text())
     mini = json.loads((mini_dir / "report.json").read_text())
     record = json.loads((mini_dir / "minimise.json").read_text())
@@ -91,14 +96,14 @@ def main(argv=None) -> int:
             trace["bzImage"],
         ),
         (
-            "tailored, every traced requirement (examples/tailored:ipc)",
+            f"tailored, every traced requirement ({FULL})",
             full["options"]["tailored"]["enabled"],
             full["sizes"]["tailored"]["code"],
             full["sizes"]["tailored"]["text"],
             full["sizes"]["tailored"]["bzImage"],
         ),
         (
-            "tailored, verified minimisation (examples/tailored:ipc-minimised)",
+            f"tailored, verified minimisation ({MINI})",
             mini["options"]["tailored"]["enabled"],
             mini["sizes"]["tailored"]["code"],
             mini["sizes"]["tailored"]["text"],
@@ -113,8 +118,8 @@ def main(argv=None) -> int:
         ),
     ]
     configs = {
-        "examples/tailored:ipc": read_config(ipc / "config"),
-        "examples/tailored:ipc-minimised": read_config(mini_dir / "config"),
+        FULL: read_config(ipc / "config"),
+        MINI: read_config(mini_dir / "config"),
     }
     cost = record["cost"]
     vb = json.loads((mini_dir / "verified-baseline.json").read_text())
@@ -151,10 +156,10 @@ def main(argv=None) -> int:
         "| step | tries | builds | boots | objects compiled | build s | wall s | complete |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
         _cost_row(f"verified baseline ({vb['baseline']}, boot check only)", vb),
-        _cost_row("examples/tailored:ipc-minimised, its own tries on it", record),
+        _cost_row(f"{MINI}, its own tries on it", record),
         _cost_row(f"added app: {ADDED}, its own tries on it", added_record),
         "",
-        f"Wall time of the packaging runs: ipc-minimised {first_s:.0f} s (baseline included), "
+        f"Wall time of the packaging runs: {MINI} {first_s:.0f} s (baseline included), "
         f"then {ADDED} {added_s:.0f} s "
         f"({len(re.findall(r'Starting: Build kernel', added_log))} builds, "
         f"{len(re.findall(r'Starting: Run [0-9]+ app workload', added_log))} boots), then a "
@@ -206,6 +211,14 @@ def main(argv=None) -> int:
         "",
         "Kept, not decided when the tries ran out: "
         + (", ".join(f"`{k['item']}`" for k in record["kept"] if not k["proved_by_try"]) or "none")
+        + ".",
+        "",
+        f"`pants test {MINI} {ADDED} {NO_APPS}`: exit code {tested.returncode}; "
+        + "; ".join(
+            line.strip()
+            for line in (tested.stdout + tested.stderr).splitlines()
+            if re.search(r"examples/tailored:\S+ (succeeded|failed)", line)
+        )
         + ".",
         "",
         "A requirement left out is not an option turned off: the solver keeps an option on "

@@ -278,7 +278,7 @@ fi
 stamp_value >"$STAMP"
 
 if [[ "$MODE" != "--debian-cloud" ]]; then
-  say "ready in $((SECONDS - START)) s. The first './pants package test examples/tailored:ipc' builds the trace kernel and the tailored kernel: about 10 minutes on 2 cores; later runs reuse the caches."
+  say "ready in $((SECONDS - START)) s. The first './pants package test examples/tailored:ipc-unminimised' builds the trace kernel and a tailored kernel: about 10 minutes on 2 cores; examples/tailored:ipc is that kernel minimised (a few dozen builds and boots the first time); later runs reuse the caches."
   exit 0
 fi
 

@@ -26,12 +26,16 @@ TAILORED_ON_Q35 = {
         "sqlite",
         "proc-reader",
         "all",
-        "ipc-minimised",
+        "ipc-unminimised",
         "proc-reader-minimised",
         "q35-minimised",
     )
 }
-IPC_KERNELS = {"examples/tailored:ipc", "examples/tailored:all", "examples/tailored:ipc-minimised"}
+IPC_KERNELS = {
+    "examples/tailored:ipc",
+    "examples/tailored:all",
+    "examples/tailored:ipc-unminimised",
+}
 STATIC_COVERAGE = {f"examples/static-coverage:{k}" for k in ("timer", "traced", "static")}
 SERVICES = ("web", "kv", "db", "scheduler", "watcher")
 SERVICES_BASELINE = {

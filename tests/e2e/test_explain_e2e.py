@@ -16,18 +16,21 @@ from kernel_rules.domain.compose.explain import changed_symbols
 from kernel_rules.domain.kconfig.fragments import parse_config
 
 DIST = Path("dist/examples.tailored")
+DIRS = {"ipc": "ipc-unminimised", "all": "all"}  # dist/ directories of the kernels
 SCRATCH = "explain-e2e-scratch"  # inside the build root, so that --against can name files in it
 
 
 @pytest.fixture(scope="module")
 def kernels(ws):
     """The packaged ipc and all kernels: {name: (config values, requirements.json)}."""
-    done = ws.pants("package", "examples/tailored:ipc", "examples/tailored:all", timeout=3000)
+    done = ws.pants(
+        "package", "examples/tailored:ipc-unminimised", "examples/tailored:all", timeout=3000
+    )
     assert done.returncode == 0, done.output[-8000:]
     return {
         name: (
-            parse_config((ws.root / DIST / name / "config").read_text()),
-            json.loads((ws.root / DIST / name / "requirements.json").read_text()),
+            parse_config((ws.root / DIST / DIRS[name] / "config").read_text()),
+            json.loads((ws.root / DIST / DIRS[name] / "requirements.json").read_text()),
         )
         for name in ("ipc", "all")
     }
@@ -102,7 +105,7 @@ def test_explain_required_selected_and_off(ws, kernels, kernel_srctree):
         "kernel-explain",
         *(f"--symbol={s}" for s in symbols),
         "--format=json",
-        "examples/tailored:ipc",
+        "examples/tailored:ipc-unminimised",
     )
     assert done.returncode == 0, done.output[-6000:]
     doc = json.loads(done.stdout)
@@ -131,7 +134,9 @@ def test_explain_required_selected_and_off(ws, kernels, kernel_srctree):
     assert any(link["dependency"] == "PCI" for link in unmet["chain"])
     assert _check_links(kernel_srctree, unmet["chain"]) >= 1
 
-    text = ws.pants("kernel-explain", *(f"--symbol={s}" for s in symbols), "examples/tailored:ipc")
+    text = ws.pants(
+        "kernel-explain", *(f"--symbol={s}" for s in symbols), "examples/tailored:ipc-unminimised"
+    )
     assert text.returncode == 0, text.output[-6000:]
     for s in symbols:
         assert f"CONFIG_{s}={config.get(s, 'n')}" in text.stdout
@@ -164,15 +169,15 @@ def test_diff_lists_exactly_the_options_that_differ(ws, kernels):
     """ipc and all: the three other apps run only code that is on demand, so the composed
     configurations can be equal; the diff must list exactly what the config files differ in."""
     (ipc, _), (all_, _) = kernels["ipc"], kernels["all"]
-    doc = _diff(ws, "examples/tailored:ipc", "examples/tailored:all")
+    doc = _diff(ws, "examples/tailored:ipc-unminimised", "examples/tailored:all")
     _check_rows(doc, ipc, all_)
-    a_sizes = json.loads((ws.root / DIST / "ipc/sizes.json").read_text())["objects"]
+    a_sizes = json.loads((ws.root / DIST / "ipc-unminimised/sizes.json").read_text())["objects"]
     b_sizes = json.loads((ws.root / DIST / "all/sizes.json").read_text())["objects"]
     assert doc["sizes"]["a_total"] == sum(a_sizes.values())
     assert doc["sizes"]["b_total"] == sum(b_sizes.values())
     assert all(d["delta"] for d in doc["sizes"]["directories"])
 
-    text = ws.pants("kernel-diff", "examples/tailored:ipc", "examples/tailored:all")
+    text = ws.pants("kernel-diff", "examples/tailored:ipc-unminimised", "examples/tailored:all")
     assert text.returncode == 0, text.output[-6000:]
     assert f"{doc['counts']['added']} added, {doc['counts']['removed']} removed" in text.stdout
     assert "code bytes per source directory" in text.stdout
@@ -185,7 +190,7 @@ def test_diff_with_a_kernel_image(ws, kernels):
     done = ws.pants("package", "examples/minimal:kernel")
     assert done.returncode == 0, done.output[-6000:]
     minimal = parse_config((ws.root / "dist/examples.minimal/kernel/config").read_text())
-    doc = _diff(ws, "examples/tailored:ipc", "examples/minimal:kernel")
+    doc = _diff(ws, "examples/tailored:ipc-unminimised", "examples/minimal:kernel")
     rows = _check_rows(doc, ipc, minimal)
     assert rows and len(doc["groups"]) > 1
     required = [r for r in rows if r["why_a"]["verdict"] == "required"]
@@ -200,7 +205,7 @@ def test_diff_against_a_config_file(ws, kernels, scratch):
         "kernel-diff",
         "--format=json",
         f"--against={SCRATCH}/all.config",
-        "examples/tailored:ipc",
+        "examples/tailored:ipc-unminimised",
     )
     assert done.returncode == 0, done.output[-6000:]
     doc = json.loads(done.stdout)
@@ -210,27 +215,31 @@ def test_diff_against_a_config_file(ws, kernels, scratch):
 
 
 def test_errors(ws, kernels, scratch):
-    unknown = ws.pants("kernel-explain", "--symbol=AF_UNIX_OOBB", "examples/tailored:ipc")
+    unknown = ws.pants(
+        "kernel-explain", "--symbol=AF_UNIX_OOBB", "examples/tailored:ipc-unminimised"
+    )
     assert unknown.returncode != 0
     assert "CONFIG_AF_UNIX_OOBB is not a Kconfig symbol" in unknown.output
     assert "close matches: CONFIG_AF_UNIX_OOB" in unknown.output
 
-    nothing = ws.pants("kernel-explain", "examples/tailored:ipc")
+    nothing = ws.pants("kernel-explain", "examples/tailored:ipc-unminimised")
     assert nothing.returncode != 0 and "no symbols given" in nothing.output
 
     not_kernel = ws.pants("kernel-explain", "--symbol=NET", "examples/tracing:ipc")
     assert not_kernel.returncode != 0
     assert "examples/tracing:ipc is a `app_profile`, not a kernel" in not_kernel.output
 
-    missing = ws.pants("kernel-diff", "--against=no/such/file.config", "examples/tailored:ipc")
+    missing = ws.pants(
+        "kernel-diff", "--against=no/such/file.config", "examples/tailored:ipc-unminimised"
+    )
     assert missing.returncode != 0
     assert "--against=no/such/file.config: no such file" in missing.output
 
     (scratch / "garbage.config").write_text("CONFIG_TTY=yes please\n")
     garbage = ws.pants(
-        "kernel-diff", f"--against={SCRATCH}/garbage.config", "examples/tailored:ipc"
+        "kernel-diff", f"--against={SCRATCH}/garbage.config", "examples/tailored:ipc-unminimised"
     )
     assert garbage.returncode != 0 and "not a kernel .config" in garbage.output
 
-    one = ws.pants("kernel-diff", "examples/tailored:ipc")
+    one = ws.pants("kernel-diff", "examples/tailored:ipc-unminimised")
     assert one.returncode != 0 and "name two kernel targets" in one.output

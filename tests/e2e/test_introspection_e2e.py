@@ -1,5 +1,5 @@
 """End to end, for real: the layout manifests and embedded configurations of three differently
-configured kernels of the same source (`examples/tailored:ipc`, its trace kernel, and the
+configured kernels of the same source (`examples/tailored:ipc-unminimised`, its trace kernel, and the
 tinyconfig kernel `examples/minimal:kernel`), and processes listed from raw guest memory.
 
 Each kernel is booted under QEMU with an image whose /init starts a few named processes, prints
@@ -28,7 +28,7 @@ from kernel_rules.domain.introspect import guest_dump, layout
 from tests.e2e.workspace import REPO
 
 KERNELS = {
-    "ipc": ("examples/tailored:ipc", "dist/examples.tailored/ipc"),
+    "ipc": ("examples/tailored:ipc-unminimised", "dist/examples.tailored/ipc-unminimised"),
     "trace-kernel": ("examples/tracing:trace-kernel", "dist/examples.tracing/trace-kernel"),
     "minimal": ("examples/minimal:kernel", "dist/examples.minimal/kernel"),
 }

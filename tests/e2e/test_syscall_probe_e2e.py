@@ -1,5 +1,5 @@
-"""End to end, for real: `pants package examples/tailored:ipc` boots the syscall probe on the
-tailored kernel and on its trace kernel under QEMU. Every syscall whose gating option the
+"""End to end, for real: `pants package examples/tailored:ipc-unminimised` boots the syscall
+probe on the tailored kernel and on its trace kernel under QEMU. Every syscall whose gating option the
 syscall -> Kconfig table names as on in the trace kernel and off in the ipc kernel returns
 ENOSYS on the tailored kernel and not on the trace kernel, and the report shows the table, ROM,
 RAM and the benchmark ratios."""
@@ -15,14 +15,14 @@ from kernel_rules.domain.kconfig.fragments import parse_config
 from kernel_rules.domain.map.conditions import evaluate
 from kernel_rules.domain.syscalls.kconfig_table import decode
 
-DIST = Path("dist/examples.tailored/ipc")
+DIST = Path("dist/examples.tailored/ipc-unminimised")
 
 
 @pytest.fixture(scope="module")
 def ipc(ws):
     result = ws.pants(
         "package",
-        "examples/tailored:ipc",
+        "examples/tailored:ipc-unminimised",
         "examples/tracing:trace-kernel",
         "examples/tracing:ipc",
         timeout=3000,

@@ -12,7 +12,7 @@ from kernel_rules.domain.kconfig.fragments import parse_config
 from kernel_rules.domain.build.kbuild_deps import changed_symbols
 from kernel_rules.domain.compose.tailor import holds
 
-KERNELS = ("ipc", "httpd", "sqlite", "proc-reader", "all")
+KERNELS = ("ipc-unminimised", "httpd", "sqlite", "proc-reader", "all")
 DIST = Path("dist/examples.tailored")
 
 
@@ -23,10 +23,10 @@ TOGETHER = ("httpd", "sqlite", "proc-reader", "all")  # two configurations in on
 def tailored(ws):
     """Package and test the examples in two runs: the one-app kernels without ipc together with
     `all` (the httpd kernel's inputs plus three apps: a second configuration of the same
-    baseline, built in the same run), then `ipc`."""
+    baseline, built in the same run), then `ipc-unminimised`."""
     first = ws.pants("package", "test", *(f"examples/tailored:{k}" for k in TOGETHER), timeout=3000)
     assert first.returncode == 0, first.output[-8000:]
-    second = ws.pants("package", "test", "examples/tailored:ipc", timeout=3000)
+    second = ws.pants("package", "test", "examples/tailored:ipc-unminimised", timeout=3000)
     assert second.returncode == 0, second.output[-8000:]
     return ws.root / DIST, first.output + second.output
 
@@ -53,7 +53,7 @@ def test_tailored_kernels_are_smaller_than_the_trace_kernel(tailored):
         assert r["sizes"]["tailored"]["bzImage"] < r["sizes"]["trace_kernel"]["bzImage"], name
     # one app needs no more than all of them
     assert (
-        _report(dist, "ipc")["options"]["tailored"]["enabled"]
+        _report(dist, "ipc-unminimised")["options"]["tailored"]["enabled"]
         <= _report(dist, "all")["options"]["tailored"]["enabled"]
     )
 
