@@ -199,7 +199,7 @@ def test_a_failing_workload_names_the_app_and_shows_the_console_tail(tailored, t
             "--qemu",
             "/usr/bin/qemu-system-x86_64",
             "--kernel",
-            str(dist / "ipc/bzImage"),
+            str(dist / "ipc-unminimised/bzImage"),
             "--apps",
             str(tmp_path / "apps.json"),
             "--cmdline",
