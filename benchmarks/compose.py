@@ -42,7 +42,7 @@ from kernel_rules.domain.kconfig.fragments import config_lines  # noqa: E402
 from kernel_rules.domain.kconfig.tree import load_kconfig  # noqa: E402
 from kernel_rules.domain.compose.tailor import holds  # noqa: E402
 
-EXAMPLES = ("ipc", "httpd", "sqlite", "proc-reader", "all")
+EXAMPLES = ("ipc-unminimised", "httpd", "sqlite", "proc-reader", "all")
 SCRATCH = REPO / "benchmarks/compose-scratch"
 OUT = REPO / "docs/benchmarks/compose.md"
 
