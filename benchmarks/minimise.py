@@ -215,11 +215,12 @@ def main(argv=None) -> int:
         "",
         f"`pants test {MINI} {ADDED} {NO_APPS}`: exit code {tested.returncode}; "
         + "; ".join(
-            line.strip()
+            line.strip().lstrip("✓𐄂✕ ").rstrip(".")
             for line in (tested.stdout + tested.stderr).splitlines()
             if re.search(r"examples/tailored:\S+ (succeeded|failed)", line)
         )
-        + ".",
+        + " (`memoized`: Pants had the verdict of these very images and workloads, from the "
+        "tries).",
         "",
         "A requirement left out is not an option turned off: the solver keeps an option on "
         "when a remaining requirement needs it (`NET` for `UNIX`).",

@@ -139,6 +139,22 @@ def test_record_names_the_try_that_proved_each_kept_item():
     assert record["groups"][0]["removed"] is False
 
 
+def test_record_names_the_failing_try_bisection_inferred_a_kept_item_from():
+    """[A, B] failed, then [A] alone passed: bisection keeps B without a try of its own, and the
+    proof is the failing try, since everything else it left out went."""
+    groups = [SoftGroup("a", ("A",), 1), SoftGroup("b", ("B",), 1), SoftGroup("c", ("C",), 1)]
+    tries = [
+        {"try": 1, "new": ["A", "B"], "new_groups": ["a", "b"], "passed": False},
+        {"try": 2, "new": ["A"], "new_groups": ["a"], "passed": True},
+        {"try": 3, "new": ["B", "C"], "new_groups": ["b", "c"], "passed": False},
+    ]
+    record = minimisation_record("traced", groups, tries, frozenset({"A"}), True, 3, 1.0)
+    assert record["kept"] == [
+        {"item": "B", "proved_by_try": 1},
+        {"item": "C", "proved_by_try": None},  # try 3 also left out B, which stayed
+    ]
+
+
 def test_whole_groups_names_groups_only_when_left_out_whole():
     groups = [SoftGroup("net", ("NET", "INET"), 2), SoftGroup("tty", ("TTY",), 1)]
     assert whole_groups(groups, ["NET", "INET", "TTY"], frozenset({"NET", "INET", "TTY"})) == [

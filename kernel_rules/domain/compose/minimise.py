@@ -224,16 +224,25 @@ def minimisation_record(
     """The `minimise.json` document: every try in order ({try, left_out, new (the items this try
     left out beyond the last passing one), new_groups, passed, enabled, bzImage, text, reason}),
     what was removed, what was kept and the try that proved it (the failing try that left out
-    only it, or only its group; none when the tries ran out before it was decided), and the cost
+    only it, or only its group, or it and items later removed; none when the tries ran out
+    before it was decided), and the cost
     (builds and boots of distinct configurations: tries that compose one configuration share its
     cached build and boot; `build_seconds` as measured when each build ran, cached or not).
     `baseline`: the verified baseline the tries started from (`verified_baseline_summary`); a
     kept item its boot check needed is marked `by_baseline`."""
     proof: Dict[str, int] = {}  # the failing try that left out only this item, or its group
-    for t in sorted(tries, key=lambda t: (len(t["new"]), t["try"])):
+    by_size = sorted(tries, key=lambda t: (len(t["new"]), t["try"]))
+    for t in by_size:
         if not t["passed"] and (len(t["new"]) == 1 or len(t.get("new_groups") or []) == 1):
             for item in t["new"]:
                 proof.setdefault(item, t["try"])
+    # Bisection infers the rest: a failing try that left out this item and others that a later
+    # try removed without a failure (leaving out more fails too, as the search assumes).
+    for t in by_size:
+        if not t["passed"]:
+            for item in t["new"]:
+                if item not in removed and set(t["new"]) - {item} <= removed:
+                    proof.setdefault(item, t["try"])
     kept = [item for g in groups for item in g.symbols if item not in removed]
     # Two tries that compose the same configuration share one build and one boot (both cached).
     built = list({t.get("config_sha256") or t["try"]: t for t in tries if "enabled" in t}.values())
