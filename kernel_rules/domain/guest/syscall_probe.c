@@ -11,7 +11,8 @@
  *   KR_PROBE_DONE
  *
  * Every number is called once, in a child of its own that left the session (setsid) and has an
- * alarm; the parent never makes a probed call itself. Arguments are all -1 (an invalid pointer,
+ * alarm; the parent waits for it at most PARENT_SECONDS, polling (no alarm: kernels without
+ * POSIX_TIMERS have none) and never makes a probed call itself. Arguments are all -1 (an invalid pointer,
  * descriptor, flag set and size) except for the calls in `special()`, where -1 means something
  * (kill(-1, ...) is every process) or where an implemented call answers ENOSYS to an unknown
  * operation (futex, modify_ldt). fork, vfork, clone and clone3 run through `raw_spawn`, whose new
@@ -112,6 +113,21 @@ static volatile long *results; /* shared with the children: [2 * nr] state, [2 *
 
 static void on_alarm(int sig) { (void)sig; }
 
+/* waitpid with a deadline that needs no alarm: a kernel without POSIX_TIMERS has no alarm(2)
+ * (the child's alarm is then ENOSYS too, and a blocking call such as pause never returns), but
+ * nanosleep always works. Polls from 0.1 ms, doubling up to 10 ms. */
+static pid_t wait_at_most(pid_t pid, int *status, int seconds) {
+  long long waited_ns = 0, step_ns = 100000;
+  for (;;) {
+    pid_t got = waitpid(pid, status, WNOHANG);
+    if (got != 0 || waited_ns >= seconds * 1000000000LL) return got;
+    struct timespec ts = {0, step_ns};
+    nanosleep(&ts, NULL);
+    waited_ns += step_ns;
+    if (step_ns < 10000000) step_ns *= 2;
+  }
+}
+
 static void probe(long nr) {
   results[2 * nr] = 0;
   pid_t pid = fork();
@@ -129,9 +145,7 @@ static void probe(long nr) {
     _exit(0);
   }
   int status = 0;
-  alarm(PARENT_SECONDS);
-  pid_t got = waitpid(pid, &status, 0);
-  alarm(0);
+  pid_t got = wait_at_most(pid, &status, PARENT_SECONDS);
   if (got != pid) {
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
