@@ -27,18 +27,18 @@ This is the program of the composition process (`python3 -m kernel_rules.domain.
    value must have survived. If one did not, the assignment `conf` disagreed with becomes a
    blocking clause and the solver runs again (at most MAX_ROUNDS rounds).
 
-Soft requirements (`--soft baseline|traced`, for verified minimisation, see `domain.compose.minimise`):
-traced requirements that a boot and the workloads may show to be unneeded. `baseline`: those only
-the baseline's trace has (no app's set, no `force`) and, when its set records phases, saw only
-during kernel initialisation; `traced`: every traced requirement that is
-not a `force`; requirements that an option be off too (items `SYMBOL=n`, one group: code that
-ran because an option was off does not need it off, and a hard `X86_MPPARSE=n` keeps ACPI on). In both
-modes the trace kernel's choice picks that differ from `make tinyconfig`'s are soft too (items
-`pick:SYMBOL`, one group; not the debug-info choice, which `debug_info` decides): a pick is a
-distribution's policy (`-O2`, `NO_HZ_FULL`, `PREEMPT_VOLUNTARY`, SLUB), not something a trace
-shows is needed; left out, tinyconfig's pick is the one that costs nothing extra. They are
-written to `soft.json`, grouped by the Kconfig file of their symbol. `--drop-file` names a JSON
-list of soft items (symbols, or condition formulas) whose requirements are left out of this
+Soft requirements (`--soft baseline|traced`, for verified minimisation, see
+`domain.compose.minimise`): traced requirements that a boot and the workloads may show to be
+unneeded. `baseline`: those only the baseline's trace has (no app's set, no `force`) and, when its
+set records phases, saw only during kernel initialisation; `traced`: every traced requirement
+that is not a `force`. Requirements that an option be off are soft too (items `SYMBOL=n`, one
+group): code that ran because an option was off does not need it off, and a hard `X86_MPPARSE=n`
+keeps ACPI on. In both modes the trace kernel's choice picks that differ from `make tinyconfig`'s
+are soft (items `pick:SYMBOL`, one group; not the debug-info choice, which `debug_info` decides):
+a pick is a distribution's policy (`-O2`, `NO_HZ_FULL`, `PREEMPT_VOLUNTARY`, SLUB), not something
+a trace shows is needed; left out, tinyconfig's pick is the one that costs nothing extra. They
+are written to `soft.json`, the others grouped by the Kconfig file of their symbol.
+`--drop-file` names a JSON list of soft items whose requirements are left out of this
 composition: the solver then keeps them only where something else needs them.
 
 Outputs in --out: `.config` (the olddefconfig output), `requirements.json` (the composed
@@ -384,8 +384,8 @@ def left_out_by(r: Requirement, drop: frozenset) -> bool:
 
 def choice_items(kconf, trace_config: Mapping[str, str], tiny: Mapping[str, str]) -> Dict[str, str]:
     """{`pick:SYMBOL`: tinyconfig's pick} for every choice whose one member on in the trace
-    kernel (SYMBOL) is not the member `make tinyconfig` picks (`tiny`, from
-    domain.kconfig.tree.tinyconfig_picks); not the debug-info choice (`debug_info` decides)."""
+    kernel (SYMBOL) is not the member `make tinyconfig` picks (`tiny`, the picks of
+    domain.kconfig.tinyconfig.tinyconfig); not the debug-info choice (`debug_info` decides)."""
     out: Dict[str, str] = {}
     for choice in kconf.unique_choices:
         names = [m.name for m in choice.syms]
@@ -548,7 +548,6 @@ def run(args: argparse.Namespace) -> Tuple[str, dict, dict]:
     relaxed += dropped
     static_reqs, static_dropped = drop_incompatible(model, static_reqs, policies)
     relaxed += static_dropped
-    # Loads tinyconfig's values into kconf: the model has what it needs (explicit values).
     picks = choice_items(kconf, trace_config, tiny_picks)
     soft = (
         soft_items(set_reqs, field_reqs, args.soft, phases_of) + sorted(picks) if args.soft else []

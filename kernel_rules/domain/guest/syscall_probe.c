@@ -12,8 +12,8 @@
  *
  * Every number is called once, in a child of its own that left the session (setsid) and has an
  * alarm; the parent waits for it at most PARENT_SECONDS, polling (no alarm: kernels without
- * POSIX_TIMERS have none) and never makes a probed call itself. Arguments are all -1 (an invalid pointer,
- * descriptor, flag set and size) except for the calls in `special()`, where -1 means something
+ * POSIX_TIMERS have none) and never makes a probed call itself. Arguments are all -1 (an
+ * invalid pointer, descriptor, flag set and size) except for the calls in `special()`, where -1 means something
  * (kill(-1, ...) is every process) or where an implemented call answers ENOSYS to an unknown
  * operation (futex, modify_ldt). fork, vfork, clone and clone3 run through `raw_spawn`, whose new
  * process exits at once without touching memory.
